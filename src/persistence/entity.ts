@@ -1,0 +1,113 @@
+import type { Outbox } from '../delivery/outbox.js';
+import type { ActorRef, Timers } from '../runtime/actor.js';
+import type { BackoffSettings } from '../runtime/backoff.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Random } from '../runtime/random.js';
+import type { Effect } from './effect.js';
+import type { EventRegistry, VersionedCodec } from './serialization.js';
+
+/**
+ * An entity is addressed by its type and id, never by an in-process object, so the same code
+ * works when the entity lives on another node. `M` is the type of message it accepts; it exists
+ * only for the compiler.
+ */
+export interface EntityAddress<M> {
+  readonly typeName: string;
+  readonly entityId: string;
+  /** Phantom: never set. */
+  readonly __message?: M;
+}
+
+export function entityAddress<M>(typeName: string, entityId: string): EntityAddress<M> {
+  return { typeName, entityId };
+}
+
+export function persistenceIdOf(address: { readonly typeName: string; readonly entityId: string }): string {
+  return `${address.typeName}-${address.entityId}`;
+}
+
+/** Sends messages to entities wherever they live (in this process for now; across a cluster later). */
+export interface Messenger {
+  tell<M>(address: EntityAddress<M>, message: M): void;
+}
+
+/** What a side effect may use. Only side effects see it: `decide` and `evolve` stay pure. */
+export interface EntityContext<C> {
+  readonly entityId: string;
+  readonly persistenceId: string;
+  readonly self: ActorRef<C>;
+  readonly timers: Timers<C>;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: Logger;
+  readonly messenger: Messenger;
+}
+
+export interface SnapshotSettings<S> {
+  readonly codec: VersionedCodec<S>;
+  /** A snapshot is taken each time this many events have been written since the last one. */
+  readonly everyEvents: number;
+}
+
+export interface DeliverySettings<S> {
+  /** The unconfirmed deliveries, as derived from persisted events by `evolve`. */
+  outboxOf(state: S): Outbox<unknown>;
+  /** How often unconfirmed deliveries are checked for resending. */
+  readonly redeliverIntervalMs: number;
+  /** The per-delivery resend delay grows from min to max with jitter. */
+  readonly backoff: BackoffSettings;
+  /** The most deliveries resent in one check; the rest wait for the next. */
+  readonly redeliveryBurstMax: number;
+}
+
+/**
+ * Idempotent receiving: the id of each processed message is recorded in the store, in the same
+ * transaction as the events its processing wrote, and kept for `retentionMs`. A message whose id
+ * was already processed is not decided again: `onDuplicate` answers it (typically, confirm again).
+ */
+export interface DeduplicationSettings<S, C, E> {
+  messageIdOf(command: C): string | undefined;
+  onDuplicate(state: S, command: C): Effect<S, C, E>;
+  readonly retentionMs: number;
+  readonly cleanupIntervalMs: number;
+  /** Ids remembered in memory to answer hot duplicates without a store lookup. */
+  readonly recentIdsCapacity: number;
+}
+
+export interface EntityDefinition<S, C, E extends { readonly type: string }> {
+  readonly typeName: string;
+  initialState(entityId: string): S;
+  /** Pure: state and command in, directive out. Time comes in on the command. */
+  decide(state: S, command: C): Effect<S, C, E>;
+  /** Pure, and the only place state changes; runs live and during recovery. */
+  evolve(state: S, event: E): S;
+  readonly events: EventRegistry<E>;
+  readonly snapshot?: SnapshotSettings<S>;
+  readonly delivery?: DeliverySettings<S>;
+  readonly deduplication?: DeduplicationSettings<S, C, E>;
+  /** Runs once recovery has replayed the journal, before the first command; side effects allowed. */
+  onRecoveryCompleted?(state: S, context: EntityContext<C>): void;
+}
+
+export interface EntitySettings {
+  /** Commands decided while earlier writes are still in flight; past it the mailbox waits. */
+  readonly pipelineDepthMax: number;
+  /** Events read per journal query during recovery. */
+  readonly recoveryPageSize: number;
+  readonly passivateAfterMs?: number;
+  readonly mailboxCapacity?: number;
+  readonly stashCapacity?: number;
+}
+
+export const defaultEntitySettings: EntitySettings = {
+  pipelineDepthMax: 256,
+  recoveryPageSize: 1000,
+};
+
+/** Hooks for test kits and the simulator to watch an entity without touching its behaviour. */
+export interface EntityObserver {
+  onRecovered?(persistenceId: string, state: unknown, seqNr: number): void;
+  onDurable?(persistenceId: string, state: unknown, seqNr: number): void;
+  onSideEffect?(persistenceId: string, kind: string): void;
+}
