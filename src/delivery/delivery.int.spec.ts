@@ -198,6 +198,25 @@ describe('at-least-once delivery with an idempotent receiver', () => {
     expect(await s.journal.isProcessed(persistenceIdOf(recipientAddress), 'd-3')).toBe(true);
   });
 
+  it('a duplicate that arrives while the first copy is still being written is not processed again', async () => {
+    const s = setup({ dropRate: 0, duplicateRate: 0 });
+    const from = entityAddress<SenderCommand>('sender', 's1');
+    const parcel: Parcel = { type: 'Parcel', deliveryId: 'twin', content: 'twin', from };
+    // Start the recipient, then hold the journal so the first copy's write stays in flight.
+    s.registry.refFor(recipientAddress);
+    await waitFor(() => s.system.lookup('/delivery/recipient-r1') !== undefined);
+    s.journal.holdWrites();
+    s.registry.tell(recipientAddress, parcel);
+    s.registry.tell(recipientAddress, parcel);
+    await waitFor(() => s.journal.pendingAppends() === 1);
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    // Neither copy is confirmed before the write is durable.
+    expect(s.transport.sent).toBe(0);
+    s.journal.releaseWrites();
+    await waitFor(() => s.transport.sent === 2);
+    expect(processedIds(s)).toEqual(['twin']);
+  });
+
   it('expires processed-message records after the retention window, on the cleanup timer', async () => {
     const s = setup({ dropRate: 0, duplicateRate: 0 });
     await send(s, 'old');
