@@ -1,0 +1,456 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AppendRequest,
+  ConcurrentWriteError,
+  CorruptRowError,
+  type Journal,
+  JournalClosedError,
+  type SerializedEvent,
+  type SnapshotStore,
+} from './journal.js';
+
+/** What a backend hands the contract suite: a fresh, empty store and ways to disturb it. */
+export interface JournalContractFixture {
+  readonly journal: Journal;
+  readonly snapshots: SnapshotStore;
+  /** Alters a stored event's payload without updating its checksum. */
+  corrupt(persistenceId: string, seqNr: number): Promise<void>;
+  /** Alters a stored snapshot's payload without updating its checksum; its test is skipped without it. */
+  corruptSnapshot?(persistenceId: string, seqNr: number): Promise<void>;
+  /** Closes everything the fixture opened (tolerating what a test already closed) and removes files. */
+  teardown(): Promise<void>;
+}
+
+const baseTimestamp = Date.UTC(2026, 0, 1);
+
+function event(index: number, type = 'OrderCreated'): SerializedEvent {
+  return { type, version: 1, payload: JSON.stringify({ index, note: 'contract' }) };
+}
+
+function events(count: number, firstIndex = 1): SerializedEvent[] {
+  return Array.from({ length: count }, (_, offset) => event(firstIndex + offset));
+}
+
+function request(
+  persistenceId: string,
+  fromSeqNr: number,
+  count = 1,
+  timestamp = baseTimestamp,
+): AppendRequest {
+  return { persistenceId, fromSeqNr, events: events(count, fromSeqNr), timestamp };
+}
+
+/**
+ * The behaviour every journal and snapshot store must show, whatever it is built on. A backend
+ * joins with one line: `describeJournalContract('postgres', async () => ({ ... }))`.
+ */
+export function describeJournalContract(name: string, setup: () => Promise<JournalContractFixture>): void {
+  describe(`journal contract: ${name}`, () => {
+    let fixture: JournalContractFixture;
+    let journal: Journal;
+    let snapshots: SnapshotStore;
+
+    beforeEach(async () => {
+      fixture = await setup();
+      journal = fixture.journal;
+      snapshots = fixture.snapshots;
+    });
+
+    afterEach(async () => {
+      await fixture.teardown();
+    });
+
+    describe('append and read', () => {
+      it('reads back what was appended, in order, with every field', async () => {
+        const written: SerializedEvent[] = [
+          { type: 'OrderCreated', version: 1, payload: '{"orderId":"o-1","amount":"1250"}' },
+          { type: 'OrderValidated', version: 3, payload: '{"orderId":"o-1","rules":"v7"}' },
+        ];
+        await journal.append({
+          persistenceId: 'merchant-1',
+          fromSeqNr: 1,
+          events: written,
+          timestamp: 1_000,
+        });
+        await journal.append({
+          persistenceId: 'merchant-1',
+          fromSeqNr: 3,
+          events: [{ type: 'OrderExecuted', version: 2, payload: '{"orderId":"o-1"}' }],
+          timestamp: 2_000,
+        });
+
+        expect(await journal.read('merchant-1', 1)).toEqual([
+          { persistenceId: 'merchant-1', seqNr: 1, timestamp: 1_000, ...written[0] },
+          { persistenceId: 'merchant-1', seqNr: 2, timestamp: 1_000, ...written[1] },
+          {
+            persistenceId: 'merchant-1',
+            seqNr: 3,
+            timestamp: 2_000,
+            type: 'OrderExecuted',
+            version: 2,
+            payload: '{"orderId":"o-1"}',
+          },
+        ]);
+        expect(await journal.highestSeqNr('merchant-1')).toBe(3);
+      });
+
+      it('keeps sequence numbers contiguous over many appends', async () => {
+        let next = 1;
+        for (const count of [1, 3, 2, 5]) {
+          await journal.append(request('merchant-1', next, count));
+          next += count;
+        }
+        const read = await journal.read('merchant-1', 1);
+        expect(read.map((row) => row.seqNr)).toEqual(Array.from({ length: 11 }, (_, index) => index + 1));
+      });
+
+      it('keeps persistence ids apart', async () => {
+        await Promise.all([journal.append(request('a', 1, 2)), journal.append(request('b', 1, 3))]);
+        expect((await journal.read('a', 1)).map((row) => row.persistenceId)).toEqual(['a', 'a']);
+        expect(await journal.highestSeqNr('b')).toBe(3);
+      });
+
+      it('reads a range, bounded by toSeqNr and max', async () => {
+        await journal.append(request('merchant-1', 1, 10));
+        const seqNrs = async (from: number, to?: number, max?: number) =>
+          (await journal.read('merchant-1', from, to, max)).map((row) => row.seqNr);
+        expect(await seqNrs(3, 6)).toEqual([3, 4, 5, 6]);
+        expect(await seqNrs(3, undefined, 2)).toEqual([3, 4]);
+        expect(await seqNrs(8, 20, 100)).toEqual([8, 9, 10]);
+        expect(await seqNrs(5, 4)).toEqual([]);
+        expect(await seqNrs(11)).toEqual([]);
+        expect(await seqNrs(1, undefined, 0)).toEqual([]);
+      });
+
+      it('reports 0 as the highest seqNr of an unknown id, and reads nothing for it', async () => {
+        expect(await journal.highestSeqNr('nobody')).toBe(0);
+        expect(await journal.read('nobody', 1)).toEqual([]);
+      });
+
+      it('refuses a malformed append as a programmer error and writes nothing', async () => {
+        await expect(journal.append({ ...request('merchant-1', 1), events: [] })).rejects.toThrow(
+          /no events/,
+        );
+        await expect(journal.append(request('merchant-1', 0))).rejects.toThrow(/fromSeqNr/);
+        await expect(
+          journal.append({ ...request('merchant-1', 1), events: [{ type: '', version: 1, payload: '{}' }] }),
+        ).rejects.toThrow(/event type/);
+        expect(await journal.highestSeqNr('merchant-1')).toBe(0);
+      });
+    });
+
+    describe('fencing: one writer per persistence id', () => {
+      it('refuses a stale writer whose fromSeqNr is already taken', async () => {
+        await journal.append(request('merchant-1', 1, 2));
+        const stale = journal.append(request('merchant-1', 1, 1));
+        await expect(stale).rejects.toBeInstanceOf(ConcurrentWriteError);
+        await expect(stale).rejects.toMatchObject({
+          persistenceId: 'merchant-1',
+          expectedSeqNr: 1,
+          actualHighestSeqNr: 2,
+        });
+        expect(await journal.highestSeqNr('merchant-1')).toBe(2);
+      });
+
+      it('lets exactly one of two concurrent writers with the same fromSeqNr win, in one batch', async () => {
+        // Both appends are made in the same turn of the event loop, so they share one group commit.
+        const transactionsBefore = journal.stats().transactions;
+        const first = journal.append({ ...request('merchant-1', 1, 2), events: [event(101), event(102)] });
+        const second = journal.append({ ...request('merchant-1', 1, 2), events: [event(201), event(202)] });
+        const outcomes = await Promise.allSettled([first, second]);
+
+        expect(journal.stats().transactions - transactionsBefore).toBe(1);
+        expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected']);
+        const refused = outcomes[1];
+        expect(refused?.status === 'rejected' && refused.reason).toBeInstanceOf(ConcurrentWriteError);
+        const stored = await journal.read('merchant-1', 1);
+        expect(stored.map((row) => JSON.parse(row.payload).index)).toEqual([101, 102]);
+      });
+
+      it('lets exactly one of two concurrent writers win when they land in different batches', async () => {
+        const first = journal.append(request('merchant-1', 1, 1));
+        await first;
+        const second = journal.append(request('merchant-1', 1, 1));
+        await expect(second).rejects.toBeInstanceOf(ConcurrentWriteError);
+        expect(await journal.highestSeqNr('merchant-1')).toBe(1);
+      });
+
+      it('refuses a gap: fromSeqNr beyond highest + 1', async () => {
+        await journal.append(request('merchant-1', 1, 2));
+        await expect(journal.append(request('merchant-1', 5, 1))).rejects.toMatchObject({
+          name: 'ConcurrentWriteError',
+          expectedSeqNr: 5,
+          actualHighestSeqNr: 2,
+        });
+        await expect(journal.append(request('fresh', 2, 1))).rejects.toBeInstanceOf(ConcurrentWriteError);
+        expect(await journal.highestSeqNr('merchant-1')).toBe(2);
+        expect(await journal.highestSeqNr('fresh')).toBe(0);
+      });
+
+      it('commits pipelined appends of one id in submission order within a batch', async () => {
+        const appends = [
+          request('merchant-1', 1, 2),
+          request('merchant-1', 3, 1),
+          request('merchant-1', 4, 3),
+        ];
+        await Promise.all(appends.map((each) => journal.append(each)));
+        expect((await journal.read('merchant-1', 1)).map((row) => row.seqNr)).toEqual([1, 2, 3, 4, 5, 6]);
+      });
+
+      it('writes a refused append not at all, and its batch-mates entirely', async () => {
+        await journal.append(request('merchant-1', 1, 1));
+        const results = await Promise.allSettled([
+          journal.append(request('merchant-2', 1, 3)),
+          journal.append(request('merchant-1', 1, 4)),
+          journal.append(request('merchant-3', 1, 2)),
+        ]);
+        expect(results.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        expect(await journal.read('merchant-1', 1)).toHaveLength(1);
+        expect(await journal.read('merchant-2', 1)).toHaveLength(3);
+        expect(await journal.read('merchant-3', 1)).toHaveLength(2);
+      });
+
+      it('refuses a later pipelined append whose predecessor in the same batch was refused', async () => {
+        await journal.append(request('merchant-1', 1, 1));
+        // A stale writer pipelines two appends; the first is refused, so the second leaves a gap.
+        const results = await Promise.allSettled([
+          journal.append(request('merchant-1', 1, 2)),
+          journal.append(request('merchant-1', 3, 1)),
+        ]);
+        expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected']);
+        expect(await journal.highestSeqNr('merchant-1')).toBe(1);
+      });
+    });
+
+    describe('global stream', () => {
+      it('gives strictly increasing offsets across ids and pages with afterOffset', async () => {
+        await journal.append(request('a', 1, 2));
+        await journal.append(request('b', 1, 1));
+        await journal.append(request('a', 3, 2));
+        await journal.append(request('c', 1, 3));
+
+        const all = await journal.readAll(0, 100);
+        expect(all).toHaveLength(8);
+        for (let index = 1; index < all.length; index++) {
+          expect(all[index]?.offset).toBeGreaterThan(all[index - 1]?.offset ?? Number.POSITIVE_INFINITY);
+        }
+        expect(all.map((row) => `${row.persistenceId}${row.seqNr}`)).toEqual([
+          'a1',
+          'a2',
+          'b1',
+          'a3',
+          'a4',
+          'c1',
+          'c2',
+          'c3',
+        ]);
+
+        const paged: number[] = [];
+        let after = 0;
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await journal.readAll(after, 3);
+          if (page.length === 0) break;
+          expect(page.length).toBeLessThanOrEqual(3);
+          paged.push(...page.map((row) => row.offset));
+          after = page[page.length - 1]?.offset ?? after;
+        }
+        expect(paged).toEqual(all.map((row) => row.offset));
+        expect(await journal.readAll(after, 3)).toEqual([]);
+      });
+
+      it('carries every field of an event on the global stream', async () => {
+        await journal.append({
+          persistenceId: 'merchant-1',
+          fromSeqNr: 1,
+          events: [{ type: 'OrderCreated', version: 2, payload: '{"a":1}' }],
+          timestamp: 7_000,
+        });
+        const [only] = await journal.readAll(0, 10);
+        expect(only).toMatchObject({
+          persistenceId: 'merchant-1',
+          seqNr: 1,
+          type: 'OrderCreated',
+          version: 2,
+          payload: '{"a":1}',
+          timestamp: 7_000,
+        });
+        expect(only?.offset).toBeGreaterThan(0);
+      });
+    });
+
+    describe('corruption', () => {
+      it('stops a read at a corrupt row with CorruptRowError naming the id and seqNr', async () => {
+        await journal.append(request('merchant-1', 1, 3));
+        await fixture.corrupt('merchant-1', 2);
+
+        const read = journal.read('merchant-1', 1);
+        await expect(read).rejects.toBeInstanceOf(CorruptRowError);
+        await expect(read).rejects.toMatchObject({ persistenceId: 'merchant-1', seqNr: 2, what: 'event' });
+        await expect(read).rejects.toThrow(/merchant-1.*\b2\b/);
+        await expect(journal.readAll(0, 10)).rejects.toBeInstanceOf(CorruptRowError);
+        // Rows before the corrupt one stay readable: the error is about that row only.
+        expect(await journal.read('merchant-1', 1, 1)).toHaveLength(1);
+      });
+    });
+
+    describe('snapshots', () => {
+      it('saves, loads the latest, and deletes older ones', async () => {
+        expect(await snapshots.loadLatest('merchant-1')).toBeUndefined();
+        await snapshots.save({
+          persistenceId: 'merchant-1',
+          seqNr: 5,
+          version: 1,
+          payload: '{"s":5}',
+          timestamp: 10,
+        });
+        await snapshots.save({
+          persistenceId: 'merchant-1',
+          seqNr: 12,
+          version: 2,
+          payload: '{"s":12}',
+          timestamp: 20,
+        });
+        await snapshots.save({
+          persistenceId: 'merchant-2',
+          seqNr: 30,
+          version: 1,
+          payload: '{"s":30}',
+          timestamp: 30,
+        });
+
+        expect(await snapshots.loadLatest('merchant-1')).toEqual({
+          persistenceId: 'merchant-1',
+          seqNr: 12,
+          version: 2,
+          payload: '{"s":12}',
+          timestamp: 20,
+        });
+
+        await snapshots.deleteOlderThan('merchant-1', 12);
+        expect((await snapshots.loadLatest('merchant-1'))?.seqNr).toBe(12);
+        await snapshots.deleteOlderThan('merchant-1', 13);
+        expect(await snapshots.loadLatest('merchant-1')).toBeUndefined();
+        expect((await snapshots.loadLatest('merchant-2'))?.seqNr).toBe(30);
+      });
+
+      it('replaces a snapshot saved again at the same seqNr', async () => {
+        await snapshots.save({
+          persistenceId: 'merchant-1',
+          seqNr: 5,
+          version: 1,
+          payload: '{"v":1}',
+          timestamp: 1,
+        });
+        await snapshots.save({
+          persistenceId: 'merchant-1',
+          seqNr: 5,
+          version: 1,
+          payload: '{"v":2}',
+          timestamp: 2,
+        });
+        expect((await snapshots.loadLatest('merchant-1'))?.payload).toBe('{"v":2}');
+      });
+
+      it('detects a corrupt snapshot', async (context) => {
+        const corruptSnapshot = fixture.corruptSnapshot;
+        if (corruptSnapshot === undefined) {
+          context.skip();
+          return;
+        }
+        await snapshots.save({
+          persistenceId: 'merchant-1',
+          seqNr: 5,
+          version: 1,
+          payload: '{"s":5}',
+          timestamp: 1,
+        });
+        await corruptSnapshot('merchant-1', 5);
+        const load = snapshots.loadLatest('merchant-1');
+        await expect(load).rejects.toBeInstanceOf(CorruptRowError);
+        await expect(load).rejects.toMatchObject({ persistenceId: 'merchant-1', seqNr: 5, what: 'snapshot' });
+      });
+    });
+
+    describe('processed messages', () => {
+      it('records processed ids in the same write as the events', async () => {
+        await journal.append({
+          ...request('executor-1', 1, 1),
+          processed: { receiverId: 'executor-1', messageIds: ['m1', 'm2'] },
+        });
+        expect(await journal.isProcessed('executor-1', 'm1')).toBe(true);
+        expect(await journal.isProcessed('executor-1', 'm2')).toBe(true);
+        expect(await journal.isProcessed('executor-1', 'm3')).toBe(false);
+        expect(await journal.isProcessed('executor-2', 'm1')).toBe(false);
+      });
+
+      it('does not record processed ids of an append that was refused', async () => {
+        await journal.append(request('executor-1', 1, 1));
+        const refused = journal.append({
+          ...request('executor-1', 1, 1),
+          processed: { receiverId: 'executor-1', messageIds: ['m9'] },
+        });
+        await expect(refused).rejects.toBeInstanceOf(ConcurrentWriteError);
+        expect(await journal.isProcessed('executor-1', 'm9')).toBe(false);
+      });
+
+      it('purges only records older than the cutoff, of that receiver only, and counts them', async () => {
+        const processedAt = (
+          persistenceId: string,
+          fromSeqNr: number,
+          timestamp: number,
+          messageIds: string[],
+        ) =>
+          journal.append({
+            ...request(persistenceId, fromSeqNr, 1, timestamp),
+            processed: { receiverId: persistenceId, messageIds },
+          });
+        await processedAt('executor-1', 1, 1_000, ['old-1', 'old-2']);
+        await processedAt('executor-1', 2, 2_000, ['new-1']);
+        await processedAt('executor-2', 1, 1_000, ['other-1']);
+
+        expect(await journal.purgeProcessed('executor-1', 1_500)).toBe(2);
+        expect(await journal.isProcessed('executor-1', 'old-1')).toBe(false);
+        expect(await journal.isProcessed('executor-1', 'old-2')).toBe(false);
+        expect(await journal.isProcessed('executor-1', 'new-1')).toBe(true);
+        expect(await journal.isProcessed('executor-2', 'other-1')).toBe(true);
+        expect(await journal.purgeProcessed('executor-1', 1_500)).toBe(0);
+        // The events themselves are never purged with the records.
+        expect(await journal.highestSeqNr('executor-1')).toBe(2);
+      });
+    });
+
+    describe('stats and group commit', () => {
+      it('counts appends, events, transactions and failed appends', async () => {
+        await journal.append(request('a', 1, 3));
+        await journal.append(request('a', 4, 2));
+        await expect(journal.append(request('a', 1, 1))).rejects.toBeInstanceOf(ConcurrentWriteError);
+        expect(journal.stats()).toEqual({ appends: 2, events: 5, transactions: 2, failedAppends: 1 });
+      });
+
+      it('commits many concurrent appends from many ids in far fewer transactions', async () => {
+        const idCount = 1_000;
+        const ids = Array.from({ length: idCount }, (_, index) => `merchant-${index}`);
+        await Promise.all(ids.map((id) => journal.append(request(id, 1, 2))));
+        await Promise.all(ids.map((id) => journal.append(request(id, 3, 1))));
+
+        const stats = journal.stats();
+        expect(stats.appends).toBe(2 * idCount);
+        expect(stats.events).toBe(3 * idCount);
+        expect(stats.transactions).toBeLessThan(stats.appends / 10);
+        expect(await journal.highestSeqNr('merchant-999')).toBe(3);
+        expect((await journal.readAll(0, 10 * idCount)).length).toBe(3 * idCount);
+      });
+    });
+
+    describe('closing', () => {
+      it('commits appends queued before close, then refuses appends and reads', async () => {
+        const queued = journal.append(request('merchant-1', 1, 1));
+        await journal.close();
+        await expect(queued).resolves.toBeUndefined();
+        await expect(journal.append(request('merchant-1', 2, 1))).rejects.toBeInstanceOf(JournalClosedError);
+        await expect(journal.read('merchant-1', 1)).rejects.toBeInstanceOf(JournalClosedError);
+        await journal.close();
+      });
+    });
+  });
+}

@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { rowChecksum } from './checksum.js';
+import {
+  type AppendRequest,
+  CorruptRowError,
+  type OffsetEvent,
+  type PersistedEvent,
+  type Snapshot,
+} from './journal.js';
+
+/**
+ * Checks shared by every store: assertions on what is about to be written (a malformed request is
+ * a programmer error and throws), and checks on what was just read (a row that fails them is
+ * corrupt and stops the reader with CorruptRowError, never skipped).
+ */
+
+/** One append is one entity's reaction to one command; thousands of events means a bug upstream. */
+export const eventsPerAppendMax = 10_000;
+/** Message ids recorded with one append. */
+export const processedIdsPerAppendMax = 10_000;
+
+/** The type stored in the checksum of a snapshot row, so a snapshot never checks out as an event. */
+export const snapshotChecksumType = '\u0000snapshot';
+
+/** Asserts an append request is well formed before it is queued and again right before it is written. */
+export function assertAppendRequest(request: AppendRequest): void {
+  assertIdentifier(request.persistenceId, 'persistenceId');
+  assertSeqNr(request.fromSeqNr, 'fromSeqNr');
+  assertTimestamp(request.timestamp);
+  const events = request.events;
+  assert.ok(Array.isArray(events), 'events must be an array');
+  assert.ok(events.length > 0, `append to ${request.persistenceId} has no events`);
+  assert.ok(
+    events.length <= eventsPerAppendMax,
+    `append has ${events.length} events (max ${eventsPerAppendMax})`,
+  );
+  assertSeqNr(request.fromSeqNr + events.length - 1, 'last seqNr');
+  for (const event of events) {
+    assertIdentifier(event.type, 'event type');
+    assertVersion(event.version);
+    assert.ok(typeof event.payload === 'string', 'event payload must be a JSON string');
+  }
+  const processed = request.processed;
+  if (processed !== undefined) {
+    assertIdentifier(processed.receiverId, 'receiverId');
+    assert.ok(
+      processed.messageIds.length <= processedIdsPerAppendMax,
+      `append records ${processed.messageIds.length} processed ids (max ${processedIdsPerAppendMax})`,
+    );
+    for (const messageId of processed.messageIds) assertIdentifier(messageId, 'messageId');
+  }
+}
+
+/** Shared by the stores: a read range is the caller's to get right. */
+export function assertReadRange(
+  fromSeqNr: number,
+  toSeqNr: number | undefined,
+  max: number | undefined,
+): void {
+  assert.ok(Number.isSafeInteger(fromSeqNr), 'fromSeqNr must be an integer');
+  assert.ok(toSeqNr === undefined || Number.isSafeInteger(toSeqNr), 'toSeqNr must be an integer');
+  assert.ok(max === undefined || (Number.isSafeInteger(max) && max >= 0), 'max must be an integer >= 0');
+}
+
+export function assertSnapshot(snapshot: Snapshot): void {
+  assertIdentifier(snapshot.persistenceId, 'persistenceId');
+  // A snapshot at seqNr 0 would be the initial state, which is never worth storing.
+  assertSeqNr(snapshot.seqNr, 'snapshot seqNr');
+  assertVersion(snapshot.version);
+  assert.ok(typeof snapshot.payload === 'string', 'snapshot payload must be a JSON string');
+  assertTimestamp(snapshot.timestamp);
+}
+
+export function assertIdentifier(value: unknown, what: string): asserts value is string {
+  assert.ok(typeof value === 'string' && value.length > 0, `${what} must be a non-empty string`);
+}
+
+export function assertSeqNr(value: unknown, what: string): asserts value is number {
+  assert.ok(Number.isSafeInteger(value) && (value as number) >= 1, `${what} must be an integer >= 1`);
+}
+
+function assertVersion(value: unknown): void {
+  assert.ok(Number.isSafeInteger(value) && (value as number) >= 1, 'version must be an integer >= 1');
+}
+
+function assertTimestamp(value: unknown): void {
+  assert.ok(Number.isSafeInteger(value) && (value as number) >= 0, 'timestamp must be an integer >= 0');
+}
+
+/**
+ * Builds an event from the columns of a stored row, checking every column's type and the checksum.
+ * The columns are `unknown` on purpose: they come from disk (or from a test that disturbed them).
+ */
+export function verifiedEvent(
+  persistenceId: unknown,
+  seqNr: unknown,
+  type: unknown,
+  version: unknown,
+  payload: unknown,
+  timestamp: unknown,
+  checksum: unknown,
+): PersistedEvent {
+  const knownId = typeof persistenceId === 'string' ? persistenceId : String(persistenceId);
+  const knownSeqNr = typeof seqNr === 'number' ? seqNr : -1;
+  if (
+    typeof persistenceId !== 'string' ||
+    typeof seqNr !== 'number' ||
+    !Number.isSafeInteger(seqNr) ||
+    typeof type !== 'string' ||
+    typeof version !== 'number' ||
+    typeof payload !== 'string' ||
+    typeof timestamp !== 'number' ||
+    typeof checksum !== 'number' ||
+    checksum !== rowChecksum(persistenceId, seqNr, type, version, payload)
+  ) {
+    throw new CorruptRowError(knownId, knownSeqNr, 'event');
+  }
+  return { persistenceId, seqNr, type, version, payload, timestamp };
+}
+
+/** Adds a global offset read from a row, checking it like any other column. */
+export function withOffset(event: PersistedEvent, offset: unknown): OffsetEvent {
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 1) {
+    throw new CorruptRowError(event.persistenceId, event.seqNr, 'event');
+  }
+  return { ...event, offset };
+}
+
+/** Like `verifiedEvent`, for a snapshot row. */
+export function verifiedSnapshot(
+  persistenceId: unknown,
+  seqNr: unknown,
+  version: unknown,
+  payload: unknown,
+  timestamp: unknown,
+  checksum: unknown,
+): Snapshot {
+  const knownId = typeof persistenceId === 'string' ? persistenceId : String(persistenceId);
+  const knownSeqNr = typeof seqNr === 'number' ? seqNr : -1;
+  if (
+    typeof persistenceId !== 'string' ||
+    typeof seqNr !== 'number' ||
+    !Number.isSafeInteger(seqNr) ||
+    typeof version !== 'number' ||
+    typeof payload !== 'string' ||
+    typeof timestamp !== 'number' ||
+    typeof checksum !== 'number' ||
+    checksum !== rowChecksum(persistenceId, seqNr, snapshotChecksumType, version, payload)
+  ) {
+    throw new CorruptRowError(knownId, knownSeqNr, 'snapshot');
+  }
+  return { persistenceId, seqNr, version, payload, timestamp };
+}
+
+export function snapshotChecksum(snapshot: Snapshot): number {
+  return rowChecksum(
+    snapshot.persistenceId,
+    snapshot.seqNr,
+    snapshotChecksumType,
+    snapshot.version,
+    snapshot.payload,
+  );
+}
