@@ -1,0 +1,188 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type AppendRequest, ConcurrentWriteError } from '../journal.js';
+import { describeJournalContract } from '../journal-contract.js';
+import { latestSchemaVersion, SchemaTooNewError } from './migrations.js';
+import { busyTimeoutMs, openDatabase, openSqliteStore, type SqliteStore } from './open-database.js';
+
+function temporaryDirectory(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'remit-sqlite-'));
+}
+
+/** Runs `change` on a second connection, as another process (or a failing disk) would. */
+function onOtherConnection(file: string, change: (database: BetterSqlite3.Database) => void): void {
+  const database = new BetterSqlite3(file);
+  try {
+    change(database);
+  } finally {
+    database.close();
+  }
+}
+
+describeJournalContract('sqlite', async () => {
+  const directory = temporaryDirectory();
+  const file = path.join(directory, 'remit.db');
+  const store = openSqliteStore({ path: file });
+  return {
+    journal: store.journal,
+    snapshots: store.snapshots,
+    corrupt: async (persistenceId, seqNr) =>
+      onOtherConnection(file, (database) => {
+        const changed = database
+          .prepare("UPDATE journal SET payload = payload || ' ' WHERE persistence_id = ? AND seq_nr = ?")
+          .run(persistenceId, seqNr).changes;
+        expect(changed).toBe(1);
+      }),
+    corruptSnapshot: async (persistenceId, seqNr) =>
+      onOtherConnection(file, (database) => {
+        const changed = database
+          .prepare("UPDATE snapshots SET payload = payload || ' ' WHERE persistence_id = ? AND seq_nr = ?")
+          .run(persistenceId, seqNr).changes;
+        expect(changed).toBe(1);
+      }),
+    teardown: async () => {
+      await store.close();
+      fs.rmSync(directory, { recursive: true, force: true });
+    },
+  };
+});
+
+function request(persistenceId: string, fromSeqNr: number, count = 1): AppendRequest {
+  return {
+    persistenceId,
+    fromSeqNr,
+    events: Array.from({ length: count }, (_, index) => ({
+      type: 'Happened',
+      version: 1,
+      payload: JSON.stringify({ seqNr: fromSeqNr + index }),
+    })),
+    timestamp: 1_000,
+  };
+}
+
+describe('SQLite store', () => {
+  let directory: string;
+  let file: string;
+  const opened: SqliteStore[] = [];
+
+  const open = (): SqliteStore => {
+    const store = openSqliteStore({ path: file });
+    opened.push(store);
+    return store;
+  };
+
+  beforeEach(() => {
+    directory = temporaryDirectory();
+    file = path.join(directory, 'remit.db');
+  });
+
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    fs.rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('opens with WAL, synchronous=FULL and a busy timeout', () => {
+    const database = openDatabase(file);
+    try {
+      expect(database.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(database.pragma('synchronous', { simple: true })).toBe(2 /* FULL */);
+      expect(database.pragma('busy_timeout', { simple: true })).toBe(busyTimeoutMs);
+    } finally {
+      database.close();
+    }
+  });
+
+  it('keeps events, snapshots and processed ids across close and reopen', async () => {
+    const first = open();
+    await first.journal.append({ ...request('a', 1, 3), processed: { receiverId: 'a', messageIds: ['m1'] } });
+    await first.snapshots.save({
+      persistenceId: 'a',
+      seqNr: 3,
+      version: 1,
+      payload: '{"s":3}',
+      timestamp: 9,
+    });
+    const before = await first.journal.readAll(0, 100);
+    await first.close();
+
+    const second = open();
+    expect(await second.journal.readAll(0, 100)).toEqual(before);
+    expect(await second.journal.highestSeqNr('a')).toBe(3);
+    expect(await second.journal.isProcessed('a', 'm1')).toBe(true);
+    expect((await second.snapshots.loadLatest('a'))?.seqNr).toBe(3);
+    await second.journal.append(request('a', 4));
+    const after = await second.journal.readAll(0, 100);
+    expect(after.map((row) => row.seqNr)).toEqual([1, 2, 3, 4]);
+    expect(after[3]?.offset).toBeGreaterThan(before[2]?.offset ?? Number.POSITIVE_INFINITY);
+  });
+
+  it('migrates once: reopening a migrated file applies nothing', async () => {
+    await open().close();
+    await open().close();
+    onOtherConnection(file, (database) => {
+      const versions = database
+        .prepare('SELECT version FROM schema_migrations ORDER BY version')
+        .pluck()
+        .all();
+      expect(versions).toEqual(Array.from({ length: latestSchemaVersion }, (_, index) => index + 1));
+    });
+  });
+
+  it('refuses a file from a newer schema version with a clear error', async () => {
+    await open().close();
+    onOtherConnection(file, (database) => {
+      database
+        .prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)')
+        .run(latestSchemaVersion + 1, 0);
+    });
+    expect(() => openSqliteStore({ path: file })).toThrow(SchemaTooNewError);
+    expect(() => openSqliteStore({ path: file })).toThrow(/schema version 2, newer than this build/);
+  });
+
+  it('fences a second store on the same file: only one writer of a seqNr wins', async () => {
+    // Two stores on one file stand for two nodes that both believe they own the entity.
+    const owner = open();
+    const stale = open();
+    await owner.journal.append(request('merchant-1', 1, 2));
+    await expect(stale.journal.append(request('merchant-1', 1, 1))).rejects.toBeInstanceOf(
+      ConcurrentWriteError,
+    );
+    await stale.journal.append(request('merchant-1', 3, 1));
+    await expect(owner.journal.append(request('merchant-1', 3, 1))).rejects.toBeInstanceOf(
+      ConcurrentWriteError,
+    );
+    expect(await owner.journal.highestSeqNr('merchant-1')).toBe(3);
+  });
+
+  it('never reuses an offset, even after the newest row is deleted', async () => {
+    const store = open();
+    await store.journal.append(request('a', 1, 2));
+    const [, last] = await store.journal.readAll(0, 10);
+    onOtherConnection(file, (database) => {
+      database.prepare('DELETE FROM journal WHERE global_offset = ?').run(last?.offset);
+    });
+    await store.journal.append(request('b', 1));
+    const [, next] = await store.journal.readAll(0, 10);
+    expect(next?.offset).toBeGreaterThan(last?.offset ?? Number.POSITIVE_INFINITY);
+  });
+
+  it('treats a row whose checksum was changed behind its back as corrupt', async () => {
+    const store = open();
+    await store.journal.append(request('a', 1, 1));
+    onOtherConnection(file, (database) => {
+      database.prepare('UPDATE journal SET checksum = checksum + 1 WHERE persistence_id = ?').run('a');
+    });
+    await expect(store.journal.read('a', 1)).rejects.toMatchObject({ name: 'CorruptRowError', seqNr: 1 });
+  });
+
+  it('closes the file only when both the journal and the snapshot store are closed', async () => {
+    const store = open();
+    await store.journal.close();
+    await store.snapshots.save({ persistenceId: 'a', seqNr: 1, version: 1, payload: '{}', timestamp: 1 });
+    expect((await store.snapshots.loadLatest('a'))?.seqNr).toBe(1);
+    await store.close();
+  });
+});
