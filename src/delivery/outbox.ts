@@ -1,3 +1,4 @@
+import { Map as ImmutableMap } from 'immutable';
 import type { EntityAddress } from '../persistence/entity.js';
 
 /**
@@ -5,7 +6,8 @@ import type { EntityAddress } from '../persistence/entity.js';
  * entry when an event calls for a delivery and removes it when the confirmation's event is
  * replayed. Because it is rebuilt from the journal, a crash loses no unconfirmed delivery.
  *
- * The functions are pure and never mutate their input, as `evolve` requires.
+ * It is a persistent (structurally shared) map: adding or removing an entry is O(log n) and never
+ * mutates the previous version, as `evolve` and pipelined persistence require.
  */
 export interface OutboxEntry<M> {
   /** Stable across redeliveries and recoveries; the receiver deduplicates on it. */
@@ -14,23 +16,18 @@ export interface OutboxEntry<M> {
   readonly message: M;
 }
 
-export type Outbox<M> = ReadonlyMap<string, OutboxEntry<M>>;
+export type Outbox<M> = ImmutableMap<string, OutboxEntry<M>>;
 
-export const emptyOutbox: Outbox<never> = new Map();
+export const emptyOutbox: Outbox<never> = ImmutableMap();
 
 export function outboxWith<M>(outbox: Outbox<M>, entry: OutboxEntry<M>): Outbox<M> {
   if (outbox.has(entry.deliveryId)) throw new Error(`delivery ${entry.deliveryId} is already in the outbox`);
-  const next = new Map(outbox);
-  next.set(entry.deliveryId, entry);
-  return next;
+  return outbox.set(entry.deliveryId, entry);
 }
 
 /** Removes a confirmed delivery; confirming one that is not there changes nothing. */
 export function outboxWithout<M>(outbox: Outbox<M>, deliveryId: string): Outbox<M> {
-  if (!outbox.has(deliveryId)) return outbox;
-  const next = new Map(outbox);
-  next.delete(deliveryId);
-  return next;
+  return outbox.delete(deliveryId);
 }
 
 /** Whether a producer may start another delivery; at the bound it must refuse new work. */

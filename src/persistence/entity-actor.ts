@@ -1,5 +1,6 @@
 import { AtLeastOnceDelivery } from '../delivery/at-least-once.js';
 import { IdempotentReceiver } from '../delivery/idempotent-receiver.js';
+import { emptyOutbox, type Outbox } from '../delivery/outbox.js';
 import type { Actor, ActorContext, Timers } from '../runtime/actor.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -384,8 +385,8 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
     });
   }
 
-  private outboxOf(state: S) {
-    return this.definition.delivery?.outboxOf(state) ?? new Map();
+  private outboxOf(state: S): Outbox<unknown> {
+    return this.definition.delivery?.outboxOf(state) ?? emptyOutbox;
   }
 
   private requireDelivery(): AtLeastOnceDelivery {

@@ -1,3 +1,4 @@
+import { Map as ImmutableMap, isImmutable, isOrdered } from 'immutable';
 import { expect } from 'vitest';
 import {
   defaultEntitySettings,
@@ -15,6 +16,28 @@ import type { Clock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Journal, SnapshotStore } from '../store/journal.js';
+
+/**
+ * Persistent collections (immutable.js) built by different sequences of operations hold equal
+ * content in differently shaped trees; compare them by content, element by element.
+ */
+expect.addEqualityTesters([
+  function immutableContentEquals(a: unknown, b: unknown, customTesters) {
+    if (!isImmutable(a) || !isImmutable(b)) return undefined;
+    if (ImmutableMap.isMap(a) !== ImmutableMap.isMap(b) || isOrdered(a) !== isOrdered(b)) return false;
+    if (ImmutableMap.isMap(a) && ImmutableMap.isMap(b) && !isOrdered(a)) {
+      // Unordered maps: same keys, equal values, whatever the iteration order.
+      const left = a as ImmutableMap<unknown, unknown>;
+      const right = b as ImmutableMap<unknown, unknown>;
+      if (left.size !== right.size) return false;
+      for (const [key, value] of left) {
+        if (!right.has(key) || !this.equals(value, right.get(key), customTesters)) return false;
+      }
+      return true;
+    }
+    return this.equals(a.toArray(), b.toArray(), customTesters);
+  },
+]);
 
 export interface EntityTestKitOptions<S, C, E extends { readonly type: string }> {
   readonly definition: EntityDefinition<S, C, E>;
