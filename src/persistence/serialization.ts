@@ -14,6 +14,8 @@ export interface VersionedCodec<T> {
   decode(json: unknown): T;
   /** `upcasters[v]` turns data of version v into data of version v + 1. */
   readonly upcasters?: Readonly<Record<number, (json: unknown) => unknown>>;
+  /** Optional fast path: the JSON text of `encode(value)`, without building the data first. */
+  encodeText?(value: T): string;
 }
 
 export interface EventSchema<E extends { readonly type: string }> extends VersionedCodec<E> {
@@ -108,7 +110,8 @@ export class EventRegistry<E extends { readonly type: string }> {
   serialize(event: E): SerializedEvent {
     const schema = this.schemas.get(event.type);
     if (schema === undefined) throw new SerializationError(`event type ${event.type} is not registered`);
-    return { type: event.type, version: schema.version, payload: JSON.stringify(schema.encode(event)) };
+    const payload = schema.encodeText ? schema.encodeText(event) : JSON.stringify(schema.encode(event));
+    return { type: event.type, version: schema.version, payload };
   }
 
   deserialize(stored: SerializedEvent, location?: StoredLocation): E {
@@ -136,4 +139,39 @@ export function jsonCodec<T>(
   return upcasters === undefined
     ? { version, encode: (value) => value, decode: parse }
     : { version, encode: (value) => value, decode: parse, upcasters };
+}
+
+/**
+ * JSON-compatible data from a value: bigints become decimal strings (money must not pass through
+ * floating point); everything else must already be plain data.
+ */
+export function toJsonData(value: unknown): unknown {
+  return JSON.parse(toJsonText(value));
+}
+
+export function toJsonText(value: unknown): string {
+  return JSON.stringify(value, bigintAsString);
+}
+
+function bigintAsString(_key: string, field: unknown): unknown {
+  return typeof field === 'bigint' ? field.toString() : field;
+}
+
+/**
+ * An event schema whose encoded form is the event itself as JSON data (bigints as strings) and
+ * whose decoding is a parser — typically a zod schema — that turns those strings back into bigints.
+ */
+export function eventSchema<E extends { readonly type: string }>(
+  type: E['type'],
+  parser: { parse(json: unknown): E },
+  options: { version?: number; upcasters?: Readonly<Record<number, (json: unknown) => unknown>> } = {},
+): EventSchema<E> {
+  const base = {
+    type,
+    version: options.version ?? 1,
+    encode: toJsonData,
+    encodeText: toJsonText,
+    decode: (json: unknown) => parser.parse(json),
+  };
+  return options.upcasters === undefined ? base : { ...base, upcasters: options.upcasters };
 }

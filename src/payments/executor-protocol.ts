@@ -1,0 +1,79 @@
+import type { EntityAddress } from '../persistence/entity.js';
+import type { CardSummary } from './card.js';
+import type { ExecutionOutcome, MerchantCommand } from './merchant.js';
+import type { Currency } from './money.js';
+
+/**
+ * Messages the Executor accepts. `ExecuteOrder` and `ConfirmResult` come from Merchants; the
+ * others are the Executor's own bank calls reporting back and its retry timers — the bank is
+ * called outside the actor, and what it said comes back in as a command, so it is decided and
+ * persisted like any other.
+ */
+export type ExecutorCommand =
+  | {
+      readonly type: 'ExecuteOrder';
+      readonly orderId: string;
+      readonly merchantId: string;
+      readonly amount: bigint;
+      readonly currency: Currency;
+      readonly card: CardSummary;
+      readonly deadlineAt: number;
+      readonly merchant: EntityAddress<MerchantCommand>;
+    }
+  | { readonly type: 'ConfirmResult'; readonly orderId: string }
+  | {
+      readonly type: 'BankSettled';
+      readonly orderId: string;
+      readonly outcome: ExecutionOutcome;
+      readonly at: number;
+    }
+  | { readonly type: 'BankAttemptFailed'; readonly orderId: string; readonly reason: string }
+  | { readonly type: 'RetryExecution'; readonly orderId: string };
+
+export type ExecuteOrder = Extract<ExecutorCommand, { type: 'ExecuteOrder' }>;
+
+/** A card as the bank needs it: only ever in memory, only on the way to the bank. */
+export interface CardDetails {
+  readonly number: string;
+  readonly expMonth: number;
+  readonly expYear: number;
+}
+
+export interface PaymentRequest {
+  readonly reference: string;
+  readonly merchantId: string;
+  readonly amount: bigint;
+  readonly currency: Currency;
+  readonly card: CardDetails;
+}
+
+export type BankAnswer =
+  | { readonly kind: 'approved'; readonly reference: string; readonly authorizationCode: string }
+  | { readonly kind: 'declined'; readonly reference: string; readonly declineReason: string };
+
+export type BankResolution = BankAnswer | { readonly kind: 'cancelled'; readonly reference: string };
+
+/**
+ * What the Executor needs from an acquiring bank. Errors thrown are classified by
+ * `classifyBankError`: retryable (nothing happened), unknown outcome (it may have been charged:
+ * resolve by inquiry, never by a blind resend) or refused (terminal).
+ */
+export interface BankPort {
+  authorize(request: PaymentRequest): Promise<BankAnswer>;
+  /** The bank's record of a reference, or not_found if it never saw it. */
+  inquire(
+    reference: string,
+  ): Promise<BankAnswer | { readonly kind: 'not_found'; readonly reference: string }>;
+  /**
+   * Settles a reference for good: if it was never charged, it never will be (`cancelled`, and
+   * later authorizations of it are refused); if it was, the bank's answer is returned instead.
+   */
+  cancel(reference: string): Promise<BankResolution>;
+}
+
+export type BankErrorKind = 'retryable' | 'unknown_outcome' | 'refused';
+
+/** Reads the card of a token from the vault; undefined if the vault has no such card. */
+export interface CardReader {
+  reveal(token: string): Promise<CardDetails | undefined>;
+}

@@ -1,0 +1,401 @@
+import { Map as ImmutableMap } from 'immutable';
+import { z } from 'zod';
+import { emptyOutbox, type Outbox, outboxWith, outboxWithout } from '../delivery/outbox.js';
+import { effectsFor } from '../persistence/effect.js';
+import {
+  type EntityAddress,
+  type EntityContext,
+  type EntityDefinition,
+  entityAddress,
+} from '../persistence/entity.js';
+import { EventRegistry, eventSchema } from '../persistence/serialization.js';
+import { type BackoffSettings, backoffDelayMs } from '../runtime/backoff.js';
+import type { CardSummary } from './card.js';
+import type {
+  BankErrorKind,
+  BankPort,
+  BankResolution,
+  CardReader,
+  ExecuteOrder,
+  ExecutorCommand,
+} from './executor-protocol.js';
+import { cardSummarySchema, type ExecutionOutcome, type MerchantCommand } from './merchant.js';
+import { type Currency, isCurrency } from './money.js';
+import type { FailureReason } from './order.js';
+import type { BankId } from './validator.js';
+
+/**
+ * The Executor entity, one per acquiring bank (`executor-<bank>`): an idempotent receiver of
+ * `ExecuteOrder`. It records each order id durably before calling the bank (the id is committed
+ * with the event, so a redelivered order is confirmed again but never executed again), calls the
+ * bank with the order id as the transaction reference, persists the bank's answer, and delivers
+ * the result back to the Merchant at least once.
+ *
+ * The bank is never called blindly twice for an order whose outcome is unknown: after a timeout,
+ * and after every restart, the first call for a pending order is a status inquiry. Past the
+ * order's deadline the Executor asks the bank to cancel the reference, which settles it for good:
+ * `failed` is recorded only when the bank confirms nothing was, or ever will be, charged.
+ */
+
+export interface Execution {
+  readonly orderId: string;
+  readonly merchantId: string;
+  readonly merchant: EntityAddress<MerchantCommand>;
+  readonly amount: bigint;
+  readonly currency: Currency;
+  readonly card: CardSummary;
+  readonly deadlineAt: number;
+  /** Set once the bank's answer is durable; the entry stays until the Merchant confirms the result. */
+  readonly outcome: ExecutionOutcome | undefined;
+}
+
+export type ProcessExecutionResult = Extract<MerchantCommand, { type: 'ProcessExecutionResult' }>;
+
+export interface ExecutorState {
+  readonly bank: BankId;
+  readonly executions: ImmutableMap<string, Execution>;
+  readonly outbox: Outbox<ProcessExecutionResult>;
+}
+
+export type ExecutorEvent =
+  | {
+      readonly type: 'ExecutionRequested';
+      readonly orderId: string;
+      readonly merchantId: string;
+      readonly amount: bigint;
+      readonly currency: Currency;
+      readonly card: CardSummary;
+      readonly deadlineAt: number;
+    }
+  | {
+      readonly type: 'ExecutionSettled';
+      readonly orderId: string;
+      readonly outcome: ExecutionOutcome;
+      readonly at: number;
+    }
+  | { readonly type: 'ResultConfirmed'; readonly orderId: string };
+
+const minorUnits = z
+  .string()
+  .regex(/^-?\d+$/)
+  .transform(BigInt);
+const timestamp = z.number().int().nonnegative();
+const outcomeSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('executed'), authorizationCode: z.string() }).strict(),
+  z.object({ kind: z.literal('declined'), reason: z.string().min(1) }).strict(),
+  z
+    .object({
+      kind: z.literal('failed'),
+      reason: z.enum(['bank_unavailable', 'deadline_exceeded', 'card_unavailable', 'bank_refused']),
+    })
+    .strict(),
+]);
+
+export const executorEvents = new EventRegistry<ExecutorEvent>([
+  eventSchema(
+    'ExecutionRequested',
+    z
+      .object({
+        type: z.literal('ExecutionRequested'),
+        orderId: z.string().min(1),
+        merchantId: z.string().min(1),
+        amount: minorUnits,
+        currency: z.string().refine(isCurrency),
+        card: cardSummarySchema,
+        deadlineAt: timestamp,
+      })
+      .strict(),
+  ),
+  eventSchema(
+    'ExecutionSettled',
+    z
+      .object({
+        type: z.literal('ExecutionSettled'),
+        orderId: z.string().min(1),
+        outcome: outcomeSchema,
+        at: timestamp,
+      })
+      .strict(),
+  ),
+  eventSchema(
+    'ResultConfirmed',
+    z.object({ type: z.literal('ResultConfirmed'), orderId: z.string().min(1) }).strict(),
+  ),
+]);
+
+export interface ExecutorSettings {
+  /** Orders accepted and not yet confirmed back; past it new ones are not confirmed (the Merchant retries). */
+  readonly executionsInFlightMax: number;
+  /** Backoff between attempts for one order (bank unavailable, or its answer lost). */
+  readonly retryBackoff: BackoffSettings;
+  readonly redeliverIntervalMs: number;
+  readonly redeliveryBackoff: BackoffSettings;
+  /** How long executed order ids are remembered, so a late duplicate is never executed again. */
+  readonly deduplicationRetentionMs: number;
+  readonly deduplicationCleanupIntervalMs: number;
+}
+
+export const defaultExecutorSettings: ExecutorSettings = {
+  executionsInFlightMax: 20_000,
+  retryBackoff: { minBackoffMs: 200, maxBackoffMs: 10_000, randomFactor: 0.2 },
+  redeliverIntervalMs: 1_000,
+  redeliveryBackoff: { minBackoffMs: 1_000, maxBackoffMs: 30_000, randomFactor: 0.2 },
+  deduplicationRetentionMs: 30 * 24 * 3_600_000,
+  deduplicationCleanupIntervalMs: 3_600_000,
+};
+
+export interface ExecutorServices {
+  readonly bank: BankPort;
+  readonly cards: CardReader;
+  /** Classifies an error thrown by the bank port. */
+  classify(error: unknown): BankErrorKind;
+}
+
+type Context = EntityContext<ExecutorCommand>;
+const effect = effectsFor<ExecutorState, ExecutorCommand, ExecutorEvent>();
+
+/**
+ * How the next bank call for a pending order goes. Attempt counters live beside the entity, not in
+ * its state: they only pace retries, and a fresh incarnation starts by inquiring anyway.
+ */
+class BankCalls {
+  private readonly attempts = new Map<string, number>();
+  /** Orders whose last call may have reached the bank: the next call must be an inquiry. */
+  private readonly mustInquire = new Set<string>();
+
+  constructor(
+    private readonly services: ExecutorServices,
+    private readonly settings: ExecutorSettings,
+  ) {}
+
+  /** Every pending order of a fresh incarnation: its earlier call may have reached the bank. */
+  recovered(state: ExecutorState, context: Context): void {
+    for (const execution of state.executions.values()) {
+      if (execution.outcome !== undefined) continue;
+      this.mustInquire.add(execution.orderId);
+      this.start(execution, context);
+    }
+  }
+
+  start(execution: Execution, context: Context): void {
+    void this.call(execution, context).then(
+      (outcome) => {
+        if (outcome !== undefined) {
+          context.self.tell({
+            type: 'BankSettled',
+            orderId: execution.orderId,
+            outcome,
+            at: context.clock.now(),
+          });
+        }
+      },
+      (error: unknown) => this.failed(execution.orderId, error, context),
+    );
+  }
+
+  retryLater(orderId: string, context: Context): void {
+    const attempt = this.attempts.get(orderId) ?? 0;
+    this.attempts.set(orderId, attempt + 1);
+    const delayMs = backoffDelayMs(attempt, this.settings.retryBackoff, context.random);
+    context.timers.startSingle(`retry-${orderId}`, { type: 'RetryExecution', orderId }, delayMs);
+  }
+
+  settled(orderId: string, context: Context): void {
+    this.attempts.delete(orderId);
+    this.mustInquire.delete(orderId);
+    context.timers.cancel(`retry-${orderId}`);
+  }
+
+  private failed(orderId: string, error: unknown, context: Context): void {
+    const kind = this.services.classify(error);
+    // A timeout may have charged the card: never send again without asking first.
+    if (kind === 'unknown_outcome') this.mustInquire.add(orderId);
+    const reason = error instanceof Error ? error.message : String(error);
+    context.log.warn({ orderId, kind, reason }, 'bank call failed; will retry');
+    context.self.tell({ type: 'BankAttemptFailed', orderId, reason: kind });
+  }
+
+  /** One step towards settling an order; undefined means "nothing settled yet, try again". */
+  private async call(execution: Execution, context: Context): Promise<ExecutionOutcome | undefined> {
+    const { bank, cards } = this.services;
+    const reference = execution.orderId;
+    if (this.mustInquire.has(reference)) {
+      const known = await bank.inquire(reference);
+      this.mustInquire.delete(reference);
+      if (known.kind !== 'not_found') return outcomeOf(known, 'bank_unavailable');
+    }
+    if (context.clock.now() >= execution.deadlineAt) {
+      return outcomeOf(await bank.cancel(reference), 'deadline_exceeded');
+    }
+    const card = await cards.reveal(execution.card.token);
+    if (card === undefined) return outcomeOf(await bank.cancel(reference), 'card_unavailable');
+    // From here the bank may charge: if this call fails in an unknown way, the next one inquires.
+    this.mustInquire.add(reference);
+    const answer = await bank.authorize({
+      reference,
+      merchantId: execution.merchantId,
+      amount: execution.amount,
+      currency: execution.currency,
+      card,
+    });
+    this.mustInquire.delete(reference);
+    return outcomeOf(answer, 'bank_unavailable');
+  }
+}
+
+function outcomeOf(resolution: BankResolution, cancelledBecause: FailureReason): ExecutionOutcome {
+  switch (resolution.kind) {
+    case 'approved':
+      return { kind: 'executed', authorizationCode: resolution.authorizationCode };
+    case 'declined':
+      return { kind: 'declined', reason: resolution.declineReason };
+    case 'cancelled':
+      return { kind: 'failed', reason: cancelledBecause };
+    default:
+      return assertNever(resolution);
+  }
+}
+
+export function decideExecutor(
+  state: ExecutorState,
+  command: ExecutorCommand,
+  settings: ExecutorSettings,
+  calls: BankCalls,
+): ReturnType<typeof effect.none> {
+  switch (command.type) {
+    case 'ExecuteOrder': {
+      if (state.executions.has(command.orderId)) return confirmDelivery(command);
+      // Full: say nothing. The Merchant redelivers later; nothing is lost, only delayed.
+      if (state.executions.size >= settings.executionsInFlightMax) return effect.none();
+      return effect
+        .persist({
+          type: 'ExecutionRequested',
+          orderId: command.orderId,
+          merchantId: command.merchantId,
+          amount: command.amount,
+          currency: command.currency,
+          card: command.card,
+          deadlineAt: command.deadlineAt,
+        })
+        .thenRun((after, context) => {
+          context.messenger.tell(command.merchant, { type: 'ConfirmExecuteOrder', orderId: command.orderId });
+          const execution = after.executions.get(command.orderId);
+          if (execution !== undefined) calls.start(execution, context);
+        });
+    }
+    case 'BankSettled': {
+      const execution = state.executions.get(command.orderId);
+      if (execution === undefined || execution.outcome !== undefined) return effect.none();
+      return effect
+        .persist({
+          type: 'ExecutionSettled',
+          orderId: command.orderId,
+          outcome: command.outcome,
+          at: command.at,
+        })
+        .thenRun((_after, context) => calls.settled(command.orderId, context))
+        .thenDeliver(command.orderId);
+    }
+    case 'BankAttemptFailed':
+      if (state.executions.get(command.orderId)?.outcome !== undefined) return effect.none();
+      return effect.none().thenRun((_after, context) => calls.retryLater(command.orderId, context));
+    case 'RetryExecution': {
+      const execution = state.executions.get(command.orderId);
+      if (execution === undefined || execution.outcome !== undefined) return effect.none();
+      return effect.none().thenRun((_after, context) => calls.start(execution, context));
+    }
+    case 'ConfirmResult':
+      if (!state.outbox.has(command.orderId)) return effect.none();
+      return effect.persist({ type: 'ResultConfirmed', orderId: command.orderId });
+    default:
+      return assertNever(command);
+  }
+}
+
+/** The order is (or was) ours: confirm the delivery again, change nothing. */
+function confirmDelivery(command: ExecutorCommand): ReturnType<typeof effect.none> {
+  if (command.type !== 'ExecuteOrder') return effect.none();
+  return effect.none().thenRun((_state, context) => {
+    context.messenger.tell(command.merchant, { type: 'ConfirmExecuteOrder', orderId: command.orderId });
+  });
+}
+
+export function evolveExecutor(state: ExecutorState, event: ExecutorEvent): ExecutorState {
+  switch (event.type) {
+    case 'ExecutionRequested':
+      return {
+        ...state,
+        executions: state.executions.set(event.orderId, {
+          orderId: event.orderId,
+          merchantId: event.merchantId,
+          merchant: entityAddress<MerchantCommand>('merchant', event.merchantId),
+          amount: event.amount,
+          currency: event.currency,
+          card: event.card,
+          deadlineAt: event.deadlineAt,
+          outcome: undefined,
+        }),
+      };
+    case 'ExecutionSettled': {
+      const execution = state.executions.get(event.orderId);
+      if (execution === undefined) throw new Error(`ExecutionSettled for unknown order ${event.orderId}`);
+      return {
+        ...state,
+        executions: state.executions.set(event.orderId, { ...execution, outcome: event.outcome }),
+        outbox: outboxWith(state.outbox, {
+          deliveryId: event.orderId,
+          destination: execution.merchant as EntityAddress<ProcessExecutionResult>,
+          message: {
+            type: 'ProcessExecutionResult',
+            orderId: event.orderId,
+            outcome: event.outcome,
+            at: event.at,
+            executor: entityAddress<ExecutorCommand>('executor', state.bank),
+          },
+        }),
+      };
+    }
+    case 'ResultConfirmed':
+      return {
+        ...state,
+        executions: state.executions.delete(event.orderId),
+        outbox: outboxWithout(state.outbox, event.orderId),
+      };
+    default:
+      return assertNever(event);
+  }
+}
+
+export function executorDefinition(
+  services: ExecutorServices,
+  settings: ExecutorSettings = defaultExecutorSettings,
+): EntityDefinition<ExecutorState, ExecutorCommand, ExecutorEvent> {
+  const calls = new BankCalls(services, settings);
+  return {
+    typeName: 'executor',
+    initialState: (bank) => ({ bank, executions: ImmutableMap(), outbox: emptyOutbox }),
+    decide: (state, command) => decideExecutor(state, command, settings, calls),
+    evolve: evolveExecutor,
+    events: executorEvents,
+    onRecoveryCompleted: (state, context) => calls.recovered(state, context),
+    delivery: {
+      outboxOf: (state) => state.outbox,
+      redeliverIntervalMs: settings.redeliverIntervalMs,
+      backoff: settings.redeliveryBackoff,
+      redeliveryBurstMax: 1_000,
+    },
+    deduplication: {
+      messageIdOf: (command) => (command.type === 'ExecuteOrder' ? command.orderId : undefined),
+      onDuplicate: (_state, command) => confirmDelivery(command),
+      retentionMs: settings.deduplicationRetentionMs,
+      cleanupIntervalMs: settings.deduplicationCleanupIntervalMs,
+      recentIdsCapacity: 10_000,
+    },
+  };
+}
+
+export type { ExecuteOrder };
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected: ${JSON.stringify(value)}`);
+}
