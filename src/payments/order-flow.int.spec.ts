@@ -307,5 +307,3 @@ describe('order flow: Merchant → Executor → bank', () => {
     }
   });
 });
-
-export type { ExecutorCommand };
