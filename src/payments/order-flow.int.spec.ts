@@ -17,7 +17,6 @@ import { waitFor } from '../testing/entity-test-kit.js';
 import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
 import { brandOf, luhnValid } from './card.js';
 import { defaultExecutorSettings, executorDefinition } from './executor.js';
-import type { ExecutorCommand } from './executor-protocol.js';
 import {
   type AwaitOrderReply,
   defaultMerchantSettings,
