@@ -73,7 +73,10 @@ export interface BankPort {
 
 export type BankErrorKind = 'retryable' | 'unknown_outcome' | 'refused';
 
-/** Reads the card of a token from the vault; undefined if the vault has no such card. */
+/**
+ * Reads a token's card number from the vault; undefined if the vault has no such card. Only the
+ * number is secret; the expiry travels with the order's card summary.
+ */
 export interface CardReader {
-  reveal(token: string): Promise<CardDetails | undefined>;
+  reveal(token: string): Promise<string | undefined>;
 }

@@ -227,8 +227,9 @@ class BankCalls {
     if (context.clock.now() >= execution.deadlineAt) {
       return outcomeOf(await bank.cancel(reference), 'deadline_exceeded');
     }
-    const card = await cards.reveal(execution.card.token);
-    if (card === undefined) return outcomeOf(await bank.cancel(reference), 'card_unavailable');
+    const number = await cards.reveal(execution.card.token);
+    if (number === undefined) return outcomeOf(await bank.cancel(reference), 'card_unavailable');
+    const card = { number, expMonth: execution.card.expMonth, expYear: execution.card.expYear };
     // From here the bank may charge: if this call fails in an unknown way, the next one inquires.
     this.mustInquire.add(reference);
     const answer = await bank.authorize({

@@ -3,7 +3,6 @@ import type {
   BankErrorKind,
   BankPort,
   BankResolution,
-  CardDetails,
   CardReader,
   PaymentRequest,
 } from '../payments/executor-protocol.js';
@@ -128,11 +127,11 @@ export function classifySimulatedBankError(error: unknown): BankErrorKind {
   return 'retryable';
 }
 
-/** A vault stand-in for domain tests: token → card details, in memory. */
+/** A vault stand-in for domain tests: token → card number, in memory. */
 export class InMemoryCards implements CardReader {
-  readonly cards = new Map<string, CardDetails>();
+  readonly cards = new Map<string, string>();
 
-  async reveal(token: string): Promise<CardDetails | undefined> {
+  async reveal(token: string): Promise<string | undefined> {
     return this.cards.get(token);
   }
 }

@@ -1,0 +1,120 @@
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { brandOf, type CardSummary, luhnValid } from './card.js';
+import type { CardReader } from './executor-protocol.js';
+
+/** Where sealed card numbers are kept. The vault never hands it a number in the clear. */
+export interface VaultStorage {
+  /** Stores the sealed number under the token, unless the token is already there. */
+  putIfAbsent(token: string, sealed: Buffer, createdAt: number): void;
+  get(token: string): Buffer | undefined;
+}
+
+export class MemoryVaultStorage implements VaultStorage {
+  private readonly entries = new Map<string, Buffer>();
+
+  putIfAbsent(token: string, sealed: Buffer): void {
+    if (!this.entries.has(token)) this.entries.set(token, Buffer.from(sealed));
+  }
+
+  get(token: string): Buffer | undefined {
+    return this.entries.get(token);
+  }
+}
+
+export interface CardInput {
+  readonly number: string;
+  readonly expMonth: number;
+  readonly expYear: number;
+}
+
+export const vaultKeyBytes = 32;
+const ivBytes = 12;
+const tagBytes = 16;
+
+export class VaultKeyError extends Error {
+  override readonly name = 'VaultKeyError';
+}
+
+/**
+ * The card vault: card numbers are tokenized at the edge, the number is encrypted with
+ * AES-256-GCM (a fresh random IV per seal; the token is bound in as associated data, so a sealed
+ * number cannot be moved under another token), and everything past the edge holds only the
+ * token, brand, BIN and last four.
+ *
+ * Tokens are deterministic — an HMAC of the number under a key derived from the vault key — so
+ * one card always gets one token (velocity rules count per card) without storing anything that
+ * can be reversed or brute-forced without the key. Encryption and MAC keys are derived from the
+ * one configured key with HKDF, so neither is used for two purposes.
+ */
+export class CardVault implements CardReader {
+  private readonly encryptionKey: Buffer;
+  private readonly macKey: Buffer;
+
+  constructor(
+    masterKey: Buffer,
+    private readonly storage: VaultStorage,
+    private readonly now: () => number,
+  ) {
+    if (masterKey.length !== vaultKeyBytes) {
+      throw new VaultKeyError(`the vault key must be ${vaultKeyBytes} bytes, got ${masterKey.length}`);
+    }
+    this.encryptionKey = Buffer.from(
+      hkdfSync('sha256', masterKey, Buffer.alloc(0), 'remit card vault: aes', 32),
+    );
+    this.macKey = Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'remit card vault: token', 32));
+  }
+
+  /**
+   * Replaces a card number by its summary. A number that fails Luhn is summarised but not stored:
+   * the Validator rejects its order and nothing will ever need it.
+   */
+  tokenize(card: CardInput): CardSummary {
+    const token = this.tokenOf(card.number);
+    const valid = luhnValid(card.number);
+    if (valid) this.storage.putIfAbsent(token, this.seal(token, card.number), this.now());
+    return {
+      token,
+      brand: brandOf(card.number),
+      bin: card.number.slice(0, 6),
+      last4: card.number.slice(-4),
+      expMonth: card.expMonth,
+      expYear: card.expYear,
+      luhnValid: valid,
+    };
+  }
+
+  async reveal(token: string): Promise<string | undefined> {
+    const sealed = this.storage.get(token);
+    return sealed === undefined ? undefined : this.open(token, sealed);
+  }
+
+  /** Keyed request fingerprints (idempotency) must not be brute-forceable either. */
+  fingerprint(data: string): string {
+    return createHmac('sha256', this.macKey).update('request\u0000').update(data).digest('base64url');
+  }
+
+  private tokenOf(number: string): string {
+    const digest = createHmac('sha256', this.macKey).update('card\u0000').update(number).digest('base64url');
+    return `tok_${digest.slice(0, 32)}`;
+  }
+
+  private seal(token: string, number: string): Buffer {
+    const iv = randomBytes(ivBytes);
+    const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, iv);
+    cipher.setAAD(Buffer.from(token));
+    const ciphertext = Buffer.concat([cipher.update(number, 'utf8'), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
+  }
+
+  private open(token: string, sealed: Buffer): string {
+    const iv = sealed.subarray(0, ivBytes);
+    const tag = sealed.subarray(ivBytes, ivBytes + tagBytes);
+    const decipher = createDecipheriv('aes-256-gcm', this.encryptionKey, iv);
+    decipher.setAAD(Buffer.from(token));
+    decipher.setAuthTag(tag);
+    // A wrong key or a tampered entry throws here: never a wrong card number.
+    return Buffer.concat([decipher.update(sealed.subarray(ivBytes + tagBytes)), decipher.final()]).toString(
+      'utf8',
+    );
+  }
+}
