@@ -1,0 +1,376 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import type { Clock } from '../runtime/clock.js';
+import { type AmountTotal, type DeclineReason, declineReasons, type PaymentStatus } from './bank-protocol.js';
+import type { CardBrand, CardFingerprint } from './card.js';
+
+/**
+ * The bank's ledger: the ground truth of what was charged, in its own SQLite file.
+ *
+ * It keeps what a bank's authorization log would keep and nothing more: never the card number,
+ * only the brand, BIN and last four. Every write is one IMMEDIATE transaction committed with
+ * synchronous=FULL, so when a method returns, its change survives a crash or a power cut; the
+ * server answers only after that.
+ */
+
+export const bankLedgerFileName = 'bank-ledger.sqlite';
+
+/** How long a write waits for another connection's transaction before failing with SQLITE_BUSY. */
+export const ledgerBusyTimeoutMs = 5_000;
+
+/** The value `PRAGMA synchronous` reports for FULL: every commit fsyncs the WAL. */
+const synchronousFull = 2;
+
+export interface PaymentRecord {
+  readonly reference: string;
+  readonly merchantId: string;
+  /** Minor units; a safe integer > 0. */
+  readonly amount: number;
+  readonly currency: string;
+  readonly status: PaymentStatus;
+  readonly authorizationCode?: string;
+  readonly declineReason?: DeclineReason;
+  readonly card: CardFingerprint;
+  /** Milliseconds since the epoch, from the bank's Clock. */
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** Every POST the bank answered for this reference, the first one included. */
+  readonly requestCount: number;
+}
+
+interface Migration {
+  readonly version: number;
+  readonly sql: string;
+}
+
+// Never edit a migration that has shipped: ledgers in the field already ran the old text.
+const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    // STRICT tables refuse a value of the wrong type instead of storing it, and the CHECKs make an
+    // approved payment without a code (or a declined one without a reason) impossible to write.
+    sql: `
+      CREATE TABLE payments (
+        reference TEXT PRIMARY KEY,
+        merchant_id TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3),
+        status TEXT NOT NULL CHECK (status IN ('approved', 'declined')),
+        authorization_code TEXT CHECK ((status = 'approved') = (authorization_code IS NOT NULL)),
+        decline_reason TEXT CHECK ((status = 'declined') = (decline_reason IS NOT NULL)),
+        card_brand TEXT NOT NULL,
+        card_bin TEXT NOT NULL CHECK (length(card_bin) = 6),
+        card_last4 TEXT NOT NULL CHECK (length(card_last4) = 4),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        request_count INTEGER NOT NULL CHECK (request_count >= 1)
+      ) STRICT;
+
+      CREATE INDEX payments_by_merchant ON payments (merchant_id);
+
+      -- Requests refused by the errorRate fault: not payments, but a harness wants to count them.
+      CREATE TABLE rejected_requests (
+        merchant_id TEXT PRIMARY KEY,
+        count INTEGER NOT NULL CHECK (count >= 1)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
+];
+
+migrations.forEach((migration, index) => {
+  assert.ok(
+    migration.version === index + 1,
+    `bank ledger migration ${index} has version ${migration.version}`,
+  );
+});
+
+const latestSchemaVersion = migrations.length;
+
+export interface BankLedgerOptions {
+  /** The directory of the ledger file; created if missing. */
+  readonly dataDir: string;
+  /** Stamps applied migrations. */
+  readonly clock: Clock;
+}
+
+export class BankLedger {
+  private readonly selectOne: Statement<[string]>;
+  private readonly selectAll: Statement<[]>;
+  private readonly selectByMerchant: Statement<[string]>;
+  private readonly insertOne: Statement<unknown[]>;
+  private readonly countOne: Statement<[number, string]>;
+  private readonly countRejected: Statement<[string]>;
+  private readonly sumRejected: Statement<[]>;
+  private readonly sumRejectedByMerchant: Statement<[string]>;
+
+  private constructor(
+    private readonly database: Database,
+    readonly path: string,
+  ) {
+    this.selectOne = database.prepare('SELECT * FROM payments WHERE reference = ?');
+    // rowid order is the order the bank first saw the references.
+    this.selectAll = database.prepare('SELECT * FROM payments ORDER BY rowid');
+    this.selectByMerchant = database.prepare('SELECT * FROM payments WHERE merchant_id = ? ORDER BY rowid');
+    this.insertOne = database.prepare(
+      `INSERT INTO payments (reference, merchant_id, amount, currency, status, authorization_code,
+         decline_reason, card_brand, card_bin, card_last4, created_at, updated_at, request_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.countOne = database.prepare(
+      'UPDATE payments SET request_count = request_count + 1, updated_at = ? WHERE reference = ? RETURNING *',
+    );
+    this.countRejected = database.prepare(
+      `INSERT INTO rejected_requests (merchant_id, count) VALUES (?, 1)
+       ON CONFLICT (merchant_id) DO UPDATE SET count = count + 1`,
+    );
+    this.sumRejected = database.prepare('SELECT coalesce(sum(count), 0) FROM rejected_requests').pluck();
+    this.sumRejectedByMerchant = database
+      .prepare('SELECT coalesce(sum(count), 0) FROM rejected_requests WHERE merchant_id = ?')
+      .pluck();
+  }
+
+  /** Opens (creating and migrating if needed) the ledger in `dataDir`. */
+  static open(options: BankLedgerOptions): BankLedger {
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    const file = path.join(options.dataDir, bankLedgerFileName);
+    const database = new BetterSqlite3(file);
+    try {
+      database.pragma(`busy_timeout = ${ledgerBusyTimeoutMs}`);
+      // WAL: a commit is one sequential append plus one fsync, and readers never block the writer.
+      const journalMode: unknown = database.pragma('journal_mode = WAL', { simple: true });
+      assert.ok(
+        journalMode === 'wal',
+        `bank ledger ${file} refused WAL mode (it is in ${String(journalMode)})`,
+      );
+      // FULL: a commit is durable when it returns. The bank answers right after it, so NORMAL
+      // could lose a charge the gateway was told about.
+      database.pragma('synchronous = FULL');
+      const synchronous: unknown = database.pragma('synchronous', { simple: true });
+      assert.ok(synchronous === synchronousFull, `bank ledger ${file} refused synchronous=FULL`);
+      migrate(database, file, options.clock.now());
+      return new BankLedger(database, file);
+    } catch (error) {
+      database.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Runs `work` in one IMMEDIATE transaction: its reads and writes see no other writer, and all of
+   * its writes are durable together when it returns. A throw rolls everything back.
+   */
+  transaction<T>(work: () => T): T {
+    return this.database.transaction(work).immediate();
+  }
+
+  find(reference: string): PaymentRecord | undefined {
+    const row: unknown = this.selectOne.get(reference);
+    return row === undefined ? undefined : recordFromRow(row);
+  }
+
+  /** Counts one more request for a known reference; undefined if the bank never saw it. */
+  countRequest(reference: string, now: number): PaymentRecord | undefined {
+    const row: unknown = this.countOne.get(now, reference);
+    return row === undefined ? undefined : recordFromRow(row);
+  }
+
+  insert(record: PaymentRecord): void {
+    assertRecord(record);
+    this.insertOne.run(
+      record.reference,
+      record.merchantId,
+      record.amount,
+      record.currency,
+      record.status,
+      record.authorizationCode ?? null,
+      record.declineReason ?? null,
+      record.card.brand,
+      record.card.bin,
+      record.card.last4,
+      record.createdAt,
+      record.updatedAt,
+      record.requestCount,
+    );
+  }
+
+  countRejectedRequest(merchantId: string): void {
+    this.countRejected.run(merchantId);
+  }
+
+  rejectedRequests(merchantId?: string): number {
+    const count: unknown =
+      merchantId === undefined ? this.sumRejected.get() : this.sumRejectedByMerchant.get(merchantId);
+    assert.ok(
+      typeof count === 'number' && Number.isSafeInteger(count) && count >= 0,
+      'malformed rejected count',
+    );
+    return count;
+  }
+
+  /** Every payment in the order the bank first saw it, optionally of one merchant. */
+  list(merchantId?: string): PaymentRecord[] {
+    const rows: unknown[] =
+      merchantId === undefined ? this.selectAll.all() : this.selectByMerchant.all(merchantId);
+    return rows.map(recordFromRow);
+  }
+
+  close(): void {
+    if (this.database.open) this.database.close();
+  }
+}
+
+function migrate(database: Database, file: string, appliedAt: number): void {
+  const run = database.transaction(() => {
+    database.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT',
+    );
+    const current: unknown = database.prepare('SELECT max(version) FROM schema_migrations').pluck().get();
+    const fromVersion = current === null || current === undefined ? 0 : current;
+    assert.ok(
+      typeof fromVersion === 'number' && Number.isSafeInteger(fromVersion) && fromVersion >= 0,
+      `schema_migrations of ${file} holds a malformed version: ${String(current)}`,
+    );
+    assert.ok(
+      fromVersion <= latestSchemaVersion,
+      `bank ledger ${file} has schema version ${fromVersion}, newer than this build knows (${latestSchemaVersion})`,
+    );
+    const record = database.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
+    for (const migration of migrations.slice(fromVersion)) {
+      database.exec(migration.sql);
+      record.run(migration.version, appliedAt);
+    }
+  });
+  // IMMEDIATE: two processes opening the same new file must not both try to create the tables.
+  run.immediate();
+}
+
+const cardBrands: readonly string[] = [
+  'visa',
+  'mastercard',
+  'amex',
+  'discover',
+  'jcb',
+  'diners',
+  'unionpay',
+  'unknown',
+] satisfies readonly CardBrand[];
+
+function isCardBrand(value: unknown): value is CardBrand {
+  return typeof value === 'string' && cardBrands.includes(value);
+}
+
+function isDeclineReason(value: unknown): value is DeclineReason {
+  return typeof value === 'string' && (declineReasons as readonly string[]).includes(value);
+}
+
+/** Checks a record right before it is written, so a bug cannot put a wrong row in the ground truth. */
+function assertRecord(record: PaymentRecord): void {
+  assert.ok(record.reference.length > 0, 'a payment needs a reference');
+  assert.ok(
+    Number.isSafeInteger(record.amount) && record.amount > 0,
+    'amount must be a positive safe integer',
+  );
+  assert.ok(/^[A-Z]{3}$/.test(record.currency), 'currency must be three capital letters');
+  assert.ok(
+    /^[0-9]{6}$/.test(record.card.bin) && /^[0-9]{4}$/.test(record.card.last4),
+    'malformed card fingerprint',
+  );
+  assert.ok(
+    record.status === 'approved'
+      ? record.authorizationCode !== undefined && record.declineReason === undefined
+      : record.declineReason !== undefined && record.authorizationCode === undefined,
+    `payment ${record.reference}: status ${record.status} does not match its code and reason`,
+  );
+  assert.ok(
+    Number.isSafeInteger(record.requestCount) && record.requestCount >= 1,
+    'requestCount must be >= 1',
+  );
+}
+
+function isRow(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+function text(row: Record<string, unknown>, column: string): string {
+  const value = row[column];
+  assert.ok(typeof value === 'string', `bank ledger column ${column} is not text`);
+  return value;
+}
+
+function integer(row: Record<string, unknown>, column: string): number {
+  const value = row[column];
+  assert.ok(
+    typeof value === 'number' && Number.isSafeInteger(value),
+    `bank ledger column ${column} is not an integer`,
+  );
+  return value;
+}
+
+/** Checks a row right after it is read: a malformed row is a broken invariant, not a payment. */
+function recordFromRow(row: unknown): PaymentRecord {
+  assert.ok(isRow(row), 'bank ledger row is not an object');
+  const status = text(row, 'status');
+  const brand = row.card_brand;
+  assert.ok(status === 'approved' || status === 'declined', `bank ledger holds unknown status ${status}`);
+  assert.ok(isCardBrand(brand), 'bank ledger holds an unknown card brand');
+  const base = {
+    reference: text(row, 'reference'),
+    merchantId: text(row, 'merchant_id'),
+    amount: integer(row, 'amount'),
+    currency: text(row, 'currency'),
+    card: { brand, bin: text(row, 'card_bin'), last4: text(row, 'card_last4') },
+    createdAt: integer(row, 'created_at'),
+    updatedAt: integer(row, 'updated_at'),
+    requestCount: integer(row, 'request_count'),
+  };
+  const record: PaymentRecord =
+    status === 'approved'
+      ? { ...base, status, authorizationCode: text(row, 'authorization_code') }
+      : { ...base, status, declineReason: declineReasonOf(row.decline_reason) };
+  assertRecord(record);
+  return record;
+}
+
+function declineReasonOf(value: unknown): DeclineReason {
+  assert.ok(isDeclineReason(value), 'bank ledger holds an unknown decline reason');
+  return value;
+}
+
+export interface LedgerTotals {
+  readonly payments: number;
+  readonly approved: number;
+  readonly declined: number;
+  readonly requests: number;
+  readonly duplicateRequests: number;
+  readonly rejectedRequests: number;
+  readonly approvedAmountByCurrency: Readonly<Record<string, AmountTotal>>;
+}
+
+/** Sums a list of records. Amounts add up as bigint: a total may exceed what a double holds. */
+export function ledgerTotals(records: readonly PaymentRecord[], rejectedRequests: number): LedgerTotals {
+  let approved = 0;
+  let requests = 0;
+  const sums = new Map<string, bigint>();
+  for (const record of records) {
+    requests += record.requestCount;
+    if (record.status !== 'approved') continue;
+    approved++;
+    sums.set(record.currency, (sums.get(record.currency) ?? 0n) + BigInt(record.amount));
+  }
+  const approvedAmountByCurrency: Record<string, AmountTotal> = {};
+  for (const [currency, sum] of [...sums].sort(([left], [right]) => left.localeCompare(right))) {
+    approvedAmountByCurrency[currency] =
+      sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum.toString();
+  }
+  return {
+    payments: records.length,
+    approved,
+    declined: records.length - approved,
+    requests,
+    duplicateRequests: requests - records.length,
+    rejectedRequests,
+    approvedAmountByCurrency,
+  };
+}

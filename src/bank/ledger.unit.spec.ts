@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { ledgerTotals, type PaymentRecord } from './ledger.js';
+
+const now = Date.UTC(2026, 5, 15);
+
+describe('ledgerTotals', () => {
+  const record = (
+    reference: string,
+    amount: number,
+    overrides: Partial<PaymentRecord> = {},
+  ): PaymentRecord => ({
+    reference,
+    merchantId: 'merchant-1',
+    amount,
+    currency: 'EUR',
+    status: 'approved',
+    authorizationCode: 'ABC123',
+    card: { brand: 'visa', bin: '424242', last4: '4242' },
+    createdAt: now,
+    updatedAt: now,
+    requestCount: 1,
+    ...overrides,
+  });
+
+  it('counts requests and duplicates and sums approved amounts per currency', () => {
+    const totals = ledgerTotals(
+      [
+        record('a', 100, { requestCount: 3 }),
+        record('b', 50, { currency: 'USD' }),
+        record('c', 70, { status: 'declined', authorizationCode: undefined, declineReason: 'card_declined' }),
+      ],
+      2,
+    );
+    expect(totals).toEqual({
+      payments: 3,
+      approved: 2,
+      declined: 1,
+      requests: 5,
+      duplicateRequests: 2,
+      rejectedRequests: 2,
+      approvedAmountByCurrency: { EUR: 100, USD: 50 },
+    });
+  });
+
+  it('reports a sum beyond MAX_SAFE_INTEGER exactly, as a string of digits', () => {
+    const totals = ledgerTotals(
+      [record('a', Number.MAX_SAFE_INTEGER), record('b', Number.MAX_SAFE_INTEGER)],
+      0,
+    );
+    expect(totals.approvedAmountByCurrency).toEqual({
+      EUR: (2n * BigInt(Number.MAX_SAFE_INTEGER)).toString(),
+    });
+  });
+});
