@@ -1,0 +1,259 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from '../runtime/clock.js';
+import { SeededRandom } from '../runtime/random.js';
+import {
+  buildBankApp,
+  defaultBankServerSettings,
+  type RunningBankServer,
+  startBankServer,
+} from './bank-server.js';
+import { BankLedger } from './ledger.js';
+
+/**
+ * Routing and input validation of the bank simulator. Routing goes through `app.inject` (no port);
+ * a few inputs that only a real socket can produce (an oversized body, a raw malformed URL) go
+ * over HTTP. Every bad input must get a 4xx problem+json with a stable code, never a 500, and no
+ * answer may quote the card number it was sent.
+ */
+
+const card = { number: '4242424242424242', expMonth: 12, expYear: 2030 };
+const valid = { reference: 'order-1', merchantId: 'merchant-1', amount: 1_250, currency: 'EUR', card };
+
+interface ProblemAnswer {
+  readonly statusCode: number;
+  readonly contentType: string | undefined;
+  readonly body: Record<string, unknown>;
+  readonly text: string;
+}
+
+function expectProblem(answer: ProblemAnswer, status: number, code: string): void {
+  expect(answer.statusCode, answer.text).toBe(status);
+  expect(answer.contentType).toMatch(/^application\/problem\+json/);
+  expect(answer.body).toMatchObject({ status, code, type: `urn:remit:bank:problem:${code}` });
+  expect(typeof answer.body.title).toBe('string');
+  expect(typeof answer.body.detail).toBe('string');
+  expect(answer.text).not.toContain(card.number);
+}
+
+describe('bank app routes (inject)', () => {
+  let dataDir: string;
+  let ledger: BankLedger;
+  let app: FastifyInstance;
+
+  const inject = async (options: {
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+    url: string;
+    payload?: string | object;
+    headers?: Record<string, string>;
+  }): Promise<ProblemAnswer> => {
+    const response = await app.inject(options);
+    const contentType = response.headers['content-type'];
+    return {
+      statusCode: response.statusCode,
+      contentType: typeof contentType === 'string' ? contentType : undefined,
+      body: response.body === '' ? {} : (JSON.parse(response.body) as Record<string, unknown>),
+      text: response.body,
+    };
+  };
+
+  beforeEach(() => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-bank-app-'));
+    const clock = new SimulatedClock(Date.UTC(2026, 5, 15));
+    ledger = BankLedger.open({ dataDir, clock });
+    app = buildBankApp({ ledger, clock, random: new SeededRandom(7) });
+  });
+
+  afterEach(async () => {
+    await app.close();
+    ledger.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('answers health', async () => {
+    const answer = await inject({ method: 'GET', url: '/health' });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toEqual({ status: 'ok' });
+  });
+
+  it('answers an unknown route or method with 404 route_not_found', async () => {
+    expectProblem(await inject({ method: 'GET', url: '/v2/payments' }), 404, 'route_not_found');
+    expectProblem(await inject({ method: 'DELETE', url: '/v1/faults' }), 404, 'route_not_found');
+  });
+
+  it('reads and partially updates the faults, validating them', async () => {
+    expect((await inject({ method: 'GET', url: '/v1/faults' })).body).toEqual({
+      latencyMs: 0,
+      declineRate: 0,
+      errorRate: 0,
+      timeoutRate: 0,
+    });
+    const updated = await inject({
+      method: 'PUT',
+      url: '/v1/faults',
+      payload: { latencyMs: 5, errorRate: 0.5 },
+    });
+    expect(updated.body).toEqual({ latencyMs: 5, declineRate: 0, errorRate: 0.5, timeoutRate: 0 });
+    const again = await inject({ method: 'PUT', url: '/v1/faults', payload: { declineRate: 1 } });
+    expect(again.body).toEqual({ latencyMs: 5, declineRate: 1, errorRate: 0.5, timeoutRate: 0 });
+
+    for (const payload of [
+      { declineRate: 1.5 },
+      { latencyMs: -1 },
+      { latencyMs: 1.5 },
+      { errorRate: '1' },
+      { x: 1 },
+    ]) {
+      expectProblem(await inject({ method: 'PUT', url: '/v1/faults', payload }), 400, 'invalid_request');
+    }
+    expect((await inject({ method: 'GET', url: '/v1/faults' })).body).toMatchObject({ declineRate: 1 });
+  });
+
+  it('refuses bodies that break the schema with 400 invalid_request naming the field', async () => {
+    const cases: { payload: object; param: string }[] = [
+      { payload: { ...valid, extra: true }, param: '/extra' },
+      { payload: { ...valid, card: { ...card, cvv: '123' } }, param: '/card/cvv' },
+      { payload: { ...valid, amount: '1250' }, param: '/amount' },
+      { payload: { ...valid, amount: 12.5 }, param: '/amount' },
+      { payload: { ...valid, amount: 0 }, param: '/amount' },
+      { payload: { ...valid, amount: Number.MAX_SAFE_INTEGER + 2 }, param: '/amount' },
+      { payload: { ...valid, currency: 'eur' }, param: '/currency' },
+      { payload: { ...valid, reference: '' }, param: '/reference' },
+      { payload: { ...valid, reference: 'r'.repeat(256) }, param: '/reference' },
+      { payload: { ...valid, merchantId: 7 }, param: '/merchantId' },
+      { payload: { ...valid, card: { ...card, number: '4242 4242 4242 4242' } }, param: '/card/number' },
+      { payload: { ...valid, card: { ...card, number: 4242424242424242 } }, param: '/card/number' },
+      { payload: { ...valid, card: { ...card, expMonth: 13 } }, param: '/card/expMonth' },
+      { payload: { ...valid, card: { ...card, expYear: 30 } }, param: '/card/expYear' },
+      { payload: { reference: 'order-1' }, param: '/merchantId' },
+      { payload: { ...valid, card: { number: card.number } }, param: '/card/expMonth' },
+    ];
+    for (const { payload, param } of cases) {
+      const answer = await inject({ method: 'POST', url: '/v1/payments', payload });
+      expectProblem(answer, 400, 'invalid_request');
+      expect(answer.body.param, JSON.stringify(payload)).toBe(param);
+    }
+    expect(ledger.list()).toEqual([]);
+  });
+
+  it('refuses what is not a JSON object body with a 4xx and a code', async () => {
+    const json = { 'content-type': 'application/json' };
+    const post = (payload: string, headers: Record<string, string>) =>
+      inject({ method: 'POST', url: '/v1/payments', payload, headers });
+
+    expectProblem(
+      await post(`{"reference": "order-1", "card": {"number": "${card.number}"`, json),
+      400,
+      'malformed_json',
+    );
+    expectProblem(await post('', json), 400, 'malformed_json');
+    expectProblem(await post('{"__proto__": {"polluted": true}}', json), 400, 'malformed_json');
+    expectProblem(await post('[1, 2]', json), 400, 'invalid_request');
+    expectProblem(await post('null', json), 400, 'invalid_request');
+    expectProblem(
+      await post(JSON.stringify(valid), { 'content-type': 'text/plain' }),
+      415,
+      'unsupported_media_type',
+    );
+    expectProblem(await inject({ method: 'POST', url: '/v1/payments' }), 400, 'invalid_request');
+  });
+
+  it('never answers arbitrary input with a 5xx', async () => {
+    // Arbitrary JSON values, near-valid payments with one field replaced by anything, and raw text
+    // declared as JSON: each must be a 200 or a 4xx problem, whatever it is.
+    const nearValid = fc
+      .record({
+        key: fc.constantFrom('reference', 'merchantId', 'amount', 'currency', 'card'),
+        value: fc.jsonValue(),
+      })
+      .map(({ key, value }) => JSON.stringify({ ...valid, reference: `fuzz-${key}`, [key]: value }));
+    const payloads = fc.oneof(fc.json(), nearValid, fc.string());
+    await fc.assert(
+      fc.asyncProperty(payloads, async (payload) => {
+        const response = await app.inject({
+          method: 'POST',
+          url: '/v1/payments',
+          payload,
+          headers: { 'content-type': 'application/json' },
+        });
+        expect(response.statusCode === 200 || (response.statusCode >= 400 && response.statusCode < 500)).toBe(
+          true,
+        );
+        if (response.statusCode !== 200)
+          expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      }),
+      { numRuns: 300, seed: 20_260_615 },
+    );
+  });
+
+  it('refuses bad path and query parameters', async () => {
+    expectProblem(
+      await inject({ method: 'GET', url: `/v1/payments/${'r'.repeat(256)}` }),
+      400,
+      'invalid_request',
+    );
+    expectProblem(await inject({ method: 'GET', url: '/v1/ledger?merchant=1' }), 400, 'invalid_request');
+    expectProblem(await inject({ method: 'GET', url: '/v1/payments/unknown' }), 404, 'payment_not_found');
+  });
+});
+
+describe('bank app over a socket', () => {
+  let dataDir: string;
+  let server: RunningBankServer;
+
+  beforeEach(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-bank-app-'));
+    server = await startBankServer({ port: 0, dataDir, random: new SeededRandom(7) });
+  });
+
+  afterEach(async () => {
+    await server.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const send = async (
+    method: 'GET' | 'POST',
+    pathAndQuery: string,
+    body?: string,
+    headers: Record<string, string> = {},
+  ): Promise<ProblemAnswer> => {
+    const response = await request(`${server.url}${pathAndQuery}`, { method, body, headers });
+    const text = await response.body.text();
+    const contentType = response.headers['content-type'];
+    return {
+      statusCode: response.statusCode,
+      contentType: typeof contentType === 'string' ? contentType : undefined,
+      body: JSON.parse(text) as Record<string, unknown>,
+      text,
+    };
+  };
+
+  it('refuses a body over the size limit with 413 payload_too_large', async () => {
+    const oversized = JSON.stringify({
+      ...valid,
+      reference: 'r'.repeat(defaultBankServerSettings.bodyLimitBytes),
+    });
+    const answer = await send('POST', '/v1/payments', oversized, { 'content-type': 'application/json' });
+    expectProblem(answer, 413, 'payload_too_large');
+  });
+
+  it('refuses a malformed percent-encoding in the path with 400', async () => {
+    expectProblem(await send('GET', '/v1/payments/%E0%A4%A'), 400, 'invalid_request');
+  });
+
+  it('accepts a valid payment and serves it back', async () => {
+    const answer = await send('POST', '/v1/payments', JSON.stringify(valid), {
+      'content-type': 'application/json',
+    });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toMatchObject({ reference: 'order-1', status: 'approved' });
+    const record = await send('GET', '/v1/payments/order-1');
+    expect(record.body).toMatchObject({ reference: 'order-1', cardLast4: '4242', requestCount: 1 });
+    expect(record.text).not.toContain(card.number);
+  });
+});

@@ -1,0 +1,166 @@
+import { declineReasons, problemCodes } from './bank-protocol.js';
+
+/**
+ * JSON schemas of the bank simulator's routes. Requests are validated against them (unknown
+ * fields rejected, no type coercion); responses are serialized through them, which also keeps any
+ * field not listed here (such as a card number) from ever leaving the server.
+ */
+
+export const referenceLengthMax = 255;
+export const merchantIdLengthMax = 255;
+
+const reference = { type: 'string', minLength: 1, maxLength: referenceLengthMax } as const;
+const merchantId = { type: 'string', minLength: 1, maxLength: merchantIdLengthMax } as const;
+const currency = { type: 'string', pattern: '^[A-Z]{3}$' } as const;
+
+export const paymentRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reference', 'merchantId', 'amount', 'currency', 'card'],
+  properties: {
+    reference,
+    merchantId,
+    amount: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    currency,
+    card: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['number', 'expMonth', 'expYear'],
+      properties: {
+        number: { type: 'string', pattern: '^[0-9]{12,19}$' },
+        expMonth: { type: 'integer', minimum: 1, maximum: 12 },
+        expYear: { type: 'integer', minimum: 1000, maximum: 9999 },
+      },
+    },
+  },
+} as const;
+
+export const referenceParamsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reference'],
+  properties: { reference },
+} as const;
+
+export const ledgerQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { merchantId },
+} as const;
+
+const rate = { type: 'number', minimum: 0, maximum: 1 } as const;
+
+/** Bounded so a typo cannot park every request for days. */
+export const faultLatencyMsMax = 600_000;
+
+export const faultsUpdateSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    latencyMs: { type: 'integer', minimum: 0, maximum: faultLatencyMsMax },
+    declineRate: rate,
+    errorRate: rate,
+    timeoutRate: rate,
+  },
+} as const;
+
+export const faultsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['latencyMs', 'declineRate', 'errorRate', 'timeoutRate'],
+  properties: faultsUpdateSchema.properties,
+} as const;
+
+export const paymentAnswerSchema = {
+  type: 'object',
+  required: ['reference', 'status'],
+  properties: {
+    reference: { type: 'string' },
+    status: { type: 'string', enum: ['approved', 'declined'] },
+    authorizationCode: { type: 'string' },
+    declineReason: { type: 'string', enum: declineReasons },
+  },
+} as const;
+
+export const paymentRecordSchema = {
+  type: 'object',
+  required: [
+    'reference',
+    'merchantId',
+    'amount',
+    'currency',
+    'status',
+    'cardBrand',
+    'cardBin',
+    'cardLast4',
+    'createdAt',
+    'updatedAt',
+    'requestCount',
+  ],
+  properties: {
+    ...paymentAnswerSchema.properties,
+    merchantId: { type: 'string' },
+    amount: { type: 'integer' },
+    currency: { type: 'string' },
+    cardBrand: { type: 'string' },
+    cardBin: { type: 'string' },
+    cardLast4: { type: 'string' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    requestCount: { type: 'integer' },
+  },
+} as const;
+
+export const ledgerReportSchema = {
+  type: 'object',
+  required: ['payments', 'totals'],
+  properties: {
+    payments: { type: 'array', items: paymentRecordSchema },
+    totals: {
+      type: 'object',
+      required: [
+        'payments',
+        'approved',
+        'declined',
+        'requests',
+        'duplicateRequests',
+        'rejectedRequests',
+        'approvedAmountByCurrency',
+      ],
+      properties: {
+        payments: { type: 'integer' },
+        approved: { type: 'integer' },
+        declined: { type: 'integer' },
+        requests: { type: 'integer' },
+        duplicateRequests: { type: 'integer' },
+        rejectedRequests: { type: 'integer' },
+        approvedAmountByCurrency: {
+          type: 'object',
+          additionalProperties: { anyOf: [{ type: 'integer' }, { type: 'string' }] },
+        },
+      },
+    },
+  },
+} as const;
+
+export const healthSchema = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string' } },
+} as const;
+
+export const problemSchema = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'code', 'detail'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string', enum: problemCodes },
+    detail: { type: 'string' },
+    param: { type: 'string' },
+  },
+} as const;
+
+/** Response schemas every route shares: any 4xx or 5xx is a problem. */
+export const problemResponses = { '4xx': problemSchema, '5xx': problemSchema } as const;

@@ -1,0 +1,385 @@
+import assert from 'node:assert/strict';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Clock } from '../runtime/clock.js';
+import { systemClock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { silentLogger } from '../runtime/logger.js';
+import type { Random } from '../runtime/random.js';
+import { systemRandom } from '../runtime/random.js';
+import { type PaymentOutcome, processPayment } from './authorization.js';
+import {
+  type BankFaults,
+  type LedgerReportBody,
+  noFaults,
+  type PaymentAnswerBody,
+  type PaymentRecordBody,
+  type PaymentRequestBody,
+} from './bank-protocol.js';
+import {
+  faultsSchema,
+  faultsUpdateSchema,
+  healthSchema,
+  ledgerQuerySchema,
+  ledgerReportSchema,
+  paymentAnswerSchema,
+  paymentRecordSchema,
+  paymentRequestSchema,
+  problemResponses,
+  referenceLengthMax,
+  referenceParamsSchema,
+} from './bank-schemas.js';
+import { HeldResponses } from './held-responses.js';
+import { BankLedger, ledgerTotals, type PaymentRecord } from './ledger.js';
+import { problem, problemFromError, sendProblem } from './problems.js';
+
+/**
+ * The acquiring bank simulator: an HTTP server in front of the ledger, deduplicating payments by
+ * reference and answering only after the answer is durable. Faults (latency, declines, errors and
+ * withheld answers) are injected through `PUT /v1/faults` so a gateway can be tested against a
+ * bank that misbehaves the way real ones do.
+ */
+
+export interface BankServerSettings {
+  /** Largest accepted request body. */
+  readonly bodyLimitBytes: number;
+  /** How long the `timeoutRate` fault holds a committed answer before destroying the socket. */
+  readonly timeoutHoldMs: number;
+  /** Most answers held at once; beyond it a timed-out request's socket is destroyed at once. */
+  readonly heldResponsesMax: number;
+  /** An idle keep-alive connection is closed after this long. */
+  readonly keepAliveTimeoutMs: number;
+  /** A connection with no traffic at all is destroyed after this long; above `timeoutHoldMs`. */
+  readonly socketIdleTimeoutMs: number;
+  /** A request's headers must arrive within this long. */
+  readonly headersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this long. */
+  readonly requestReceiveTimeoutMs: number;
+  /** Most simultaneous connections; Node closes further ones as soon as they are accepted. */
+  readonly connectionsMax: number;
+}
+
+export const defaultBankServerSettings: BankServerSettings = {
+  bodyLimitBytes: 16 * 1024,
+  timeoutHoldMs: 60_000,
+  heldResponsesMax: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  socketIdleTimeoutMs: 120_000,
+  headersTimeoutMs: 10_000,
+  requestReceiveTimeoutMs: 30_000,
+  connectionsMax: 16_384,
+};
+
+/**
+ * Find-my-way bounds path parameters by their encoded length; percent-encoding turns one UTF-16
+ * unit of a reference into at most nine characters (a three-byte UTF-8 sequence).
+ */
+const encodedReferenceLengthMax = referenceLengthMax * 9;
+
+export interface BankAppDeps {
+  readonly ledger: BankLedger;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger?: Logger;
+  readonly settings?: Partial<BankServerSettings>;
+  /** Faults in force from the start; `PUT /v1/faults` changes them later. */
+  readonly faults?: Partial<BankFaults>;
+}
+
+export function buildBankApp(deps: BankAppDeps): FastifyInstance {
+  const settings: BankServerSettings = { ...defaultBankServerSettings, ...deps.settings };
+  const logger = (deps.logger ?? silentLogger).child({ component: 'bank' });
+  const held = new HeldResponses(deps.clock, settings.timeoutHoldMs, settings.heldResponsesMax);
+  let faults: BankFaults = { ...noFaults, ...deps.faults };
+
+  const app = Fastify({
+    // Logging goes through the injected Logger, in the hooks below, without request bodies.
+    logger: false,
+    bodyLimit: settings.bodyLimitBytes,
+    keepAliveTimeout: settings.keepAliveTimeoutMs,
+    connectionTimeout: settings.socketIdleTimeoutMs,
+    requestTimeout: settings.requestReceiveTimeoutMs,
+    // close() must not wait for held answers or idle keep-alive connections.
+    forceCloseConnections: true,
+    // Fastify's own 503 while closing is not problem+json; closing is quick enough to do without it.
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: encodedReferenceLengthMax },
+    // Reject unknown fields instead of dropping them, and never coerce "12" into 12.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    frameworkErrors: (error, _request, reply) => sendProblem(reply, problemFromError(error)),
+  });
+  app.server.headersTimeout = settings.headersTimeoutMs;
+  app.server.maxConnections = settings.connectionsMax;
+  // Only JSON bodies: without this, text/plain would reach the schema as a string.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((error, request, reply) => {
+    const body = problemFromError(error);
+    if (body.status >= 500) {
+      // Only the error's name, code and message: never the request, which may hold a card number.
+      logger.error({ route: request.routeOptions.url, error: describeError(error) }, 'request failed');
+    }
+    return sendProblem(reply, body);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      // The path is not quoted: a caller could have put anything in it, a card number included.
+      problem(404, 'route_not_found', `no ${request.method} route at this path`),
+    ),
+  );
+  app.addHook('onResponse', async (request, reply) => {
+    logger.debug(
+      { method: request.method, route: request.routeOptions.url, status: reply.statusCode },
+      'request answered',
+    );
+  });
+  app.addHook('preClose', async () => held.releaseAll());
+
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      deps.clock.schedule(ms, resolve);
+    });
+
+  app.post<{ Body: PaymentRequestBody }>(
+    '/v1/payments',
+    { schema: { body: paymentRequestSchema, response: { 200: paymentAnswerSchema, ...problemResponses } } },
+    async (request, reply) => {
+      const current = faults;
+      const outcome = processPayment(deps.ledger, request.body, deps.clock.now(), current, deps.random);
+      logOutcome(logger, request.body, outcome);
+      if (outcome.kind === 'answered' && outcome.hold) return holdAnswer(request, reply, held, logger);
+      // The answer is durable already; the latency fault only delays telling the gateway.
+      if (current.latencyMs > 0) await pause(current.latencyMs);
+      return answer(reply, outcome);
+    },
+  );
+
+  app.get<{ Params: { reference: string } }>(
+    '/v1/payments/:reference',
+    {
+      schema: { params: referenceParamsSchema, response: { 200: paymentRecordSchema, ...problemResponses } },
+    },
+    async (request, reply) => {
+      const record = deps.ledger.find(request.params.reference);
+      if (record === undefined) {
+        return sendProblem(
+          reply,
+          problem(404, 'payment_not_found', 'the bank has never seen this reference'),
+        );
+      }
+      return recordBody(record);
+    },
+  );
+
+  app.get<{ Querystring: { merchantId?: string } }>(
+    '/v1/ledger',
+    {
+      schema: { querystring: ledgerQuerySchema, response: { 200: ledgerReportSchema, ...problemResponses } },
+    },
+    async (request): Promise<LedgerReportBody> => {
+      const merchantId = request.query.merchantId;
+      const records = deps.ledger.list(merchantId);
+      return {
+        payments: records.map(recordBody),
+        totals: ledgerTotals(records, deps.ledger.rejectedRequests(merchantId)),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/faults',
+    { schema: { response: { 200: faultsSchema, ...problemResponses } } },
+    async (): Promise<BankFaults> => faults,
+  );
+
+  app.put<{ Body: Partial<BankFaults> }>(
+    '/v1/faults',
+    { schema: { body: faultsUpdateSchema, response: { 200: faultsSchema, ...problemResponses } } },
+    async (request): Promise<BankFaults> => {
+      faults = { ...faults, ...request.body };
+      logger.info({ faults }, 'faults changed');
+      return faults;
+    },
+  );
+
+  app.get('/health', { schema: { response: { 200: healthSchema } } }, async () => ({ status: 'ok' }));
+
+  return app;
+}
+
+function describeError(error: unknown): object {
+  if (!(error instanceof Error)) return { value: String(error) };
+  const code: unknown = Reflect.get(error, 'code');
+  return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+}
+
+function answerBody(record: PaymentRecord): PaymentAnswerBody {
+  return {
+    reference: record.reference,
+    status: record.status,
+    ...(record.authorizationCode === undefined ? {} : { authorizationCode: record.authorizationCode }),
+    ...(record.declineReason === undefined ? {} : { declineReason: record.declineReason }),
+  };
+}
+
+function recordBody(record: PaymentRecord): PaymentRecordBody {
+  return {
+    ...answerBody(record),
+    merchantId: record.merchantId,
+    amount: record.amount,
+    currency: record.currency,
+    cardBrand: record.card.brand,
+    cardBin: record.card.bin,
+    cardLast4: record.card.last4,
+    createdAt: new Date(record.createdAt).toISOString(),
+    updatedAt: new Date(record.updatedAt).toISOString(),
+    requestCount: record.requestCount,
+  };
+}
+
+function answer(reply: FastifyReply, outcome: PaymentOutcome): FastifyReply | PaymentAnswerBody {
+  switch (outcome.kind) {
+    case 'answered':
+      return answerBody(outcome.record);
+    case 'conflict':
+      return sendProblem(
+        reply,
+        problem(
+          409,
+          'reference_conflict',
+          'the reference is already used by a payment with another merchant, amount, currency or card',
+          '/reference',
+        ),
+      );
+    case 'invalid_card':
+      return sendProblem(
+        reply,
+        problem(422, 'invalid_card', 'the card number fails the Luhn check', '/card/number'),
+      );
+    case 'unavailable':
+      return sendProblem(
+        reply,
+        problem(503, 'bank_unavailable', 'the bank is unavailable; nothing was processed'),
+      );
+    default:
+      return assertNever(outcome);
+  }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected payment outcome ${JSON.stringify(value)}`);
+}
+
+/**
+ * The `timeoutRate` fault: the payment is committed (charged), but the gateway never hears so.
+ * Fastify lets go of the reply; the socket is destroyed when the hold ends.
+ */
+function holdAnswer(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  held: HeldResponses,
+  logger: Logger,
+): FastifyReply {
+  reply.hijack();
+  if (!held.hold(request.raw.socket)) {
+    logger.warn({ held: held.size }, 'too many held answers; destroyed the connection at once');
+  }
+  return reply;
+}
+
+/** Logs what the bank decided, with the card reduced to what the ledger keeps. */
+function logOutcome(logger: Logger, request: PaymentRequestBody, outcome: PaymentOutcome): void {
+  const fields = { reference: request.reference, merchantId: request.merchantId };
+  switch (outcome.kind) {
+    case 'answered':
+      logger.info(
+        {
+          ...fields,
+          status: outcome.record.status,
+          declineReason: outcome.record.declineReason,
+          cardBrand: outcome.record.card.brand,
+          cardLast4: outcome.record.card.last4,
+          requestCount: outcome.record.requestCount,
+          firstTime: outcome.firstTime,
+          held: outcome.hold,
+        },
+        'payment answered',
+      );
+      return;
+    case 'conflict':
+      logger.warn({ ...fields, requestCount: outcome.record.requestCount }, 'payment reference conflict');
+      return;
+    case 'invalid_card':
+      logger.info(fields, 'payment with an invalid card number refused');
+      return;
+    case 'unavailable':
+      logger.info(fields, 'payment refused by the errorRate fault');
+      return;
+    default:
+      assertNever(outcome);
+  }
+}
+
+export interface BankServerOptions {
+  /** Interface to listen on; 127.0.0.1 unless told. */
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Where the ledger file lives; created if missing. */
+  readonly dataDir: string;
+  readonly clock?: Clock;
+  readonly random?: Random;
+  readonly logger?: Logger;
+  readonly settings?: Partial<BankServerSettings>;
+  readonly faults?: Partial<BankFaults>;
+}
+
+export interface RunningBankServer {
+  /** Base URL to reach the server, e.g. `http://127.0.0.1:41234`. */
+  readonly url: string;
+  readonly port: number;
+  readonly ledger: BankLedger;
+  /** Closes the HTTP server (held and keep-alive connections included), then the ledger. */
+  close(): Promise<void>;
+}
+
+export async function startBankServer(options: BankServerOptions): Promise<RunningBankServer> {
+  const clock = options.clock ?? systemClock;
+  const ledger = BankLedger.open({ dataDir: options.dataDir, clock });
+  const app = buildBankApp({
+    ledger,
+    clock,
+    random: options.random ?? systemRandom,
+    logger: options.logger,
+    settings: options.settings,
+    faults: options.faults,
+  });
+  const host = options.host ?? '127.0.0.1';
+  try {
+    await app.listen({ host, port: options.port });
+  } catch (error) {
+    await app.close();
+    ledger.close();
+    throw error;
+  }
+  const address = app.server.address();
+  assert.ok(typeof address === 'object' && address !== null, 'a listening TCP server has an address');
+  const port = address.port;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost(host)}:${port}`,
+    port,
+    ledger,
+    close: () => {
+      closing ??= app.close().then(() => ledger.close());
+      return closing;
+    },
+  };
+}
+
+/** The host to put in a URL: a wildcard address is reached through loopback; IPv6 needs brackets. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
