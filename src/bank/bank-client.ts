@@ -1,0 +1,444 @@
+import assert from 'node:assert/strict';
+import { Pool } from 'undici';
+import { z } from 'zod';
+import type { Cancellable, Clock } from '../runtime/clock.js';
+import { systemClock } from '../runtime/clock.js';
+import {
+  BankConnectionLostError,
+  BankMalformedResponseError,
+  type BankOperation,
+  BankRejectedError,
+  BankTimeoutError,
+  BankUnavailableError,
+} from './bank-errors.js';
+import type { BankFaults, PaymentRequestBody } from './bank-protocol.js';
+
+/**
+ * The gateway's connection to the acquiring bank (simulator): one keep-alive connection pool, a
+ * deadline on every call, and answers parsed with zod and typed by what the caller must do next
+ * (see bank-errors.ts). The payment's reference is the bank's idempotency key, so the same
+ * reference is never charged twice, whatever this client or its caller gets wrong.
+ */
+
+export interface BankClientOptions {
+  /** The bank's base URL, e.g. `http://127.0.0.1:4100`; a path prefix is kept. */
+  readonly baseUrl: string;
+  /** A call with no complete answer by then fails with BankTimeoutError (an unknown outcome). */
+  readonly requestTimeoutMs: number;
+  /** Keep-alive connections to the bank. */
+  readonly connections?: number;
+  /** Calls in flight (queued in the pool included); beyond it a call fails at once, unsent. */
+  readonly inFlightRequestsMax?: number;
+  /** Runs the deadlines; tests and simulations inject their own. */
+  readonly clock?: Clock;
+}
+
+export const defaultBankClientConnections = 16;
+export const defaultInFlightRequestsMax = 1_024;
+/**
+ * An idle connection is dropped after this long: below the simulator's keep-alive timeout
+ * (5 s), so the client does not reuse a socket the server is closing at that very moment.
+ */
+export const bankClientKeepAliveTimeoutMs = 4_000;
+/** Largest answer read for a payment call or a faults call. */
+export const answerBodyBytesMax = 64 * 1024;
+/** Largest ledger report read: it lists every payment, and is meant for tests and harnesses. */
+export const ledgerBodyBytesMax = 256 * 1024 * 1024;
+/** Longest piece of a server's problem detail quoted in an error message. */
+const quotedDetailLengthMax = 200;
+
+export interface BankCard {
+  readonly number: string;
+  readonly expMonth: number;
+  readonly expYear: number;
+}
+
+export interface AuthorizeRequest {
+  readonly reference: string;
+  readonly merchantId: string;
+  /** Minor units; must be > 0 and at most Number.MAX_SAFE_INTEGER to travel as a JSON integer. */
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly card: BankCard;
+}
+
+export type BankAnswer =
+  | { readonly kind: 'approved'; readonly reference: string; readonly authorizationCode: string }
+  // Any reason string is accepted: a reason this build does not know is still a terminal decline.
+  | { readonly kind: 'declined'; readonly reference: string; readonly declineReason: string };
+
+export type InquiryAnswer = BankAnswer | { readonly kind: 'not_found'; readonly reference: string };
+
+const answerSchema = z.discriminatedUnion('status', [
+  z.object({ reference: z.string(), status: z.literal('approved'), authorizationCode: z.string().min(1) }),
+  z.object({ reference: z.string(), status: z.literal('declined'), declineReason: z.string().min(1) }),
+]);
+
+const problemSchema = z.object({ code: z.string().min(1), detail: z.string().optional() });
+
+/** An amount or a total: a JSON integer, or a string of digits when too large for a double. */
+const amountSchema = z
+  .union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().regex(/^[0-9]+$/)])
+  .transform((value) => BigInt(value));
+
+const paymentRecordSchema = z.object({
+  reference: z.string(),
+  merchantId: z.string(),
+  amount: amountSchema,
+  currency: z.string(),
+  status: z.enum(['approved', 'declined']),
+  authorizationCode: z.string().optional(),
+  declineReason: z.string().optional(),
+  cardBrand: z.string(),
+  cardBin: z.string(),
+  cardLast4: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  requestCount: z.number().int().positive(),
+});
+
+const count = z.number().int().nonnegative();
+
+const ledgerReportSchema = z.object({
+  payments: z.array(paymentRecordSchema),
+  totals: z.object({
+    payments: count,
+    approved: count,
+    declined: count,
+    requests: count,
+    duplicateRequests: count,
+    rejectedRequests: count,
+    approvedAmountByCurrency: z.record(z.string(), amountSchema),
+  }),
+});
+
+const faultsSchema = z.object({
+  latencyMs: count,
+  declineRate: z.number().min(0).max(1),
+  errorRate: z.number().min(0).max(1),
+  timeoutRate: z.number().min(0).max(1),
+});
+
+/** A ledger entry as the client reads it; amounts are bigint minor units. */
+export type BankPaymentRecord = z.output<typeof paymentRecordSchema>;
+export type BankLedgerReport = z.output<typeof ledgerReportSchema>;
+
+interface Exchange {
+  readonly operation: BankOperation;
+  readonly reference: string | undefined;
+  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly path: string;
+  readonly body?: unknown;
+  readonly bodyBytesMax: number;
+}
+
+interface HttpAnswer {
+  readonly status: number;
+  readonly text: string;
+}
+
+/** Failures that happen before a request can have left this process: the bank cannot have acted. */
+const unsentErrorCodes: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+]);
+
+/** Undici's own timeouts; they back up the Clock's deadline when a simulated clock stands still. */
+const timeoutErrorCodes: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+export class BankClient {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly requestTimeoutMs: number;
+  private readonly inFlightRequestsMax: number;
+  private readonly clock: Clock;
+  private inFlight = 0;
+
+  constructor(options: BankClientOptions) {
+    assert.ok(
+      Number.isSafeInteger(options.requestTimeoutMs) && options.requestTimeoutMs > 0,
+      'requestTimeoutMs must be a positive integer',
+    );
+    const url = new URL(options.baseUrl);
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.requestTimeoutMs = options.requestTimeoutMs;
+    this.inFlightRequestsMax = options.inFlightRequestsMax ?? defaultInFlightRequestsMax;
+    this.clock = options.clock ?? systemClock;
+    this.pool = new Pool(url.origin, {
+      connections: options.connections ?? defaultBankClientConnections,
+      keepAliveTimeout: bankClientKeepAliveTimeoutMs,
+      headersTimeout: options.requestTimeoutMs,
+      bodyTimeout: options.requestTimeoutMs,
+      connectTimeout: options.requestTimeoutMs,
+    });
+  }
+
+  /**
+   * Asks the bank to authorize a payment. An answer (approved or declined) is final; so is a
+   * BankRejectedError. BankUnavailableError may be retried with the same reference. Any
+   * BankOutcomeUnknownError (a timeout above all) means the payment may be charged: `inquire`.
+   */
+  async authorize(request: AuthorizeRequest): Promise<BankAnswer> {
+    assert.ok(
+      request.amount > 0n && request.amount <= BigInt(Number.MAX_SAFE_INTEGER),
+      `amount of reference ${request.reference} must be in 1..MAX_SAFE_INTEGER to travel as a JSON integer`,
+    );
+    const body: PaymentRequestBody = {
+      reference: request.reference,
+      merchantId: request.merchantId,
+      amount: Number(request.amount),
+      currency: request.currency,
+      card: { number: request.card.number, expMonth: request.card.expMonth, expYear: request.card.expYear },
+    };
+    const exchange: Exchange = {
+      operation: 'authorize',
+      reference: request.reference,
+      method: 'POST',
+      path: '/v1/payments',
+      body,
+      bodyBytesMax: answerBodyBytesMax,
+    };
+    const answer = await this.send(exchange);
+    if (answer.status !== 200) throw this.failure(exchange, answer);
+    return this.readAnswer(exchange, answer);
+  }
+
+  /** The bank's answer for a reference, or `not_found` if the bank never saw it (nothing charged). */
+  async inquire(reference: string): Promise<InquiryAnswer> {
+    const exchange: Exchange = {
+      operation: 'inquire',
+      reference,
+      method: 'GET',
+      path: `/v1/payments/${encodeURIComponent(reference)}`,
+      bodyBytesMax: answerBodyBytesMax,
+    };
+    const answer = await this.send(exchange);
+    if (answer.status === 404) {
+      // Only the bank's own "never seen" counts: a 404 from a wrong route or a proxy must not be
+      // read as "not charged", or the caller would resend a payment that went through.
+      const problem = parseJson(answer.text, problemSchema);
+      if (problem?.code === 'payment_not_found') return { kind: 'not_found', reference };
+    }
+    if (answer.status !== 200) throw this.failure(exchange, answer);
+    return this.readAnswer(exchange, answer);
+  }
+
+  /** The whole ledger (optionally one merchant's): for tests and harnesses checking what was charged. */
+  async ledger(merchantId?: string): Promise<BankLedgerReport> {
+    const query = merchantId === undefined ? '' : `?merchantId=${encodeURIComponent(merchantId)}`;
+    const exchange: Exchange = {
+      operation: 'ledger',
+      reference: undefined,
+      method: 'GET',
+      path: `/v1/ledger${query}`,
+      bodyBytesMax: ledgerBodyBytesMax,
+    };
+    return this.readOk(exchange, await this.send(exchange), ledgerReportSchema);
+  }
+
+  async faults(): Promise<BankFaults> {
+    const exchange: Exchange = {
+      operation: 'faults',
+      reference: undefined,
+      method: 'GET',
+      path: '/v1/faults',
+      bodyBytesMax: answerBodyBytesMax,
+    };
+    return this.readOk(exchange, await this.send(exchange), faultsSchema);
+  }
+
+  /** Changes the given faults (the rest stay) and returns all faults now in force. */
+  async setFaults(faults: Partial<BankFaults>): Promise<BankFaults> {
+    const exchange: Exchange = {
+      operation: 'faults',
+      reference: undefined,
+      method: 'PUT',
+      path: '/v1/faults',
+      body: faults,
+      bodyBytesMax: answerBodyBytesMax,
+    };
+    return this.readOk(exchange, await this.send(exchange), faultsSchema);
+  }
+
+  /** Waits for calls in flight, then closes the connections. */
+  async close(): Promise<void> {
+    if (!this.pool.closed) await this.pool.close();
+  }
+
+  private readAnswer(exchange: Exchange, answer: HttpAnswer): BankAnswer {
+    const parsed = parseJson(answer.text, answerSchema);
+    if (parsed === undefined) {
+      throw new BankMalformedResponseError(
+        exchange.operation,
+        exchange.reference,
+        answer.status,
+        'not a payment answer',
+      );
+    }
+    // Checked right after reading: an answer for another reference is no answer for this one.
+    if (parsed.reference !== exchange.reference) {
+      throw new BankMalformedResponseError(
+        exchange.operation,
+        exchange.reference,
+        answer.status,
+        'the answer is for another reference',
+      );
+    }
+    return parsed.status === 'approved'
+      ? { kind: 'approved', reference: parsed.reference, authorizationCode: parsed.authorizationCode }
+      : { kind: 'declined', reference: parsed.reference, declineReason: parsed.declineReason };
+  }
+
+  private readOk<Schema extends z.ZodType>(
+    exchange: Exchange,
+    answer: HttpAnswer,
+    schema: Schema,
+  ): z.output<Schema> {
+    if (answer.status !== 200) throw this.failure(exchange, answer);
+    const parsed = parseJson(answer.text, schema);
+    if (parsed === undefined) {
+      throw new BankMalformedResponseError(exchange.operation, undefined, answer.status, 'unexpected body');
+    }
+    return parsed;
+  }
+
+  /** The error for a non-success answer. */
+  private failure(exchange: Exchange, answer: HttpAnswer): Error {
+    const { operation, reference } = exchange;
+    const problem = parseJson(answer.text, problemSchema);
+    const detail = quoteDetail(problem?.detail ?? `status ${answer.status}`);
+    if (answer.status >= 500) {
+      return new BankUnavailableError(operation, reference, detail, answer.status, problem?.code);
+    }
+    if (answer.status >= 400) {
+      return new BankRejectedError(
+        operation,
+        reference,
+        answer.status,
+        problem?.code ?? `http_${answer.status}`,
+        detail,
+      );
+    }
+    // Any other status (1xx, 3xx, a 2xx but 200): the bank never answers so; what happened is unknown.
+    return new BankMalformedResponseError(operation, reference, answer.status, 'unexpected status');
+  }
+
+  /** One HTTP exchange under the deadline; transport failures come out as typed errors. */
+  private async send(exchange: Exchange): Promise<HttpAnswer> {
+    const { operation, reference } = exchange;
+    if (this.inFlight >= this.inFlightRequestsMax) {
+      throw new BankUnavailableError(operation, reference, `client has ${this.inFlight} calls in flight`);
+    }
+    this.inFlight++;
+    const controller = new AbortController();
+    let timedOut = false;
+    const deadline: Cancellable = this.clock.schedule(this.requestTimeoutMs, () => {
+      timedOut = true;
+      controller.abort();
+    });
+    try {
+      const response = await this.pool.request({
+        method: exchange.method,
+        path: `${this.basePath}${exchange.path}`,
+        headers:
+          exchange.body === undefined
+            ? { accept: 'application/json' }
+            : { accept: 'application/json', 'content-type': 'application/json' },
+        ...(exchange.body === undefined ? {} : { body: JSON.stringify(exchange.body) }),
+        signal: controller.signal,
+      });
+      const text = await readText(response.body, response.statusCode, exchange.bodyBytesMax);
+      return { status: response.statusCode, text };
+    } catch (error) {
+      throw this.transportFailure(exchange, error, timedOut);
+    } finally {
+      deadline.cancel();
+      this.inFlight--;
+    }
+  }
+
+  private transportFailure(exchange: Exchange, error: unknown, timedOut: boolean): Error {
+    const { operation, reference } = exchange;
+    if (error instanceof BodyTooLargeError) {
+      // A huge error page from a failing bank (or a proxy in front of it) is still a failing bank.
+      return error.status >= 500
+        ? new BankUnavailableError(operation, reference, error.message, error.status)
+        : new BankMalformedResponseError(operation, reference, error.status, error.message);
+    }
+    const code = errorCode(error);
+    if (timedOut || (code !== undefined && timeoutErrorCodes.has(code))) {
+      return new BankTimeoutError(operation, reference, this.requestTimeoutMs, { cause: error });
+    }
+    if (code !== undefined && unsentErrorCodes.has(code)) {
+      return new BankUnavailableError(operation, reference, code, undefined, undefined, { cause: error });
+    }
+    // Reset, closed mid-answer, or anything we cannot place: the bank may have acted.
+    return new BankConnectionLostError(operation, reference, code ?? describe(error), { cause: error });
+  }
+}
+
+class BodyTooLargeError extends Error {
+  constructor(
+    readonly status: number,
+    bytesMax: number,
+  ) {
+    super(`answer body larger than ${bytesMax} bytes`);
+  }
+}
+
+async function readText(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  status: number,
+  bytesMax: number,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > bytesMax) {
+      body.destroy();
+      throw new BodyTooLargeError(status, bytesMax);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson<Schema extends z.ZodType>(text: string, schema: Schema): z.output<Schema> | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const result = schema.safeParse(value);
+  return result.success ? result.data : undefined;
+}
+
+/** The error's code; Node reports a failed connect to several addresses as an AggregateError. */
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code: unknown = Reflect.get(error, 'code');
+  if (typeof code === 'string') return code;
+  if (error instanceof AggregateError) return errorCode(error.errors[0]);
+  return undefined;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.name : 'unknown error';
+}
+
+/**
+ * Quotes a server's detail in our messages, shortened and with every long digit run removed: a
+ * misbehaving bank might echo a card number, and our messages never carry one.
+ */
+function quoteDetail(detail: string): string {
+  return detail.replace(/[0-9]{12,}/g, '[digits removed]').slice(0, quotedDetailLengthMax);
+}

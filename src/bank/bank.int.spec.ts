@@ -1,0 +1,442 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Clock, SimulatedClock, systemClock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { SeededRandom } from '../runtime/random.js';
+import { type AuthorizeRequest, BankClient } from './bank-client.js';
+import {
+  BankConnectionLostError,
+  BankRejectedError,
+  BankTimeoutError,
+  BankUnavailableError,
+} from './bank-errors.js';
+import { type BankServerSettings, type RunningBankServer, startBankServer } from './bank-server.js';
+
+/**
+ * The bank simulator and its client over real HTTP on 127.0.0.1, with the ledger in a temporary
+ * directory. Each test starts its own server (and client) and everything is closed and removed
+ * afterwards. The bank's clock is simulated and fixed at 15 June 2026, so card expiry is
+ * deterministic; tests that need time to pass (latency) use the system clock instead. Outcomes
+ * drawn from the Random use a seed, and fault rates are 0 or 1, so every run is the same.
+ */
+
+const bankNow = Date.UTC(2026, 5, 15, 12, 0, 0);
+const visa = '4242424242424242';
+const mastercard = '5555555555554444';
+
+function payment(reference: string, overrides: Partial<AuthorizeRequest> = {}): AuthorizeRequest {
+  return {
+    reference,
+    merchantId: 'merchant-1',
+    amount: 1_250n,
+    currency: 'EUR',
+    card: { number: visa, expMonth: 12, expYear: 2030 },
+    ...overrides,
+  };
+}
+
+/** Every log line as JSON, to prove no line ever carries a card number. */
+function capturingLogger(lines: string[], bindings: object = {}): Logger {
+  const write =
+    (level: string) =>
+    (fields: object, message: string): void => {
+      lines.push(JSON.stringify({ level, ...bindings, ...fields, message }));
+    };
+  return {
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+    child: (more) => capturingLogger(lines, { ...bindings, ...more }),
+  };
+}
+
+describe('bank simulator over HTTP', () => {
+  let dataDir: string;
+  let clock: SimulatedClock;
+  let logLines: string[];
+  const servers: RunningBankServer[] = [];
+  const clients: BankClient[] = [];
+
+  const start = async (
+    options: { clock?: Clock; settings?: Partial<BankServerSettings> } = {},
+  ): Promise<RunningBankServer> => {
+    const server = await startBankServer({
+      port: 0,
+      dataDir,
+      clock: options.clock ?? clock,
+      random: new SeededRandom(42),
+      logger: capturingLogger(logLines),
+      settings: options.settings,
+    });
+    servers.push(server);
+    return server;
+  };
+
+  const connect = (server: RunningBankServer, requestTimeoutMs = 5_000): BankClient => {
+    const client = new BankClient({ baseUrl: server.url, requestTimeoutMs, connections: 4 });
+    clients.push(client);
+    return client;
+  };
+
+  beforeEach(() => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-bank-'));
+    clock = new SimulatedClock(bankNow);
+    logLines = [];
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+    await Promise.all(servers.splice(0).map((server) => server.close()));
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('approves a valid card with a six-character authorization code and records it', async () => {
+    const server = await start();
+    const client = connect(server);
+
+    const answer = await client.authorize(payment('order-1'));
+
+    expect(answer.kind).toBe('approved');
+    if (answer.kind !== 'approved') return;
+    expect(answer.reference).toBe('order-1');
+    expect(answer.authorizationCode).toMatch(/^[A-Z0-9]{6}$/);
+    expect(await client.inquire('order-1')).toEqual(answer);
+    const ledger = await client.ledger();
+    expect(ledger.payments).toEqual([
+      {
+        reference: 'order-1',
+        merchantId: 'merchant-1',
+        amount: 1_250n,
+        currency: 'EUR',
+        status: 'approved',
+        authorizationCode: answer.authorizationCode,
+        cardBrand: 'visa',
+        cardBin: '424242',
+        cardLast4: '4242',
+        createdAt: new Date(bankNow).toISOString(),
+        updatedAt: new Date(bankNow).toISOString(),
+        requestCount: 1,
+      },
+    ]);
+  });
+
+  it('declines the test cards with their fixed reasons', async () => {
+    const client = connect(await start());
+
+    const declined = await client.authorize(
+      payment('order-1', { card: { number: '4000000000000002', expMonth: 1, expYear: 2030 } }),
+    );
+    const insufficient = await client.authorize(
+      payment('order-2', { card: { number: '4000000000009995', expMonth: 1, expYear: 2030 } }),
+    );
+
+    expect(declined).toEqual({ kind: 'declined', reference: 'order-1', declineReason: 'card_declined' });
+    expect(insufficient).toEqual({
+      kind: 'declined',
+      reference: 'order-2',
+      declineReason: 'insufficient_funds',
+    });
+    const totals = (await client.ledger()).totals;
+    expect(totals).toMatchObject({ payments: 2, approved: 0, declined: 2, approvedAmountByCurrency: {} });
+  });
+
+  it('declines a card that expired before the current month and approves one expiring this month', async () => {
+    const client = connect(await start());
+
+    const expired = await client.authorize(
+      payment('order-1', { card: { number: mastercard, expMonth: 5, expYear: 2026 } }),
+    );
+    const lastMonth = await client.authorize(
+      payment('order-2', { card: { number: mastercard, expMonth: 6, expYear: 2026 } }),
+    );
+
+    expect(expired).toEqual({ kind: 'declined', reference: 'order-1', declineReason: 'expired_card' });
+    expect(lastMonth.kind).toBe('approved');
+  });
+
+  it('refuses a card number failing the Luhn check with 422 invalid_card and records nothing', async () => {
+    const client = connect(await start());
+
+    const failure = await client
+      .authorize(payment('order-1', { card: { number: '4242424242424241', expMonth: 12, expYear: 2030 } }))
+      .catch((error: unknown) => error);
+
+    expect(failure).toBeInstanceOf(BankRejectedError);
+    expect(failure).toMatchObject({ status: 422, code: 'invalid_card', retryable: false });
+    expect(String(failure)).not.toContain('4242424242424241');
+    expect(await client.inquire('order-1')).toEqual({ kind: 'not_found', reference: 'order-1' });
+  });
+
+  it('answers a repeated reference with the first answer and charges it once', async () => {
+    const client = connect(await start());
+
+    const first = await client.authorize(payment('order-1'));
+    clock.advance(1_000);
+    const second = await client.authorize(payment('order-1'));
+
+    expect(second).toEqual(first);
+    const ledger = await client.ledger();
+    expect(ledger.payments).toHaveLength(1);
+    expect(ledger.payments[0]).toMatchObject({
+      requestCount: 2,
+      createdAt: new Date(bankNow).toISOString(),
+      updatedAt: new Date(bankNow + 1_000).toISOString(),
+    });
+    expect(ledger.totals).toEqual({
+      payments: 1,
+      approved: 1,
+      declined: 0,
+      requests: 2,
+      duplicateRequests: 1,
+      rejectedRequests: 0,
+      approvedAmountByCurrency: { EUR: 1_250n },
+    });
+  });
+
+  it('refuses a known reference with another merchant, amount, currency or card with 409, charging nothing', async () => {
+    const client = connect(await start());
+    await client.authorize(payment('order-1'));
+
+    const conflicts = [
+      payment('order-1', { merchantId: 'merchant-2' }),
+      payment('order-1', { amount: 1_251n }),
+      payment('order-1', { currency: 'USD' }),
+      payment('order-1', { card: { number: mastercard, expMonth: 12, expYear: 2030 } }),
+    ];
+    for (const conflict of conflicts) {
+      const failure = await client.authorize(conflict).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(BankRejectedError);
+      expect(failure).toMatchObject({ status: 409, code: 'reference_conflict' });
+    }
+
+    const ledger = await client.ledger();
+    expect(ledger.payments).toHaveLength(1);
+    expect(ledger.payments[0]).toMatchObject({ merchantId: 'merchant-1', amount: 1_250n, requestCount: 5 });
+    expect(ledger.totals).toMatchObject({
+      payments: 1,
+      approved: 1,
+      approvedAmountByCurrency: { EUR: 1_250n },
+    });
+  });
+
+  it('reports a reference it never saw as not found', async () => {
+    const client = connect(await start());
+    expect(await client.inquire('never-sent')).toEqual({ kind: 'not_found', reference: 'never-sent' });
+  });
+
+  it('inquires references that need percent-encoding', async () => {
+    const client = connect(await start());
+    const reference = 'order/1 ?#é';
+    const answer = await client.authorize(payment(reference));
+    expect(await client.inquire(reference)).toEqual(answer);
+  });
+
+  it('sums the ledger per currency and filters it by merchant', async () => {
+    const client = connect(await start());
+    await client.authorize(payment('order-1', { amount: 100n }));
+    await client.authorize(payment('order-2', { amount: 250n }));
+    await client.authorize(payment('order-3', { amount: 7n, currency: 'USD', merchantId: 'merchant-2' }));
+    await client.authorize(
+      payment('order-4', { card: { number: '4000000000000002', expMonth: 1, expYear: 2030 } }),
+    );
+
+    const all = await client.ledger();
+    const merchant2 = await client.ledger('merchant-2');
+
+    expect(all.payments.map((entry) => entry.reference)).toEqual([
+      'order-1',
+      'order-2',
+      'order-3',
+      'order-4',
+    ]);
+    expect(all.totals).toEqual({
+      payments: 4,
+      approved: 3,
+      declined: 1,
+      requests: 4,
+      duplicateRequests: 0,
+      rejectedRequests: 0,
+      approvedAmountByCurrency: { EUR: 350n, USD: 7n },
+    });
+    expect(merchant2.payments.map((entry) => entry.reference)).toEqual(['order-3']);
+    expect(merchant2.totals.approvedAmountByCurrency).toEqual({ USD: 7n });
+  });
+
+  describe('faults', () => {
+    it('declineRate 1 declines would-be-approved payments with do_not_honor', async () => {
+      const client = connect(await start());
+      expect(await client.setFaults({ declineRate: 1 })).toEqual({
+        latencyMs: 0,
+        declineRate: 1,
+        errorRate: 0,
+        timeoutRate: 0,
+      });
+
+      expect(await client.authorize(payment('order-1'))).toEqual({
+        kind: 'declined',
+        reference: 'order-1',
+        declineReason: 'do_not_honor',
+      });
+    });
+
+    it('errorRate 1 answers 503 without recording anything', async () => {
+      const client = connect(await start());
+      await client.setFaults({ errorRate: 1 });
+
+      const failure = await client.authorize(payment('order-1')).catch((error: unknown) => error);
+
+      expect(failure).toBeInstanceOf(BankUnavailableError);
+      expect(failure).toMatchObject({
+        status: 503,
+        code: 'bank_unavailable',
+        retryable: true,
+        outcomeUnknown: false,
+      });
+      expect(await client.inquire('order-1')).toEqual({ kind: 'not_found', reference: 'order-1' });
+      const ledger = await client.ledger();
+      expect(ledger.payments).toEqual([]);
+      expect(ledger.totals).toMatchObject({ payments: 0, requests: 0, rejectedRequests: 1 });
+    });
+
+    it('faults do not touch a reference the bank already answered', async () => {
+      const client = connect(await start());
+      const first = await client.authorize(payment('order-1'));
+      await client.setFaults({ errorRate: 1, declineRate: 1, timeoutRate: 1 });
+
+      expect(await client.authorize(payment('order-1'))).toEqual(first);
+    });
+
+    it('timeoutRate 1 charges the payment but never answers: the client times out, an inquiry finds it', async () => {
+      const server = await start();
+      const client = connect(server, 200);
+      await client.setFaults({ timeoutRate: 1 });
+
+      const failure = await client.authorize(payment('order-1')).catch((error: unknown) => error);
+
+      expect(failure).toBeInstanceOf(BankTimeoutError);
+      expect(failure).toMatchObject({ outcomeUnknown: true, retryable: false, timeoutMs: 200 });
+      const status = await client.inquire('order-1');
+      expect(status.kind).toBe('approved');
+      expect((await client.ledger()).totals).toMatchObject({ payments: 1, approved: 1, requests: 1 });
+    });
+
+    it('a held answer ends with the connection destroyed when the hold elapses on the bank clock', async () => {
+      const server = await start({ settings: { timeoutHoldMs: 60_000 } });
+      await connect(server).setFaults({ timeoutRate: 1 });
+
+      const outcome = rawPost(server.url, payment('order-1'));
+      await waitFor(() => logLines.some((line) => line.includes('"held":true')));
+      clock.advance(60_000);
+
+      await expect(outcome).rejects.toThrow(/socket hang up|ECONNRESET/);
+    });
+
+    it('beyond heldResponsesMax a timed-out answer is cut at once: an unknown outcome, charged', async () => {
+      const server = await start({ settings: { heldResponsesMax: 0 } });
+      const client = connect(server);
+      await client.setFaults({ timeoutRate: 1 });
+
+      const failure = await client.authorize(payment('order-1')).catch((error: unknown) => error);
+
+      expect(failure).toBeInstanceOf(BankConnectionLostError);
+      expect(failure).toMatchObject({ outcomeUnknown: true });
+      expect((await client.inquire('order-1')).kind).toBe('approved');
+    });
+
+    it('latencyMs delays answers but they still arrive', async () => {
+      const server = await start({ clock: systemClock });
+      const client = connect(server);
+      await client.setFaults({ latencyMs: 30 });
+
+      expect((await client.authorize(payment('order-1'))).kind).toBe('approved');
+      expect((await client.authorize(payment('order-1'))).kind).toBe('approved');
+    });
+  });
+
+  it('keeps its ledger across a restart on the same data directory', async () => {
+    const first = await start();
+    const before = connect(first);
+    const approved = await before.authorize(payment('order-1'));
+    await before.authorize(
+      payment('order-2', { card: { number: '4000000000009995', expMonth: 1, expYear: 2030 } }),
+    );
+    await first.close();
+
+    const second = await start();
+    const after = connect(second);
+
+    expect(await after.inquire('order-1')).toEqual(approved);
+    expect(await after.authorize(payment('order-1'))).toEqual(approved);
+    const ledger = await after.ledger();
+    expect(ledger.payments.map((entry) => [entry.reference, entry.status, entry.requestCount])).toEqual([
+      ['order-1', 'approved', 2],
+      ['order-2', 'declined', 1],
+    ]);
+  });
+
+  it('never writes a card number to its files or its logs', async () => {
+    const server = await start();
+    const client = connect(server);
+    const cards = [visa, mastercard, '4000000000000002', '4000000000009995'];
+    for (const [index, number] of cards.entries()) {
+      await client.authorize(payment(`order-${index}`, { card: { number, expMonth: 12, expYear: 2030 } }));
+      await client.authorize(payment(`order-${index}`, { card: { number, expMonth: 12, expYear: 2030 } }));
+    }
+    await client
+      .authorize(payment('order-0', { card: { number: '378282246310005', expMonth: 1, expYear: 2030 } }))
+      .catch(() => undefined);
+
+    // While the server runs the payments sit in the write-ahead log; after close, in the main file.
+    const whileRunning = readEveryFile(dataDir);
+    expect(whileRunning.some((file) => file.name.endsWith('-wal'))).toBe(true);
+    await server.close();
+    const afterClose = readEveryFile(dataDir);
+
+    for (const number of [...cards, '378282246310005']) {
+      for (const file of [...whileRunning, ...afterClose]) {
+        expect(file.bytes.includes(Buffer.from(number)), `${number} in ${file.name}`).toBe(false);
+      }
+      expect(logLines.join('\n')).not.toContain(number);
+    }
+    expect(logLines.some((line) => line.includes('"cardLast4":"4242"'))).toBe(true);
+  });
+});
+
+function readEveryFile(directory: string): { name: string; bytes: Buffer }[] {
+  return fs
+    .readdirSync(directory, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => {
+      const file = path.join(entry.parentPath, entry.name);
+      return { name: file, bytes: fs.readFileSync(file) };
+    });
+}
+
+/** A POST without the client's deadline, to watch what the server does with the connection. */
+function rawPost(baseUrl: string, request: AuthorizeRequest): Promise<number> {
+  const body = JSON.stringify({ ...request, amount: Number(request.amount) });
+  return new Promise((resolve, reject) => {
+    const outgoing = http.request(
+      `${baseUrl}/v1/payments`,
+      { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' } },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
