@@ -29,11 +29,11 @@ export function assertAppendRequest(request: AppendRequest): void {
   assertTimestamp(request.timestamp);
   const events = request.events;
   assert.ok(Array.isArray(events), 'events must be an array');
-  assert.ok(events.length > 0, `append to ${request.persistenceId} has no events`);
-  assert.ok(
-    events.length <= eventsPerAppendMax,
-    `append has ${events.length} events (max ${eventsPerAppendMax})`,
-  );
+  // Messages are built only on failure: this runs twice per append on the hot path.
+  if (events.length === 0) assert.fail(`append to ${request.persistenceId} has no events`);
+  if (events.length > eventsPerAppendMax) {
+    assert.fail(`append has ${events.length} events (max ${eventsPerAppendMax})`);
+  }
   assertSeqNr(request.fromSeqNr + events.length - 1, 'last seqNr');
   for (const event of events) {
     assertIdentifier(event.type, 'event type');
@@ -43,10 +43,11 @@ export function assertAppendRequest(request: AppendRequest): void {
   const processed = request.processed;
   if (processed !== undefined) {
     assertIdentifier(processed.receiverId, 'receiverId');
-    assert.ok(
-      processed.messageIds.length <= processedIdsPerAppendMax,
-      `append records ${processed.messageIds.length} processed ids (max ${processedIdsPerAppendMax})`,
-    );
+    if (processed.messageIds.length > processedIdsPerAppendMax) {
+      assert.fail(
+        `append records ${processed.messageIds.length} processed ids (max ${processedIdsPerAppendMax})`,
+      );
+    }
     for (const messageId of processed.messageIds) assertIdentifier(messageId, 'messageId');
   }
 }
@@ -72,11 +73,11 @@ export function assertSnapshot(snapshot: Snapshot): void {
 }
 
 export function assertIdentifier(value: unknown, what: string): asserts value is string {
-  assert.ok(typeof value === 'string' && value.length > 0, `${what} must be a non-empty string`);
+  if (typeof value !== 'string' || value.length === 0) assert.fail(`${what} must be a non-empty string`);
 }
 
 export function assertSeqNr(value: unknown, what: string): asserts value is number {
-  assert.ok(Number.isSafeInteger(value) && (value as number) >= 1, `${what} must be an integer >= 1`);
+  if (!Number.isSafeInteger(value) || (value as number) < 1) assert.fail(`${what} must be an integer >= 1`);
 }
 
 function assertVersion(value: unknown): void {

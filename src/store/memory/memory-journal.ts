@@ -354,10 +354,10 @@ export class MemoryJournal implements Journal {
   private rowAt(offset: number | undefined): OffsetEvent {
     assert.ok(offset !== undefined, 'memory journal index is broken');
     const columns: unknown = JSON.parse(this.rows[offset - 1] ?? 'null');
-    assert.ok(Array.isArray(columns) && columns.length === 8, `stored row ${offset} is not a row`);
+    if (!Array.isArray(columns) || columns.length !== 8) assert.fail(`stored row ${offset} is not a row`);
     const [storedOffset, persistenceId, seqNr, type, version, payload, timestamp, checksum] = columns;
     const event = verifiedEvent(persistenceId, seqNr, type, version, payload, timestamp, checksum);
-    assert.ok(storedOffset === offset, `stored row ${offset} has offset ${String(storedOffset)}`);
+    if (storedOffset !== offset) assert.fail(`stored row ${offset} has offset ${String(storedOffset)}`);
     return withOffset(event, storedOffset);
   }
 

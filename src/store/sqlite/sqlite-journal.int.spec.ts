@@ -6,7 +6,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type AppendRequest, ConcurrentWriteError } from '../journal.js';
 import { describeJournalContract } from '../journal-contract.js';
 import { latestSchemaVersion, SchemaTooNewError } from './migrations.js';
-import { busyTimeoutMs, openDatabase, openSqliteStore, type SqliteStore } from './open-database.js';
+import {
+  busyTimeoutMs,
+  openDatabase,
+  openSqliteStore,
+  pageSizeBytes,
+  type SqliteStore,
+} from './open-database.js';
 
 function temporaryDirectory(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'remit-sqlite-'));
@@ -90,6 +96,7 @@ describe('SQLite store', () => {
       expect(database.pragma('journal_mode', { simple: true })).toBe('wal');
       expect(database.pragma('synchronous', { simple: true })).toBe(2 /* FULL */);
       expect(database.pragma('busy_timeout', { simple: true })).toBe(busyTimeoutMs);
+      expect(database.pragma('page_size', { simple: true })).toBe(pageSizeBytes);
     } finally {
       database.close();
     }
@@ -155,6 +162,36 @@ describe('SQLite store', () => {
       ConcurrentWriteError,
     );
     expect(await owner.journal.highestSeqNr('merchant-1')).toBe(3);
+  });
+
+  it('fails the whole batch when the transaction fails, writing nothing of any append in it', async () => {
+    // A trigger stands in for a failing disk: it aborts the insert of one event mid-append, after
+    // the append's first event and a batch-mate's events were already inserted in the transaction.
+    const store = open();
+    onOtherConnection(file, (database) => {
+      database.exec(
+        "CREATE TRIGGER fail_poison BEFORE INSERT ON journal WHEN NEW.event_type = 'Poison' " +
+          "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
+      );
+    });
+    const poisoned: AppendRequest = {
+      ...request('a', 1, 1),
+      events: [...request('a', 1, 1).events, { type: 'Poison', version: 1, payload: '{}' }],
+      processed: { receiverId: 'a', messageIds: ['m1'] },
+    };
+    const results = await Promise.allSettled([
+      store.journal.append(request('b', 1, 2)),
+      store.journal.append(poisoned),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected']);
+    expect(results[1]?.status === 'rejected' && String(results[1].reason)).toMatch(/disk on fire/);
+    expect(await store.journal.readAll(0, 10)).toEqual([]);
+    expect(await store.journal.isProcessed('a', 'm1')).toBe(false);
+    expect(store.journal.stats()).toMatchObject({ appends: 0, events: 0, transactions: 0, failedAppends: 2 });
+
+    onOtherConnection(file, (database) => database.exec('DROP TRIGGER fail_poison'));
+    await store.journal.append(request('b', 1, 2));
+    expect(await store.journal.highestSeqNr('b')).toBe(2);
   });
 
   it('never reuses an offset, even after the newest row is deleted', async () => {
