@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock, settle } from '../../runtime/clock.js';
-import { type AppendRequest, ConcurrentWriteError, CorruptRowError } from '../journal.js';
+import {
+  type AppendRequest,
+  ConcurrentWriteError,
+  CorruptRowError,
+  JournalOverloadedError,
+} from '../journal.js';
 import { describeJournalContract } from '../journal-contract.js';
 import { InjectedWriteError, MemoryJournal } from './memory-journal.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
@@ -62,6 +67,17 @@ describe('MemoryJournal test hooks', () => {
     expect(durable).toBe(true);
     expect(journal.pendingAppends()).toBe(0);
     expect(journal.eventsOf('a')).toHaveLength(1);
+  });
+
+  it('refuses appends beyond pendingAppendsMax with JournalOverloadedError', async () => {
+    const small = new MemoryJournal({ groupCommit: { pendingAppendsMax: 2 } });
+    small.holdWrites();
+    const accepted = [small.append(request('a', 1)), small.append(request('b', 1))];
+    await expect(small.append(request('c', 1))).rejects.toBeInstanceOf(JournalOverloadedError);
+    small.releaseWrites();
+    await Promise.all(accepted);
+    expect(small.stats()).toMatchObject({ appends: 2, failedAppends: 1 });
+    await small.close();
   });
 
   it('fails the next appends while their batch-mates commit', async () => {
