@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { accountEvents } from '../testing/fixtures/account.js';
 import {
   type AppendRequest,
   ConcurrentWriteError,
@@ -290,6 +291,28 @@ export function describeJournalContract(name: string, setup: () => Promise<Journ
         await expect(journal.readAll(0, 10)).rejects.toBeInstanceOf(CorruptRowError);
         // Rows before the corrupt one stay readable: the error is about that row only.
         expect(await journal.read('merchant-1', 1, 1)).toHaveLength(1);
+      });
+    });
+
+    describe('schema versions', () => {
+      it('reads an event written with an old schema version back through its upcaster', async () => {
+        // Version 1 of Deposited stored {"value": <number>}; the code today writes version 2.
+        await journal.append({
+          persistenceId: 'account-old',
+          fromSeqNr: 1,
+          events: [
+            { type: 'Deposited', version: 1, payload: '{"value":250}' },
+            accountEvents.serialize({ type: 'Deposited', amount: 5n }),
+          ],
+          timestamp: 1,
+        });
+        const rows = await journal.read('account-old', 1);
+        expect(rows.map((row) => row.version)).toEqual([1, 2]);
+        const events = rows.map((row) => accountEvents.deserialize(row, row));
+        expect(events).toEqual([
+          { type: 'Deposited', amount: 250n },
+          { type: 'Deposited', amount: 5n },
+        ]);
       });
     });
 
