@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { emptyOutbox, type Outbox, outboxHasRoom, outboxWith, outboxWithout } from '../delivery/outbox.js';
 import { effectsFor } from '../persistence/effect.js';
 import { type EntityAddress, type EntityDefinition, entityAddress } from '../persistence/entity.js';
-import { EventRegistry, eventSchema } from '../persistence/serialization.js';
+import { EventRegistry, eventSchema, toJsonText } from '../persistence/serialization.js';
 import type { ActorRef } from '../runtime/actor.js';
 import type { BackoffSettings } from '../runtime/backoff.js';
 import type { CardSummary } from './card.js';
@@ -318,6 +318,10 @@ export function decideMerchant(
 ): Effect {
   switch (command.type) {
     case 'ConfigureMerchant':
+      // Configuring again with the same settings (every start does) changes nothing.
+      if (state.config !== undefined && sameConfig(state.config, command.config)) {
+        return effect.reply(command.replyTo, { type: 'MerchantConfigured' });
+      }
       return effect
         .persist({ type: 'MerchantConfigured', config: command.config })
         .thenReply(command.replyTo, () => ({ type: 'MerchantConfigured' }));
@@ -443,6 +447,10 @@ function processExecutionResult(
     const order = after.recentlyFinished.get(orderId);
     if (order !== undefined) waiters.complete(orderId, order);
   });
+}
+
+function sameConfig(a: MerchantConfig, b: MerchantConfig): boolean {
+  return toJsonText(a) === toJsonText(b);
 }
 
 // ---- evolve ---------------------------------------------------------------------------------
