@@ -1,0 +1,615 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import { z } from 'zod';
+import type { CardBrand } from '../payments/card.js';
+import { type Currency, isCurrency } from '../payments/money.js';
+import { type OrderStatus, orderStatuses } from '../payments/order.js';
+
+/**
+ * The order read model: the journal projected into queryable SQLite tables — one row per order
+ * (listing, filtering, paging) and the audit trail of each order (its events, in journal order).
+ *
+ * It lives in its own database file, never in the journal's: it is derived data and can always be
+ * rebuilt by deleting the file (or calling `reset()`) and projecting the journal again from offset
+ * 0. That is why it runs with `synchronous=NORMAL`: a power loss may take back its last commits,
+ * but the projection's offset is committed in the same transaction as the rows, so it just
+ * projects those events again. For the same reason a file written with another schema version is
+ * emptied and rebuilt rather than migrated.
+ *
+ * Only the projection writes (`applyBatch`, `reset`); queries are synchronous and return plain,
+ * parsed objects. Everything read from the file is parsed before it is returned: the file is a
+ * boundary, and a row that does not parse is a broken invariant.
+ */
+
+/** The file name inside the data directory. */
+export const readModelFileName = 'readmodel.db';
+
+export function readModelPath(dataDirectory: string): string {
+  return join(dataDirectory, readModelFileName);
+}
+
+/** Bumped whenever the tables change; a file with another version is emptied and rebuilt. */
+export const readModelSchemaVersion = 1;
+
+/** The largest page `listOrders` returns. */
+export const listLimitMax = 100;
+
+/** The name the order projection's offset is stored under in `projection_offsets`. */
+export const orderProjectionName = 'orders';
+
+/** How long a statement waits for another connection's lock (a reader tool) before SQLITE_BUSY. */
+export const readModelBusyTimeoutMs = 5_000;
+
+// ---- what queries return --------------------------------------------------------------------
+
+/** An order as the API shows it. Field names and `undefined` for absent values follow `Order`. */
+export interface OrderRow {
+  readonly id: string;
+  readonly merchantId: string;
+  readonly status: OrderStatus;
+  readonly amount: bigint;
+  readonly currency: Currency;
+  readonly card: { readonly brand: CardBrand; readonly last4: string };
+  readonly bank: string | undefined;
+  readonly reference: string | undefined;
+  readonly description: string | undefined;
+  /** A stable code for `rejected`, `declined` and `failed`. */
+  readonly reason: string | undefined;
+  readonly authorizationCode: string | undefined;
+  readonly idempotencyKey: string;
+  readonly requestHash: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** One event of an order's audit trail. */
+export interface AuditEntry {
+  /** The event's global offset in the journal. */
+  readonly offset: number;
+  readonly persistenceId: string;
+  readonly seqNr: number;
+  readonly type: string;
+  /** When the journal stored the event (the writer's clock), milliseconds since the epoch. */
+  readonly at: number;
+  /**
+   * The event as JSON data in its current schema version. A card appears only as its summary
+   * (token, brand, BIN, last four, expiry), never as its number.
+   */
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+export interface ListOrdersQuery {
+  readonly merchantId: string;
+  readonly status?: OrderStatus | undefined;
+  /** 1 to `listLimitMax`. */
+  readonly limit: number;
+  /** An order id from a previous page: the page continues strictly after it, newest first. */
+  readonly startingAfter?: string | undefined;
+}
+
+export interface OrderPage {
+  readonly data: OrderRow[];
+  readonly hasMore: boolean;
+}
+
+/** The cursor is not an order of this merchant: a client error, answered as such by the API. */
+export class InvalidCursorError extends Error {
+  override readonly name = 'InvalidCursorError';
+  readonly code = 'invalid_cursor';
+  constructor(
+    readonly merchantId: string,
+    readonly cursor: string,
+  ) {
+    super(`starting_after ${JSON.stringify(cursor)} is not an order of this merchant`);
+  }
+}
+
+// ---- what the projection writes -------------------------------------------------------------
+
+/** Where an event sits in the journal; every change names the event it comes from. */
+export interface JournalPosition {
+  readonly offset: number;
+  readonly persistenceId: string;
+  readonly seqNr: number;
+}
+
+export interface NewOrderRecord {
+  readonly id: string;
+  readonly merchantId: string;
+  readonly amount: bigint;
+  readonly currency: Currency;
+  readonly card: { readonly brand: CardBrand; readonly bin: string; readonly last4: string };
+  readonly reference: string | undefined;
+  readonly description: string | undefined;
+  readonly idempotencyKey: string;
+  readonly requestHash: string;
+  readonly createdAt: number;
+}
+
+/** A change to the tables, derived from one event. An event yields zero or more. */
+export type OrderChange =
+  | { readonly kind: 'created'; readonly position: JournalPosition; readonly order: NewOrderRecord }
+  | {
+      readonly kind: 'transitioned';
+      readonly position: JournalPosition;
+      readonly orderId: string;
+      /** The status the order must have; anything else means the journal and the table disagree. */
+      readonly from: OrderStatus;
+      readonly to: OrderStatus;
+      readonly at: number;
+      readonly bank?: string;
+      readonly reason?: string;
+      readonly authorizationCode?: string;
+    }
+  | {
+      readonly kind: 'audited';
+      readonly position: JournalPosition;
+      readonly orderId: string;
+      readonly type: string;
+      readonly at: number;
+      /** JSON text of the event. */
+      readonly data: string;
+    };
+
+export interface OrderBatch {
+  /** The offset the read model must be at; anything else means another writer or a lost batch. */
+  readonly afterOffset: number;
+  /** The offset of the batch's last event, stored with its changes. */
+  readonly toOffset: number;
+  readonly changes: readonly OrderChange[];
+}
+
+/**
+ * An event the read model cannot apply in its current state (an order created twice, a result for
+ * an unknown order, a transition from the wrong status): the journal and the tables disagree, and
+ * going on would publish wrong orders. The projection stops with it.
+ */
+export class InconsistentEventError extends Error {
+  override readonly name = 'InconsistentEventError';
+  constructor(
+    message: string,
+    readonly position: JournalPosition,
+  ) {
+    super(
+      `${message} (offset ${position.offset}, persistence id ${position.persistenceId}, seqNr ${position.seqNr})`,
+    );
+  }
+}
+
+// ---- rows as stored -------------------------------------------------------------------------
+
+const orderColumns =
+  'order_id, merchant_id, status, amount, currency, card_brand, card_last4, bank, reference, description, ' +
+  'reason, authorization_code, idempotency_key, request_hash, created_at, updated_at';
+
+const optionalText = z
+  .string()
+  .nullable()
+  .transform((value) => value ?? undefined);
+const timestamp = z.number().int().nonnegative();
+const statusSchema = z.enum(orderStatuses as [OrderStatus, ...OrderStatus[]]);
+const currencySchema = z.custom<Currency>((value) => typeof value === 'string' && isCurrency(value));
+const brandSchema = z.enum(['visa', 'mastercard', 'amex', 'discover', 'jcb', 'unknown']);
+
+const orderRowSchema = z
+  .object({
+    order_id: z.string().min(1),
+    merchant_id: z.string().min(1),
+    status: statusSchema,
+    amount: z
+      .string()
+      .regex(/^-?\d+$/)
+      .transform(BigInt),
+    currency: currencySchema,
+    card_brand: brandSchema,
+    card_last4: z.string().regex(/^\d{4}$/),
+    bank: optionalText,
+    reference: optionalText,
+    description: optionalText,
+    reason: optionalText,
+    authorization_code: optionalText,
+    idempotency_key: z.string().min(1),
+    request_hash: z.string().min(1),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .strict()
+  .transform(
+    (row): OrderRow => ({
+      id: row.order_id,
+      merchantId: row.merchant_id,
+      status: row.status,
+      amount: row.amount,
+      currency: row.currency,
+      card: { brand: row.card_brand, last4: row.card_last4 },
+      bank: row.bank,
+      reference: row.reference,
+      description: row.description,
+      reason: row.reason,
+      authorizationCode: row.authorization_code,
+      idempotencyKey: row.idempotency_key,
+      requestHash: row.request_hash,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    }),
+  );
+
+const auditRowSchema = z
+  .object({
+    global_offset: z.number().int().positive(),
+    persistence_id: z.string().min(1),
+    seq_nr: z.number().int().positive(),
+    type: z.string().min(1),
+    at: timestamp,
+    data: z.string().transform((text, context): Record<string, unknown> => {
+      const parsed = parseJsonObject(text);
+      if (parsed === undefined) {
+        context.addIssue({ code: 'custom', message: 'data is not a JSON object' });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
+  })
+  .strict()
+  .transform(
+    (row): AuditEntry => ({
+      offset: row.global_offset,
+      persistenceId: row.persistence_id,
+      seqNr: row.seq_nr,
+      type: row.type,
+      at: row.at,
+      data: row.data,
+    }),
+  );
+
+const cursorSchema = z.object({ created_at: timestamp, order_id: z.string().min(1) }).strict();
+
+function parseJsonObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses a row read from the file; a row that does not parse means the file is broken. */
+function parseRow<T>(schema: z.ZodType<T>, row: unknown, what: string): T {
+  const result = schema.safeParse(row);
+  if (!result.success) assert.fail(`read model ${what} row does not parse: ${result.error.message}`);
+  return result.data;
+}
+
+// ---- schema ---------------------------------------------------------------------------------
+
+// STRICT tables refuse a value of the wrong type instead of storing it. Amounts are decimal text:
+// SQLite integers are 64-bit, bigints are not, and money must never pass through a float.
+const schemaSql = `
+  CREATE TABLE orders (
+    order_id TEXT PRIMARY KEY,
+    merchant_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    card_brand TEXT NOT NULL,
+    card_last4 TEXT NOT NULL,
+    card_bin TEXT NOT NULL,
+    bank TEXT,
+    reference TEXT,
+    description TEXT,
+    reason TEXT,
+    authorization_code TEXT,
+    idempotency_key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+
+  -- Listing a merchant's orders newest first, and paging by (created_at, order_id).
+  CREATE INDEX orders_by_merchant ON orders (merchant_id, created_at DESC, order_id DESC);
+  CREATE INDEX orders_by_merchant_status ON orders (merchant_id, status, created_at DESC, order_id DESC);
+
+  CREATE TABLE order_events (
+    order_id TEXT NOT NULL,
+    global_offset INTEGER NOT NULL,
+    persistence_id TEXT NOT NULL,
+    seq_nr INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (order_id, global_offset)
+  ) STRICT;
+
+  CREATE TABLE projection_offsets (
+    name TEXT PRIMARY KEY,
+    "offset" INTEGER NOT NULL CHECK ("offset" >= 0)
+  ) STRICT;
+`;
+
+const dropSql = `
+  DROP TABLE IF EXISTS orders;
+  DROP TABLE IF EXISTS order_events;
+  DROP TABLE IF EXISTS projection_offsets;
+`;
+
+function openFile(path: string): Database {
+  const database = new BetterSqlite3(path);
+  try {
+    database.pragma(`busy_timeout = ${readModelBusyTimeoutMs}`);
+    const journalMode: unknown = database.pragma('journal_mode = WAL', { simple: true });
+    assert.ok(journalMode === 'wal', `read model ${path} refused WAL mode (it is in ${String(journalMode)})`);
+    // NORMAL, not FULL: see the class comment — a lost commit is projected again.
+    database.pragma('synchronous = NORMAL');
+    database
+      .transaction(() => {
+        const version: unknown = database.pragma('user_version', { simple: true });
+        assert.ok(typeof version === 'number', `read model ${path} reports user_version ${String(version)}`);
+        if (version === readModelSchemaVersion) return;
+        // Another version (or a new file): derived data is rebuilt, never migrated.
+        database.exec(dropSql);
+        database.exec(schemaSql);
+        database.pragma(`user_version = ${readModelSchemaVersion}`);
+      })
+      .immediate();
+    return database;
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+}
+
+// ---- the read model -------------------------------------------------------------------------
+
+type Params = unknown[];
+
+export class OrderReadModel {
+  private readonly selectOrder: Statement<[string], unknown>;
+  private readonly selectCursor: Statement<[string, string], unknown>;
+  private readonly listAll: Statement<[string, number], unknown>;
+  private readonly listAllAfter: Statement<[string, number, string, number], unknown>;
+  private readonly listByStatus: Statement<[string, string, number], unknown>;
+  private readonly listByStatusAfter: Statement<[string, string, number, string, number], unknown>;
+  private readonly selectEvents: Statement<[string], unknown>;
+  private readonly selectOffset: Statement<[string], unknown>;
+  private readonly insertOrder: Statement<Params>;
+  private readonly updateStatus: Statement<Params>;
+  private readonly insertEvent: Statement<Params>;
+  private readonly upsertOffset: Statement<[string, number]>;
+  private readonly writeBatch: { immediate(batch: OrderBatch): void };
+
+  private constructor(
+    private readonly database: Database,
+    readonly path: string,
+  ) {
+    const newestFirst = 'ORDER BY created_at DESC, order_id DESC LIMIT ?';
+    const after = '(created_at, order_id) < (?, ?)';
+    this.selectOrder = database.prepare(`SELECT ${orderColumns} FROM orders WHERE order_id = ?`);
+    this.selectCursor = database.prepare(
+      'SELECT created_at, order_id FROM orders WHERE order_id = ? AND merchant_id = ?',
+    );
+    this.listAll = database.prepare(
+      `SELECT ${orderColumns} FROM orders WHERE merchant_id = ? ${newestFirst}`,
+    );
+    this.listAllAfter = database.prepare(
+      `SELECT ${orderColumns} FROM orders WHERE merchant_id = ? AND ${after} ${newestFirst}`,
+    );
+    this.listByStatus = database.prepare(
+      `SELECT ${orderColumns} FROM orders WHERE merchant_id = ? AND status = ? ${newestFirst}`,
+    );
+    this.listByStatusAfter = database.prepare(
+      `SELECT ${orderColumns} FROM orders WHERE merchant_id = ? AND status = ? AND ${after} ${newestFirst}`,
+    );
+    this.selectEvents = database.prepare(
+      'SELECT global_offset, persistence_id, seq_nr, type, at, data FROM order_events ' +
+        'WHERE order_id = ? ORDER BY global_offset',
+    );
+    this.selectOffset = database.prepare('SELECT "offset" FROM projection_offsets WHERE name = ?').pluck();
+    // ON CONFLICT DO NOTHING, then a check of `changes`: a second creation is reported, not thrown
+    // as a bare constraint error without the event's position.
+    this.insertOrder = database.prepare(
+      'INSERT INTO orders (order_id, merchant_id, status, amount, currency, card_brand, card_last4, card_bin, ' +
+        'bank, reference, description, reason, authorization_code, idempotency_key, request_hash, created_at, ' +
+        "updated_at) VALUES (?, ?, 'new', ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?) " +
+        'ON CONFLICT (order_id) DO NOTHING',
+    );
+    this.updateStatus = database.prepare(
+      'UPDATE orders SET status = ?, updated_at = ?, bank = COALESCE(?, bank), reason = COALESCE(?, reason), ' +
+        'authorization_code = COALESCE(?, authorization_code) WHERE order_id = ? AND status = ?',
+    );
+    // OR IGNORE: an event is applied once by design (its offset commits with it); this only makes
+    // applying it again harmless should that design ever be broken.
+    this.insertEvent = database.prepare(
+      'INSERT OR IGNORE INTO order_events (order_id, global_offset, persistence_id, seq_nr, type, at, data) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.upsertOffset = database.prepare(
+      'INSERT INTO projection_offsets (name, "offset") VALUES (?, ?) ' +
+        'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
+    );
+    this.writeBatch = database.transaction((batch: OrderBatch) => this.applyInTransaction(batch));
+  }
+
+  /** Opens (creating, or rebuilding on a schema change) the read model file at `path`. */
+  static open(path: string): OrderReadModel {
+    return new OrderReadModel(openFile(path), path);
+  }
+
+  // ---- queries ------------------------------------------------------------------------------
+
+  /** The merchant's order, or undefined — also when the order belongs to another merchant. */
+  getOrder(merchantId: string, orderId: string): OrderRow | undefined {
+    const order = this.getOrderById(orderId);
+    return order?.merchantId === merchantId ? order : undefined;
+  }
+
+  /** Any merchant's order. For internal use only: it does not isolate merchants. */
+  getOrderById(orderId: string): OrderRow | undefined {
+    const row = this.selectOrder.get(orderId);
+    return row === undefined ? undefined : parseRow(orderRowSchema, row, 'orders');
+  }
+
+  /**
+   * A page of the merchant's orders, newest first (ties by order id, descending). Throws
+   * `InvalidCursorError` when `startingAfter` is not one of the merchant's orders.
+   */
+  listOrders(query: ListOrdersQuery): OrderPage {
+    const { merchantId, status, limit, startingAfter } = query;
+    assert.ok(
+      Number.isSafeInteger(limit) && limit >= 1 && limit <= listLimitMax,
+      `limit must be 1 to ${listLimitMax}, got ${limit}`,
+    );
+    // One row more than asked tells whether another page follows.
+    const fetch = limit + 1;
+    let rows: unknown[];
+    if (startingAfter === undefined) {
+      rows =
+        status === undefined
+          ? this.listAll.all(merchantId, fetch)
+          : this.listByStatus.all(merchantId, status, fetch);
+    } else {
+      const cursor = this.cursorOf(merchantId, startingAfter);
+      rows =
+        status === undefined
+          ? this.listAllAfter.all(merchantId, cursor.created_at, cursor.order_id, fetch)
+          : this.listByStatusAfter.all(merchantId, status, cursor.created_at, cursor.order_id, fetch);
+    }
+    const data = rows.slice(0, limit).map((row) => parseRow(orderRowSchema, row, 'orders'));
+    return { data, hasMore: rows.length > limit };
+  }
+
+  /** The order's events in journal order, or undefined when it is not an order of this merchant. */
+  orderEvents(merchantId: string, orderId: string): AuditEntry[] | undefined {
+    if (this.getOrder(merchantId, orderId) === undefined) return undefined;
+    return this.selectEvents.all(orderId).map((row) => parseRow(auditRowSchema, row, 'order_events'));
+  }
+
+  /** The global offset of the last event projected; 0 before the first. */
+  offset(): number {
+    const stored = this.selectOffset.get(orderProjectionName);
+    if (stored === undefined) return 0;
+    return parseRow(z.number().int().nonnegative(), stored, 'projection_offsets');
+  }
+
+  // ---- writes (the projection's) ------------------------------------------------------------
+
+  /**
+   * Applies one batch's changes and stores its last offset in a single transaction, so a crash
+   * leaves either all of it or none of it. Throws (and writes nothing) when the read model is not
+   * at `afterOffset` or a change contradicts the tables.
+   */
+  applyBatch(batch: OrderBatch): void {
+    assert.ok(
+      Number.isSafeInteger(batch.toOffset) && batch.toOffset > batch.afterOffset,
+      `a batch must move the offset forward (from ${batch.afterOffset} to ${batch.toOffset})`,
+    );
+    this.writeBatch.immediate(batch);
+  }
+
+  /** Empties every table, so the projection starts again from offset 0. Stop the projection first. */
+  reset(): void {
+    this.database
+      .transaction(() => {
+        this.database.exec('DELETE FROM orders; DELETE FROM order_events; DELETE FROM projection_offsets;');
+      })
+      .immediate();
+  }
+
+  close(): void {
+    if (this.database.open) this.database.close();
+  }
+
+  private cursorOf(merchantId: string, orderId: string): z.infer<typeof cursorSchema> {
+    const row = this.selectCursor.get(orderId, merchantId);
+    if (row === undefined) throw new InvalidCursorError(merchantId, orderId);
+    return parseRow(cursorSchema, row, 'orders cursor');
+  }
+
+  private applyInTransaction(batch: OrderBatch): void {
+    const current = this.offset();
+    assert.ok(
+      current === batch.afterOffset,
+      `read model is at offset ${current}, but the batch continues from ${batch.afterOffset}: ` +
+        'another projection writes to the same file, or a batch was lost',
+    );
+    for (const change of batch.changes) this.applyChange(change);
+    this.upsertOffset.run(orderProjectionName, batch.toOffset);
+  }
+
+  private applyChange(change: OrderChange): void {
+    switch (change.kind) {
+      case 'created':
+        this.create(change.order, change.position);
+        break;
+      case 'transitioned':
+        this.transition(change);
+        break;
+      case 'audited':
+        this.audit(change);
+        break;
+      default:
+        assertNever(change);
+    }
+  }
+
+  private create(order: NewOrderRecord, position: JournalPosition): void {
+    const inserted = this.insertOrder.run(
+      order.id,
+      order.merchantId,
+      order.amount.toString(),
+      order.currency,
+      order.card.brand,
+      order.card.last4,
+      order.card.bin,
+      order.reference ?? null,
+      order.description ?? null,
+      order.idempotencyKey,
+      order.requestHash,
+      order.createdAt,
+      order.createdAt,
+    );
+    if (inserted.changes === 0) {
+      throw new InconsistentEventError(`order ${order.id} is created a second time`, position);
+    }
+  }
+
+  private transition(change: Extract<OrderChange, { kind: 'transitioned' }>): void {
+    const updated = this.updateStatus.run(
+      change.to,
+      change.at,
+      change.bank ?? null,
+      change.reason ?? null,
+      change.authorizationCode ?? null,
+      change.orderId,
+      change.from,
+    );
+    if (updated.changes === 1) return;
+    const status = this.getOrderById(change.orderId)?.status;
+    throw new InconsistentEventError(
+      `order ${change.orderId} cannot become ${change.to}: it is ${status ?? 'unknown'}, not ${change.from}`,
+      change.position,
+    );
+  }
+
+  private audit(change: Extract<OrderChange, { kind: 'audited' }>): void {
+    const { position } = change;
+    if (this.selectOrder.get(change.orderId) === undefined) {
+      throw new InconsistentEventError(`${change.type} for unknown order ${change.orderId}`, position);
+    }
+    this.insertEvent.run(
+      change.orderId,
+      position.offset,
+      position.persistenceId,
+      position.seqNr,
+      change.type,
+      change.at,
+      change.data,
+    );
+  }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected: ${JSON.stringify(value)}`);
+}
