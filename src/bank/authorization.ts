@@ -1,10 +1,11 @@
 import type { Random } from '../runtime/random.js';
 import type { BankFaults, DeclineReason, PaymentRequestBody } from './bank-protocol.js';
 import { cardExpired, cardFingerprint, luhnValid, sameCard } from './card.js';
-import type { BankLedger, PaymentRecord } from './ledger.js';
+import type { BankLedger, CancelledPayment, DecidedPayment } from './ledger.js';
 
 /**
- * How the bank answers one `POST /v1/payments`: deduplicate by reference, then decide, then record.
+ * How the bank answers one `POST /v1/payments`: deduplicate by reference (a cancelled reference
+ * stays refused), then decide, then record.
  * The decision is a pure function of the card, the time and the injected Random, so a seeded
  * simulation replays the same answers.
  */
@@ -26,19 +27,21 @@ export type PaymentOutcome =
   /** The bank's answer: `firstTime` says whether this request created it. */
   | {
       readonly kind: 'answered';
-      readonly record: PaymentRecord;
+      readonly record: DecidedPayment;
       readonly firstTime: boolean;
       readonly hold: boolean;
     }
   /** The reference is known with another merchant, amount, currency or card; nothing charged. */
-  | { readonly kind: 'conflict'; readonly record: PaymentRecord }
+  | { readonly kind: 'conflict'; readonly record: DecidedPayment }
+  /** The reference was cancelled before any payment: refused, nothing charged. */
+  | { readonly kind: 'cancelled'; readonly record: CancelledPayment }
   /** A new reference with a card number that fails the Luhn check; nothing recorded. */
   | { readonly kind: 'invalid_card' }
   /** The `errorRate` fault struck: nothing processed, nothing recorded. */
   | { readonly kind: 'unavailable' };
 
 /** Draws only for rates above zero, so a run with faults off takes nothing from the Random. */
-function strikes(random: Random, rate: number): boolean {
+export function strikes(random: Random, rate: number): boolean {
   return rate > 0 && random.chance(rate);
 }
 
@@ -65,7 +68,7 @@ export function decide(
   return { status: 'approved', authorizationCode: authorizationCode(random) };
 }
 
-function matches(record: PaymentRecord, request: PaymentRequestBody): boolean {
+function matches(record: DecidedPayment, request: PaymentRequestBody): boolean {
   return (
     record.merchantId === request.merchantId &&
     record.amount === request.amount &&
@@ -92,6 +95,8 @@ export function processPayment(
     // Every request for a known reference counts, conflicting ones too; faults never apply to it.
     const known = ledger.countRequest(request.reference, nowMs);
     if (known !== undefined) {
+      // Whatever this request says: the reference is settled, and settled as not charged.
+      if (known.status === 'cancelled') return { kind: 'cancelled', record: known };
       return matches(known, request)
         ? { kind: 'answered', record: known, firstTime: false, hold: false }
         : { kind: 'conflict', record: known };
@@ -102,7 +107,7 @@ export function processPayment(
     }
     if (!luhnValid(request.card.number)) return { kind: 'invalid_card' };
     const decision = decide(request.card, nowMs, faults, random);
-    const record: PaymentRecord = {
+    const record: DecidedPayment = {
       reference: request.reference,
       merchantId: request.merchantId,
       amount: request.amount,

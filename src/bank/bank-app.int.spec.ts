@@ -191,6 +191,62 @@ describe('bank app routes (inject)', () => {
     );
   });
 
+  it('cancels with no body, an empty object or a merchant, and serves the tombstone without card fields', async () => {
+    const noBody = await inject({ method: 'POST', url: '/v1/payments/order-1/cancel' });
+    expect(noBody.statusCode, noBody.text).toBe(200);
+    expect(noBody.body).toEqual({ reference: 'order-1', status: 'cancelled' });
+    const empty = await inject({ method: 'POST', url: '/v1/payments/order-2/cancel', payload: {} });
+    expect(empty.body).toEqual({ reference: 'order-2', status: 'cancelled' });
+    const withMerchant = await inject({
+      method: 'POST',
+      url: '/v1/payments/order-3/cancel',
+      payload: { merchantId: 'merchant-1' },
+    });
+    expect(withMerchant.body).toEqual({ reference: 'order-3', status: 'cancelled' });
+
+    const record = await inject({ method: 'GET', url: '/v1/payments/order-3' });
+    expect(record.statusCode).toBe(200);
+    expect(record.body).toEqual({
+      reference: 'order-3',
+      status: 'cancelled',
+      merchantId: 'merchant-1',
+      amount: 0,
+      createdAt: new Date(Date.UTC(2026, 5, 15)).toISOString(),
+      updatedAt: new Date(Date.UTC(2026, 5, 15)).toISOString(),
+      requestCount: 1,
+    });
+    const refused = await inject({
+      method: 'POST',
+      url: '/v1/payments',
+      payload: { ...valid, reference: 'order-1' },
+    });
+    expect(refused.body).toEqual({
+      reference: 'order-1',
+      status: 'declined',
+      declineReason: 'reference_cancelled',
+    });
+  });
+
+  it('refuses a cancel with a bad body or reference with 400, recording nothing', async () => {
+    const json = { 'content-type': 'application/json' };
+    const cancel = (url: string, payload?: string) =>
+      inject({ method: 'POST', url, ...(payload === undefined ? {} : { payload, headers: json }) });
+
+    expectProblem(await cancel('/v1/payments/order-1/cancel', '{"merchantId": 7}'), 400, 'invalid_request');
+    expectProblem(await cancel('/v1/payments/order-1/cancel', '{"amount": 1}'), 400, 'invalid_request');
+    expectProblem(await cancel('/v1/payments/order-1/cancel', '[]'), 400, 'invalid_request');
+    expectProblem(await cancel('/v1/payments/order-1/cancel', 'null'), 400, 'invalid_request');
+    expectProblem(await cancel('/v1/payments/order-1/cancel', '{"merchantId": ""}'), 400, 'invalid_request');
+    expectProblem(await cancel('/v1/payments/order-1/cancel', '{'), 400, 'malformed_json');
+    expectProblem(await cancel(`/v1/payments/${'r'.repeat(256)}/cancel`), 400, 'invalid_request');
+    expectProblem(
+      await inject({ method: 'GET', url: '/v1/payments/order-1/cancel' }),
+      404,
+      'route_not_found',
+    );
+    expect(ledger.list()).toEqual([]);
+  });
+
   it('refuses bad path and query parameters', async () => {
     expectProblem(
       await inject({ method: 'GET', url: `/v1/payments/${'r'.repeat(256)}` }),

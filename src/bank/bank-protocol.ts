@@ -11,7 +11,15 @@ export const declineReasons = [
 ] as const;
 export type DeclineReason = (typeof declineReasons)[number];
 
-export type PaymentStatus = 'approved' | 'declined';
+/**
+ * How the bank answers `POST /v1/payments` of a reference cancelled before the bank ever saw a
+ * payment for it. It is never a decision the ledger stores: the record stays `cancelled`.
+ */
+export const referenceCancelled = 'reference_cancelled';
+export type AnswerDeclineReason = DeclineReason | typeof referenceCancelled;
+
+/** A ledger record's status: `cancelled` marks a reference settled before any payment (a tombstone). */
+export type PaymentStatus = 'approved' | 'declined' | 'cancelled';
 
 /** Every `code` a problem+json answer of the bank can carry. Clients may branch on these. */
 export const problemCodes = [
@@ -58,22 +66,37 @@ export interface PaymentRequestBody {
   };
 }
 
-/** The answer to `POST /v1/payments`: the first answer the bank gave for the reference. */
+/**
+ * The answer to `POST /v1/payments` (the first answer the bank gave for the reference, never
+ * `cancelled`: a cancelled reference is answered as declined with `reference_cancelled`) and to
+ * `POST /v1/payments/:reference/cancel` (`cancelled`, or the answer the reference already had).
+ */
 export interface PaymentAnswerBody {
   readonly reference: string;
   readonly status: PaymentStatus;
   readonly authorizationCode?: string;
-  readonly declineReason?: DeclineReason;
+  readonly declineReason?: AnswerDeclineReason;
 }
 
-/** `GET /v1/payments/:reference`: the ledger entry. Times are ISO 8601 in UTC. */
+/**
+ * `POST /v1/payments/:reference/cancel`. The body is optional; `merchantId` is only recorded on the
+ * tombstone of a reference the bank had not seen, so the ledger can be filtered by it.
+ */
+export interface CancelRequestBody {
+  readonly merchantId?: string;
+}
+
+/**
+ * `GET /v1/payments/:reference`: the ledger entry. Times are ISO 8601 in UTC. A `cancelled` record
+ * has amount 0 and no currency or card: nothing was ever requested with them.
+ */
 export interface PaymentRecordBody extends PaymentAnswerBody {
   readonly merchantId: string;
   readonly amount: number;
-  readonly currency: string;
-  readonly cardBrand: string;
-  readonly cardBin: string;
-  readonly cardLast4: string;
+  readonly currency?: string;
+  readonly cardBrand?: string;
+  readonly cardBin?: string;
+  readonly cardLast4?: string;
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly requestCount: number;
@@ -89,11 +112,13 @@ export interface LedgerTotalsBody {
   readonly payments: number;
   readonly approved: number;
   readonly declined: number;
-  /** Every POST that reached a known or newly recorded reference, first ones included. */
+  /** Tombstones of references cancelled before any payment; never charged. */
+  readonly cancelled: number;
+  /** Every POST (payment or cancel) that reached a known or newly recorded reference, first ones included. */
   readonly requests: number;
   /** Requests beyond the first per reference (repeats and conflicts); none of them charged. */
   readonly duplicateRequests: number;
-  /** Requests refused with 503 by the `errorRate` fault: not processed, nothing recorded. */
+  /** Requests (payments and cancels) refused with 503 by the `errorRate` fault: not processed. */
   readonly rejectedRequests: number;
   readonly approvedAmountByCurrency: Readonly<Record<string, AmountTotal>>;
 }
@@ -103,15 +128,25 @@ export interface LedgerReportBody {
   readonly totals: LedgerTotalsBody;
 }
 
-/** Faults injected into later `POST /v1/payments` of references the bank has not seen. */
+/**
+ * Faults injected into later `POST /v1/payments` of references the bank has not seen, and into
+ * `POST /v1/payments/:reference/cancel` as each field says.
+ */
 export interface BankFaults {
-  /** Wait this long after committing, before answering (also for repeats). */
+  /** Wait this long after committing, before answering (also for repeats, and for cancels). */
   readonly latencyMs: number;
   /** Chance that a would-be-approved payment is declined with `do_not_honor`. */
   readonly declineRate: number;
-  /** Chance of a 503 `bank_unavailable` without processing or recording anything. */
+  /**
+   * Chance of a 503 `bank_unavailable` without processing or recording anything. A cancel draws
+   * it first, even for a known reference: a bank that is down cannot cancel either.
+   */
   readonly errorRate: number;
-  /** Chance the payment is processed and committed but the answer is never sent. */
+  /**
+   * Chance the payment is processed and committed but the answer is never sent. Not applied to
+   * cancels: a lost cancel answer teaches a gateway nothing new (cancel is idempotent, it just asks
+   * again), and keeping cancel's faults to errors and latency keeps the simulator simple.
+   */
   readonly timeoutRate: number;
 }
 

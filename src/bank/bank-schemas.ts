@@ -1,4 +1,4 @@
-import { declineReasons, problemCodes } from './bank-protocol.js';
+import { declineReasons, problemCodes, referenceCancelled } from './bank-protocol.js';
 
 /**
  * JSON schemas of the bank simulator's routes. Requests are validated against them (unknown
@@ -42,6 +42,12 @@ export const referenceParamsSchema = {
   properties: { reference },
 } as const;
 
+export const cancelRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { merchantId },
+} as const;
+
 export const ledgerQuerySchema = {
   type: 'object',
   additionalProperties: false,
@@ -78,27 +84,26 @@ export const paymentAnswerSchema = {
     reference: { type: 'string' },
     status: { type: 'string', enum: ['approved', 'declined'] },
     authorizationCode: { type: 'string' },
-    declineReason: { type: 'string', enum: declineReasons },
+    declineReason: { type: 'string', enum: [...declineReasons, referenceCancelled] },
   },
 } as const;
 
-export const paymentRecordSchema = {
+/** A cancel's answer: `cancelled`, or the answer the reference already had. */
+export const cancelAnswerSchema = {
   type: 'object',
-  required: [
-    'reference',
-    'merchantId',
-    'amount',
-    'currency',
-    'status',
-    'cardBrand',
-    'cardBin',
-    'cardLast4',
-    'createdAt',
-    'updatedAt',
-    'requestCount',
-  ],
+  required: ['reference', 'status'],
   properties: {
     ...paymentAnswerSchema.properties,
+    status: { type: 'string', enum: ['approved', 'declined', 'cancelled'] },
+  },
+} as const;
+
+/** Currency and card are absent from a cancelled record: it never had them. */
+export const paymentRecordSchema = {
+  type: 'object',
+  required: ['reference', 'merchantId', 'amount', 'status', 'createdAt', 'updatedAt', 'requestCount'],
+  properties: {
+    ...cancelAnswerSchema.properties,
     merchantId: { type: 'string' },
     amount: { type: 'integer' },
     currency: { type: 'string' },
@@ -122,6 +127,7 @@ export const ledgerReportSchema = {
         'payments',
         'approved',
         'declined',
+        'cancelled',
         'requests',
         'duplicateRequests',
         'rejectedRequests',
@@ -131,6 +137,7 @@ export const ledgerReportSchema = {
         payments: { type: 'integer' },
         approved: { type: 'integer' },
         declined: { type: 'integer' },
+        cancelled: { type: 'integer' },
         requests: { type: 'integer' },
         duplicateRequests: { type: 'integer' },
         rejectedRequests: { type: 'integer' },

@@ -9,13 +9,17 @@ import { systemRandom } from '../runtime/random.js';
 import { type PaymentOutcome, processPayment } from './authorization.js';
 import {
   type BankFaults,
+  type CancelRequestBody,
   type LedgerReportBody,
   noFaults,
   type PaymentAnswerBody,
   type PaymentRecordBody,
   type PaymentRequestBody,
+  referenceCancelled,
 } from './bank-protocol.js';
 import {
+  cancelAnswerSchema,
+  cancelRequestSchema,
   faultsSchema,
   faultsUpdateSchema,
   healthSchema,
@@ -28,15 +32,16 @@ import {
   referenceLengthMax,
   referenceParamsSchema,
 } from './bank-schemas.js';
+import { type CancelOutcome, processCancel } from './cancellation.js';
 import { HeldResponses } from './held-responses.js';
 import { BankLedger, ledgerTotals, type PaymentRecord } from './ledger.js';
 import { problem, problemFromError, sendProblem } from './problems.js';
 
 /**
  * The acquiring bank simulator: an HTTP server in front of the ledger, deduplicating payments by
- * reference and answering only after the answer is durable. Faults (latency, declines, errors and
- * withheld answers) are injected through `PUT /v1/faults` so a gateway can be tested against a
- * bank that misbehaves the way real ones do.
+ * reference, cancelling references for good, and answering only after the answer is durable.
+ * Faults (latency, declines, errors and withheld answers) are injected through `PUT /v1/faults` so
+ * a gateway can be tested against a bank that misbehaves the way real ones do.
  */
 
 export interface BankServerSettings {
@@ -154,6 +159,39 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
+  app.post<{ Params: { reference: string }; Body: CancelRequestBody }>(
+    '/v1/payments/:reference/cancel',
+    {
+      schema: {
+        params: referenceParamsSchema,
+        body: cancelRequestSchema,
+        response: { 200: cancelAnswerSchema, ...problemResponses },
+      },
+      // The body is optional: a POST without one is `{}`. Validation runs after this hook.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
+    },
+    async (request, reply) => {
+      const current = faults;
+      const { reference } = request.params;
+      const outcome = processCancel(
+        deps.ledger,
+        { reference, merchantId: request.body.merchantId },
+        deps.clock.now(),
+        current,
+        deps.random,
+      );
+      logCancel(logger, reference, outcome);
+      if (outcome.kind === 'unavailable') {
+        return sendProblem(reply, bankUnavailable);
+      }
+      // timeoutRate does not apply to cancels (see BankFaults); latency does, after the commit.
+      if (current.latencyMs > 0) await pause(current.latencyMs);
+      return answerBody(outcome.record);
+    },
+  );
+
   app.get<{ Params: { reference: string } }>(
     '/v1/payments/:reference',
     {
@@ -213,7 +251,11 @@ function describeError(error: unknown): object {
   return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
 }
 
+/** The `errorRate` fault's answer, to payments and cancels alike. */
+const bankUnavailable = problem(503, 'bank_unavailable', 'the bank is unavailable; nothing was processed');
+
 function answerBody(record: PaymentRecord): PaymentAnswerBody {
+  if (record.status === 'cancelled') return { reference: record.reference, status: record.status };
   return {
     reference: record.reference,
     status: record.status,
@@ -223,17 +265,22 @@ function answerBody(record: PaymentRecord): PaymentAnswerBody {
 }
 
 function recordBody(record: PaymentRecord): PaymentRecordBody {
-  return {
+  const common = {
     ...answerBody(record),
     merchantId: record.merchantId,
+    createdAt: new Date(record.createdAt).toISOString(),
+    updatedAt: new Date(record.updatedAt).toISOString(),
+    requestCount: record.requestCount,
+  };
+  // A tombstone was never a payment: amount 0 and no currency or card.
+  if (record.status === 'cancelled') return { ...common, amount: 0 };
+  return {
+    ...common,
     amount: record.amount,
     currency: record.currency,
     cardBrand: record.card.brand,
     cardBin: record.card.bin,
     cardLast4: record.card.last4,
-    createdAt: new Date(record.createdAt).toISOString(),
-    updatedAt: new Date(record.updatedAt).toISOString(),
-    requestCount: record.requestCount,
   };
 }
 
@@ -241,6 +288,8 @@ function answer(reply: FastifyReply, outcome: PaymentOutcome): FastifyReply | Pa
   switch (outcome.kind) {
     case 'answered':
       return answerBody(outcome.record);
+    case 'cancelled':
+      return { reference: outcome.record.reference, status: 'declined', declineReason: referenceCancelled };
     case 'conflict':
       return sendProblem(
         reply,
@@ -257,10 +306,7 @@ function answer(reply: FastifyReply, outcome: PaymentOutcome): FastifyReply | Pa
         problem(422, 'invalid_card', 'the card number fails the Luhn check', '/card/number'),
       );
     case 'unavailable':
-      return sendProblem(
-        reply,
-        problem(503, 'bank_unavailable', 'the bank is unavailable; nothing was processed'),
-      );
+      return sendProblem(reply, bankUnavailable);
     default:
       return assertNever(outcome);
   }
@@ -309,6 +355,12 @@ function logOutcome(logger: Logger, request: PaymentRequestBody, outcome: Paymen
     case 'conflict':
       logger.warn({ ...fields, requestCount: outcome.record.requestCount }, 'payment reference conflict');
       return;
+    case 'cancelled':
+      logger.info(
+        { ...fields, requestCount: outcome.record.requestCount },
+        'payment of a cancelled reference refused',
+      );
+      return;
     case 'invalid_card':
       logger.info(fields, 'payment with an invalid card number refused');
       return;
@@ -318,6 +370,18 @@ function logOutcome(logger: Logger, request: PaymentRequestBody, outcome: Paymen
     default:
       assertNever(outcome);
   }
+}
+
+function logCancel(logger: Logger, reference: string, outcome: CancelOutcome): void {
+  if (outcome.kind === 'unavailable') {
+    logger.info({ reference }, 'cancel refused by the errorRate fault');
+    return;
+  }
+  const { record, firstTime } = outcome;
+  logger.info(
+    { reference, status: record.status, requestCount: record.requestCount, firstTime },
+    firstTime ? 'reference cancelled' : 'cancel answered with the existing record',
+  );
 }
 
 export interface BankServerOptions {

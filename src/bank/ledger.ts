@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type { Clock } from '../runtime/clock.js';
-import { type AmountTotal, type DeclineReason, declineReasons, type PaymentStatus } from './bank-protocol.js';
+import { type AmountTotal, type DeclineReason, declineReasons } from './bank-protocol.js';
 import type { CardBrand, CardFingerprint } from './card.js';
 
 /**
@@ -23,22 +23,39 @@ export const ledgerBusyTimeoutMs = 5_000;
 /** The value `PRAGMA synchronous` reports for FULL: every commit fsyncs the WAL. */
 const synchronousFull = 2;
 
-export interface PaymentRecord {
+/** A payment the bank decided on: approved (charged) or declined. */
+export interface DecidedPayment {
   readonly reference: string;
   readonly merchantId: string;
   /** Minor units; a safe integer > 0. */
   readonly amount: number;
   readonly currency: string;
-  readonly status: PaymentStatus;
+  readonly status: 'approved' | 'declined';
   readonly authorizationCode?: string;
   readonly declineReason?: DeclineReason;
   readonly card: CardFingerprint;
   /** Milliseconds since the epoch, from the bank's Clock. */
   readonly createdAt: number;
   readonly updatedAt: number;
-  /** Every POST the bank answered for this reference, the first one included. */
+  /** Every POST the bank answered for this reference (payments and cancels), the first one included. */
   readonly requestCount: number;
 }
+
+/**
+ * The tombstone of a reference cancelled before the bank saw any payment for it: it settles the
+ * reference for good, so a payment arriving later is refused instead of charged. It has no amount,
+ * currency or card because none was ever sent; `merchantId` is the canceller's, or empty.
+ */
+export interface CancelledPayment {
+  readonly reference: string;
+  readonly merchantId: string;
+  readonly status: 'cancelled';
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly requestCount: number;
+}
+
+export type PaymentRecord = DecidedPayment | CancelledPayment;
 
 interface Migration {
   readonly version: number;
@@ -75,6 +92,45 @@ const migrations: readonly Migration[] = [
         merchant_id TEXT PRIMARY KEY,
         count INTEGER NOT NULL CHECK (count >= 1)
       ) STRICT, WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 2,
+    // Cancelled tombstones: status 'cancelled' with amount 0 and no currency or card. SQLite
+    // cannot change a CHECK in place, so the table is rebuilt (the documented 12-step procedure,
+    // reduced to what this table has: no foreign keys, triggers or views). rowid is copied so the
+    // ledger keeps listing payments in the order the bank first saw them.
+    sql: `
+      CREATE TABLE payments_v2 (
+        reference TEXT PRIMARY KEY,
+        merchant_id TEXT NOT NULL,
+        amount INTEGER NOT NULL
+          CHECK (CASE WHEN status = 'cancelled' THEN amount = 0 ELSE amount > 0 END),
+        currency TEXT CHECK (CASE WHEN status = 'cancelled' THEN currency IS NULL
+                                  ELSE currency IS NOT NULL AND length(currency) = 3 END),
+        status TEXT NOT NULL CHECK (status IN ('approved', 'declined', 'cancelled')),
+        authorization_code TEXT CHECK ((status = 'approved') = (authorization_code IS NOT NULL)),
+        decline_reason TEXT CHECK ((status = 'declined') = (decline_reason IS NOT NULL)),
+        card_brand TEXT CHECK ((status = 'cancelled') = (card_brand IS NULL)),
+        card_bin TEXT CHECK (CASE WHEN status = 'cancelled' THEN card_bin IS NULL
+                                  ELSE card_bin IS NOT NULL AND length(card_bin) = 6 END),
+        card_last4 TEXT CHECK (CASE WHEN status = 'cancelled' THEN card_last4 IS NULL
+                                    ELSE card_last4 IS NOT NULL AND length(card_last4) = 4 END),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        request_count INTEGER NOT NULL CHECK (request_count >= 1)
+      ) STRICT;
+
+      INSERT INTO payments_v2 (rowid, reference, merchant_id, amount, currency, status,
+          authorization_code, decline_reason, card_brand, card_bin, card_last4, created_at,
+          updated_at, request_count)
+        SELECT rowid, reference, merchant_id, amount, currency, status, authorization_code,
+          decline_reason, card_brand, card_bin, card_last4, created_at, updated_at, request_count
+        FROM payments;
+
+      DROP TABLE payments;
+      ALTER TABLE payments_v2 RENAME TO payments;
+      CREATE INDEX payments_by_merchant ON payments (merchant_id);
     `,
   },
 ];
@@ -178,17 +234,18 @@ export class BankLedger {
 
   insert(record: PaymentRecord): void {
     assertRecord(record);
+    const decided = record.status === 'cancelled' ? undefined : record;
     this.insertOne.run(
       record.reference,
       record.merchantId,
-      record.amount,
-      record.currency,
+      decided?.amount ?? 0,
+      decided?.currency ?? null,
       record.status,
-      record.authorizationCode ?? null,
-      record.declineReason ?? null,
-      record.card.brand,
-      record.card.bin,
-      record.card.last4,
+      decided?.authorizationCode ?? null,
+      decided?.declineReason ?? null,
+      decided?.card.brand ?? null,
+      decided?.card.bin ?? null,
+      decided?.card.last4 ?? null,
       record.createdAt,
       record.updatedAt,
       record.requestCount,
@@ -269,6 +326,14 @@ function isDeclineReason(value: unknown): value is DeclineReason {
 function assertRecord(record: PaymentRecord): void {
   assert.ok(record.reference.length > 0, 'a payment needs a reference');
   assert.ok(
+    Number.isSafeInteger(record.requestCount) && record.requestCount >= 1,
+    'requestCount must be >= 1',
+  );
+  if (record.status !== 'cancelled') assertDecided(record);
+}
+
+function assertDecided(record: DecidedPayment): void {
+  assert.ok(
     Number.isSafeInteger(record.amount) && record.amount > 0,
     'amount must be a positive safe integer',
   );
@@ -282,10 +347,6 @@ function assertRecord(record: PaymentRecord): void {
       ? record.authorizationCode !== undefined && record.declineReason === undefined
       : record.declineReason !== undefined && record.authorizationCode === undefined,
     `payment ${record.reference}: status ${record.status} does not match its code and reason`,
-  );
-  assert.ok(
-    Number.isSafeInteger(record.requestCount) && record.requestCount >= 1,
-    'requestCount must be >= 1',
   );
 }
 
@@ -312,23 +373,35 @@ function integer(row: Record<string, unknown>, column: string): number {
 function recordFromRow(row: unknown): PaymentRecord {
   assert.ok(isRow(row), 'bank ledger row is not an object');
   const status = text(row, 'status');
-  const brand = row.card_brand;
-  assert.ok(status === 'approved' || status === 'declined', `bank ledger holds unknown status ${status}`);
-  assert.ok(isCardBrand(brand), 'bank ledger holds an unknown card brand');
-  const base = {
+  const common = {
     reference: text(row, 'reference'),
     merchantId: text(row, 'merchant_id'),
-    amount: integer(row, 'amount'),
-    currency: text(row, 'currency'),
-    card: { brand, bin: text(row, 'card_bin'), last4: text(row, 'card_last4') },
     createdAt: integer(row, 'created_at'),
     updatedAt: integer(row, 'updated_at'),
     requestCount: integer(row, 'request_count'),
   };
-  const record: PaymentRecord =
-    status === 'approved'
-      ? { ...base, status, authorizationCode: text(row, 'authorization_code') }
-      : { ...base, status, declineReason: declineReasonOf(row.decline_reason) };
+  let record: PaymentRecord;
+  if (status === 'cancelled') {
+    assert.ok(
+      integer(row, 'amount') === 0 && row.currency === null && row.card_brand === null,
+      `bank ledger holds a cancelled record ${common.reference} with payment details`,
+    );
+    record = { ...common, status };
+  } else {
+    assert.ok(status === 'approved' || status === 'declined', `bank ledger holds unknown status ${status}`);
+    const brand = row.card_brand;
+    assert.ok(isCardBrand(brand), 'bank ledger holds an unknown card brand');
+    const payment = {
+      ...common,
+      amount: integer(row, 'amount'),
+      currency: text(row, 'currency'),
+      card: { brand, bin: text(row, 'card_bin'), last4: text(row, 'card_last4') },
+    };
+    record =
+      status === 'approved'
+        ? { ...payment, status, authorizationCode: text(row, 'authorization_code') }
+        : { ...payment, status, declineReason: declineReasonOf(row.decline_reason) };
+  }
   assertRecord(record);
   return record;
 }
@@ -342,19 +415,25 @@ export interface LedgerTotals {
   readonly payments: number;
   readonly approved: number;
   readonly declined: number;
+  readonly cancelled: number;
   readonly requests: number;
   readonly duplicateRequests: number;
   readonly rejectedRequests: number;
   readonly approvedAmountByCurrency: Readonly<Record<string, AmountTotal>>;
 }
 
-/** Sums a list of records. Amounts add up as bigint: a total may exceed what a double holds. */
+/**
+ * Sums a list of records. Amounts add up as bigint: a total may exceed what a double holds. Only
+ * approved records were charged; declined and cancelled ones count as requests only.
+ */
 export function ledgerTotals(records: readonly PaymentRecord[], rejectedRequests: number): LedgerTotals {
   let approved = 0;
+  let cancelled = 0;
   let requests = 0;
   const sums = new Map<string, bigint>();
   for (const record of records) {
     requests += record.requestCount;
+    if (record.status === 'cancelled') cancelled++;
     if (record.status !== 'approved') continue;
     approved++;
     sums.set(record.currency, (sums.get(record.currency) ?? 0n) + BigInt(record.amount));
@@ -367,7 +446,8 @@ export function ledgerTotals(records: readonly PaymentRecord[], rejectedRequests
   return {
     payments: records.length,
     approved,
-    declined: records.length - approved,
+    declined: records.length - approved - cancelled,
+    cancelled,
     requests,
     duplicateRequests: requests - records.length,
     rejectedRequests,

@@ -35,10 +35,38 @@ describe('ledgerTotals', () => {
       payments: 3,
       approved: 2,
       declined: 1,
+      cancelled: 0,
       requests: 5,
       duplicateRequests: 2,
       rejectedRequests: 2,
       approvedAmountByCurrency: { EUR: 100, USD: 50 },
+    });
+  });
+
+  it('counts cancelled records apart and never as charged', () => {
+    const totals = ledgerTotals(
+      [
+        record('a', 100),
+        {
+          reference: 'b',
+          merchantId: '',
+          status: 'cancelled',
+          createdAt: now,
+          updatedAt: now,
+          requestCount: 3,
+        },
+      ],
+      0,
+    );
+    expect(totals).toEqual({
+      payments: 2,
+      approved: 1,
+      declined: 0,
+      cancelled: 1,
+      requests: 4,
+      duplicateRequests: 2,
+      rejectedRequests: 0,
+      approvedAmountByCurrency: { EUR: 100 },
     });
   });
 
