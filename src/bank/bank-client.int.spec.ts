@@ -150,6 +150,51 @@ describe('BankClient against misbehaving banks', () => {
     expect(failure).toMatchObject({ outcomeUnknown: true, retryable: true, operation: 'inquire' });
   });
 
+  it('a timed-out cancel may simply be sent again: cancel is idempotent', async () => {
+    const url = await fakeBank(() => undefined);
+    const failure = await connect(url, { requestTimeoutMs: 100 })
+      .cancel('order-1')
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BankTimeoutError);
+    expect(failure).toMatchObject({ outcomeUnknown: true, retryable: true, operation: 'cancel' });
+  });
+
+  it('sends a cancel as a POST to the reference, percent-encoded, with the merchant when given', async () => {
+    const seen: { method?: string; url?: string; body: string }[] = [];
+    const server = http.createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8');
+      request.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      request.on('end', () => {
+        seen.push({ method: request.method, url: request.url, body });
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ reference: 'order/1', status: 'cancelled' }));
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+
+    expect(await client.cancel('order/1')).toEqual({ kind: 'cancelled', reference: 'order/1' });
+    await client.cancel('order/1', 'merchant-1');
+
+    expect(seen).toEqual([
+      { method: 'POST', url: '/v1/payments/order%2F1/cancel', body: '{}' },
+      { method: 'POST', url: '/v1/payments/order%2F1/cancel', body: '{"merchantId":"merchant-1"}' },
+    ]);
+  });
+
+  it('a payment answered as cancelled is an unknown outcome: the bank never answers a payment so', async () => {
+    const url = await fakeBank(reply(200, JSON.stringify({ reference: 'order-1', status: 'cancelled' })));
+    const failure = await connect(url)
+      .authorize(order)
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BankMalformedResponseError);
+    expect(failure).toMatchObject({ outcomeUnknown: true, retryable: false });
+  });
+
   it('never puts a card number in an error message, even when the bank echoes it', async () => {
     const url = await fakeBank(
       reply(

@@ -11,7 +11,7 @@ import {
   BankTimeoutError,
   BankUnavailableError,
 } from './bank-errors.js';
-import type { BankFaults, PaymentRequestBody } from './bank-protocol.js';
+import type { BankFaults, CancelRequestBody, PaymentRequestBody } from './bank-protocol.js';
 
 /**
  * The gateway's connection to the acquiring bank (simulator): one keep-alive connection pool, a
@@ -67,12 +67,24 @@ export type BankAnswer =
   // Any reason string is accepted: a reason this build does not know is still a terminal decline.
   | { readonly kind: 'declined'; readonly reference: string; readonly declineReason: string };
 
-export type InquiryAnswer = BankAnswer | { readonly kind: 'not_found'; readonly reference: string };
+/** What a reference came to: an answer, or cancelled before the bank saw any payment for it. */
+export type BankResolution = BankAnswer | { readonly kind: 'cancelled'; readonly reference: string };
 
-const answerSchema = z.discriminatedUnion('status', [
-  z.object({ reference: z.string(), status: z.literal('approved'), authorizationCode: z.string().min(1) }),
-  z.object({ reference: z.string(), status: z.literal('declined'), declineReason: z.string().min(1) }),
-]);
+export type InquiryAnswer = BankResolution | { readonly kind: 'not_found'; readonly reference: string };
+
+const approvedSchema = z.object({
+  reference: z.string(),
+  status: z.literal('approved'),
+  authorizationCode: z.string().min(1),
+});
+const declinedSchema = z.object({
+  reference: z.string(),
+  status: z.literal('declined'),
+  declineReason: z.string().min(1),
+});
+const cancelledSchema = z.object({ reference: z.string(), status: z.literal('cancelled') });
+
+const resolutionSchema = z.discriminatedUnion('status', [approvedSchema, declinedSchema, cancelledSchema]);
 
 const problemSchema = z.object({ code: z.string().min(1), detail: z.string().optional() });
 
@@ -85,13 +97,14 @@ const paymentRecordSchema = z.object({
   reference: z.string(),
   merchantId: z.string(),
   amount: amountSchema,
-  currency: z.string(),
-  status: z.enum(['approved', 'declined']),
+  // Absent from a cancelled record, which never had them.
+  currency: z.string().optional(),
+  status: z.enum(['approved', 'declined', 'cancelled']),
   authorizationCode: z.string().optional(),
   declineReason: z.string().optional(),
-  cardBrand: z.string(),
-  cardBin: z.string(),
-  cardLast4: z.string(),
+  cardBrand: z.string().optional(),
+  cardBin: z.string().optional(),
+  cardLast4: z.string().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
   requestCount: z.number().int().positive(),
@@ -105,6 +118,7 @@ const ledgerReportSchema = z.object({
     payments: count,
     approved: count,
     declined: count,
+    cancelled: count,
     requests: count,
     duplicateRequests: count,
     rejectedRequests: count,
@@ -207,10 +221,23 @@ export class BankClient {
     };
     const answer = await this.send(exchange);
     if (answer.status !== 200) throw this.failure(exchange, answer);
-    return this.readAnswer(exchange, answer);
+    const resolution = this.readResolution(exchange, answer);
+    // The bank declines a payment of a cancelled reference; `cancelled` is no payment answer.
+    if (resolution.kind === 'cancelled') {
+      throw new BankMalformedResponseError(
+        exchange.operation,
+        exchange.reference,
+        answer.status,
+        'a payment answered as cancelled',
+      );
+    }
+    return resolution;
   }
 
-  /** The bank's answer for a reference, or `not_found` if the bank never saw it (nothing charged). */
+  /**
+   * The bank's record of a reference (`cancelled` if it was cancelled before any payment), or
+   * `not_found` if the bank never saw it (nothing charged).
+   */
   async inquire(reference: string): Promise<InquiryAnswer> {
     const exchange: Exchange = {
       operation: 'inquire',
@@ -227,7 +254,28 @@ export class BankClient {
       if (problem?.code === 'payment_not_found') return { kind: 'not_found', reference };
     }
     if (answer.status !== 200) throw this.failure(exchange, answer);
-    return this.readAnswer(exchange, answer);
+    return this.readResolution(exchange, answer);
+  }
+
+  /**
+   * Settles a reference for good: `cancelled` if the bank had not seen it (and any payment of it
+   * arriving later is declined with `reference_cancelled`), else the answer it already had — an
+   * approval is too late to cancel. Idempotent, so every failure of it, a timeout included, may be
+   * retried with the same reference. `merchantId` is recorded on a new tombstone only.
+   */
+  async cancel(reference: string, merchantId?: string): Promise<BankResolution> {
+    const body: CancelRequestBody = merchantId === undefined ? {} : { merchantId };
+    const exchange: Exchange = {
+      operation: 'cancel',
+      reference,
+      method: 'POST',
+      path: `/v1/payments/${encodeURIComponent(reference)}/cancel`,
+      body,
+      bodyBytesMax: answerBodyBytesMax,
+    };
+    const answer = await this.send(exchange);
+    if (answer.status !== 200) throw this.failure(exchange, answer);
+    return this.readResolution(exchange, answer);
   }
 
   /** The whole ledger (optionally one merchant's): for tests and harnesses checking what was charged. */
@@ -272,8 +320,8 @@ export class BankClient {
     if (!this.pool.closed) await this.pool.close();
   }
 
-  private readAnswer(exchange: Exchange, answer: HttpAnswer): BankAnswer {
-    const parsed = parseJson(answer.text, answerSchema);
+  private readResolution(exchange: Exchange, answer: HttpAnswer): BankResolution {
+    const parsed = parseJson(answer.text, resolutionSchema);
     if (parsed === undefined) {
       throw new BankMalformedResponseError(
         exchange.operation,
@@ -291,9 +339,14 @@ export class BankClient {
         'the answer is for another reference',
       );
     }
-    return parsed.status === 'approved'
-      ? { kind: 'approved', reference: parsed.reference, authorizationCode: parsed.authorizationCode }
-      : { kind: 'declined', reference: parsed.reference, declineReason: parsed.declineReason };
+    switch (parsed.status) {
+      case 'approved':
+        return { kind: 'approved', reference: parsed.reference, authorizationCode: parsed.authorizationCode };
+      case 'declined':
+        return { kind: 'declined', reference: parsed.reference, declineReason: parsed.declineReason };
+      case 'cancelled':
+        return { kind: 'cancelled', reference: parsed.reference };
+    }
   }
 
   private readOk<Schema extends z.ZodType>(

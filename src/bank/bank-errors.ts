@@ -11,7 +11,7 @@
  *   it gives the same answer. Terminal.
  */
 
-export type BankOperation = 'authorize' | 'inquire' | 'ledger' | 'faults';
+export type BankOperation = 'authorize' | 'inquire' | 'cancel' | 'ledger' | 'faults';
 
 export abstract class BankError extends Error {
   /** True when the very same call may simply be made again. */
@@ -59,7 +59,10 @@ export class BankUnavailableError extends BankError {
 
 export abstract class BankOutcomeUnknownError extends BankError {
   readonly outcomeUnknown = true;
-  /** An inquiry (a GET) is safe to repeat; an authorization must be resolved by inquiring. */
+  /**
+   * An inquiry (a GET) and a cancel (idempotent: the same reference settles the same way) are safe
+   * to repeat; an authorization must be resolved by inquiring.
+   */
   get retryable(): boolean {
     return this.operation !== 'authorize';
   }

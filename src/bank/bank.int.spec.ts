@@ -190,6 +190,7 @@ describe('bank simulator over HTTP', () => {
       payments: 1,
       approved: 1,
       declined: 0,
+      cancelled: 0,
       requests: 2,
       duplicateRequests: 1,
       rejectedRequests: 0,
@@ -257,6 +258,7 @@ describe('bank simulator over HTTP', () => {
       payments: 4,
       approved: 3,
       declined: 1,
+      cancelled: 0,
       requests: 4,
       duplicateRequests: 0,
       rejectedRequests: 0,
@@ -354,6 +356,225 @@ describe('bank simulator over HTTP', () => {
 
       expect((await client.authorize(payment('order-1'))).kind).toBe('approved');
       expect((await client.authorize(payment('order-1'))).kind).toBe('approved');
+    });
+  });
+
+  describe('cancel', () => {
+    const cancelledRecord = (reference: string, requestCount: number, merchantId = '') => ({
+      reference,
+      merchantId,
+      amount: 0n,
+      status: 'cancelled',
+      createdAt: new Date(bankNow).toISOString(),
+      updatedAt: new Date(bankNow).toISOString(),
+      requestCount,
+    });
+
+    it('cancels a reference it never saw for good: a later payment of it is declined and charges nothing', async () => {
+      const client = connect(await start());
+
+      expect(await client.cancel('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
+      const late = await client.authorize(payment('order-1'));
+
+      expect(late).toEqual({ kind: 'declined', reference: 'order-1', declineReason: 'reference_cancelled' });
+      expect(await client.inquire('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
+      const ledger = await client.ledger();
+      expect(ledger.payments).toEqual([cancelledRecord('order-1', 2)]);
+      expect(ledger.totals).toEqual({
+        payments: 1,
+        approved: 0,
+        declined: 0,
+        cancelled: 1,
+        requests: 2,
+        duplicateRequests: 1,
+        rejectedRequests: 0,
+        approvedAmountByCurrency: {},
+      });
+    });
+
+    it('refuses every later payment of a cancelled reference, whatever it carries, and faults do not apply', async () => {
+      const client = connect(await start());
+      await client.cancel('order-1');
+      await client.setFaults({ errorRate: 1, timeoutRate: 1 });
+
+      for (const request of [
+        payment('order-1'),
+        payment('order-1', { merchantId: 'merchant-2', amount: 9n, currency: 'USD' }),
+        payment('order-1', { card: { number: '4242424242424241', expMonth: 12, expYear: 2030 } }),
+      ]) {
+        expect(await client.authorize(request)).toEqual({
+          kind: 'declined',
+          reference: 'order-1',
+          declineReason: 'reference_cancelled',
+        });
+      }
+      expect((await client.ledger()).totals).toMatchObject({ approved: 0, cancelled: 1, requests: 4 });
+    });
+
+    it('is too late for an approved payment: it answers the approval and counts the request', async () => {
+      const client = connect(await start());
+      const approved = await client.authorize(payment('order-1'));
+      clock.advance(1_000);
+
+      expect(await client.cancel('order-1')).toEqual(approved);
+      expect(await client.inquire('order-1')).toEqual(approved);
+      const ledger = await client.ledger();
+      expect(ledger.payments[0]).toMatchObject({
+        status: 'approved',
+        amount: 1_250n,
+        requestCount: 2,
+        updatedAt: new Date(bankNow + 1_000).toISOString(),
+      });
+      expect(ledger.totals).toMatchObject({
+        approved: 1,
+        cancelled: 0,
+        approvedAmountByCurrency: { EUR: 1_250n },
+      });
+    });
+
+    it('answers a declined payment with its decline', async () => {
+      const client = connect(await start());
+      const declined = await client.authorize(
+        payment('order-1', { card: { number: '4000000000000002', expMonth: 1, expYear: 2030 } }),
+      );
+
+      expect(await client.cancel('order-1')).toEqual(declined);
+      expect((await client.ledger()).totals).toMatchObject({ declined: 1, cancelled: 0, requests: 2 });
+    });
+
+    it('is idempotent: cancelling again answers cancelled and counts the request', async () => {
+      const client = connect(await start());
+
+      expect(await client.cancel('order-1', 'merchant-1')).toEqual({
+        kind: 'cancelled',
+        reference: 'order-1',
+      });
+      expect(await client.cancel('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
+
+      const ledger = await client.ledger('merchant-1');
+      expect(ledger.payments).toEqual([cancelledRecord('order-1', 2, 'merchant-1')]);
+      expect(ledger.totals).toMatchObject({ payments: 1, cancelled: 1, requests: 2, duplicateRequests: 1 });
+    });
+
+    it('cancels references that need percent-encoding', async () => {
+      const client = connect(await start());
+      const reference = 'order/1 ?#é';
+      expect(await client.cancel(reference)).toEqual({ kind: 'cancelled', reference });
+      expect(await client.inquire(reference)).toEqual({ kind: 'cancelled', reference });
+    });
+
+    it('lists cancelled records beside payments and never counts them as charged', async () => {
+      const client = connect(await start());
+      await client.authorize(payment('order-1', { amount: 100n }));
+      await client.cancel('order-2');
+      await client.authorize(
+        payment('order-3', { card: { number: '4000000000009995', expMonth: 1, expYear: 2030 } }),
+      );
+      await client.cancel('order-1');
+
+      const ledger = await client.ledger();
+      expect(ledger.payments.map((entry) => [entry.reference, entry.status])).toEqual([
+        ['order-1', 'approved'],
+        ['order-2', 'cancelled'],
+        ['order-3', 'declined'],
+      ]);
+      expect(ledger.totals).toEqual({
+        payments: 3,
+        approved: 1,
+        declined: 1,
+        cancelled: 1,
+        requests: 4,
+        duplicateRequests: 1,
+        rejectedRequests: 0,
+        approvedAmountByCurrency: { EUR: 100n },
+      });
+    });
+
+    it('errorRate 1 answers 503 before doing anything, even for a known reference', async () => {
+      const client = connect(await start());
+      await client.authorize(payment('order-1'));
+      await client.setFaults({ errorRate: 1 });
+
+      for (const reference of ['order-1', 'order-2']) {
+        const failure = await client.cancel(reference).catch((error: unknown) => error);
+        expect(failure).toBeInstanceOf(BankUnavailableError);
+        expect(failure).toMatchObject({ status: 503, code: 'bank_unavailable', operation: 'cancel' });
+      }
+
+      expect(await client.inquire('order-2')).toEqual({ kind: 'not_found', reference: 'order-2' });
+      const ledger = await client.ledger();
+      expect(ledger.payments.map((entry) => [entry.reference, entry.requestCount])).toEqual([['order-1', 1]]);
+      expect(ledger.totals).toMatchObject({ cancelled: 0, requests: 1, rejectedRequests: 2 });
+    });
+
+    it('timeoutRate does not apply to a cancel; latencyMs does', async () => {
+      const server = await start({ clock: systemClock });
+      const client = connect(server, 2_000);
+      await client.setFaults({ timeoutRate: 1, latencyMs: 50 });
+
+      const startedAt = performance.now();
+      expect(await client.cancel('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
+      // Timers may fire a millisecond early against performance.now(); the point is the wait.
+      expect(performance.now() - startedAt).toBeGreaterThanOrEqual(45);
+    });
+
+    it('whether a payment or a cancel of a reference comes first, the two answers agree', async () => {
+      // Sent together over several connections, the two race for each reference; which is sent
+      // first alternates, so both orders happen. One ledger transaction each means exactly one of
+      // them creates the record, and the other answers it.
+      const client = connect(await start());
+      const references = Array.from({ length: 40 }, (_, index) => `order-${index}`);
+
+      const results = await Promise.all(
+        references.map(async (reference, index) => {
+          if (index % 2 === 0) {
+            const [paid, cancelled] = await Promise.all([
+              client.authorize(payment(reference)),
+              client.cancel(reference),
+            ]);
+            return { paid, cancelled };
+          }
+          const [cancelled, paid] = await Promise.all([
+            client.cancel(reference),
+            client.authorize(payment(reference)),
+          ]);
+          return { paid, cancelled };
+        }),
+      );
+
+      for (const { paid, cancelled } of results) {
+        if (cancelled.kind === 'cancelled')
+          expect(paid.kind === 'declined' && paid.declineReason).toBe('reference_cancelled');
+        else expect(cancelled).toEqual(paid);
+      }
+      const totals = (await client.ledger()).totals;
+      const approvedCount = results.filter(({ paid }) => paid.kind === 'approved').length;
+      expect(approvedCount).toBeGreaterThan(0);
+      expect(approvedCount).toBeLessThan(40);
+      expect(totals).toMatchObject({
+        payments: 40,
+        approved: approvedCount,
+        cancelled: 40 - approvedCount,
+        requests: 80,
+      });
+      expect(totals.approvedAmountByCurrency).toEqual({ EUR: 1_250n * BigInt(approvedCount) });
+    });
+
+    it('keeps a cancellation across a restart', async () => {
+      const first = await start();
+      await connect(first).cancel('order-1');
+      await first.close();
+
+      const after = connect(await start());
+
+      expect(await after.inquire('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
+      expect(await after.authorize(payment('order-1'))).toEqual({
+        kind: 'declined',
+        reference: 'order-1',
+        declineReason: 'reference_cancelled',
+      });
+      expect(await after.cancel('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
+      expect((await after.ledger()).payments).toEqual([cancelledRecord('order-1', 3)]);
     });
   });
 
