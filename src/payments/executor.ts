@@ -162,6 +162,8 @@ class BankCalls {
   private readonly attempts = new Map<string, number>();
   /** Orders whose last call may have reached the bank: the next call must be an inquiry. */
   private readonly mustInquire = new Set<string>();
+  /** Orders the bank refused outright (e.g. a card it cannot process): settle them by cancelling. */
+  private readonly refused = new Set<string>();
 
   constructor(
     private readonly services: ExecutorServices,
@@ -203,6 +205,7 @@ class BankCalls {
   settled(orderId: string, context: Context): void {
     this.attempts.delete(orderId);
     this.mustInquire.delete(orderId);
+    this.refused.delete(orderId);
     context.timers.cancel(`retry-${orderId}`);
   }
 
@@ -210,6 +213,8 @@ class BankCalls {
     const kind = this.services.classify(error);
     // A timeout may have charged the card: never send again without asking first.
     if (kind === 'unknown_outcome') this.mustInquire.add(orderId);
+    // Retrying a refusal would be refused again, forever: settle the reference instead.
+    if (kind === 'refused') this.refused.add(orderId);
     const reason = error instanceof Error ? error.message : String(error);
     context.log.warn({ orderId, kind, reason }, 'bank call failed; will retry');
     context.self.tell({ type: 'BankAttemptFailed', orderId, reason: kind });
@@ -224,6 +229,7 @@ class BankCalls {
       this.mustInquire.delete(reference);
       if (known.kind !== 'not_found') return outcomeOf(known, 'bank_unavailable');
     }
+    if (this.refused.has(reference)) return outcomeOf(await bank.cancel(reference), 'bank_refused');
     if (context.clock.now() >= execution.deadlineAt) {
       return outcomeOf(await bank.cancel(reference), 'deadline_exceeded');
     }

@@ -261,6 +261,15 @@ describe('order flow: Merchant → Executor → bank', () => {
     expectLedgerAgrees(g, [failed as Order]);
   });
 
+  it('an authorization the bank refuses outright ends failed, after the bank confirms nothing was charged', async () => {
+    const g = await gateway();
+    const order = newOrder(g, 'key-refused', '4000000000000101');
+    await submit(g, order);
+    const [failed] = await settle(g, [order.orderId]);
+    expect(failed).toMatchObject({ status: 'failed', reason: 'bank_refused' });
+    expect(g.bank.payments.get(order.orderId)?.answer.kind).toBe('cancelled');
+  });
+
   it('an executor restarted after its bank answer was lost asks the bank before sending again', async () => {
     const g = await gateway();
     g.bank.faults.lostAnswerRate = 1;

@@ -13,6 +13,11 @@ export class SimulatedBankUnavailable extends Error {
   override readonly name = 'SimulatedBankUnavailable';
 }
 
+/** The bank refused the request outright (a 4xx): sending it again will not help. */
+export class SimulatedBankRefusal extends Error {
+  override readonly name = 'SimulatedBankRefusal';
+}
+
 /** The bank did the work but its answer was lost: the outcome is unknown to the caller. */
 export class SimulatedBankTimeout extends Error {
   override readonly name = 'SimulatedBankTimeout';
@@ -57,6 +62,8 @@ export class SimulatedBank implements BankPort {
       }
       return this.deliver(known.answer);
     }
+    if (request.card.number === '4000000000000101')
+      throw new SimulatedBankRefusal('card cannot be processed (simulated)');
     const answer = this.decide(request);
     const { card, ...rest } = request;
     this.payments.set(request.reference, {
@@ -124,6 +131,7 @@ export class SimulatedBank implements BankPort {
 
 export function classifySimulatedBankError(error: unknown): BankErrorKind {
   if (error instanceof SimulatedBankTimeout) return 'unknown_outcome';
+  if (error instanceof SimulatedBankRefusal) return 'refused';
   return 'retryable';
 }
 
