@@ -1,0 +1,446 @@
+import { createHash } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger as PinoLogger } from 'pino';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Histogram,
+  Registry as MetricsRegistry,
+  type Registry,
+} from 'prom-client';
+import { isCurrency } from '../payments/money.js';
+import { type OrderStatus, orderStatuses } from '../payments/order.js';
+import type { OrderQueries, OrderRequest, OrderService, OrderView } from './order-service.js';
+import { ApiError, installProblemHandlers } from './problem.js';
+
+/** The merchants' API keys, as SHA-256 hashes: a leaked key file does not leak keys. */
+export class MerchantDirectory {
+  private readonly byHash = new Map<string, string>();
+
+  constructor(entries: ReadonlyArray<{ merchantId: string; apiKeyHash: string }>) {
+    for (const entry of entries) this.byHash.set(entry.apiKeyHash, entry.merchantId);
+  }
+
+  static hashKey(apiKey: string): string {
+    return createHash('sha256').update(apiKey).digest('hex');
+  }
+
+  /**
+   * Looked up by hash, so timing reveals nothing useful: an attacker learns at most how a hash of
+   * their own guess compares, not how close the guess is to a key.
+   */
+  merchantFor(apiKey: string): string | undefined {
+    return this.byHash.get(MerchantDirectory.hashKey(apiKey));
+  }
+}
+
+export interface AppSettings {
+  /** Largest request body accepted. */
+  readonly bodyLimitBytes: number;
+  readonly requestTimeoutMs: number;
+}
+
+export const defaultAppSettings: AppSettings = { bodyLimitBytes: 16 * 1024, requestTimeoutMs: 60_000 };
+
+export interface AppDependencies {
+  readonly orders: OrderService;
+  readonly queries: OrderQueries;
+  readonly merchants: MerchantDirectory;
+  /** True once recovery is done and orders are accepted. */
+  readonly ready: () => boolean;
+  readonly logger?: PinoLogger | false;
+  readonly metrics?: Registry;
+  readonly settings?: AppSettings;
+  readonly waitDefaultMs: number;
+  readonly waitMaxMs: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    merchantId: string;
+  }
+}
+
+const problemSchema = {
+  type: 'object',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string' },
+    detail: { type: 'string' },
+    param: { type: 'string' },
+  },
+  required: ['type', 'title', 'status', 'code', 'detail'],
+} as const;
+
+const nullableString = { type: ['string', 'null'] } as const;
+
+/** The order as clients see it. The response schema is also a whitelist: nothing else can leak. */
+const orderSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string', enum: orderStatuses },
+    amount: { type: 'integer' },
+    currency: { type: 'string' },
+    card: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { brand: { type: 'string' }, last4: { type: 'string' } },
+      required: ['brand', 'last4'],
+    },
+    bank: nullableString,
+    reference: nullableString,
+    description: nullableString,
+    reason: nullableString,
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+  },
+  required: [
+    'id',
+    'status',
+    'amount',
+    'currency',
+    'card',
+    'bank',
+    'reference',
+    'description',
+    'reason',
+    'createdAt',
+    'updatedAt',
+  ],
+} as const;
+
+const orderRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['amount', 'currency', 'card'],
+  properties: {
+    amount: {
+      type: 'integer',
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: 'Integer minor units of the currency (cents for EUR).',
+    },
+    currency: { type: 'string', pattern: '^[A-Z]{3}$', description: 'ISO 4217 code, e.g. EUR.' },
+    card: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['number', 'expMonth', 'expYear', 'cvc'],
+      properties: {
+        number: { type: 'string', pattern: '^[0-9]{12,19}$' },
+        expMonth: { type: 'integer', minimum: 1, maximum: 12 },
+        expYear: { type: 'integer', minimum: 2000, maximum: 2100 },
+        cvc: { type: 'string', pattern: '^[0-9]{3,4}$' },
+      },
+    },
+    description: { type: 'string', maxLength: 500 },
+    reference: { type: 'string', minLength: 1, maxLength: 255 },
+  },
+} as const;
+
+const orderIdParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
+} as const;
+
+const listQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', enum: orderStatuses },
+    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
+    startingAfter: { type: 'string', minLength: 1, maxLength: 64 },
+  },
+} as const;
+
+const errorResponses = {
+  400: problemSchema,
+  401: problemSchema,
+  404: problemSchema,
+  422: problemSchema,
+  503: problemSchema,
+};
+
+function toJson(order: OrderView) {
+  return {
+    id: order.id,
+    status: order.status,
+    amount: Number(order.amount),
+    currency: order.currency,
+    card: order.card,
+    bank: order.bank ?? null,
+    reference: order.reference ?? null,
+    description: order.description ?? null,
+    reason: order.reason ?? null,
+    createdAt: new Date(order.createdAt).toISOString(),
+    updatedAt: new Date(order.updatedAt).toISOString(),
+  };
+}
+
+/** `Prefer: wait=N` (seconds), bounded by the server's maximum. */
+export function preferredWaitMs(header: string | undefined, defaultMs: number, maxMs: number): number {
+  const match = header?.match(/(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])/);
+  if (match?.[1] === undefined) return defaultMs;
+  return Math.min(Number(match[1]) * 1000, maxMs);
+}
+
+function idempotencyKeyOf(request: FastifyRequest): string {
+  const key = request.headers['idempotency-key'];
+  if (key === undefined || key === '') {
+    throw new ApiError(
+      400,
+      'idempotency_key_missing',
+      'Send an Idempotency-Key header (1 to 255 characters).',
+      'Idempotency-Key',
+    );
+  }
+  if (Array.isArray(key) || key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
+    throw new ApiError(
+      400,
+      'idempotency_key_invalid',
+      'The Idempotency-Key must be 1 to 255 visible ASCII characters.',
+      'Idempotency-Key',
+    );
+  }
+  return key;
+}
+
+export async function buildApp(dependencies: AppDependencies): Promise<FastifyInstance> {
+  const settings = dependencies.settings ?? defaultAppSettings;
+  const app = Fastify({
+    ...(dependencies.logger
+      ? { loggerInstance: dependencies.logger as FastifyBaseLogger }
+      : { logger: false }),
+    bodyLimit: settings.bodyLimitBytes,
+    requestTimeout: settings.requestTimeoutMs,
+    // Validation is strict: no coercion, no silently dropped fields. Unknown fields are errors.
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+  });
+  installProblemHandlers(app);
+  const metrics = dependencies.metrics ?? new MetricsRegistry();
+  const requests = new Histogram({
+    name: 'remit_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status code',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [metrics],
+  });
+  const ordersAnswered = new Counter({
+    name: 'remit_orders_answered_total',
+    help: 'Orders answered by POST /v1/orders, by status and whether the answer was a replay',
+    labelNames: ['status', 'replayed'],
+    registers: [metrics],
+  });
+  if (dependencies.metrics === undefined) collectDefaultMetrics({ register: metrics });
+  app.addHook('onResponse', async (request, reply) => {
+    requests.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unknown',
+        status: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Remit payment gateway',
+        version: '1',
+        description: 'Payment orders, executed effectively once.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/health/live', { schema: { hide: true } }, async () => ({ status: 'live' }));
+  app.get('/health/ready', { schema: { hide: true } }, async (_request, reply) => {
+    if (!dependencies.ready()) return reply.code(503).send({ status: 'recovering' });
+    return { status: 'ready' };
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    return reply.type(metrics.contentType).send(await metrics.metrics());
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(
+    async (v1) => {
+      v1.decorateRequest('merchantId', '');
+      v1.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+        const header = request.headers.authorization;
+        const key = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+        const merchantId =
+          key === undefined || key === '' ? undefined : dependencies.merchants.merchantFor(key);
+        if (merchantId === undefined) {
+          reply.header('www-authenticate', 'Bearer');
+          throw new ApiError(
+            401,
+            'unauthorized',
+            'Send a valid merchant API key as "Authorization: Bearer <key>".',
+          );
+        }
+        request.merchantId = merchantId;
+      });
+
+      v1.post(
+        '/orders',
+        {
+          schema: {
+            summary: 'Submit a payment order',
+            security: [{ bearer: [] }],
+            headers: {
+              type: 'object',
+              properties: {
+                'idempotency-key': { type: 'string' },
+                prefer: {
+                  type: 'string',
+                  description: 'wait=N: wait up to N seconds (max 30) for a final status',
+                },
+              },
+            },
+            body: orderRequestSchema,
+            response: { 201: orderSchema, 202: orderSchema, ...errorResponses },
+          },
+        },
+        async (request, reply) => {
+          const key = idempotencyKeyOf(request);
+          const body = request.body as OrderRequest;
+          if (!isCurrency(body.currency)) {
+            throw new ApiError(
+              400,
+              'currency_invalid',
+              `${body.currency} is not an ISO 4217 currency Remit knows.`,
+              'currency',
+            );
+          }
+          const prefer = request.headers.prefer;
+          const waitMs = preferredWaitMs(
+            Array.isArray(prefer) ? prefer.join(',') : prefer,
+            dependencies.waitDefaultMs,
+            dependencies.waitMaxMs,
+          );
+          const { order, replayed } = await dependencies.orders.create(request.merchantId, key, body, waitMs);
+          ordersAnswered.inc({ status: order.status, replayed: String(replayed) });
+          if (replayed) reply.header('idempotent-replayed', 'true');
+          reply.header('location', `/v1/orders/${order.id}`);
+          return reply
+            .code(order.status === 'new' || order.status === 'validated' ? 202 : 201)
+            .send(toJson(order));
+        },
+      );
+
+      v1.get(
+        '/orders/:id',
+        {
+          schema: {
+            security: [{ bearer: [] }],
+            params: orderIdParams,
+            response: { 200: orderSchema, ...errorResponses },
+          },
+        },
+        async (request) => {
+          const { id } = request.params as { id: string };
+          const order = await dependencies.orders.get(request.merchantId, id);
+          if (order === undefined) throw new ApiError(404, 'order_not_found', `No order ${id}.`, 'id');
+          return toJson(order);
+        },
+      );
+
+      v1.get(
+        '/orders',
+        {
+          schema: {
+            security: [{ bearer: [] }],
+            querystring: listQuery,
+            response: {
+              200: {
+                type: 'object',
+                additionalProperties: false,
+                properties: { data: { type: 'array', items: orderSchema }, hasMore: { type: 'boolean' } },
+                required: ['data', 'hasMore'],
+              },
+              ...errorResponses,
+            },
+          },
+        },
+        async (request) => {
+          const query = request.query as { status?: OrderStatus; limit?: string; startingAfter?: string };
+          const limit = query.limit === undefined ? 20 : Number(query.limit);
+          if (limit < 1 || limit > 100)
+            throw new ApiError(400, 'invalid_field', 'limit must be 1 to 100.', 'limit');
+          const page = dependencies.queries.listOrders({
+            merchantId: request.merchantId,
+            limit,
+            ...(query.status === undefined ? {} : { status: query.status }),
+            ...(query.startingAfter === undefined ? {} : { startingAfter: query.startingAfter }),
+          });
+          return { data: page.data.map(toJson), hasMore: page.hasMore };
+        },
+      );
+
+      v1.get(
+        '/orders/:id/events',
+        {
+          schema: {
+            security: [{ bearer: [] }],
+            params: orderIdParams,
+            response: {
+              200: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  data: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      additionalProperties: false,
+                      properties: {
+                        type: { type: 'string' },
+                        at: { type: 'string', format: 'date-time' },
+                        data: { type: 'object', additionalProperties: true },
+                      },
+                      required: ['type', 'at', 'data'],
+                    },
+                  },
+                },
+                required: ['data'],
+              },
+              ...errorResponses,
+            },
+          },
+        },
+        async (request) => {
+          const { id } = request.params as { id: string };
+          const events = dependencies.queries.orderEvents(request.merchantId, id);
+          if (events === undefined) throw new ApiError(404, 'order_not_found', `No order ${id}.`, 'id');
+          return {
+            data: events.map((entry) => ({
+              type: entry.type,
+              at: new Date(entry.at).toISOString(),
+              data: entry.data,
+            })),
+          };
+        },
+      );
+    },
+    { prefix: '/v1' },
+  );
+
+  return app;
+}

@@ -1,0 +1,270 @@
+import type { CardInput, CardVault } from '../payments/card-vault.js';
+import {
+  type AwaitOrderReply,
+  type GetOrderReply,
+  type MerchantCommand,
+  merchantAddress,
+  type ProcessOrderReply,
+} from '../payments/merchant.js';
+import type { Currency } from '../payments/money.js';
+import { isTerminal, type Order, type OrderStatus, orderIdFor } from '../payments/order.js';
+import type { EntityRegistry } from '../persistence/entity-registry.js';
+import { type ActorRef, AskTimeoutError } from '../runtime/actor.js';
+import type { Clock } from '../runtime/clock.js';
+import { ApiError } from './problem.js';
+
+/** An order as the API shows it (and as the read model stores it). */
+export interface OrderView {
+  readonly id: string;
+  readonly merchantId: string;
+  readonly status: OrderStatus;
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly card: { readonly brand: string; readonly last4: string };
+  readonly bank: string | undefined;
+  readonly reference: string | undefined;
+  readonly description: string | undefined;
+  readonly reason: string | undefined;
+  readonly requestHash: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface AuditEntry {
+  readonly type: string;
+  readonly at: number;
+  readonly data: unknown;
+}
+
+/** What the API reads from the read model. */
+export interface OrderQueries {
+  getOrder(merchantId: string, orderId: string): OrderView | undefined;
+  listOrders(query: { merchantId: string; status?: OrderStatus; limit: number; startingAfter?: string }): {
+    data: OrderView[];
+    hasMore: boolean;
+  };
+  orderEvents(merchantId: string, orderId: string): AuditEntry[] | undefined;
+}
+
+export interface OrderRequest {
+  readonly amount: number;
+  readonly currency: Currency;
+  readonly card: CardInput & { readonly cvc: string };
+  readonly description?: string;
+  readonly reference?: string;
+}
+
+export interface OrderServiceSettings {
+  /** How long an HTTP request may wait for a terminal status when the client does not say. */
+  readonly waitDefaultMs: number;
+  readonly waitMaxMs: number;
+  /** How long to wait for the Merchant to accept an order before telling the client to retry. */
+  readonly acceptTimeoutMs: number;
+  /** How long a replay of an order processed long ago may wait for the read model to show it. */
+  readonly readModelWaitMs: number;
+}
+
+export const defaultOrderServiceSettings: OrderServiceSettings = {
+  waitDefaultMs: 5_000,
+  waitMaxMs: 30_000,
+  acceptTimeoutMs: 10_000,
+  readModelWaitMs: 5_000,
+};
+
+export interface CreatedOrder {
+  readonly order: OrderView;
+  readonly replayed: boolean;
+}
+
+/**
+ * The OrderHandler of the seed, one call per HTTP request: it turns a request into a
+ * `ProcessNewOrder` for the merchant's entity, waits (bounded) for a terminal status, and makes
+ * retries safe — the same key with the same body gets the same order, the same key with another
+ * body is refused, whether the first request is still in flight, finished, or from before a
+ * restart.
+ */
+export class OrderService {
+  constructor(
+    private readonly entities: EntityRegistry,
+    private readonly vault: CardVault,
+    private readonly queries: OrderQueries,
+    private readonly clock: Clock,
+    private readonly settings: OrderServiceSettings = defaultOrderServiceSettings,
+  ) {}
+
+  async create(
+    merchantId: string,
+    idempotencyKey: string,
+    request: OrderRequest,
+    waitMs: number,
+  ): Promise<CreatedOrder> {
+    const deadline = this.clock.now() + waitMs;
+    const orderId = orderIdFor(merchantId, idempotencyKey);
+    const requestHash = this.vault.fingerprint(canonicalJson(request));
+    const known = this.queries.getOrder(merchantId, orderId);
+    if (known !== undefined) return this.replay(known, requestHash, deadline);
+
+    const card = this.vault.tokenize(request.card);
+    const reply = await this.accept<ProcessOrderReply>(merchantId, (replyTo) => ({
+      type: 'ProcessNewOrder',
+      order: {
+        orderId,
+        idempotencyKey,
+        requestHash,
+        amount: BigInt(request.amount),
+        currency: request.currency,
+        card,
+        description: request.description,
+        reference: request.reference,
+        receivedAt: this.clock.now(),
+      },
+      replyTo,
+    }));
+    switch (reply.type) {
+      case 'OrderAccepted':
+        return { order: await this.awaitTerminal(viewOf(reply.order), deadline), replayed: false };
+      case 'OrderExists':
+        if (!reply.sameRequest) throw keyReused();
+        return { order: await this.awaitTerminal(viewOf(reply.order), deadline), replayed: true };
+      case 'OrderProcessedEarlier':
+        return this.replay(await this.fromReadModel(merchantId, orderId), requestHash, deadline);
+      case 'MerchantBusy':
+        throw new ApiError(
+          503,
+          'merchant_busy',
+          'Too many orders are in flight for this merchant; retry shortly.',
+          undefined,
+          {
+            'retry-after': '1',
+          },
+        );
+      case 'MerchantNotConfigured':
+        throw new ApiError(503, 'merchant_unavailable', 'This merchant cannot accept orders yet.');
+      default:
+        return assertNever(reply);
+    }
+  }
+
+  /** An order by id for its merchant: the read model, or the merchant itself for one just created. */
+  async get(merchantId: string, orderId: string): Promise<OrderView | undefined> {
+    const row = this.queries.getOrder(merchantId, orderId);
+    if (row !== undefined) return row;
+    if (!orderId.startsWith('ord_')) return undefined;
+    const reply = await this.accept<GetOrderReply>(merchantId, (replyTo) => ({
+      type: 'GetOrder',
+      orderId,
+      replyTo,
+    }));
+    return reply.order === undefined ? undefined : viewOf(reply.order);
+  }
+
+  private async replay(known: OrderView, requestHash: string, deadline: number): Promise<CreatedOrder> {
+    if (known.requestHash !== requestHash) throw keyReused();
+    return { order: await this.awaitTerminal(known, deadline), replayed: true };
+  }
+
+  private async awaitTerminal(order: OrderView, deadline: number): Promise<OrderView> {
+    if (isTerminal(order.status)) return order;
+    const remainingMs = deadline - this.clock.now();
+    if (remainingMs <= 0) return order;
+    try {
+      const reply = await this.ask<AwaitOrderReply>(order.merchantId, remainingMs, (replyTo) => ({
+        type: 'AwaitOrder',
+        orderId: order.id,
+        replyTo,
+      }));
+      if (reply.type === 'OrderFinished') return viewOf(reply.order);
+      return this.queries.getOrder(order.merchantId, order.id) ?? order;
+    } catch (error) {
+      if (!(error instanceof AskTimeoutError)) throw error;
+      // Still in flight: answer with what is known now; the client polls.
+      return (await this.get(order.merchantId, order.id).catch(() => undefined)) ?? order;
+    }
+  }
+
+  /** The read model lags the journal by moments; an order the Merchant already forgot will appear. */
+  private async fromReadModel(merchantId: string, orderId: string): Promise<OrderView> {
+    const until = this.clock.now() + this.settings.readModelWaitMs;
+    for (;;) {
+      const row = this.queries.getOrder(merchantId, orderId);
+      if (row !== undefined) return row;
+      if (this.clock.now() >= until) {
+        throw new ApiError(
+          503,
+          'order_not_yet_visible',
+          'The order exists but is not readable yet; retry shortly.',
+        );
+      }
+      await new Promise<void>((resolve) => this.clock.schedule(50, resolve));
+    }
+  }
+
+  private ask<R>(
+    merchantId: string,
+    timeoutMs: number,
+    make: (replyTo: ActorRef<R>) => MerchantCommand,
+  ): Promise<R> {
+    return this.entities.ask<MerchantCommand, R>(merchantAddress(merchantId), make, timeoutMs);
+  }
+
+  /** An ask the client is waiting on: no answer in time is a 503 the client can safely retry. */
+  private async accept<R>(merchantId: string, make: (replyTo: ActorRef<R>) => MerchantCommand): Promise<R> {
+    try {
+      return await this.ask(merchantId, this.settings.acceptTimeoutMs, make);
+    } catch (error) {
+      if (!(error instanceof AskTimeoutError)) throw error;
+      throw new ApiError(
+        503,
+        'gateway_busy',
+        'The gateway could not answer in time; retry with the same Idempotency-Key.',
+        undefined,
+        {
+          'retry-after': '1',
+        },
+      );
+    }
+  }
+}
+
+export function viewOf(order: Order): OrderView {
+  return {
+    id: order.id,
+    merchantId: order.merchantId,
+    status: order.status,
+    amount: order.amount,
+    currency: order.currency,
+    card: { brand: order.card.brand, last4: order.card.last4 },
+    bank: order.bank,
+    reference: order.reference,
+    description: order.description,
+    reason: order.reason,
+    requestHash: order.requestHash,
+    createdAt: order.createdAt,
+    updatedAt: order.updatedAt,
+  };
+}
+
+function keyReused(): ApiError {
+  return new ApiError(
+    422,
+    'idempotency_key_reused',
+    'This Idempotency-Key was already used with a different request body.',
+    'Idempotency-Key',
+  );
+}
+
+/** JSON with object keys sorted, so the same request always fingerprints the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, field]) => field !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, field]) => `${JSON.stringify(key)}:${canonicalJson(field)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected: ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,235 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import pino, { type Logger as PinoLogger } from 'pino';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { buildApp, MerchantDirectory } from '../api/app.js';
+import { defaultOrderServiceSettings, OrderService } from '../api/order-service.js';
+import { BankClient } from '../bank/bank-client.js';
+import { type RunningBankServer, startBankServer } from '../bank/bank-server.js';
+import { BankConnection, classifyBankError } from '../payments/bank-connection.js';
+import { CardVault, vaultKeyBytes } from '../payments/card-vault.js';
+import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
+import {
+  defaultMerchantSettings,
+  type MerchantCommand,
+  merchantAddress,
+  merchantDefinition,
+} from '../payments/merchant.js';
+import { OrderWaiters } from '../payments/order-waiters.js';
+import { EntityRegistry } from '../persistence/entity-registry.js';
+import { OrderProjection } from '../readmodel/order-projection.js';
+import { OrderReadModel, readModelPath } from '../readmodel/order-read-model.js';
+import { ActorSystem } from '../runtime/actor-system.js';
+import { type Clock, systemClock } from '../runtime/clock.js';
+import { systemRandom } from '../runtime/random.js';
+import type { Journal, JournalStats } from '../store/journal.js';
+import { ObservedJournal } from '../store/observed-journal.js';
+import { openSqliteStore } from '../store/sqlite/open-database.js';
+import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
+import type { StartConfig } from './config.js';
+import { demoConfig, loadOrCreateMerchants } from './demo-merchants.js';
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly port: number;
+  readonly bankUrl: string;
+  readonly dataDir: string;
+  /** Stops taking requests, lets those in flight finish, then stops everything and closes the stores. */
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  readonly clock?: Clock;
+  readonly logger?: PinoLogger;
+}
+
+/**
+ * Wires one node together: the SQLite journal, the vault, the entities, the read model, the bank
+ * connection (and the embedded bank simulator unless a bank URL is given) and the HTTP API. It
+ * returns once recovery is done and the API listens; every merchant and executor is started at
+ * boot, so orders in flight before a crash are finished without waiting for new traffic.
+ */
+export async function startGateway(
+  config: StartConfig,
+  options: GatewayOptions = {},
+): Promise<RunningGateway> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'remit' } });
+  const dataDir = resolve(config.data);
+  mkdirSync(dataDir, { recursive: true });
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        logger.error({ err: error }, 'error while stopping');
+      }
+    }
+  };
+
+  try {
+    let bank: RunningBankServer | undefined;
+    if (config.bankUrl === undefined) {
+      bank = await startBankServer({
+        host: config.host,
+        port: config.bankPort,
+        dataDir: join(dataDir, 'bank'),
+        logger: logger.child({ component: 'bank-simulator' }),
+      });
+      closers.push(() => bank?.close());
+    }
+    const bankUrl = config.bankUrl ?? bank?.url ?? '';
+
+    const store = openSqliteStore({ path: join(dataDir, 'journal.db') });
+    closers.push(async () => {
+      await store.journal.close();
+      await store.snapshots.close();
+    });
+    const vaultStorage = new SqliteVaultStorage(join(dataDir, 'vault.db'));
+    closers.push(() => vaultStorage.close());
+    const vault = new CardVault(vaultKey(config, dataDir), vaultStorage, () => clock.now());
+
+    const readModel = OrderReadModel.open(readModelPath(dataDir));
+    closers.push(() => readModel.close());
+    const projection = new OrderProjection({ journal: store.journal, readModel, clock, logger });
+    closers.push(() => projection.stop());
+    // Every durable append wakes the projection, so the read model trails the journal by moments.
+    const journal = new ObservedJournal(store.journal, () => projection.notify());
+
+    // Closed after the entities stop (closers run in reverse), so no bank call loses its client.
+    const bankClient = new BankClient({ baseUrl: bankUrl, requestTimeoutMs: config.bankTimeoutMs, clock });
+    closers.push(() => bankClient.close());
+    const system = new ActorSystem({
+      name: 'remit',
+      clock,
+      random: systemRandom,
+      logger: logger.child({ component: 'actors' }),
+    });
+    closers.push(() => system.terminate());
+    const registry = new EntityRegistry({
+      system,
+      journal,
+      snapshots: store.snapshots,
+      clock,
+      random: systemRandom,
+      logger,
+    });
+    registry.register(
+      merchantDefinition(new OrderWaiters(), {
+        ...defaultMerchantSettings,
+        executionDeadlineMs: config.executionDeadlineMs,
+      }),
+    );
+    registry.register(
+      executorDefinition(
+        { bank: new BankConnection(bankClient), cards: vault, classify: classifyBankError },
+        defaultExecutorSettings,
+      ),
+    );
+
+    const { merchants } = loadOrCreateMerchants(dataDir);
+    // Start (and so recover) every entity now: unconfirmed deliveries resume without new traffic.
+    for (const bankId of new Set(merchants.map((merchant) => merchant.bank))) {
+      registry.refFor({ typeName: 'executor', entityId: bankId });
+    }
+    await Promise.all(
+      merchants.map((merchant) =>
+        registry.ask<MerchantCommand, unknown>(
+          merchantAddress(merchant.id),
+          (replyTo) => ({ type: 'ConfigureMerchant', config: demoConfig(merchant.bank), replyTo }),
+          60_000,
+        ),
+      ),
+    );
+    projection.start().catch((error: unknown) => {
+      // The read model is behind and will stay behind: a loud error, not a silently stale API.
+      logger.error({ err: error }, 'order projection stopped');
+    });
+    await projection.caughtUp();
+
+    const orders = new OrderService(registry, vault, readModel, clock, defaultOrderServiceSettings);
+    const metrics = gatewayMetrics(store.journal, projection, readModel);
+    const app = await buildApp({
+      metrics,
+      orders,
+      queries: readModel,
+      merchants: new MerchantDirectory(
+        merchants.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
+      ),
+      ready: () => true,
+      logger: logger.child({ component: 'api' }),
+      waitDefaultMs: defaultOrderServiceSettings.waitDefaultMs,
+      waitMaxMs: defaultOrderServiceSettings.waitMaxMs,
+    });
+    const address = await app.listen({ host: config.host, port: config.port });
+    // Closing the server first lets requests in flight finish before the entities stop.
+    closers.push(() => app.close());
+    const port = app.server.address();
+    const boundPort = typeof port === 'object' && port !== null ? port.port : config.port;
+    logger.info({ url: address, bankUrl, dataDir }, 'gateway ready');
+    return { url: address, port: boundPort, bankUrl, dataDir, close: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/** The vault key from the configuration, or (for development) one generated into the data folder. */
+function vaultKey(config: StartConfig, dataDir: string): Buffer {
+  if (config.vaultKey !== undefined) return Buffer.from(config.vaultKey, 'base64');
+  const path = join(dataDir, 'vault.key');
+  if (!existsSync(path)) writeFileSync(path, randomBytes(vaultKeyBytes).toString('base64'), { mode: 0o600 });
+  const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+  if (key.length !== vaultKeyBytes)
+    throw new Error(`${path} does not hold a ${vaultKeyBytes}-byte base64 key`);
+  return key;
+}
+
+/** Process metrics plus the journal's write counters and the read model's lag behind it. */
+function gatewayMetrics(journal: Journal, projection: OrderProjection, readModel: OrderReadModel): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const counters: Array<[string, string, (stats: JournalStats) => number]> = [
+    ['remit_journal_appends_total', 'Appends committed to the journal', (stats) => stats.appends],
+    ['remit_journal_events_total', 'Events committed to the journal', (stats) => stats.events],
+    [
+      'remit_journal_transactions_total',
+      'Journal transactions (each one fsync)',
+      (stats) => stats.transactions,
+    ],
+    [
+      'remit_journal_failed_appends_total',
+      'Appends the journal refused or failed',
+      (stats) => stats.failedAppends,
+    ],
+  ];
+  for (const [name, help, read] of counters) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(journal.stats()));
+      },
+    });
+  }
+  new Gauge({
+    name: 'remit_read_model_offset',
+    help: 'The journal offset the order read model has applied',
+    registers: [registry],
+    collect() {
+      this.set(readModel.offset());
+    },
+  });
+  new Gauge({
+    name: 'remit_read_model_batches_total',
+    help: 'Batches the order projection applied since start',
+    registers: [registry],
+    collect() {
+      this.set(projection.stats().batches);
+    },
+  });
+  return registry;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+import pino from 'pino';
+import { startBankServer } from '../bank/bank-server.js';
+import { ConfigError, parseBankConfig, parseStartConfig } from './config.js';
+import { startGateway } from './gateway.js';
+import { curlExample } from './quickstart.js';
+
+const usage = `Usage: remit <command> [flags]
+
+Commands:
+  start   run the gateway (and, unless --bank-url is given, a bank simulator beside it)
+          --host 127.0.0.1 --port 8080 --data ./data --bank-url URL --bank-port 8081 --log-level info
+          --execution-deadline-ms 60000 (give up on the bank after this, proving nothing was charged)
+          --bank-timeout-ms 10000 (a bank call without an answer by then has an unknown outcome)
+  bank    run the acquiring-bank simulator alone
+          --host 127.0.0.1 --port 8081 --data ./bank-data --log-level info
+
+Every flag has a REMIT_* environment equivalent (REMIT_PORT, REMIT_DATA, REMIT_BANK_URL, ...).
+REMIT_VAULT_KEY: the card vault key, 32 bytes in base64 (development: generated into the data folder).`;
+
+/** Runs until SIGTERM or SIGINT, then stops gracefully: requests in flight finish, stores close. */
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...args] = argv;
+  try {
+    switch (command) {
+      case 'start': {
+        const config = parseStartConfig(args, process.env);
+        const gateway = await startGateway(config);
+        process.stdout.write(`${curlExample(gateway.url, gateway.dataDir)}\n`);
+        await untilStopSignal();
+        await gateway.close();
+        return 0;
+      }
+      case 'bank': {
+        const config = parseBankConfig(args, process.env);
+        const logger = pino({ level: config.logLevel, base: { service: 'remit-bank' } });
+        const bank = await startBankServer({
+          host: config.host,
+          port: config.port,
+          dataDir: config.data,
+          logger,
+        });
+        logger.info({ url: bank.url }, 'bank simulator ready');
+        await untilStopSignal();
+        await bank.close();
+        return 0;
+      }
+      case undefined:
+      case '--help':
+      case 'help':
+        process.stdout.write(`${usage}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`remit: unknown command "${command}"\n\n${usage}\n`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`remit: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(
+      `remit: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    return 1;
+  }
+}
+
+function untilStopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`remit: ${String(error)}\n`);
+    process.exit(1);
+  },
+);
