@@ -118,12 +118,8 @@ describe('BankConnection against the bank simulator', () => {
         reference: 'order-1',
         declineReason: 'reference_cancelled',
       });
-      // The port's inquiry has no `cancelled`; it reads as the decline a payment would get.
-      expect(await bank.inquire('order-1')).toEqual({
-        kind: 'declined',
-        reference: 'order-1',
-        declineReason: 'reference_cancelled',
-      });
+      // An inquiry tells a cancelled reference apart: the executor reports it failed, not declined.
+      expect(await bank.inquire('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
       expect(await bank.cancel('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
       expect((await client.ledger()).totals).toMatchObject({
         approved: 0,

@@ -30,15 +30,13 @@ export class BankConnection implements BankPort {
 
   async inquire(
     reference: string,
-  ): Promise<BankAnswer | { readonly kind: 'not_found'; readonly reference: string }> {
+  ): Promise<BankResolution | { readonly kind: 'not_found'; readonly reference: string }> {
     const known = await this.client.inquire(reference);
     switch (known.kind) {
       case 'not_found':
         return { kind: 'not_found', reference: known.reference };
       case 'cancelled':
-        // The port's inquiry has no `cancelled`: it reports the reference the way the bank answers
-        // any later payment of it, as the in-memory SimulatedBank does. Nothing was charged.
-        return { kind: 'declined', reference: known.reference, declineReason: 'reference_cancelled' };
+        return { kind: 'cancelled', reference: known.reference };
       default:
         return answerOf(known);
     }

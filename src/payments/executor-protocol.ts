@@ -60,10 +60,13 @@ export type BankResolution = BankAnswer | { readonly kind: 'cancelled'; readonly
  */
 export interface BankPort {
   authorize(request: PaymentRequest): Promise<BankAnswer>;
-  /** The bank's record of a reference, or not_found if it never saw it. */
+  /**
+   * The bank's record of a reference (`cancelled` included: a cancel may have succeeded just
+   * before a crash), or not_found if it never saw it.
+   */
   inquire(
     reference: string,
-  ): Promise<BankAnswer | { readonly kind: 'not_found'; readonly reference: string }>;
+  ): Promise<BankResolution | { readonly kind: 'not_found'; readonly reference: string }>;
   /**
    * Settles a reference for good: if it was never charged, it never will be (`cancelled`, and
    * later authorizations of it are refused); if it was, the bank's answer is returned instead.

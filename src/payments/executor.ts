@@ -227,7 +227,10 @@ class BankCalls {
     if (this.mustInquire.has(reference)) {
       const known = await bank.inquire(reference);
       this.mustInquire.delete(reference);
-      if (known.kind !== 'not_found') return outcomeOf(known, 'bank_unavailable');
+      // Cancelled already (we crashed after cancelling): why is lost, but not whether it was charged.
+      const cancelledBecause =
+        context.clock.now() >= execution.deadlineAt ? 'deadline_exceeded' : 'bank_refused';
+      if (known.kind !== 'not_found') return outcomeOf(known, cancelledBecause);
     }
     if (this.refused.has(reference)) return outcomeOf(await bank.cancel(reference), 'bank_refused');
     if (context.clock.now() >= execution.deadlineAt) {

@@ -74,14 +74,11 @@ export class SimulatedBank implements BankPort {
     return this.deliver(answer);
   }
 
-  async inquire(reference: string): Promise<BankAnswer | { kind: 'not_found'; reference: string }> {
+  async inquire(reference: string): Promise<BankResolution | { kind: 'not_found'; reference: string }> {
     this.calls++;
     this.maybeUnavailable();
     const known = this.payments.get(reference);
     if (known === undefined) return { kind: 'not_found', reference };
-    if (known.answer.kind === 'cancelled') {
-      return { kind: 'declined', reference, declineReason: 'reference_cancelled' };
-    }
     return this.deliver(known.answer);
   }
 
