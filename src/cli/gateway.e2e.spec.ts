@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RemitProcess, startRemit } from '../testing/processes.js';
@@ -71,7 +71,8 @@ function gatewayArgs(bankUrl: string): string[] {
 
 beforeAll(async () => {
   bankDir = mkdtempSync(join(tmpdir(), 'remit-e2e-bank-'));
-  dataDir = mkdtempSync(join(tmpdir(), 'remit-e2e-data-'));
+  // Named `data` so the README's quickstart (which reads ./data/credentials.json) runs beside it.
+  dataDir = join(mkdtempSync(join(tmpdir(), 'remit-e2e-')), 'data');
   bank = await startRemit(['bank', '--port', '0', '--data', bankDir]);
   gateway = await startRemit(gatewayArgs(bank.url));
   const credentials = JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')) as Credentials;
@@ -84,7 +85,7 @@ afterAll(async () => {
   await gateway?.kill('SIGTERM');
   await bank?.kill('SIGTERM');
   rmSync(bankDir, { recursive: true, force: true });
-  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(dirname(dataDir), { recursive: true, force: true });
 }, 60_000);
 
 let keyCounter = 0;
@@ -349,6 +350,15 @@ describe.sequential('remit end to end', () => {
     const command = output.slice(start).split('\n').slice(0, 5).join('\n');
     const { stdout } = await promisify(execFile)('bash', ['-c', command]);
     expect(JSON.parse(stdout)).toMatchObject({ status: 'executed', amount: 1250 });
+  });
+
+  it("runs the README's quickstart curl as written (port aside)", async () => {
+    const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+    const block = readme.match(/```sh\n(curl -s -X POST [\s\S]*?)```/)?.[1];
+    expect(block).toBeDefined();
+    const command = String(block).replaceAll('http://127.0.0.1:8080', gateway.url);
+    const { stdout } = await promisify(execFile)('bash', ['-c', command], { cwd: dirname(dataDir) });
+    expect(JSON.parse(stdout)).toMatchObject({ status: 'executed', amount: 1250, currency: 'EUR' });
   });
 
   it('answers metrics, readiness and the OpenAPI document', async () => {
