@@ -318,10 +318,10 @@ describe.sequential('remit end to end', () => {
       body: '{"latencyMs":300}',
     });
     const cards = [approved, declined, '5555555555554444'];
+    const keys = Array.from({ length: 24 }, () => newKey());
+    const bodies = keys.map((_, i) => orderBody(cards[i % cards.length], 100 + i));
     const accepted = await Promise.all(
-      Array.from({ length: 24 }, (_, i) =>
-        post(keyA, newKey(), orderBody(cards[i % cards.length], 100 + i), { prefer: 'wait=0' }),
-      ),
+      keys.map((key, i) => post(keyA, key, bodies[i], { prefer: 'wait=0' })),
     );
     const ids = accepted.map((response) => String(response.json.id));
     expect(accepted.every((response) => response.status === 202 || response.status === 201)).toBe(true);
@@ -341,6 +341,10 @@ describe.sequential('remit end to end', () => {
       else expect(payment?.status).not.toBe('approved');
     }
     expect(finished.filter((order) => order.status === 'executed').length).toBeGreaterThan(0);
+    // A client retrying after the crash gets the same order back, marked as a replay.
+    const retried = await post(keyA, keys[0], bodies[0]);
+    expect(retried.json.id).toBe(ids[0]);
+    expect(retried.headers.get('idempotent-replayed')).toBe('true');
   }, 90_000);
 
   it('prints a quickstart curl that works as printed', async () => {
