@@ -229,6 +229,39 @@ describe('at-least-once delivery with an idempotent receiver', () => {
     expect(await s.journal.isProcessed(receiverId, 'old')).toBe(false);
   });
 
+  it('a producer with unconfirmed deliveries does not passivate, so redelivery goes on', async () => {
+    const s = setup({ dropRate: 0, duplicateRate: 0 });
+    const system = s.system;
+    const registry = new EntityRegistry({
+      system,
+      journal: s.journal,
+      clock: s.clock,
+      random: new SeededRandom(11),
+      logger: silentLogger,
+      messenger: s.transport,
+    });
+    registry.register(
+      senderDefinition({
+        unconfirmedMax: 10,
+        redeliverIntervalMs: 1_000,
+        backoff: { minBackoffMs: 1_000, maxBackoffMs: 1_000, randomFactor: 0 },
+      }),
+      { passivateAfterMs: 5_000 },
+    );
+    const sender = entityAddress<SenderCommand>('sender', 'lazy');
+    s.transport.blackhole = true;
+    await registry.ask<SenderCommand, SendReply>(
+      sender,
+      (replyTo) => ({ type: 'Send', deliveryId: 'x-1', content: 'x', replyTo }),
+      5_000,
+    );
+    const ref = registry.refFor(sender);
+    await s.clock.advanceAsync(60_000);
+    // Still alive and still resending, long after the idle time.
+    expect(system.lookup(ref.path)).toBeDefined();
+    expect(s.transport.sent).toBeGreaterThan(30);
+  });
+
   it('refuses new work when the unconfirmed bound is reached', async () => {
     const s = setup({ dropRate: 0, duplicateRate: 0, unconfirmedMax: 5 });
     s.transport.blackhole = true;

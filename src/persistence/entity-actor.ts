@@ -125,8 +125,17 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
     });
   }
 
+  /**
+   * Idle is not enough: an entity with writes in flight would lose their side effects, and one
+   * with unconfirmed deliveries would stop redelivering until some new message woke it.
+   */
   canPassivate(): boolean {
-    return this.pending.length === 0 && this.writesInFlight === 0 && !this.snapshotInProgress;
+    return (
+      this.pending.length === 0 &&
+      this.writesInFlight === 0 &&
+      !this.snapshotInProgress &&
+      this.outboxOf(this.durableState).size === 0
+    );
   }
 
   // ---- recovery -------------------------------------------------------------------------------

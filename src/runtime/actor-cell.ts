@@ -319,15 +319,19 @@ export class ActorCell<M> implements ActorContext<M> {
     for (let processed = 0; this.mailbox.length > 0; processed++) {
       if (this.status !== 'running' || this.pendingStop !== undefined) break;
       if (processed === drainBatchMessagesMax) {
-        this.lastActivityAt = this.host.clock.now();
         this.scheduleDrain();
         return;
       }
       const entry = this.mailbox.shift() as M | TimerEntry<M>;
       if (entry instanceof TimerEntry) {
+        // An actor's own timers do not make it busy: a periodic housekeeping timer must not keep
+        // an otherwise idle actor from passivating.
         if (this.timerSet?.accept(entry) !== true) continue;
         if (!this.receiveOne(entry.message)) return;
-      } else if (!this.receiveOne(entry)) return;
+      } else {
+        this.lastActivityAt = this.host.clock.now();
+        if (!this.receiveOne(entry)) return;
+      }
     }
     this.afterDrain();
   };
@@ -359,7 +363,6 @@ export class ActorCell<M> implements ActorContext<M> {
 
   private afterDrain(): void {
     if (this.status !== 'running') return;
-    this.lastActivityAt = this.host.clock.now();
     if (this.pendingStop !== undefined) this.finishStop(this.pendingStop);
   }
 

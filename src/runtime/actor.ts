@@ -70,7 +70,10 @@ export interface SpawnOptions {
   readonly mailboxCapacity?: number;
   readonly stashCapacity?: number;
   readonly supervision?: Partial<SupervisionSettings>;
-  /** Stops the actor after this long without a message (unless `canPassivate` says no). */
+  /**
+   * Stops the actor after this long without a message (unless `canPassivate` says no). Messages
+   * from the actor's own timers do not count: housekeeping timers don't keep an actor alive.
+   */
   readonly passivateAfterMs?: number;
 }
 

@@ -55,6 +55,29 @@ describe('passivation', () => {
     expect(stops).toEqual([{ reason: { kind: 'passivated' }, atMs: 1_600 }]);
   });
 
+  it('does not count messages from its own timers as activity', async () => {
+    const clock = new SimulatedClock();
+    const start = clock.now();
+    const system = new ActorSystem({ name: 'test', clock, random: new SeededRandom(5) });
+    const stops: number[] = [];
+    let ticks = 0;
+    system.spawn<string>(
+      'ticking',
+      (context) => ({
+        preStart: () => context.timers.startPeriodic('tick', 'tick', 100),
+        receive: () => {
+          ticks++;
+        },
+        postStop: () => void stops.push(clock.now() - start),
+      }),
+      { passivateAfterMs },
+    );
+    await settle();
+    await clock.advanceAsync(2_000);
+    expect(ticks).toBeGreaterThanOrEqual(9);
+    expect(stops).toEqual([1_000]);
+  });
+
   it('postpones passivation while canPassivate says no', async () => {
     let allowed = false;
     const { clock, stops } = newIdleActor({ canPassivate: () => allowed });
