@@ -17,6 +17,7 @@ import {
 } from 'prom-client';
 import { isCurrency } from '../payments/money.js';
 import { type OrderStatus, orderStatuses } from '../payments/order.js';
+import { InvalidCursorError } from '../readmodel/order-read-model.js';
 import type { OrderQueries, OrderRequest, OrderService, OrderView } from './order-service.js';
 import { ApiError, installProblemHandlers } from './problem.js';
 
@@ -187,6 +188,18 @@ function toJson(order: OrderView) {
     createdAt: new Date(order.createdAt).toISOString(),
     updatedAt: new Date(order.updatedAt).toISOString(),
   };
+}
+
+/** A cursor that is not an order of this merchant is the client's mistake: a 400, never a 500. */
+function listOrSayWhy(queries: OrderQueries, query: Parameters<OrderQueries['listOrders']>[0]) {
+  try {
+    return queries.listOrders(query);
+  } catch (error) {
+    if (error instanceof InvalidCursorError) {
+      throw new ApiError(400, 'invalid_cursor', 'startingAfter is not an order of yours.', 'startingAfter');
+    }
+    throw error;
+  }
 }
 
 /** `Prefer: wait=N` (seconds), bounded by the server's maximum. */
@@ -384,7 +397,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
           const limit = query.limit === undefined ? 20 : Number(query.limit);
           if (limit < 1 || limit > 100)
             throw new ApiError(400, 'invalid_field', 'limit must be 1 to 100.', 'limit');
-          const page = dependencies.queries.listOrders({
+          const page = listOrSayWhy(dependencies.queries, {
             merchantId: request.merchantId,
             limit,
             ...(query.status === undefined ? {} : { status: query.status }),

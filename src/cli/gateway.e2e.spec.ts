@@ -242,6 +242,9 @@ describe.sequential('remit end to end', () => {
     expect(firstPage.data.map((order) => order.id)).toEqual([ids[2], ids[1]]);
     expect(firstPage.hasMore).toBe(true);
     const next = await fetch(`${gateway.url}/v1/orders?limit=1&startingAfter=${ids[1]}`, { headers });
+    const badCursor = await fetch(`${gateway.url}/v1/orders?startingAfter=ord_unknown`, { headers });
+    expect(badCursor.status).toBe(400);
+    expect(((await badCursor.json()) as { code: string }).code).toBe('invalid_cursor');
     expect(((await next.json()) as { data: OrderJson[] }).data[0]?.id).toBe(ids[0]);
     const trail = (await (await fetch(`${gateway.url}/v1/orders/${ids[0]}/events`, { headers })).json()) as {
       data: Array<{ type: string }>;
