@@ -15,6 +15,7 @@ import {
   Registry as MetricsRegistry,
   type Registry,
 } from 'prom-client';
+import { brandOf, luhnValid } from '../payments/card.js';
 import { isCurrency } from '../payments/money.js';
 import { type OrderStatus, orderStatuses } from '../payments/order.js';
 import { InvalidCursorError } from '../readmodel/order-read-model.js';
@@ -202,6 +203,21 @@ function listOrSayWhy(queries: OrderQueries, query: Parameters<OrderQueries['lis
   }
 }
 
+/**
+ * Free text is stored in events and shown in listings, so a card number pasted into it would
+ * leak past the vault: a whole run of 13 to 19 digits (spaces or dashes between) that passes Luhn
+ * and starts like a card of a known brand. Substrings are not searched: long references would
+ * trip it far too often.
+ */
+export function containsCardNumber(text: string | undefined): boolean {
+  if (text === undefined) return false;
+  for (const match of text.matchAll(/(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])/g)) {
+    const digits = match[0].replace(/[ -]/g, '');
+    if (luhnValid(digits) && brandOf(digits) !== 'unknown') return true;
+  }
+  return false;
+}
+
 /** `Prefer: wait=N` (seconds), bounded by the server's maximum. */
 export function preferredWaitMs(header: string | undefined, defaultMs: number, maxMs: number): number {
   const match = header?.match(/(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])/);
@@ -334,6 +350,16 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         async (request, reply) => {
           const key = idempotencyKeyOf(request);
           const body = request.body as OrderRequest;
+          for (const field of ['description', 'reference'] as const) {
+            if (containsCardNumber(body[field])) {
+              throw new ApiError(
+                400,
+                'card_number_in_text',
+                `Field ${field} looks like it holds a card number; card numbers go only in card.number.`,
+                field,
+              );
+            }
+          }
           if (!isCurrency(body.currency)) {
             throw new ApiError(
               400,

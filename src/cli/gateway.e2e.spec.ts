@@ -283,6 +283,13 @@ describe.sequential('remit end to end', () => {
       'payload_too_large',
       undefined,
     ],
+    [
+      'a card number in the description',
+      { ...orderBody(), description: `for ${approved}` },
+      400,
+      'card_number_in_text',
+      'description',
+    ],
   ])('answers %s with problem+json', async (_name, body, status, code, param) => {
     const response = await post(keyA, newKey(), body);
     expect(response.status).toBe(status);
