@@ -1,0 +1,162 @@
+/**
+ * The API on the real in-process stack (entities, in-memory journal, read model, vault, a
+ * simulated bank), driven through `app.inject`: whatever a client sends — random JSON, wrong
+ * types, odd headers — the answer is a 2xx or a 4xx problem+json with a code, never a 5xx.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoConfig } from '../cli/demo-merchants.js';
+import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
+import { executorDefinition } from '../payments/executor.js';
+import { type MerchantCommand, merchantAddress, merchantDefinition } from '../payments/merchant.js';
+import { OrderWaiters } from '../payments/order-waiters.js';
+import { EntityRegistry } from '../persistence/entity-registry.js';
+import { OrderProjection } from '../readmodel/order-projection.js';
+import { OrderReadModel } from '../readmodel/order-read-model.js';
+import { ActorSystem } from '../runtime/actor-system.js';
+import { systemClock } from '../runtime/clock.js';
+import { silentLogger } from '../runtime/logger.js';
+import { SeededRandom } from '../runtime/random.js';
+import { MemoryJournal } from '../store/memory/memory-journal.js';
+import { ObservedJournal } from '../store/observed-journal.js';
+import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
+import { buildApp, MerchantDirectory } from './app.js';
+import { OrderService } from './order-service.js';
+
+const apiKey = 'sk_test_property';
+let app: FastifyInstance;
+const stops: Array<() => Promise<void> | void> = [];
+
+beforeAll(async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'remit-api-'));
+  stops.push(() => rmSync(directory, { recursive: true, force: true }));
+  const memory = new MemoryJournal();
+  stops.push(() => memory.close());
+  const readModel = OrderReadModel.open(join(directory, 'readmodel.db'));
+  stops.push(() => readModel.close());
+  const projection = new OrderProjection({ journal: memory, readModel, clock: systemClock });
+  stops.push(() => projection.stop());
+  const journal = new ObservedJournal(memory, () => projection.notify());
+  const system = new ActorSystem({
+    name: 'api',
+    clock: systemClock,
+    random: new SeededRandom(1),
+    logger: silentLogger,
+  });
+  stops.push(() => system.terminate());
+  const registry = new EntityRegistry({
+    system,
+    journal,
+    clock: systemClock,
+    random: new SeededRandom(2),
+    logger: silentLogger,
+  });
+  const vault = new CardVault(randomBytes(32), new MemoryVaultStorage(), () => systemClock.now());
+  const bank = new SimulatedBank(new SeededRandom(3));
+  registry.register(merchantDefinition(new OrderWaiters()));
+  registry.register(executorDefinition({ bank, cards: vault, classify: classifySimulatedBankError }));
+  await registry.ask<MerchantCommand, unknown>(
+    merchantAddress('merchant-a'),
+    (replyTo) => ({ type: 'ConfigureMerchant', config: demoConfig('bank-a'), replyTo }),
+    5_000,
+  );
+  void projection.start();
+  app = await buildApp({
+    orders: new OrderService(registry, vault, readModel, systemClock),
+    queries: readModel,
+    merchants: new MerchantDirectory([
+      { merchantId: 'merchant-a', apiKeyHash: MerchantDirectory.hashKey(apiKey) },
+    ]),
+    ready: () => true,
+    waitDefaultMs: 2_000,
+    waitMaxMs: 5_000,
+  });
+  stops.push(() => app.close());
+});
+
+afterAll(async () => {
+  for (const stop of stops.reverse()) await stop();
+});
+
+const card = fc.record(
+  {
+    number: fc.oneof(
+      fc.constantFrom('4111111111111111', '4000000000000002', '4111111111111112'),
+      fc.string(),
+    ),
+    expMonth: fc.oneof(fc.integer({ min: -2, max: 14 }), fc.string()),
+    expYear: fc.oneof(fc.integer({ min: 1990, max: 2110 }), fc.constant(null)),
+    cvc: fc.oneof(fc.constant('123'), fc.string()),
+  },
+  { requiredKeys: [] },
+);
+
+const body = fc.oneof(
+  fc.record(
+    {
+      amount: fc.oneof(fc.integer({ min: -5, max: 2_000_000 }), fc.double(), fc.string(), fc.constant(null)),
+      currency: fc.oneof(fc.constantFrom('EUR', 'USD', 'GBP', 'XYZ', 'eur', ''), fc.string()),
+      card: fc.oneof(card, fc.anything()),
+      description: fc.oneof(fc.string(), fc.integer()),
+      reference: fc.string(),
+      extra: fc.anything(),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.anything(),
+);
+
+describe('API under arbitrary input', () => {
+  it('answers every request with a 2xx, or a 4xx problem+json with a code — never a 5xx', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        body,
+        fc.option(fc.string({ maxLength: 300 })),
+        fc.option(fc.string()),
+        fc.boolean(),
+        async (payload, idempotencyKey, prefer, asText) => {
+          const headers: Record<string, string> = {
+            authorization: `Bearer ${apiKey}`,
+            'content-type': 'application/json',
+          };
+          if (idempotencyKey !== null && /^[\x20-\x7e]*$/.test(idempotencyKey))
+            headers['idempotency-key'] = idempotencyKey;
+          if (prefer !== null && /^[\x20-\x7e]*$/.test(prefer)) headers.prefer = prefer;
+          const response = await app.inject({
+            method: 'POST',
+            url: '/v1/orders',
+            headers,
+            payload: asText
+              ? String(JSON.stringify(payload) ?? '').slice(0, -1)
+              : JSON.stringify(payload ?? null),
+          });
+          expect(response.statusCode).toBeLessThan(500);
+          if (response.statusCode >= 400) {
+            expect(response.headers['content-type']).toContain('application/problem+json');
+            expect(response.json()).toMatchObject({ status: response.statusCode, code: expect.any(String) });
+          }
+        },
+      ),
+      { numRuns: 300, seed: 7 },
+    );
+  });
+
+  it('answers arbitrary paths and query strings without a 5xx', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.webPath(), fc.webQueryParameters(), async (path, query) => {
+        const response = await app.inject({
+          method: 'GET',
+          url: `/v1/orders${path}?${query}`,
+          headers: { authorization: `Bearer ${apiKey}` },
+        });
+        expect(response.statusCode).toBeLessThan(500);
+      }),
+      { numRuns: 200, seed: 8 },
+    );
+  });
+});
