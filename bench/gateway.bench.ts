@@ -1,0 +1,409 @@
+/**
+ * End-to-end throughput and latency of one Remit node, as a merchant's system sees it.
+ *
+ * Starts a fresh bank simulator (`remit bank`, zero latency) and gateway (`remit start`, SQLite
+ * journal, `--log-level warn`) as child processes on 127.0.0.1 with their data in a new temp
+ * folder, loads the gateway with `POST /v1/orders` (each order its own idempotency key and card,
+ * waiting for the terminal status), then prints JSON: executed orders/s, latency percentiles
+ * (HdrHistogram), errors by kind, journal events/s and transactions/s (from `GET /metrics`), and
+ * the gateway's CPU seconds and peak RSS (from /proc). Everything it started is stopped at the
+ * end, also on error and on Ctrl-C; the temp folder is removed unless --keep-data.
+ *
+ * Run: `npm run bench -- --duration 20 --connections 64 --json bench-result.json` (see bench/README.md).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { luhnValid } from '../src/payments/card.js';
+import { approvedCard } from './gateway/cards.js';
+import { type BenchMerchant, type LoadMode, type LoadResult, runLoad } from './gateway/load.js';
+import { clockTicksPerSecond, type ProcessSample, sampleProcess } from './gateway/process-stats.js';
+import { readMetrics } from './gateway/prometheus.js';
+import { type RemitChild, startRemitChild } from './gateway/remit-processes.js';
+
+const usage = `Usage: npm run bench -- [flags]
+
+  --duration S        measurement window in seconds (default 20)
+  --warmup S          warm-up before it, not counted (default 2)
+  --connections C     HTTP connections; closed loop: C orders in flight, one per connection (default 64)
+  --rate N            open loop: N orders/s due at fixed intervals, latency from the intended send time
+  --max-in-flight M   open loop: orders outstanding at most; an order due beyond it is dropped (default 4096)
+  --merchants K       send to the first K demo merchants in turn, 1 to 3 (default 3); 1 = one hot merchant
+  --wait S            Prefer: wait=S, how long the gateway may hold a request for the final status (default 10)
+  --json FILE         also write the result there
+  --keep-data         keep the temp folder (journal, read model, logs) and print its path`;
+
+const journalMetrics = ['remit_journal_events_total', 'remit_journal_transactions_total'] as const;
+const demoMerchantCount = 3;
+/** A request without an answer this long after the gateway's wait is a timeout. */
+const requestTimeoutBeyondWaitMs = 10_000;
+/** How long the gateway and bank get to stop after SIGTERM before SIGKILL. */
+const stopGraceMs = 30_000;
+/** The load starts this long after the processes are ready (so timers are scheduled first). */
+const startDelayMs = 100;
+
+interface Settings {
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly connections: number;
+  readonly rate: number | undefined;
+  readonly inFlightMax: number;
+  readonly merchants: number;
+  readonly waitS: number;
+  readonly json: string | undefined;
+  readonly keepData: boolean;
+}
+
+interface Sample {
+  readonly at: number;
+  readonly gateway: ProcessSample | undefined;
+  readonly bank: ProcessSample | undefined;
+  readonly loadGeneratorCpu: NodeJS.CpuUsage;
+  readonly metrics: Record<(typeof journalMetrics)[number], number> | undefined;
+  readonly loadAverage: readonly number[];
+}
+
+function parseSettings(args: readonly string[]): Settings | undefined {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string' },
+      rate: { type: 'string' },
+      'max-in-flight': { type: 'string' },
+      merchants: { type: 'string' },
+      wait: { type: 'string' },
+      json: { type: 'string' },
+      'keep-data': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help === true) return undefined;
+  const merchants = numberFlag(values.merchants, 3, '--merchants', { integer: true });
+  if (merchants > demoMerchantCount) throw new Error(`--merchants must be 1 to ${demoMerchantCount}`);
+  return {
+    durationS: numberFlag(values.duration, 20, '--duration', { integer: false }),
+    warmupS: numberFlag(values.warmup, 2, '--warmup', { integer: false, zero: true }),
+    connections: numberFlag(values.connections, 64, '--connections', { integer: true }),
+    rate: values.rate === undefined ? undefined : numberFlag(values.rate, 0, '--rate', { integer: false }),
+    inFlightMax: numberFlag(values['max-in-flight'], 4_096, '--max-in-flight', { integer: true }),
+    merchants,
+    waitS: numberFlag(values.wait, 10, '--wait', { integer: true }),
+    json: values.json,
+    keepData: values['keep-data'] === true,
+  };
+}
+
+function numberFlag(
+  text: string | undefined,
+  fallback: number,
+  flag: string,
+  rules: { integer: boolean; zero?: boolean },
+): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  const valid =
+    Number.isFinite(value) &&
+    (rules.zero === true ? value >= 0 : value > 0) &&
+    (!rules.integer || Number.isSafeInteger(value));
+  if (!valid)
+    throw new Error(`${flag} must be a ${rules.integer ? 'whole ' : ''}number above 0, got ${text}`);
+  return value;
+}
+
+function readMerchants(dataDir: string, count: number): BenchMerchant[] {
+  const parsed: unknown = JSON.parse(readFileSync(path.join(dataDir, 'credentials.json'), 'utf8'));
+  const list: unknown =
+    typeof parsed === 'object' && parsed !== null ? Reflect.get(parsed, 'merchants') : undefined;
+  if (!Array.isArray(list)) throw new Error('credentials.json has no merchants');
+  const merchants: BenchMerchant[] = [];
+  for (const entry of list as unknown[]) {
+    const id: unknown = typeof entry === 'object' && entry !== null ? Reflect.get(entry, 'id') : undefined;
+    const apiKey: unknown =
+      typeof entry === 'object' && entry !== null ? Reflect.get(entry, 'apiKey') : undefined;
+    if (typeof id === 'string' && typeof apiKey === 'string') merchants.push({ id, apiKey });
+  }
+  merchants.sort((a, b) => a.id.localeCompare(b.id));
+  if (merchants.length < count)
+    throw new Error(`credentials.json has ${merchants.length} merchants, ${count} asked`);
+  return merchants.slice(0, count);
+}
+
+/** Resolves at `at` (performance time), or at once when the signal aborts. */
+function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, at - performance.now()));
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function sample(gateway: RemitChild, bank: RemitChild, ticks: number): Promise<Sample> {
+  const at = performance.now();
+  const snapshot = {
+    at,
+    gateway: sampleProcess(gateway.pid, ticks),
+    bank: sampleProcess(bank.pid, ticks),
+    loadGeneratorCpu: process.cpuUsage(),
+    loadAverage: os.loadavg().map((value) => round(value, 2)),
+  };
+  try {
+    return { ...snapshot, metrics: await readMetrics(gateway.url, journalMetrics) };
+  } catch (error) {
+    process.stderr.write(`bench: could not read /metrics: ${String(error)}\n`);
+    return { ...snapshot, metrics: undefined };
+  }
+}
+
+function round(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+/** A rate per second, or null when either sample is missing. */
+function perSecond(from: number | undefined, to: number | undefined, seconds: number): number | null {
+  if (from === undefined || to === undefined || !Number.isFinite(from) || !Number.isFinite(to)) return null;
+  return round((to - from) / seconds, 1);
+}
+
+function delta(from: number | undefined, to: number | undefined, digits: number): number | null {
+  if (from === undefined || to === undefined || !Number.isFinite(from) || !Number.isFinite(to)) return null;
+  return round(to - from, digits);
+}
+
+function report(
+  settings: Settings,
+  args: readonly string[],
+  mode: LoadMode,
+  load: LoadResult,
+  start: Sample,
+  end: Sample,
+  final: { gateway: ProcessSample | undefined; bank: ProcessSample | undefined },
+  setup: { faults: unknown; dataDir: string; startedAt: string; gatewayExitedEarly: boolean },
+): Record<string, unknown> {
+  const windowS = (end.at - start.at) / 1_000;
+  const events = delta(start.metrics?.remit_journal_events_total, end.metrics?.remit_journal_events_total, 0);
+  const transactions = delta(
+    start.metrics?.remit_journal_transactions_total,
+    end.metrics?.remit_journal_transactions_total,
+    0,
+  );
+  const gatewayCpu = delta(start.gateway?.cpuSeconds, end.gateway?.cpuSeconds, 2);
+  const bankCpu = delta(start.bank?.cpuSeconds, end.bank?.cpuSeconds, 2);
+  const loadCpu =
+    (end.loadGeneratorCpu.user +
+      end.loadGeneratorCpu.system -
+      start.loadGeneratorCpu.user -
+      start.loadGeneratorCpu.system) /
+    1e6;
+  const cores = (cpu: number | null): number | null => (cpu === null ? null : round(cpu / windowS, 2));
+  const peakRssMb = final.gateway === undefined ? null : round(final.gateway.peakRssMb, 1);
+  return {
+    benchmark: 'remit gateway end to end: POST /v1/orders until the terminal status',
+    mode: mode.kind === 'closed' ? 'closed loop' : 'open loop',
+    hotMerchant: settings.merchants === 1,
+    loadGenerator: 'same machine',
+    command: `npm run bench -- ${args.join(' ')}`.trim(),
+    startedAt: setup.startedAt,
+    settings: {
+      durationS: settings.durationS,
+      warmupS: settings.warmupS,
+      connections: settings.connections,
+      ...(mode.kind === 'open' ? { ratePerSecond: mode.ratePerSecond, maxInFlight: mode.inFlightMax } : {}),
+      merchants: settings.merchants,
+      preferWaitS: settings.waitS,
+      requestTimeoutMs: settings.waitS * 1_000 + requestTimeoutBeyondWaitMs,
+    },
+    machine: {
+      node: process.version,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      totalMemoryMb: Math.round(os.totalmem() / 2 ** 20),
+      loadAverage1m5m15m: { atWindowStart: start.loadAverage, atWindowEnd: end.loadAverage },
+    },
+    setup: {
+      gateway: 'remit start as a child process, --log-level warn, SQLite journal (WAL, synchronous=FULL)',
+      bank: 'remit bank as a separate child process',
+      bankFaults: setup.faults,
+      dataDir: setup.dataDir,
+    },
+    ordersPerSecond: round(load.executedInWindow / settings.durationS, 1),
+    executedOrders: load.executedInWindow,
+    ordersSent: load.sentInWindow,
+    latencyMs: load.latencyMs,
+    latencyMeasuredFrom:
+      mode.kind === 'closed'
+        ? 'the actual send, executed orders only'
+        : 'the intended send time, executed orders only',
+    errors: load.errors,
+    errorsByKind: load.errorsByKind,
+    journal: {
+      eventsPerSecond: perSecond(
+        start.metrics?.remit_journal_events_total,
+        end.metrics?.remit_journal_events_total,
+        windowS,
+      ),
+      transactionsPerSecond: perSecond(
+        start.metrics?.remit_journal_transactions_total,
+        end.metrics?.remit_journal_transactions_total,
+        windowS,
+      ),
+      events,
+      transactions,
+      eventsPerTransaction:
+        events === null || transactions === null || transactions === 0
+          ? null
+          : round(events / transactions, 2),
+    },
+    cpuSeconds: gatewayCpu,
+    peakRssMb,
+    gateway: {
+      cpuSeconds: gatewayCpu,
+      cpuCoresUsed: cores(gatewayCpu),
+      peakRssMb,
+      rssMbAtEnd: end.gateway === undefined ? null : round(end.gateway.rssMb, 1),
+      exitedDuringRun: setup.gatewayExitedEarly,
+    },
+    bank: {
+      cpuSeconds: bankCpu,
+      cpuCoresUsed: cores(bankCpu),
+      peakRssMb: final.bank === undefined ? null : round(final.bank.peakRssMb, 1),
+    },
+    loadGeneratorProcess: { cpuSeconds: round(loadCpu, 2), cpuCoresUsed: cores(round(loadCpu, 2)) },
+    windowSeconds: round(windowS, 3),
+    warmup: load.warmup,
+    aborted: load.aborted,
+  };
+}
+
+async function main(args: readonly string[]): Promise<number> {
+  const settings = parseSettings(args);
+  if (settings === undefined) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  for (const sequence of [0, 1, 9_999_999]) {
+    if (!luhnValid(approvedCard(sequence))) throw new Error(`generated card ${sequence} fails Luhn`);
+  }
+  const mode: LoadMode =
+    settings.rate === undefined
+      ? { kind: 'closed', connections: settings.connections }
+      : {
+          kind: 'open',
+          connections: settings.connections,
+          ratePerSecond: settings.rate,
+          inFlightMax: settings.inFlightMax,
+        };
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (): void => {
+    signals++;
+    if (signals === 1) {
+      process.stderr.write('bench: stopping (again to kill at once)\n');
+      controller.abort();
+    } else {
+      process.exit(130); // The exit handler SIGKILLs the children.
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'remit-bench-'));
+  const startedAt = new Date().toISOString();
+  let bank: RemitChild | undefined;
+  let gateway: RemitChild | undefined;
+  try {
+    process.stderr.write(`bench: starting bank and gateway in ${dataDir}\n`);
+    bank = await startRemitChild(
+      'bank',
+      ['bank', '--data', path.join(dataDir, 'bank'), '--log-level', 'warn'],
+      '/health',
+    );
+    const gatewayDir = path.join(dataDir, 'gateway');
+    gateway = await startRemitChild(
+      'gateway',
+      ['start', '--data', gatewayDir, '--bank-url', bank.url, '--log-level', 'warn'],
+      '/health/ready',
+    );
+    const faults: unknown = await (await fetch(`${bank.url}/v1/faults`)).json();
+    const merchants = readMerchants(gatewayDir, settings.merchants);
+    const ticks = clockTicksPerSecond();
+    const startAt = performance.now() + startDelayMs;
+    const windowStart = startAt + settings.warmupS * 1_000;
+    const windowEnd = windowStart + settings.durationS * 1_000;
+    process.stderr.write(
+      `bench: ${mode.kind} loop, ${settings.warmupS} s warm-up + ${settings.durationS} s, ` +
+        `load generator on the same machine (${os.cpus().length} cpus, load average ${os.loadavg()[0]?.toFixed(2)})\n`,
+    );
+    const gatewayChild = gateway;
+    const bankChild = bank;
+    const startSample = sleepUntil(windowStart, controller.signal).then(() =>
+      sample(gatewayChild, bankChild, ticks),
+    );
+    const endSample = sleepUntil(windowEnd, controller.signal).then(() =>
+      sample(gatewayChild, bankChild, ticks),
+    );
+    const load = await runLoad({
+      baseUrl: gateway.url,
+      merchants,
+      mode,
+      startAt,
+      warmupMs: settings.warmupS * 1_000,
+      durationMs: settings.durationS * 1_000,
+      waitSeconds: settings.waitS,
+      requestTimeoutMs: settings.waitS * 1_000 + requestTimeoutBeyondWaitMs,
+      runId: `bench-${randomUUID()}`,
+      signal: controller.signal,
+      onProgress: (progress) =>
+        process.stderr.write(
+          `bench: t=${progress.elapsedS}s executed/s=${progress.executedPerSecond} ` +
+            `in flight=${progress.inFlight} errors=${progress.errors}\n`,
+        ),
+    });
+    const [start, end] = await Promise.all([startSample, endSample]);
+    const gatewayExitedEarly = !gateway.running();
+    const final = { gateway: sampleProcess(gateway.pid, ticks), bank: sampleProcess(bank.pid, ticks) };
+    const result = report(settings, args, mode, load, start, end, final, {
+      faults,
+      dataDir: settings.keepData ? dataDir : `${dataDir} (removed)`,
+      startedAt,
+      gatewayExitedEarly,
+    });
+    const json = JSON.stringify(result, null, 2);
+    process.stdout.write(`${json}\n`);
+    if (settings.json !== undefined) writeFileSync(settings.json, `${json}\n`);
+    if (gatewayExitedEarly) {
+      process.stderr.write(`bench: the gateway exited during the run:\n${gateway.output()}\n`);
+      return 1;
+    }
+    return load.aborted ? 130 : 0;
+  } finally {
+    await gateway?.stop(stopGraceMs);
+    await bank?.stop(stopGraceMs);
+    if (settings.keepData) process.stderr.write(`bench: data kept in ${dataDir}\n`);
+    else rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(
+      `bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);

@@ -1,0 +1,132 @@
+/**
+ * Starts `remit start` and `remit bank` as child processes for the benchmark, on 127.0.0.1.
+ *
+ * Not `src/testing/processes.ts`'s `startRemit`: that one waits for the "ready" log line, which is
+ * logged at info, and the benchmark runs with `--log-level warn` (logging every request would
+ * dominate the measurement). So this launcher picks a free port itself and polls a health URL.
+ *
+ * The child is `node --import tsx src/cli/main.ts …`: its pid is the remit process (tsx only
+ * registers loader hooks in it), so /proc/<pid> describes the gateway or bank alone. Every child
+ * started here is killed when this process exits, whatever the reason.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const mainPath = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+export const benchHost = '127.0.0.1';
+
+/** Output kept per child for error messages: its last this many characters. */
+const outputTailChars = 64 * 1024;
+const readyPollIntervalMs = 100;
+const readyAttemptsMax = 600;
+const readyRequestTimeoutMs = 2_000;
+
+export interface RemitChild {
+  readonly name: string;
+  readonly pid: number;
+  readonly url: string;
+  /** The last part of what the child wrote (stdout and stderr). */
+  output(): string;
+  running(): boolean;
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves once it has exited. */
+  stop(graceMs: number): Promise<void>;
+}
+
+const liveChildren = new Set<ChildProcess>();
+
+process.once('exit', () => {
+  for (const child of liveChildren) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
+
+/** A port that was free a moment ago (the OS's choice for port 0, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, benchHost, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/**
+ * Runs `remit <args> --host 127.0.0.1 --port <free port>` and resolves once `GET <readyPath>`
+ * answers 200 (bounded: readyAttemptsMax polls), or rejects with the child's output.
+ */
+export async function startRemitChild(
+  name: string,
+  args: readonly string[],
+  readyPath: string,
+): Promise<RemitChild> {
+  const port = await freePort();
+  const url = `http://${benchHost}:${port}`;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', mainPath, ...args, '--host', benchHost, '--port', String(port)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  liveChildren.add(child);
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-outputTailChars);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      liveChildren.delete(child);
+      resolve();
+    });
+  });
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const stop = async (graceMs: number): Promise<void> => {
+    if (!running()) return exited;
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+    });
+    const result = await Promise.race([exited, gaveUp]);
+    clearTimeout(timer);
+    if (result === 'late' && running()) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+
+  const pid = child.pid;
+  if (pid === undefined) {
+    await stop(0);
+    throw new Error(`could not start remit ${name}`);
+  }
+  for (let attempt = 0; attempt < readyAttemptsMax; attempt++) {
+    if (!running()) {
+      throw new Error(
+        `remit ${name} exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${output}`,
+      );
+    }
+    if (await answersOk(`${url}${readyPath}`)) {
+      return { name, pid, url, output: () => output, running, stop };
+    }
+    await new Promise((resolve) => setTimeout(resolve, readyPollIntervalMs));
+  }
+  await stop(5_000);
+  throw new Error(`remit ${name} was not ready after ${readyAttemptsMax} polls:\n${output}`);
+}
+
+async function answersOk(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(readyRequestTimeoutMs) });
+    await response.arrayBuffer();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
