@@ -1,4 +1,5 @@
 import type { ActorRef, ActorSystemApi } from '../runtime/actor.js';
+import { ActorSystemTerminatedError } from '../runtime/actor-system.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
@@ -89,7 +90,7 @@ export class EntityRegistry implements Messenger {
       ...(snapshots === undefined ? {} : { snapshots }),
       ...(observer === undefined ? {} : { observer }),
     };
-    return system.spawn<unknown | EntitySignal>(
+    const ref = system.spawn<unknown | EntitySignal>(
       name,
       (context) => new EntityActor(definition, address.entityId, name, context, dependencies, settings),
       {
@@ -98,5 +99,31 @@ export class EntityRegistry implements Messenger {
         ...(settings.stashCapacity === undefined ? {} : { stashCapacity: settings.stashCapacity }),
       },
     );
+    void system.whenStopped(ref).then((reason) => {
+      if (reason.kind === 'failed') this.reviveLater(address, settings.failedRestartDelayMs, reason.error);
+    });
+    return ref;
+  }
+
+  /**
+   * An entity that supervision gave up on may still own work nobody else will ask about — bank
+   * calls to settle, deliveries to resend. Only the journal can say, so it is started again (and
+   * recovers) after a pause, for as long as it keeps failing: a store that is down for a while, or
+   * a corrupt row, shows as a failure logged every `failedRestartDelayMs`, never as silence.
+   */
+  private reviveLater(address: EntityAddress<unknown>, delayMs: number, error: Error): void {
+    const name = persistenceIdOf(address);
+    this.options.logger.error(
+      { persistenceId: name, error: error.message, retryInMs: delayMs },
+      'entity stopped after repeated failures; it will be started again',
+    );
+    this.options.clock.schedule(delayMs, () => {
+      try {
+        this.refFor(address);
+      } catch (spawnError) {
+        // The system is shutting down: nothing left to revive.
+        if (!(spawnError instanceof ActorSystemTerminatedError)) throw spawnError;
+      }
+    });
   }
 }

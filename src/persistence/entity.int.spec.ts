@@ -217,6 +217,40 @@ describe('event-sourced entity: durability and pipelining', () => {
     expect(w.journal.eventsOf(kit.persistenceId).map((row) => row.seqNr)).toEqual([1, 2]);
   });
 
+  it('starts an entity again after supervision gave up on it, without waiting for a message', async () => {
+    const w = world();
+    const kit = new EntityTestKit({
+      definition: accountDefinition(),
+      system: w.system,
+      journal: w.journal,
+      clock: w.clock,
+      random: new SeededRandom(6),
+      settings: { failedRestartDelayMs: 5_000 },
+    });
+    await kit.ask((replyTo) => ({ type: 'Deposit', amount: 3n, replyTo }));
+    const ref = kit.registry.refFor(kit.address);
+    let stoppedReason: string | undefined;
+    void w.system.whenStopped(ref).then((reason) => {
+      stoppedReason = reason.kind;
+    });
+    // Every write fails: each deposit crashes the entity, until supervision (3 restarts) gives up.
+    const failures = w.journal.failAppendsWhere(() => true);
+    for (let i = 0; i < 20 && stoppedReason === undefined; i++) {
+      kit.tell({ type: 'Deposit', amount: 1n, replyTo: replyProbe<AccountReply>() });
+      await w.clock.advanceAsync(200);
+    }
+    expect(stoppedReason).toBe('failed');
+    failures.cancel();
+    // No message arrives from now on; the registry alone brings the entity back.
+    const recoveriesBefore = kit.recoveryCount;
+    await w.clock.advanceAsync(4_000);
+    expect(kit.recoveryCount).toBe(recoveriesBefore);
+    await w.clock.advanceAsync(1_500);
+    await waitFor(() => kit.recoveryCount > recoveriesBefore);
+    expect(w.system.lookup(ref.path)).toBeDefined();
+    expect(kit.state.balance).toBe(3n);
+  });
+
   it('bounds the pipeline: past pipelineDepthMax the mailbox waits for writes to finish', async () => {
     const w = world();
     const registry = new EntityRegistry({

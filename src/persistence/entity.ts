@@ -95,6 +95,8 @@ export interface EntitySettings {
   readonly pipelineDepthMax: number;
   /** Events read per journal query during recovery. */
   readonly recoveryPageSize: number;
+  /** How long after supervision gives up on an entity it is started again (it may own pending work). */
+  readonly failedRestartDelayMs: number;
   readonly passivateAfterMs?: number;
   readonly mailboxCapacity?: number;
   readonly stashCapacity?: number;
@@ -103,6 +105,7 @@ export interface EntitySettings {
 export const defaultEntitySettings: EntitySettings = {
   pipelineDepthMax: 256,
   recoveryPageSize: 1000,
+  failedRestartDelayMs: 5_000,
 };
 
 /** Hooks for test kits and the simulator to watch an entity without touching its behaviour. */
