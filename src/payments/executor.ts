@@ -164,6 +164,14 @@ class BankCalls {
   private readonly mustInquire = new Set<string>();
   /** Orders the bank refused outright (e.g. a card it cannot process): settle them by cancelling. */
   private readonly refused = new Set<string>();
+  /**
+   * Orders with a bank call under way. One call at a time per order, across incarnations: a
+   * call started by an incarnation that has since crashed still finishes, and reports to the
+   * live one, instead of racing a second call started after the restart.
+   */
+  private readonly running = new Set<string>();
+  /** The live incarnation of each executor entity, to which finished calls report. */
+  private readonly live = new Map<string, Context>();
 
   constructor(
     private readonly services: ExecutorServices,
@@ -172,27 +180,28 @@ class BankCalls {
 
   /** Every pending order of a fresh incarnation: its earlier call may have reached the bank. */
   recovered(state: ExecutorState, context: Context): void {
+    this.live.set(context.entityId, context);
     for (const execution of state.executions.values()) {
-      if (execution.outcome !== undefined) continue;
+      if (execution.outcome !== undefined || this.running.has(execution.orderId)) continue;
       this.mustInquire.add(execution.orderId);
       this.start(execution, context);
     }
   }
 
   start(execution: Execution, context: Context): void {
-    void this.call(execution, context).then(
-      (outcome) => {
-        if (outcome !== undefined) {
-          context.self.tell({
-            type: 'BankSettled',
-            orderId: execution.orderId,
-            outcome,
-            at: context.clock.now(),
-          });
-        }
-      },
-      (error: unknown) => this.failed(execution.orderId, error, context),
-    );
+    const { orderId } = execution;
+    if (this.running.has(orderId)) return;
+    this.running.add(orderId);
+    void this.call(execution, context)
+      .then(
+        (outcome) => {
+          if (outcome === undefined) return;
+          const reportTo = this.live.get(context.entityId) ?? context;
+          reportTo.self.tell({ type: 'BankSettled', orderId, outcome, at: reportTo.clock.now() });
+        },
+        (error: unknown) => this.failed(orderId, error, this.live.get(context.entityId) ?? context),
+      )
+      .finally(() => this.running.delete(orderId));
   }
 
   retryLater(orderId: string, context: Context): void {

@@ -284,6 +284,35 @@ describe('order flow: Merchant → Executor → bank', () => {
     expect(g.bank.payments.get(order.orderId)?.requestCount).toBe(1);
   });
 
+  it('an executor restarted during a bank call does not call again: the first call reports to the new incarnation', async () => {
+    const g = await gateway();
+    // Hold authorizations until released, as a slow bank would.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const authorize = g.bank.authorize.bind(g.bank);
+    let authorizations = 0;
+    g.bank.authorize = async (request) => {
+      authorizations++;
+      await gate;
+      return authorize(request);
+    };
+    const order = newOrder(g, 'key-slow');
+    await submit(g, order);
+    await waitFor(() => authorizations === 1);
+    const callsBefore = g.bank.calls;
+    await restart(g, { typeName: 'executor', entityId: 'bank-a' });
+    await g.clock.advanceAsync(1_000);
+    // The new incarnation neither inquired nor authorized while the first call was under way.
+    expect(authorizations).toBe(1);
+    expect(g.bank.calls).toBe(callsBefore);
+    release();
+    const [executed] = await settle(g, [order.orderId]);
+    expect(executed?.status).toBe('executed');
+    expect(authorizations).toBe(1);
+  });
+
   it('under bank errors, lost answers and entity restarts, every order ends terminal and the ledger agrees', async () => {
     const g = await gateway(99);
     g.bank.faults = { errorRate: 0.3, lostAnswerRate: 0.3, declineRate: 0.1 };
