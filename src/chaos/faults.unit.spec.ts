@@ -1,0 +1,46 @@
+/**
+ * The chaos plan is a pure function of the seed: the same seed gives the same kills, pauses and
+ * bank faults; every run starts with a gateway SIGKILL and, given four disruptions, has each kind;
+ * everything happens within the duration and within the plan's bounds.
+ */
+import { describe, expect, it } from 'vitest';
+import { SeededRandom } from '../runtime/random.js';
+import { defaultPlanLimits, planChaos } from './faults.js';
+
+describe('planChaos', () => {
+  it('gives the same plan for the same seed and another for another seed', () => {
+    const plan = planChaos(new SeededRandom(7), 60_000, 5_000);
+    expect(planChaos(new SeededRandom(7), 60_000, 5_000)).toEqual(plan);
+    expect(planChaos(new SeededRandom(8), 60_000, 5_000)).not.toEqual(plan);
+  });
+
+  it('starts with a gateway SIGKILL and has every kind of disruption once there are four', () => {
+    for (let seed = 0; seed < 50; seed++) {
+      const plan = planChaos(new SeededRandom(seed), 30_000, 3_000);
+      expect(plan.disruptions[0]?.kind).toBe('kill-gateway');
+      expect(new Set(plan.disruptions.slice(0, 4).map((step) => step.kind))).toEqual(
+        new Set(['kill-gateway', 'pause-gateway', 'kill-bank', 'pause-bank']),
+      );
+    }
+  });
+
+  it('keeps every step inside the duration, in time order, with bounded downtime', () => {
+    const plan = planChaos(new SeededRandom(3), 20_000, 2_000);
+    const times = plan.disruptions.map((step) => step.atMs);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(times.every((atMs) => atMs > 0 && atMs < 20_000)).toBe(true);
+    expect(plan.disruptions.every((step) => step.downMs <= defaultPlanLimits.pauseMaxMs)).toBe(true);
+    expect(plan.faultChanges[0]?.atMs).toBe(0);
+    expect(plan.faultChanges.every((change) => change.atMs < 20_000)).toBe(true);
+  });
+
+  it('stops at its limits however short the interval', () => {
+    const plan = planChaos(new SeededRandom(1), 3_600_000, 1, {
+      ...defaultPlanLimits,
+      disruptionsMax: 10,
+      faultChangesMax: 5,
+    });
+    expect(plan.disruptions).toHaveLength(10);
+    expect(plan.faultChanges).toHaveLength(5);
+  });
+});

@@ -1,0 +1,182 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { monotonicMs, sleep } from './timing.js';
+
+/**
+ * A `remit` process the chaos harness can kill, pause and start again on the same port.
+ *
+ * A variant of `src/testing/processes.ts` for two reasons: readiness is read from the health
+ * endpoint rather than the "ready" log line (the chaos run starts processes with `--log-level
+ * warn`, which silences that line, and restarts them many times), and the port is fixed up front,
+ * so the gateway's clients and the gateway's `--bank-url` keep one address across restarts.
+ */
+
+const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+const mainPath = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+export interface ProcessSettings {
+  /** How long a start may take to answer its health check; beyond it the start fails. */
+  readonly readyTimeoutMs: number;
+  readonly readyPollIntervalMs: number;
+  /** How long a graceful stop (SIGTERM) may take before SIGKILL. */
+  readonly stopTimeoutMs: number;
+  /** How much of the latest output is kept, for the error when a start fails. */
+  readonly outputTailChars: number;
+}
+
+export const defaultProcessSettings: ProcessSettings = {
+  readyTimeoutMs: 30_000,
+  readyPollIntervalMs: 100,
+  stopTimeoutMs: 10_000,
+  outputTailChars: 16_384,
+};
+
+export interface ProcessSpec {
+  /** For messages: `gateway` or `bank`. */
+  readonly name: string;
+  /** Arguments of `remit`, e.g. `['bank', '--port', '41234', ...]`. */
+  readonly args: readonly string[];
+  /** Answers 200 once the process serves requests. */
+  readonly healthUrl: string;
+}
+
+export class ManagedProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private paused = false;
+  /** Set while the harness itself takes the process down, so its exit is not "unexpected". */
+  private stopping = false;
+  private tail = '';
+  private unexpected = 0;
+  private crashedFlag = false;
+
+  constructor(
+    readonly spec: ProcessSpec,
+    private readonly settings: ProcessSettings = defaultProcessSettings,
+  ) {}
+
+  /** Alive (possibly paused). */
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Exits the harness did not cause: crashes of the process on its own. */
+  get unexpectedExits(): number {
+    return this.unexpected;
+  }
+
+  /** It exited on its own since its last start (and so should be started again). */
+  get crashed(): boolean {
+    return this.crashedFlag;
+  }
+
+  outputTail(): string {
+    return this.tail;
+  }
+
+  /** Spawns the process and resolves once its health check answers 200. */
+  async start(): Promise<void> {
+    if (this.running) throw new Error(`${this.spec.name} is already running`);
+    const child = spawn(process.execPath, ['--import', 'tsx', mainPath, ...this.spec.args], {
+      cwd: repositoryRoot,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.paused = false;
+    this.stopping = false;
+    this.crashedFlag = false;
+    const collect = (chunk: Buffer): void => {
+      this.tail = (this.tail + chunk.toString('utf8')).slice(-this.settings.outputTailChars);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    let hasExited = false;
+    this.exited = new Promise((resolve) => {
+      child.once('exit', () => {
+        hasExited = true;
+        if (!this.stopping) {
+          this.unexpected++;
+          this.crashedFlag = true;
+        }
+        resolve();
+      });
+    });
+    const deadline = monotonicMs() + this.settings.readyTimeoutMs;
+    while (monotonicMs() < deadline) {
+      if (hasExited) {
+        throw new Error(`${this.spec.name} exited before it was ready:\n${this.tail}`);
+      }
+      if (await healthy(this.spec.healthUrl, this.settings.readyPollIntervalMs * 5)) return;
+      await sleep(this.settings.readyPollIntervalMs);
+    }
+    await this.kill();
+    throw new Error(`${this.spec.name} not ready after ${this.settings.readyTimeoutMs} ms:\n${this.tail}`);
+  }
+
+  /** SIGKILL, and wait until the process is gone. A paused process dies too. */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.child?.kill('SIGKILL');
+    await this.exited;
+    this.paused = false;
+  }
+
+  pause(): void {
+    if (!this.running || this.paused) return;
+    this.child?.kill('SIGSTOP');
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.running || !this.paused) return;
+    this.child?.kill('SIGCONT');
+    this.paused = false;
+  }
+
+  /** SIGTERM (after SIGCONT, since a stopped process cannot act on it), then SIGKILL if it lingers. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.resume();
+    this.child?.kill('SIGTERM');
+    const stopped = await Promise.race([
+      this.exited.then(() => true),
+      sleep(this.settings.stopTimeoutMs).then(() => false),
+    ]);
+    if (!stopped) await this.kill();
+  }
+}
+
+async function healthy(url: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A loopback port free at the moment of asking: listen on port 0, read the port, close. Another
+ * program could take it before the process binds it; the process then fails to listen and exits,
+ * and the start fails with its output.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}

@@ -1,0 +1,225 @@
+import { z } from 'zod';
+import type { BankFaults } from '../bank/bank-protocol.js';
+import { orderStatuses } from '../payments/order.js';
+import type { GatewayOrder, LedgerPayment } from './checker.js';
+
+/**
+ * The HTTP calls the harness makes, to the gateway as a merchant and to the bank simulator as an
+ * auditor. Answers are parsed with schemas: the harness judges the system, so it trusts none of
+ * its answers' shapes.
+ */
+
+const orderJson = z.object({
+  id: z.string().min(1),
+  status: z.enum(orderStatuses as [(typeof orderStatuses)[number], ...(typeof orderStatuses)[number][]]),
+  amount: z.number(),
+  currency: z.string(),
+  reference: z.string().nullable(),
+  reason: z.string().nullable(),
+});
+export type OrderJson = z.infer<typeof orderJson>;
+
+const orderPage = z.object({ data: z.array(orderJson), hasMore: z.boolean() });
+const problemJson = z.object({ code: z.string() });
+
+const ledgerJson = z.object({
+  payments: z.array(
+    z.object({
+      reference: z.string(),
+      merchantId: z.string(),
+      status: z.enum(['approved', 'declined', 'cancelled']),
+      amount: z.number(),
+      currency: z.string().optional(),
+      requestCount: z.number().int(),
+    }),
+  ),
+  totals: z.object({
+    payments: z.number(),
+    approved: z.number(),
+    declined: z.number(),
+    cancelled: z.number(),
+    requests: z.number(),
+    duplicateRequests: z.number(),
+    rejectedRequests: z.number(),
+  }),
+});
+export type LedgerTotals = z.infer<typeof ledgerJson>['totals'];
+
+export interface OrderBody {
+  readonly amount: number;
+  readonly currency: string;
+  readonly card: {
+    readonly number: string;
+    readonly expMonth: number;
+    readonly expYear: number;
+    readonly cvc: string;
+  };
+  readonly reference: string;
+}
+
+/** What one POST /v1/orders came to, as a merchant's client must tell them apart. */
+export type PostOutcome =
+  | { readonly kind: 'accepted'; readonly order: OrderJson; readonly replayed: boolean }
+  /** A 4xx: the gateway refused the request; retrying the same request cannot help. */
+  | { readonly kind: 'refused'; readonly status: number; readonly code: string }
+  /** No usable answer: retry with the same key and body. */
+  | { readonly kind: 'retryable'; readonly reason: 'timeout' | 'connection' | 'server_error' };
+
+export interface PostRequest {
+  readonly gatewayUrl: string;
+  readonly apiKey: string;
+  readonly idempotencyKey: string;
+  readonly body: OrderBody;
+  /** `Prefer: wait=N`: how long the gateway may hold the request for a final status. */
+  readonly waitSeconds: number;
+  readonly timeoutMs: number;
+}
+
+export async function postOrder(request: PostRequest): Promise<PostOutcome> {
+  let response: Response;
+  try {
+    response = await fetch(`${request.gatewayUrl}/v1/orders`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${request.apiKey}`,
+        'content-type': 'application/json',
+        'idempotency-key': request.idempotencyKey,
+        prefer: `wait=${request.waitSeconds}`,
+      },
+      body: JSON.stringify(request.body),
+      signal: AbortSignal.timeout(request.timeoutMs),
+    });
+  } catch (error) {
+    return { kind: 'retryable', reason: isTimeout(error) ? 'timeout' : 'connection' };
+  }
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    // The connection broke mid-answer (e.g. the gateway was killed while writing it).
+    return { kind: 'retryable', reason: isTimeout(error) ? 'timeout' : 'connection' };
+  }
+  // 429 is the one 4xx a merchant retries as well: it says "later", not "no".
+  if (response.status >= 500 || response.status === 429) return { kind: 'retryable', reason: 'server_error' };
+  if (response.status >= 200 && response.status < 300) {
+    return {
+      kind: 'accepted',
+      order: orderJson.parse(JSON.parse(text)),
+      replayed: response.headers.get('idempotent-replayed') === 'true',
+    };
+  }
+  const problem = problemJson.safeParse(safeJson(text));
+  return { kind: 'refused', status: response.status, code: problem.success ? problem.data.code : 'unknown' };
+}
+
+/** GET /v1/orders/:id; undefined when there is no usable answer (the poll is only a courtesy). */
+export async function getOrder(
+  gatewayUrl: string,
+  apiKey: string,
+  orderId: string,
+  timeoutMs: number,
+): Promise<OrderJson | undefined> {
+  try {
+    const response = await fetch(`${gatewayUrl}/v1/orders/${encodeURIComponent(orderId)}`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    if (response.status !== 200) return undefined;
+    return orderJson.parse(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every order of one merchant, newest first, page by page; throws if it cannot read them all. */
+export async function listOrders(
+  gatewayUrl: string,
+  merchant: { readonly id: string; readonly apiKey: string },
+  limits: { readonly pagesMax: number; readonly timeoutMs: number },
+): Promise<GatewayOrder[]> {
+  const orders: GatewayOrder[] = [];
+  let startingAfter: string | undefined;
+  for (let page = 0; page < limits.pagesMax; page++) {
+    const query = `limit=100${startingAfter === undefined ? '' : `&startingAfter=${encodeURIComponent(startingAfter)}`}`;
+    const response = await fetch(`${gatewayUrl}/v1/orders?${query}`, {
+      headers: { authorization: `Bearer ${merchant.apiKey}` },
+      signal: AbortSignal.timeout(limits.timeoutMs),
+    });
+    const text = await response.text();
+    if (response.status !== 200)
+      throw new Error(`listing ${merchant.id}'s orders answered ${response.status}: ${text}`);
+    const { data, hasMore } = orderPage.parse(JSON.parse(text));
+    for (const order of data) orders.push({ ...order, merchantId: merchant.id });
+    const last = data.at(-1);
+    if (!hasMore || last === undefined) return orders;
+    startingAfter = last.id;
+  }
+  throw new Error(`${merchant.id} has more than ${limits.pagesMax} pages of orders`);
+}
+
+export interface Ledger {
+  readonly payments: LedgerPayment[];
+  readonly totals: LedgerTotals;
+}
+
+export async function fetchLedger(bankUrl: string, timeoutMs: number): Promise<Ledger> {
+  const response = await fetch(`${bankUrl}/v1/ledger`, { signal: AbortSignal.timeout(timeoutMs) });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`the bank's ledger answered ${response.status}: ${text}`);
+  return ledgerJson.parse(JSON.parse(text));
+}
+
+/** PUT /v1/faults; false when the bank did not take them (down, paused, slow). */
+export async function setBankFaults(
+  bankUrl: string,
+  faults: BankFaults,
+  timeoutMs: number,
+): Promise<boolean> {
+  try {
+    const response = await fetch(`${bankUrl}/v1/faults`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(faults),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** POST /v1/payments straight to the bank, bypassing the gateway (only the stray-charge sabotage does this). */
+export async function chargeAtBank(
+  bankUrl: string,
+  payment: { reference: string; merchantId: string; amount: number; currency: string; cardNumber: string },
+  timeoutMs: number,
+): Promise<number> {
+  const response = await fetch(`${bankUrl}/v1/payments`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      reference: payment.reference,
+      merchantId: payment.merchantId,
+      amount: payment.amount,
+      currency: payment.currency,
+      card: { number: payment.cardNumber, expMonth: 12, expYear: 2030 },
+    }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
