@@ -1,0 +1,104 @@
+/**
+ * The chaos harness end to end, short enough for CI on every change (well under two minutes on
+ * two cores). First a real run: a bank and a gateway as real processes, merchant clients under
+ * load, the gateway SIGKILLed (the plan always starts with that), the bank killed and paused, bank
+ * faults changing; it must settle and pass every check. Then the checker must be able to fail:
+ * the command is run with sabotage — a stray charge at the bank, a client that loses its
+ * idempotency key, an event deleted from the journal (each standing for a real bug; see
+ * sabotage.ts) — and must report exactly those violations and exit non-zero.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { defaultChaosOptions, runChaos } from './harness.js';
+import type { ChaosReport } from './report.js';
+import { strayReference } from './sabotage.js';
+
+const mainPath = fileURLToPath(new URL('./main.ts', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'remit-chaos-e2e-'));
+
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe.sequential('the chaos harness', () => {
+  it('runs the gateway and the bank through kills, pauses and faults, and finds nothing wrong', async () => {
+    const lines: string[] = [];
+    const report = await runChaos({
+      ...defaultChaosOptions,
+      durationMs: 25_000,
+      killIntervalMs: 4_000,
+      seed: 7,
+      clients: 6,
+      settleTimeoutMs: 30_000,
+      log: (line) => lines.push(line),
+    });
+    const context = `${lines.join('\n')}\n${JSON.stringify(report, null, 2)}`;
+    expect(report.violations, context).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.settle.settled, context).toBe(true);
+    expect(report.disruptions.gatewayKills, context).toBeGreaterThanOrEqual(1);
+    expect(report.disruptions.gatewayRestarts, context).toBe(report.disruptions.gatewayKills);
+    expect(report.disruptions.bankRestarts, context).toBe(report.disruptions.bankKills);
+    expect(report.disruptions.unexpectedExits, context).toBe(0);
+    expect(report.orders.accepted, context).toBeGreaterThan(50);
+    expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
+    expect(report.requests.retries, context).toBeGreaterThan(0);
+    // A clean run removes its temporary data folder.
+    expect(report.dataKept).toBe(false);
+  }, 120_000);
+
+  it('reports the violations a broken system leaves, and exits non-zero', async () => {
+    const jsonPath = join(scratch, 'report.json');
+    const { code, stderr } = await runCommand([
+      '--duration',
+      '10',
+      '--kill-interval',
+      '4',
+      '--seed',
+      '11',
+      '--clients',
+      '4',
+      '--settle-timeout',
+      '30',
+      '--data',
+      join(scratch, 'sabotaged'),
+      '--json',
+      jsonPath,
+      '--sabotage',
+      'stray-charge,forget-key,drop-event',
+    ]);
+    expect(code, stderr).toBe(1);
+    const report = JSON.parse(readFileSync(jsonPath, 'utf8')) as ChaosReport;
+    const kinds = new Set(report.violations.map((violation) => violation.kind));
+    // Exactly what the sabotage stands for, and nothing else: the rest of the run is sound.
+    expect(kinds, JSON.stringify(report.violations, null, 2)).toEqual(
+      new Set(['charged_unknown', 'key_many_orders', 'double_charge', 'journal_gap']),
+    );
+    expect(report.violations.find((violation) => violation.kind === 'charged_unknown')?.orderIds).toEqual([
+      strayReference,
+    ]);
+    const doubleCharge = report.violations.find((violation) => violation.kind === 'double_charge');
+    expect(doubleCharge?.orderIds).toHaveLength(2);
+    expect(report.ok).toBe(false);
+    expect(report.dataKept).toBe(true);
+  }, 120_000);
+});
+
+/** Runs `tsx src/chaos/main.ts` as `npm run chaos` does, and collects its exit code and stderr. */
+function runCommand(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', mainPath, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stderr }));
+  });
+}

@@ -1,0 +1,358 @@
+import { setMaxListeners } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { noFaults } from '../bank/bank-protocol.js';
+import { terminalStatuses } from '../payments/order.js';
+import { SeededRandom } from '../runtime/random.js';
+import { checkRun, type GatewayOrder } from './checker.js';
+import { emptyDisruptionCounts, planChaos, runChaosPlan } from './faults.js';
+import { readJournalSequences } from './journal-sequences.js';
+import {
+  defaultLoadSettings,
+  emptyLoadCounts,
+  type LoadContext,
+  type Merchant,
+  type OrderRecord,
+  resendUnanswered,
+  runLoad,
+} from './load.js';
+import { freePort, ManagedProcess } from './processes.js';
+import { fetchLedger, listOrders, setBankFaults } from './remit-api.js';
+import { buildReport, type ChaosReport } from './report.js';
+import { dropJournalEvent, type Sabotage, strayCharge } from './sabotage.js';
+import { monotonicMs, sleep } from './timing.js';
+
+/**
+ * The crash-and-retry chaos run (DESIGN §6, "real-process chaos"): a bank simulator and a gateway
+ * as real processes on fixed loopback ports in a fresh data folder; merchant-like clients under
+ * load; the gateway SIGKILLed at random moments, the bank killed and paused less often, bank
+ * faults changing all along; then faults off, a bounded wait for every order to settle, and the
+ * evidence — what clients saw, the gateway's orders, the bank's ledger, the journal — judged by
+ * `checkRun`. No process.exit here: tests call `runChaos` and read the report.
+ */
+
+export interface ChaosOptions {
+  /** How long the load and the chaos last (the run takes longer: start, settle, checks). */
+  readonly durationMs: number;
+  /** Disruptions come every 0.5..1.5 × this. */
+  readonly killIntervalMs: number;
+  readonly seed: number;
+  readonly clients: number;
+  /** Where the processes keep their data; a fresh temporary folder when undefined. Must be empty. */
+  readonly dataDir?: string | undefined;
+  /** Keep the data folder after a clean run (it is always kept after violations or an error). */
+  readonly keepData: boolean;
+  readonly sabotage: readonly Sabotage[];
+  /** How long to wait, after the chaos, for every order to be terminal. */
+  readonly settleTimeoutMs: number;
+  /** The gateway's `--execution-deadline-ms`: short, so orders the bank cannot take end within the run. */
+  readonly executionDeadlineMs: number;
+  /** The gateway's `--bank-timeout-ms`: short, so lost bank answers turn into inquiries quickly. */
+  readonly bankTimeoutMs: number;
+  /** Progress lines (to stderr in the command). */
+  readonly log: (line: string) => void;
+  /** Aborting it ends the run early; everything is stopped and runChaos rejects. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export const defaultChaosOptions: ChaosOptions = {
+  durationMs: 60_000,
+  killIntervalMs: 5_000,
+  seed: 7,
+  clients: defaultLoadSettings.clients,
+  keepData: false,
+  sabotage: [],
+  settleTimeoutMs: 60_000,
+  executionDeadlineMs: 5_000,
+  bankTimeoutMs: 1_000,
+  log: () => {},
+};
+
+/** Bounds of the harness's own calls. */
+const limits = {
+  /** An API call of the harness itself (listing, ledger, faults). */
+  callTimeoutMs: 10_000,
+  /** Pages of 100 orders per merchant when listing. */
+  listPagesMax: 10_000,
+  /** How often the settle phase looks at the orders again. */
+  settlePollIntervalMs: 1_000,
+  /** Attempts to switch the bank's faults off once the chaos is over. */
+  faultsOffAttemptsMax: 20,
+  /** Attempts to find a second free port distinct from the first. */
+  portAttemptsMax: 10,
+};
+
+/** Listeners on one stop signal: each client holds a few (a sleep, a retry), plus the chaos loops. */
+const abortListenersMax = 4 * 256 + 16;
+
+const credentialsSchema = z.object({
+  merchants: z.array(z.object({ id: z.string(), apiKey: z.string() })),
+});
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const startedMs = monotonicMs();
+  const { dataDir, ownDir } = prepareDataDir(options.dataDir);
+  const [bankPort, gatewayPort] = await twoFreePorts();
+  const bankUrl = `http://127.0.0.1:${bankPort}`;
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const gatewayDir = join(dataDir, 'gateway');
+  const bank = new ManagedProcess({
+    name: 'bank',
+    args: [
+      'bank',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(bankPort),
+      '--data',
+      join(dataDir, 'bank'),
+      '--log-level',
+      'warn',
+    ],
+    healthUrl: `${bankUrl}/health`,
+  });
+  const gateway = new ManagedProcess({
+    name: 'gateway',
+    args: [
+      'start',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(gatewayPort),
+      '--data',
+      gatewayDir,
+      '--bank-url',
+      bankUrl,
+      '--execution-deadline-ms',
+      String(options.executionDeadlineMs),
+      '--bank-timeout-ms',
+      String(options.bankTimeoutMs),
+      '--log-level',
+      'warn',
+    ],
+    healthUrl: `${gatewayUrl}/health/ready`,
+  });
+  let keep = true;
+  try {
+    options.log(`data in ${dataDir}; bank ${bankUrl}, gateway ${gatewayUrl}`);
+    await bank.start();
+    await gateway.start();
+    const merchants = readMerchants(gatewayDir);
+
+    // One seed, independent streams: the load's orders and the chaos plan do not perturb each other.
+    const root = new SeededRandom(options.seed);
+    const loadSeed = root.int(0x7fffffff);
+    const plan = planChaos(root.fork(), options.durationMs, options.killIntervalMs);
+    const jitter = root.fork();
+    options.log(`plan: ${plan.disruptions.length} disruptions, ${plan.faultChanges.length} fault changes`);
+
+    const loadStop = new AbortController();
+    // Every client's backoff and think time listens to it: many listeners is by design.
+    setMaxListeners(abortListenersMax, loadStop.signal);
+    const onAbort = (): void => loadStop.abort();
+    options.signal?.addEventListener('abort', onAbort);
+    if (options.signal?.aborted === true) loadStop.abort();
+    const loadCounts = emptyLoadCounts();
+    const disruptions = emptyDisruptionCounts();
+    const context: LoadContext = {
+      gatewayUrl,
+      merchants,
+      settings: { ...defaultLoadSettings, clients: options.clients },
+      counts: loadCounts,
+      seed: loadSeed,
+      stop: loadStop.signal,
+      forgetKey: options.sabotage.includes('forget-key') ? { ordersMax: 3 } : undefined,
+    };
+    // A failure on either side ends the other at once (the stop signal), and both are awaited to
+    // the end before anything is torn down: nothing keeps running behind a rejected promise.
+    const endOnFailure = <T>(work: Promise<T>): Promise<T> =>
+      work.catch((error: unknown) => {
+        loadStop.abort();
+        throw error;
+      });
+    const chaos = endOnFailure(
+      runChaosPlan(
+        plan,
+        {
+          gateway,
+          bank,
+          setBankFaults: (faults) => setBankFaults(bankUrl, faults, options.bankTimeoutMs),
+          log: options.log,
+        },
+        loadStop.signal,
+        disruptions,
+      ),
+    );
+    const load = endOnFailure(runLoad(context));
+    const timer = sleep(options.durationMs, loadStop.signal).then(() => loadStop.abort());
+    const [loaded, chaosDone] = await Promise.allSettled([load, chaos, timer]);
+    options.signal?.removeEventListener('abort', onAbort);
+    if (loaded.status === 'rejected') throw loaded.reason;
+    if (chaosDone.status === 'rejected') throw chaosDone.reason;
+    const records = loaded.value;
+    if (options.signal?.aborted === true) throw new Error('the chaos run was interrupted');
+    options.log(`load over: ${records.length} orders; settling`);
+
+    const settle = await settleRun({
+      bank,
+      gateway,
+      bankUrl,
+      gatewayUrl,
+      merchants,
+      records,
+      context,
+      jitter,
+      options,
+    });
+    options.log(`settled: ${settle.settled} in ${Math.round(settle.ms)} ms; gathering evidence`);
+
+    // The ledger before the orders: an order executed after the ledger was read would otherwise
+    // look charged-but-not-executed; this way a late execution can only show as not terminal.
+    const ledger = await fetchLedger(bankUrl, limits.callTimeoutMs);
+    const gatewayOrders = await listAllOrders(gatewayUrl, merchants);
+    await gateway.stop();
+    await bank.stop();
+    const journalPath = join(gatewayDir, 'journal.db');
+    if (options.sabotage.includes('drop-event')) {
+      const dropped = dropJournalEvent(journalPath);
+      options.log(`sabotage: dropped ${dropped.persistenceId} #${dropped.seqNr} from the journal`);
+    }
+    const journal = readJournalSequences(journalPath);
+    const violations = checkRun({
+      orders: records.map((record) => record.toSentOrder()),
+      gatewayOrders,
+      ledger: ledger.payments,
+      journal,
+    });
+    keep = options.keepData || !ownDir || violations.length > 0;
+    return buildReport({
+      settings: {
+        seed: options.seed,
+        durationMs: options.durationMs,
+        killIntervalMs: options.killIntervalMs,
+        clients: options.clients,
+        sabotage: options.sabotage,
+      },
+      records,
+      loadCounts,
+      disruptions,
+      unexpectedExits: gateway.unexpectedExits + bank.unexpectedExits,
+      gatewayOrders,
+      ledger: ledger.payments,
+      ledgerTotals: ledger.totals,
+      journal,
+      settle: { settled: settle.settled, ms: Math.round(settle.ms), timeoutMs: options.settleTimeoutMs },
+      wallTimeMs: monotonicMs() - startedMs,
+      dataDir,
+      dataKept: keep,
+      violations,
+    });
+  } finally {
+    await Promise.allSettled([gateway.stop(), bank.stop()]);
+    if (!keep) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Two distinct free ports: a port just closed may be handed out again by the next request. */
+async function twoFreePorts(): Promise<[number, number]> {
+  const first = await freePort();
+  for (let attempt = 0; attempt < limits.portAttemptsMax; attempt++) {
+    const second = await freePort();
+    if (second !== first) return [first, second];
+  }
+  throw new Error('could not find two distinct free ports');
+}
+
+/** The given folder (created if missing, refused unless empty) or a fresh temporary one. */
+function prepareDataDir(given: string | undefined): { dataDir: string; ownDir: boolean } {
+  if (given === undefined) return { dataDir: mkdtempSync(join(tmpdir(), 'remit-chaos-')), ownDir: true };
+  const dataDir = resolve(given);
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+    throw new Error(`${dataDir} is not empty: a chaos run needs a fresh data folder`);
+  }
+  mkdirSync(dataDir, { recursive: true });
+  return { dataDir, ownDir: false };
+}
+
+function readMerchants(gatewayDir: string): Merchant[] {
+  const credentials = credentialsSchema.parse(
+    JSON.parse(readFileSync(join(gatewayDir, 'credentials.json'), 'utf8')),
+  );
+  if (credentials.merchants.length === 0) throw new Error('the gateway has no merchants');
+  return credentials.merchants;
+}
+
+async function listAllOrders(gatewayUrl: string, merchants: readonly Merchant[]): Promise<GatewayOrder[]> {
+  const pages = await Promise.all(
+    merchants.map((merchant) =>
+      listOrders(gatewayUrl, merchant, { pagesMax: limits.listPagesMax, timeoutMs: limits.callTimeoutMs }),
+    ),
+  );
+  return pages.flat();
+}
+
+interface SettleInputs {
+  readonly bank: ManagedProcess;
+  readonly gateway: ManagedProcess;
+  readonly bankUrl: string;
+  readonly gatewayUrl: string;
+  readonly merchants: readonly Merchant[];
+  readonly records: readonly OrderRecord[];
+  readonly context: LoadContext;
+  readonly jitter: SeededRandom;
+  readonly options: ChaosOptions;
+}
+
+/**
+ * After the chaos: both processes up and running, faults off, unanswered orders sent again, then
+ * wait (bounded) until every order the gateway lists, and every order a client was given, is
+ * terminal. The time is measured from the moment the chaos stopped.
+ */
+async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: number }> {
+  const { bank, gateway, options } = inputs;
+  const startedMs = monotonicMs();
+  const deadlineMs = startedMs + options.settleTimeoutMs;
+  for (const target of [bank, gateway]) {
+    target.resume();
+    if (!target.running) await target.start();
+  }
+  let faultsOff = false;
+  for (let attempt = 0; attempt < limits.faultsOffAttemptsMax && !faultsOff; attempt++) {
+    faultsOff = await setBankFaults(inputs.bankUrl, noFaults, limits.callTimeoutMs);
+    if (!faultsOff) await sleep(250);
+  }
+  if (!faultsOff) throw new Error('the bank would not switch its faults off');
+  if (options.sabotage.includes('stray-charge')) {
+    await strayCharge(inputs.bankUrl, limits.callTimeoutMs);
+    options.log('sabotage: charged a reference the gateway never created');
+  }
+  const settleStop = AbortSignal.timeout(options.settleTimeoutMs);
+  setMaxListeners(abortListenersMax, settleStop);
+  await resendUnanswered(inputs.records, { ...inputs.context, stop: settleStop }, inputs.jitter);
+
+  const accepted = inputs.records.flatMap((record) => [...record.acceptedIds]);
+  while (monotonicMs() < deadlineMs) {
+    if (options.signal?.aborted === true) throw new Error('the chaos run was interrupted');
+    // A process that died on its own while settling is started again: settling needs both.
+    for (const target of [bank, gateway]) if (target.crashed) await target.start();
+    try {
+      const orders = await listAllOrders(inputs.gatewayUrl, inputs.merchants);
+      const statusById = new Map(orders.map((order) => [order.id, order.status]));
+      const pending =
+        orders.some((order) => !terminalStatuses.has(order.status)) ||
+        accepted.some((id) => {
+          const status = statusById.get(id);
+          return status === undefined || !terminalStatuses.has(status);
+        });
+      if (!pending) return { settled: true, ms: monotonicMs() - startedMs };
+    } catch (error) {
+      options.log(
+        `settle: listing failed (${error instanceof Error ? error.message : String(error)}); trying again`,
+      );
+    }
+    await sleep(limits.settlePollIntervalMs);
+  }
+  return { settled: false, ms: monotonicMs() - startedMs };
+}
