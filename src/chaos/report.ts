@@ -32,7 +32,10 @@ export interface ChaosReport {
     readonly declined: number;
     readonly cancelled: number;
     readonly requests: number;
-    /** Requests beyond the first per reference: the gateway's resends, absorbed by the bank's dedupe. */
+    /**
+     * Requests beyond the first per reference — repeated payments and cancels after one — all
+     * absorbed by the bank's deduplication; a figure, not a violation.
+     */
     readonly duplicateRequests: number;
     /** Requests the errorRate fault refused with 503 (not processed). */
     readonly rejectedRequests: number;
