@@ -1,6 +1,6 @@
 /**
- * The chaos harness end to end, short enough for CI on every change (well under two minutes on
- * two cores). First a real run: a bank and a gateway as real processes, merchant clients under
+ * The chaos harness end to end, the short version CI runs on every change (about two minutes on
+ * two cores: 75 s of load, then settling, then a 10 s sabotaged run). First a real run: a bank and a gateway as real processes, merchant clients under
  * load, the gateway SIGKILLed (the plan always starts with that), the bank killed and paused, bank
  * faults changing; it must settle and pass every check. Then the checker must be able to fail:
  * the command is run with sabotage — a stray charge at the bank, a client that loses its
@@ -29,11 +29,12 @@ describe.sequential('the chaos harness', () => {
     const lines: string[] = [];
     const report = await runChaos({
       ...defaultChaosOptions,
-      durationMs: 25_000,
-      killIntervalMs: 4_000,
+      // The issue's "short version (about two minutes)" for every CI run, with the sabotaged run below.
+      durationMs: 75_000,
+      killIntervalMs: 5_000,
       seed: 7,
-      clients: 6,
-      settleTimeoutMs: 30_000,
+      clients: 8,
+      settleTimeoutMs: 60_000,
       log: (line) => lines.push(line),
     });
     const context = `${lines.join('\n')}\n${JSON.stringify(report, null, 2)}`;
@@ -49,7 +50,7 @@ describe.sequential('the chaos harness', () => {
     expect(report.requests.retries, context).toBeGreaterThan(0);
     // A clean run removes its temporary data folder.
     expect(report.dataKept).toBe(false);
-  }, 120_000);
+  }, 240_000);
 
   it('reports the violations a broken system leaves, and exits non-zero', async () => {
     const jsonPath = join(scratch, 'report.json');
