@@ -1,0 +1,476 @@
+import { orderIdFor } from '../payments/order.js';
+
+/**
+ * The invariants checked after every seed, as pure functions of what the seed observed. They know
+ * nothing about how the observation was made, so each can be tested on hand-made observations
+ * (invariants.unit.spec.ts) — a checker that cannot fail proves nothing.
+ */
+
+export interface Violation {
+  /** A stable name of the invariant, e.g. `ledger.charged-not-executed`. */
+  readonly invariant: string;
+  readonly detail: string;
+  /** Simulated time (ms since the seed's start) for online checks. */
+  readonly at?: number;
+}
+
+/** An order as one source shows it: the Merchant (live or recovered) or the read model. */
+export interface ObservedOrder {
+  readonly id: string;
+  readonly merchantId: string;
+  readonly idempotencyKey: string;
+  readonly requestHash: string;
+  readonly status: string;
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly reason: string | undefined;
+  readonly authorizationCode: string | undefined;
+}
+
+/** A reply the gateway emitted to a client request (whether or not the client received it). */
+export interface ObservedReply {
+  readonly type: string;
+  readonly orderId: string | undefined;
+  readonly requestHash: string | undefined;
+  readonly sameRequest: boolean | undefined;
+}
+
+export interface ObservedRequest {
+  readonly merchantId: string;
+  readonly idempotencyKey: string;
+  readonly orderId: string;
+  readonly requestHash: string;
+  readonly variant: string;
+  /** The client got a final answer (not busy, not a lost reply). */
+  readonly answered: boolean;
+  readonly replies: readonly ObservedReply[];
+}
+
+export interface ObservedCreation {
+  readonly merchantId: string;
+  readonly orderId: string;
+  readonly idempotencyKey: string;
+  readonly requestHash: string;
+}
+
+/** The Executor side of one order, from the executor journals. */
+export interface ObservedExecution {
+  readonly requested: number;
+  readonly settled: readonly string[];
+  readonly confirmed: number;
+}
+
+/** A bank ledger record (the ground truth of what was charged). */
+export interface ObservedPayment {
+  readonly reference: string;
+  readonly merchantId: string;
+  readonly status: 'approved' | 'declined' | 'cancelled';
+  readonly amount: number;
+  readonly currency: string | undefined;
+  readonly authorizationCode: string | undefined;
+  readonly declineReason: string | undefined;
+  readonly requestCount: number;
+}
+
+export interface SeedObservation {
+  /** Everything settled (or the heal phase's time ran out first). */
+  readonly quiescent: boolean;
+  /** What was still pending when the heal phase ended, if it was not quiescent. */
+  readonly pending: readonly string[];
+  readonly requests: readonly ObservedRequest[];
+  /** Per persistence id, the sequence numbers stored, in storage order. */
+  readonly journals: ReadonlyArray<{ readonly persistenceId: string; readonly seqNrs: readonly number[] }>;
+  readonly creations: readonly ObservedCreation[];
+  /** The Merchants' orders rebuilt from their journals with the real `evolve`. */
+  readonly recovered: ReadonlyMap<string, ObservedOrder>;
+  /** The live Merchants' answers to GetOrder at the end (undefined: it did not know the order). */
+  readonly live: ReadonlyMap<string, ObservedOrder | undefined>;
+  readonly readModel: ReadonlyMap<string, ObservedOrder>;
+  readonly executions: ReadonlyMap<string, ObservedExecution>;
+  readonly payments: readonly ObservedPayment[];
+  /** Violations the online checkers found while the seed ran. */
+  readonly online: readonly Violation[];
+}
+
+const terminal: ReadonlySet<string> = new Set(['rejected', 'executed', 'declined', 'failed']);
+/** Listing every instance of a broken invariant tells no more than the first few. */
+const detailsPerInvariantMax = 5;
+
+export function checkInvariants(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [
+    ...observation.online,
+    ...checkQuiescence(observation),
+    ...checkClients(observation),
+    ...checkOneOrderPerKey(observation),
+    ...checkTerminal(observation),
+    ...checkLedger(observation),
+    ...checkExecutions(observation),
+    ...checkJournals(observation),
+    ...checkViews(observation),
+  ];
+  return capPerInvariant(violations);
+}
+
+export function checkQuiescence(observation: SeedObservation): Violation[] {
+  if (observation.quiescent) return [];
+  return [
+    {
+      invariant: 'liveness.quiescent',
+      detail: `not settled when the heal phase ended: ${observation.pending.slice(0, 10).join('; ')}`,
+    },
+  ];
+}
+
+/** Every client request got an answer, and every answer told the truth about the key. */
+export function checkClients(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [];
+  const creations = new Map(observation.creations.map((creation) => [creation.orderId, creation]));
+  const acceptedFor = new Map<string, number>();
+  for (const request of observation.requests) {
+    const what = `${request.merchantId}/${request.idempotencyKey} (${request.variant})`;
+    if (!request.answered) {
+      violations.push({ invariant: 'client.answered', detail: `${what} never got an answer` });
+    }
+    const created = creations.get(request.orderId);
+    for (const reply of request.replies) {
+      if (reply.orderId !== undefined && reply.orderId !== request.orderId) {
+        violations.push({
+          invariant: 'client.same-order',
+          detail: `${what} was answered about order ${reply.orderId}, not ${request.orderId}`,
+        });
+      }
+      if (reply.type === 'OrderAccepted') {
+        acceptedFor.set(request.orderId, (acceptedFor.get(request.orderId) ?? 0) + 1);
+        if (reply.requestHash !== request.requestHash) {
+          violations.push({
+            invariant: 'client.accepted-own-body',
+            detail: `${what} was accepted as an order with another body`,
+          });
+        }
+      }
+      if (reply.type === 'OrderExists' && created !== undefined) {
+        const same = created.requestHash === request.requestHash;
+        if (reply.sameRequest !== same) {
+          violations.push({
+            invariant: 'client.same-request-flag',
+            detail: `${what} was told sameRequest=${String(reply.sameRequest)}, but it is ${same}`,
+          });
+        }
+      }
+      if (reply.type === 'OrderProcessedEarlier' && created === undefined) {
+        // The answer sends the client to the read model; it must find the order there.
+        violations.push({
+          invariant: 'client.processed-earlier-exists',
+          detail: `${what} was told the order was processed earlier, but it was never created`,
+        });
+      }
+    }
+    if ((request.answered || request.replies.length > 0) && created === undefined) {
+      const accepted = request.replies.some(
+        (reply) => reply.type === 'OrderAccepted' || reply.type === 'OrderExists',
+      );
+      if (accepted) {
+        violations.push({
+          invariant: 'client.accepted-durable',
+          detail: `${what} was told its order exists, but no OrderCreated is in the journal`,
+        });
+      }
+    }
+  }
+  for (const [orderId, count] of acceptedFor) {
+    if (count > 1) {
+      violations.push({
+        invariant: 'client.accepted-once',
+        detail: `order ${orderId} was answered OrderAccepted ${count} times (created more than once?)`,
+      });
+    }
+  }
+  return violations;
+}
+
+/** One order id per (merchant, idempotency key), created once. */
+export function checkOneOrderPerKey(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [];
+  const byKey = new Map<string, ObservedCreation[]>();
+  for (const creation of observation.creations) {
+    const key = `${creation.merchantId}/${creation.idempotencyKey}`;
+    const list = byKey.get(key);
+    if (list === undefined) byKey.set(key, [creation]);
+    else list.push(creation);
+    const expected = orderIdFor(creation.merchantId, creation.idempotencyKey);
+    if (creation.orderId !== expected) {
+      violations.push({
+        invariant: 'orders.id-from-key',
+        detail: `${key} created order ${creation.orderId}, expected ${expected}`,
+      });
+    }
+  }
+  for (const [key, list] of byKey) {
+    if (list.length > 1) {
+      violations.push({
+        invariant: 'orders.one-per-key',
+        detail: `${key} has ${list.length} OrderCreated events: ${list.map((creation) => creation.orderId).join(', ')}`,
+      });
+    }
+  }
+  return violations;
+}
+
+/** Every order the gateway accepted (persisted) ends terminal. */
+export function checkTerminal(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [];
+  for (const creation of observation.creations) {
+    const order = observation.recovered.get(creation.orderId);
+    if (order === undefined) {
+      violations.push({
+        invariant: 'orders.recoverable',
+        detail: `order ${creation.orderId} is created in the journal but not in the recovered Merchant`,
+      });
+    } else if (!terminal.has(order.status)) {
+      violations.push({
+        invariant: 'orders.terminal',
+        detail: `order ${order.id} (${order.merchantId}/${order.idempotencyKey}) ended ${order.status}`,
+      });
+    }
+  }
+  return violations;
+}
+
+/**
+ * The bank's ledger agrees with the Merchants: executed ⇔ charged exactly once with the same
+ * merchant, amount and currency; nothing charged for anything else; declined as the bank declined;
+ * failed only when the bank settled the reference as cancelled.
+ */
+export function checkLedger(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [];
+  const byReference = new Map<string, ObservedPayment[]>();
+  for (const payment of observation.payments) {
+    const list = byReference.get(payment.reference);
+    if (list === undefined) byReference.set(payment.reference, [payment]);
+    else list.push(payment);
+  }
+  for (const [reference, list] of byReference) {
+    if (list.length > 1) {
+      violations.push({
+        invariant: 'ledger.one-record-per-reference',
+        detail: `reference ${reference} has ${list.length} ledger records`,
+      });
+    }
+  }
+  for (const order of observation.recovered.values()) {
+    const payment = byReference.get(order.id)?.[0];
+    const what = `order ${order.id} (${order.status})`;
+    switch (order.status) {
+      case 'executed':
+        if (payment?.status !== 'approved') {
+          violations.push({
+            invariant: 'ledger.executed-charged',
+            detail: `${what} has bank record ${payment?.status ?? 'none'}`,
+          });
+        } else if (
+          BigInt(payment.amount) !== order.amount ||
+          payment.currency !== order.currency ||
+          payment.merchantId !== order.merchantId ||
+          payment.authorizationCode !== order.authorizationCode
+        ) {
+          violations.push({
+            invariant: 'ledger.executed-same-payment',
+            detail: `${what}: ${order.merchantId} ${order.amount} ${order.currency} ${order.authorizationCode} vs bank ${payment.merchantId} ${payment.amount} ${payment.currency} ${payment.authorizationCode}`,
+          });
+        }
+        break;
+      case 'declined': {
+        const agrees =
+          (payment?.status === 'declined' && payment.declineReason === order.reason) ||
+          (payment?.status === 'cancelled' && order.reason === 'reference_cancelled');
+        if (!agrees) {
+          violations.push({
+            invariant: 'ledger.declined-as-bank-declined',
+            detail: `${what} reason ${order.reason}, bank record ${payment?.status ?? 'none'} ${payment?.declineReason ?? ''}`,
+          });
+        }
+        break;
+      }
+      case 'failed':
+        if (payment?.status !== 'cancelled') {
+          violations.push({
+            invariant: 'ledger.failed-not-charged',
+            detail: `${what} (${order.reason}) has bank record ${payment?.status ?? 'none'}: failed needs the bank's cancel`,
+          });
+        }
+        break;
+      case 'rejected':
+        if (payment !== undefined) {
+          violations.push({
+            invariant: 'ledger.rejected-never-sent',
+            detail: `${what} reached the bank: ${payment.status}`,
+          });
+        }
+        break;
+      default:
+        if (payment?.status === 'approved') {
+          violations.push({
+            invariant: 'ledger.charged-not-executed',
+            detail: `${what} is charged at the bank but not executed`,
+          });
+        }
+    }
+  }
+  for (const payment of observation.payments) {
+    const order = observation.recovered.get(payment.reference);
+    if (order === undefined) {
+      violations.push({
+        invariant: 'ledger.known-reference',
+        detail: `bank record ${payment.reference} (${payment.status}) is no order of the gateway`,
+      });
+    } else if (payment.status === 'approved' && order.status !== 'executed' && terminal.has(order.status)) {
+      violations.push({
+        invariant: 'ledger.charged-not-executed',
+        detail: `order ${order.id} is charged at the bank but ended ${order.status}`,
+      });
+    }
+  }
+  return violations;
+}
+
+/**
+ * Each validated order was executed once: exactly one ExecutionRequested (a second one means a
+ * redelivered ExecuteOrder was executed again), at most one bank outcome, agreeing with the
+ * Merchant's status, and confirmed back.
+ */
+export function checkExecutions(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [];
+  const outcomeOf: Record<string, string> = { executed: 'executed', declined: 'declined', failed: 'failed' };
+  for (const [orderId, execution] of observation.executions) {
+    if (execution.requested > 1) {
+      violations.push({
+        invariant: 'executor.executed-once',
+        detail: `order ${orderId} has ${execution.requested} ExecutionRequested events`,
+      });
+    }
+    if (execution.settled.length > execution.requested) {
+      violations.push({
+        invariant: 'executor.settled-once',
+        detail: `order ${orderId} was settled ${execution.settled.length} times`,
+      });
+    }
+    const order = observation.recovered.get(orderId);
+    const expected = order === undefined ? undefined : outcomeOf[order.status];
+    for (const kind of execution.settled) {
+      if (expected !== undefined && kind !== expected) {
+        violations.push({
+          invariant: 'executor.same-outcome',
+          detail: `order ${orderId} settled ${kind} at the Executor but is ${order?.status} at the Merchant`,
+        });
+      }
+    }
+  }
+  for (const order of observation.recovered.values()) {
+    if (order.status === 'rejected') {
+      if (observation.executions.has(order.id)) {
+        violations.push({
+          invariant: 'executor.rejected-never-sent',
+          detail: `rejected order ${order.id} reached an Executor`,
+        });
+      }
+      continue;
+    }
+    if (!terminal.has(order.status)) continue;
+    const execution = observation.executions.get(order.id);
+    if (execution === undefined || execution.requested === 0) {
+      violations.push({
+        invariant: 'executor.executed-once',
+        detail: `order ${order.id} is ${order.status} without an ExecutionRequested`,
+      });
+    } else if (observation.quiescent && execution.confirmed < execution.settled.length) {
+      violations.push({
+        invariant: 'executor.result-confirmed',
+        detail: `order ${order.id}: the Merchant never confirmed the Executor's result`,
+      });
+    }
+  }
+  return violations;
+}
+
+/** Every journal's sequence numbers run 1, 2, 3, … without gaps or repeats. */
+export function checkJournals(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [];
+  for (const journal of observation.journals) {
+    const broken = journal.seqNrs.findIndex((seqNr, index) => seqNr !== index + 1);
+    if (broken >= 0) {
+      violations.push({
+        invariant: 'journal.contiguous',
+        detail: `${journal.persistenceId}: position ${broken + 1} holds seqNr ${journal.seqNrs[broken]}`,
+      });
+    }
+  }
+  return violations;
+}
+
+/**
+ * The read model and the live Merchants show what the journals say. Only compared once the seed is
+ * quiescent: while work is in flight the read model legitimately trails the journal.
+ */
+export function checkViews(observation: SeedObservation): Violation[] {
+  const violations: Violation[] = [];
+  if (!observation.quiescent) return violations;
+  for (const order of observation.recovered.values()) {
+    const row = observation.readModel.get(order.id);
+    const readDiff = row === undefined ? 'missing' : differences(order, row);
+    if (readDiff !== '') {
+      violations.push({ invariant: 'readmodel.agrees', detail: `order ${order.id}: ${readDiff}` });
+    }
+    if (observation.live.size > 0) {
+      const live = observation.live.get(order.id);
+      const liveDiff = live === undefined ? 'unknown to the live Merchant' : differences(order, live);
+      if (liveDiff !== '') {
+        violations.push({
+          invariant: 'merchant.live-equals-recovered',
+          detail: `order ${order.id}: ${liveDiff}`,
+        });
+      }
+    }
+  }
+  for (const id of observation.readModel.keys()) {
+    if (!observation.recovered.has(id)) {
+      violations.push({
+        invariant: 'readmodel.agrees',
+        detail: `read model has order ${id} no Merchant has`,
+      });
+    }
+  }
+  return violations;
+}
+
+function differences(expected: ObservedOrder, actual: ObservedOrder): string {
+  const fields: Array<keyof ObservedOrder> = [
+    'merchantId',
+    'idempotencyKey',
+    'requestHash',
+    'status',
+    'amount',
+    'currency',
+    'reason',
+    'authorizationCode',
+  ];
+  return fields
+    .filter((field) => expected[field] !== actual[field])
+    .map((field) => `${field} ${String(actual[field])} (journal: ${String(expected[field])})`)
+    .join(', ');
+}
+
+function capPerInvariant(violations: readonly Violation[]): Violation[] {
+  const counts = new Map<string, number>();
+  const kept: Violation[] = [];
+  for (const violation of violations) {
+    const count = (counts.get(violation.invariant) ?? 0) + 1;
+    counts.set(violation.invariant, count);
+    if (count <= detailsPerInvariantMax) kept.push(violation);
+  }
+  for (const [invariant, count] of counts) {
+    if (count > detailsPerInvariantMax) {
+      kept.push({ invariant, detail: `… and ${count - detailsPerInvariantMax} more like it` });
+    }
+  }
+  return kept;
+}

@@ -1,0 +1,170 @@
+import type { AppendRequest, Journal, JournalStats, OffsetEvent, PersistedEvent } from '../store/journal.js';
+import type { MemoryJournal } from '../store/memory/memory-journal.js';
+
+/** One durable event as the simulator's checkers need it: who wrote it, what, for which order. */
+export interface DurableFact {
+  readonly persistenceId: string;
+  readonly seqNr: number;
+  readonly type: string;
+  readonly orderId: string | undefined;
+  /** OrderCreated: the request's fingerprint. */
+  readonly requestHash: string | undefined;
+  /** ExecutionSettled: the outcome's kind. */
+  readonly outcomeKind: string | undefined;
+}
+
+/**
+ * The seed's journal: the real MemoryJournal (the durable state that survives node crashes) plus an
+ * index of what has become durable, kept up to date synchronously as each append commits. The
+ * index lets the online checkers ask, at the very moment something leaves the gateway (a message,
+ * a reply, a bank call), whether the event that justifies it is already durable.
+ *
+ * The index is updated in the append's own continuation, before the appending entity hears that its
+ * write is durable, so nothing the entity does in reaction can run ahead of it.
+ */
+export class DurableLog implements Journal {
+  private readonly byOrder = new Map<string, DurableFact[]>();
+
+  constructor(readonly memory: MemoryJournal) {}
+
+  append(request: AppendRequest): Promise<void> {
+    return this.memory.append(request).then(() => this.index(request));
+  }
+
+  read(persistenceId: string, fromSeqNr: number, toSeqNr?: number, max?: number): Promise<PersistedEvent[]> {
+    return this.memory.read(persistenceId, fromSeqNr, toSeqNr, max);
+  }
+
+  highestSeqNr(persistenceId: string): Promise<number> {
+    return this.memory.highestSeqNr(persistenceId);
+  }
+
+  readAll(afterOffset: number, limit: number): Promise<OffsetEvent[]> {
+    return this.memory.readAll(afterOffset, limit);
+  }
+
+  isProcessed(receiverId: string, messageId: string): Promise<boolean> {
+    return this.memory.isProcessed(receiverId, messageId);
+  }
+
+  purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
+    return this.memory.purgeProcessed(receiverId, beforeTimestamp);
+  }
+
+  stats(): JournalStats {
+    return this.memory.stats();
+  }
+
+  close(): Promise<void> {
+    return this.memory.close();
+  }
+
+  /** Durable facts about one order, in the order they became durable. */
+  factsOf(orderId: string): readonly DurableFact[] {
+    return this.byOrder.get(orderId) ?? [];
+  }
+
+  has(orderId: string, type: string, persistenceIdPrefix: string): boolean {
+    return this.factsOf(orderId).some(
+      (fact) => fact.type === type && fact.persistenceId.startsWith(persistenceIdPrefix),
+    );
+  }
+
+  /** Every order id with at least one durable fact, in first-durable order. */
+  orderIds(): string[] {
+    return [...this.byOrder.keys()];
+  }
+
+  private index(request: AppendRequest): void {
+    let seqNr = request.fromSeqNr;
+    for (const event of request.events) {
+      const payload = parseObject(event.payload);
+      const orderId = stringField(payload, 'orderId');
+      if (orderId !== undefined) {
+        const outcome = payload?.outcome;
+        const fact: DurableFact = {
+          persistenceId: request.persistenceId,
+          seqNr,
+          type: event.type,
+          orderId,
+          requestHash: stringField(payload, 'requestHash'),
+          outcomeKind:
+            typeof outcome === 'object' && outcome !== null ? stringField(outcome, 'kind') : undefined,
+        };
+        const facts = this.byOrder.get(orderId);
+        if (facts === undefined) this.byOrder.set(orderId, [fact]);
+        else facts.push(fact);
+      }
+      seqNr++;
+    }
+  }
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  const value: unknown = JSON.parse(text);
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+}
+
+function stringField(record: object | undefined, key: string): string | undefined {
+  if (record === undefined) return undefined;
+  const value: unknown = Reflect.get(record, key);
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** A crashed node's process is gone: it neither reads nor writes any more. */
+export class NodeDownError extends Error {
+  override readonly name = 'NodeDownError';
+  constructor(readonly node: number) {
+    super(`node ${node} is down`);
+  }
+}
+
+/**
+ * One node's handle on the shared journal. A dead node's entities (their promise chains outlive
+ * `terminate`) must not write: a crashed process writes nothing after the crash. Appends it
+ * submitted before the crash may still commit — as a commit whose acknowledgement was lost would.
+ */
+export class NodeJournal implements Journal {
+  constructor(
+    private readonly inner: Journal,
+    readonly node: number,
+    private readonly alive: () => boolean,
+  ) {}
+
+  append(request: AppendRequest): Promise<void> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.append(request);
+  }
+
+  read(persistenceId: string, fromSeqNr: number, toSeqNr?: number, max?: number): Promise<PersistedEvent[]> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.read(persistenceId, fromSeqNr, toSeqNr, max);
+  }
+
+  highestSeqNr(persistenceId: string): Promise<number> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.highestSeqNr(persistenceId);
+  }
+
+  readAll(afterOffset: number, limit: number): Promise<OffsetEvent[]> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.readAll(afterOffset, limit);
+  }
+
+  isProcessed(receiverId: string, messageId: string): Promise<boolean> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.isProcessed(receiverId, messageId);
+  }
+
+  purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.purgeProcessed(receiverId, beforeTimestamp);
+  }
+
+  stats(): JournalStats {
+    return this.inner.stats();
+  }
+
+  /** A node never closes the shared journal: the seed owns it. */
+  async close(): Promise<void> {}
+}
