@@ -1,0 +1,213 @@
+/**
+ * The simulator's invariants on hand-made observations: a consistent one passes, and each kind of
+ * breakage is reported by the invariant meant for it. A checker that cannot fail proves nothing.
+ */
+import { describe, expect, it } from 'vitest';
+import { orderIdFor } from '../payments/order.js';
+import {
+  checkInvariants,
+  type ObservedOrder,
+  type ObservedPayment,
+  type ObservedRequest,
+  type SeedObservation,
+} from './invariants.js';
+
+const executedId = orderIdFor('merchant-a', 'key-1');
+const rejectedId = orderIdFor('merchant-a', 'key-2');
+const failedId = orderIdFor('merchant-b', 'key-3');
+
+function order(id: string, key: string, status: string, extra: Partial<ObservedOrder> = {}): ObservedOrder {
+  return {
+    id,
+    merchantId: key === 'key-3' ? 'merchant-b' : 'merchant-a',
+    idempotencyKey: key,
+    requestHash: `hash-${key}`,
+    status,
+    amount: 1_000n,
+    currency: 'EUR',
+    reason: undefined,
+    authorizationCode: undefined,
+    ...extra,
+  };
+}
+
+const executed = order(executedId, 'key-1', 'executed', { authorizationCode: 'ABC123' });
+const rejected = order(rejectedId, 'key-2', 'rejected', { reason: 'card_expired' });
+const failed = order(failedId, 'key-3', 'failed', { reason: 'deadline_exceeded' });
+
+function request(of: ObservedOrder, replyType = 'OrderAccepted'): ObservedRequest {
+  return {
+    merchantId: of.merchantId,
+    idempotencyKey: of.idempotencyKey,
+    orderId: of.id,
+    requestHash: of.requestHash,
+    variant: 'first',
+    answered: true,
+    replies: [{ type: replyType, orderId: of.id, requestHash: of.requestHash, sameRequest: undefined }],
+  };
+}
+
+const approved: ObservedPayment = {
+  reference: executedId,
+  merchantId: 'merchant-a',
+  status: 'approved',
+  amount: 1_000,
+  currency: 'EUR',
+  authorizationCode: 'ABC123',
+  declineReason: undefined,
+  requestCount: 1,
+};
+const tombstone: ObservedPayment = {
+  reference: failedId,
+  merchantId: '',
+  status: 'cancelled',
+  amount: 0,
+  currency: undefined,
+  authorizationCode: undefined,
+  declineReason: undefined,
+  requestCount: 1,
+};
+
+function consistent(): SeedObservation {
+  const orders = [executed, rejected, failed];
+  const byId = new Map(orders.map((entry) => [entry.id, entry]));
+  return {
+    quiescent: true,
+    pending: [],
+    requests: orders.map((entry) => request(entry)),
+    journals: [
+      { persistenceId: 'merchant-merchant-a', seqNrs: [1, 2, 3, 4, 5] },
+      { persistenceId: 'executor-bank-a', seqNrs: [1, 2, 3] },
+    ],
+    creations: orders.map((entry) => ({
+      merchantId: entry.merchantId,
+      orderId: entry.id,
+      idempotencyKey: entry.idempotencyKey,
+      requestHash: entry.requestHash,
+    })),
+    recovered: byId,
+    live: new Map(byId),
+    readModel: new Map(byId),
+    executions: new Map([
+      [executedId, { requested: 1, settled: ['executed'], confirmed: 1 }],
+      [failedId, { requested: 1, settled: ['failed'], confirmed: 1 }],
+    ]),
+    payments: [approved, tombstone],
+    online: [],
+  };
+}
+
+function invariants(observation: SeedObservation): string[] {
+  return [...new Set(checkInvariants(observation).map((violation) => violation.invariant))].sort();
+}
+
+describe('simulation invariants', () => {
+  it('a consistent seed passes', () => {
+    expect(checkInvariants(consistent())).toEqual([]);
+  });
+
+  it('a charge without an executed order, and an executed order without a charge', () => {
+    const base = consistent();
+    const recovered = new Map(base.recovered);
+    recovered.set(executedId, { ...executed, status: 'validated', authorizationCode: undefined });
+    expect(invariants({ ...base, recovered, quiescent: false, pending: ['x'] })).toEqual(
+      expect.arrayContaining(['ledger.charged-not-executed', 'orders.terminal', 'liveness.quiescent']),
+    );
+    expect(invariants({ ...base, payments: [tombstone] })).toEqual(['ledger.executed-charged']);
+  });
+
+  it('a charge of another amount, and a failed order the bank charged', () => {
+    const base = consistent();
+    expect(invariants({ ...base, payments: [{ ...approved, amount: 999 }, tombstone] })).toEqual([
+      'ledger.executed-same-payment',
+    ]);
+    const charged: ObservedPayment = { ...approved, reference: failedId, merchantId: 'merchant-b' };
+    expect(invariants({ ...base, payments: [approved, charged] })).toEqual(
+      expect.arrayContaining(['ledger.failed-not-charged', 'ledger.charged-not-executed']),
+    );
+  });
+
+  it('a rejected order that reached the bank or an Executor', () => {
+    const base = consistent();
+    const sent: ObservedPayment = {
+      ...approved,
+      reference: rejectedId,
+      status: 'declined',
+      authorizationCode: undefined,
+    };
+    const executions = new Map(base.executions).set(rejectedId, { requested: 1, settled: [], confirmed: 0 });
+    expect(invariants({ ...base, payments: [...base.payments, sent], executions })).toEqual([
+      'executor.rejected-never-sent',
+      'ledger.rejected-never-sent',
+    ]);
+  });
+
+  it('an order executed twice by the Executor', () => {
+    const base = consistent();
+    const executions = new Map(base.executions).set(executedId, {
+      requested: 2,
+      settled: ['executed', 'executed'],
+      confirmed: 2,
+    });
+    expect(invariants({ ...base, executions })).toEqual(['executor.executed-once']);
+  });
+
+  it('two orders for one key, and an order id not derived from its key', () => {
+    const base = consistent();
+    const first = base.creations[0];
+    if (first === undefined) throw new Error('no creation');
+    expect(
+      invariants({ ...base, creations: [...base.creations, { ...first, orderId: 'ord_other' }] }),
+    ).toEqual([
+      'orders.id-from-key',
+      'orders.one-per-key',
+      // And the second order is nowhere in the Merchant's state.
+      'orders.recoverable',
+    ]);
+  });
+
+  it('a client accepted twice, or told the wrong sameRequest', () => {
+    const base = consistent();
+    const twice = request(executed);
+    const again: ObservedRequest = { ...twice, variant: 'retry' };
+    expect(invariants({ ...base, requests: [...base.requests, again] })).toEqual(['client.accepted-once']);
+    const otherBody: ObservedRequest = {
+      ...request(executed, 'OrderExists'),
+      requestHash: 'another body',
+      replies: [
+        { type: 'OrderExists', orderId: executedId, requestHash: executed.requestHash, sameRequest: true },
+      ],
+    };
+    expect(invariants({ ...base, requests: [...base.requests, otherBody] })).toEqual([
+      'client.same-request-flag',
+    ]);
+    const unanswered: ObservedRequest = { ...request(rejected), answered: false, replies: [] };
+    expect(invariants({ ...base, requests: [unanswered] })).toEqual(['client.answered']);
+  });
+
+  it('a gap in a journal', () => {
+    const base = consistent();
+    expect(
+      invariants({ ...base, journals: [{ persistenceId: 'merchant-merchant-a', seqNrs: [1, 2, 4] }] }),
+    ).toEqual(['journal.contiguous']);
+  });
+
+  it('a read model or a live Merchant that disagrees with the journal', () => {
+    const base = consistent();
+    const readModel = new Map(base.readModel).set(failedId, { ...failed, status: 'validated' });
+    expect(invariants({ ...base, readModel })).toEqual(['readmodel.agrees']);
+    const live = new Map(base.live).set(executedId, undefined);
+    expect(invariants({ ...base, live })).toEqual(['merchant.live-equals-recovered']);
+  });
+
+  it('reports the online checks, and caps repeated details', () => {
+    const base = consistent();
+    const online = Array.from({ length: 8 }, (_, index) => ({
+      invariant: 'durability.acted-before-durable',
+      detail: `reply ${index}`,
+    }));
+    const violations = checkInvariants({ ...base, online });
+    expect(violations).toHaveLength(6);
+    expect(violations.at(-1)?.detail).toBe('… and 3 more like it');
+  });
+});
