@@ -1,0 +1,313 @@
+/**
+ * The deterministic simulation, as CI runs it: a bounded batch of seeds under every fault the
+ * simulator injects by default, the same seed replayed to the same trace, and two deliberately
+ * broken systems that the checkers must catch — a simulator that passes a broken system proves
+ * nothing. Last, the bugs it found: two fixed (regression tests) and one latent, behind faults
+ * that are off by default (passivation), pinned down as it behaves today.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BankLedger } from '../bank/ledger.js';
+import { demoConfig } from '../cli/demo-merchants.js';
+import { classifyBankError } from '../payments/bank-connection.js';
+import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
+import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
+import type { BankPort } from '../payments/executor-protocol.js';
+import {
+  defaultMerchantSettings,
+  executorAddress,
+  type GetOrderReply,
+  type MerchantCommand,
+  merchantAddress,
+  merchantDefinition,
+} from '../payments/merchant.js';
+import { orderIdFor } from '../payments/order.js';
+import { OrderWaiters } from '../payments/order-waiters.js';
+import { EntityRegistry } from '../persistence/entity-registry.js';
+import { ActorSystem } from '../runtime/actor-system.js';
+import { SimulatedClock } from '../runtime/clock.js';
+import { silentLogger } from '../runtime/logger.js';
+import { SeededRandom } from '../runtime/random.js';
+import { MemoryJournal } from '../store/memory/memory-journal.js';
+import { calmFaults } from './faults.js';
+import { SimBank } from './sim-bank.js';
+import { runSeed, type SeedResult } from './simulation.js';
+import { Trace } from './trace.js';
+
+/** Seeds in the CI batch: about ten seconds here. */
+const batchSeeds = 100;
+/** How far the sabotage tests look for a seed that exposes the broken system. */
+const sabotageSeedsMax = 30;
+
+function invariantsOf(result: SeedResult): string[] {
+  return [...new Set(result.violations.map((violation) => violation.invariant))].sort();
+}
+
+async function firstFailing(
+  options: Parameters<typeof runSeed>[1],
+  accept: (result: SeedResult) => boolean,
+): Promise<SeedResult | undefined> {
+  for (let seed = 1; seed <= sabotageSeedsMax; seed++) {
+    const result = await runSeed(seed, options);
+    if (accept(result)) return result;
+  }
+  return undefined;
+}
+
+describe('deterministic simulation', () => {
+  it(`${batchSeeds} seeds: every invariant holds under every default fault`, async () => {
+    const failures: string[] = [];
+    const totals = {
+      nodeCrashes: 0,
+      entityCrashes: 0,
+      journalOutages: 0,
+      failedAppends: 0,
+      dropped: 0,
+      duplicated: 0,
+      timeouts: 0,
+      lateRequests: 0,
+    };
+    const statuses: Record<string, number> = {};
+    for (let seed = 1; seed <= batchSeeds; seed++) {
+      const result = await runSeed(seed);
+      const { stats } = result;
+      totals.nodeCrashes += stats.nodeCrashes;
+      totals.entityCrashes += stats.entityCrashes;
+      totals.journalOutages += stats.journalOutages;
+      totals.failedAppends += stats.failedAppends;
+      totals.dropped += stats.network.dropped;
+      totals.duplicated += stats.network.duplicated;
+      totals.timeouts += stats.bank.timeouts;
+      totals.lateRequests += stats.bank.lateRequests;
+      for (const [status, count] of Object.entries(stats.statuses))
+        statuses[status] = (statuses[status] ?? 0) + count;
+      if (!result.ok) {
+        const violations = result.violations.map((v) => `${v.invariant}: ${v.detail}`).join('; ');
+        failures.push(`seed ${seed} (npm run sim -- --seed ${seed}): ${violations}`);
+      }
+    }
+    expect(failures).toEqual([]);
+    // Not vacuous: the batch really crashed, failed, lost and timed out, and orders ended every way.
+    expect(totals.nodeCrashes).toBeGreaterThan(10);
+    expect(totals.entityCrashes).toBeGreaterThan(10);
+    expect(totals.journalOutages).toBeGreaterThan(0);
+    expect(totals.failedAppends).toBeGreaterThan(50);
+    expect(totals.dropped).toBeGreaterThan(100);
+    expect(totals.duplicated).toBeGreaterThan(100);
+    expect(totals.timeouts).toBeGreaterThan(100);
+    expect(totals.lateRequests).toBeGreaterThan(10);
+    for (const status of ['executed', 'declined', 'failed', 'rejected'])
+      expect(statuses[status]).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('a calm seed executes every valid order once and charges nothing else', async () => {
+    const result = await runSeed(7, { faults: calmFaults });
+    expect(result.violations).toEqual([]);
+    expect(result.stats.bankApproved).toBe(result.stats.statuses.executed);
+    expect(result.stats.bankRequestCountMax).toBe(1);
+    expect(result.stats.nodeCrashes + result.stats.failedAppends + result.stats.network.dropped).toBe(0);
+  });
+
+  it('the same seed gives the same trace, step for step, whatever ran before it', async () => {
+    const first = await runSeed(27, { keepTrace: true });
+    await runSeed(3);
+    const second = await runSeed(27, { keepTrace: true });
+    expect(first.trace.length).toBeGreaterThan(300);
+    expect(second.trace).toEqual(first.trace);
+    expect(second.traceHash).toBe(first.traceHash);
+    expect(second.violations).toEqual(first.violations);
+    // And the hash alone (what a batch keeps) tells seeds apart.
+    expect((await runSeed(28)).traceHash).not.toBe(first.traceHash);
+  });
+});
+
+describe('the checkers can fail: deliberately broken systems are caught', () => {
+  it('Executor without deduplication: a redelivered ExecuteOrder is executed again', async () => {
+    // End-state invariants alone (online checks off): the executor journal shows the second execution.
+    const found = await firstFailing(
+      { sabotage: 'executor-without-deduplication', onlineChecks: false },
+      (result) => invariantsOf(result).includes('executor.executed-once'),
+    );
+    expect(found, `no seed in 1..${sabotageSeedsMax} exposed the missing deduplication`).toBeDefined();
+    if (found === undefined) return;
+    expect(found.violations.find((v) => v.invariant === 'executor.executed-once')?.detail).toMatch(
+      /has 2 ExecutionRequested events/,
+    );
+    // With the online checks, the bank call itself is flagged as it leaves; and the seed replays.
+    const replayed = await runSeed(found.seed, { sabotage: 'executor-without-deduplication' });
+    expect(invariantsOf(replayed)).toEqual(
+      expect.arrayContaining(['executor.executed-once', 'executor.no-authorization-after-outcome']),
+    );
+    // The real system, same seed: nothing of the kind.
+    expect((await runSeed(found.seed)).ok).toBe(true);
+  });
+
+  it('Merchant confirming a result before its event is durable: flagged as it happens', async () => {
+    const result = await runSeed(1, { sabotage: 'merchant-confirms-before-durable' });
+    const flagged = result.violations.find((v) => v.invariant === 'durability.acted-before-durable');
+    expect(flagged?.detail).toMatch(
+      /^ConfirmResult to executor-bank-\w+ for ord_\w+ before a terminal Merchant event was durable$/,
+    );
+    expect((await runSeed(1)).ok).toBe(true);
+  });
+
+  it('Merchant confirming before durable: a failed write then strands a charged order (end state alone)', async () => {
+    const found = await firstFailing(
+      { sabotage: 'merchant-confirms-before-durable', onlineChecks: false },
+      (result) => invariantsOf(result).includes('ledger.charged-not-executed'),
+    );
+    expect(found, `no seed in 1..${sabotageSeedsMax} stranded an order`).toBeDefined();
+    if (found === undefined) return;
+    expect(invariantsOf(found)).toEqual(expect.arrayContaining(['orders.terminal', 'liveness.quiescent']));
+  });
+});
+
+describe('bugs the simulator found', () => {
+  it('fixed (c2bafae): an Executor that supervision gave up on is started again and finishes its order', async () => {
+    const world = scriptedWorld({});
+    cleanups.push(() => world.close());
+    const { clock, memory, ledger } = world;
+    await world.configure();
+    const orderId = world.submit('key-1');
+    // The store refuses the Executor's outcome writes, as in an outage: every incarnation learns the
+    // bank's answer, fails to record it and crashes, until supervision gives up on it.
+    const outage = memory.failAppendsWhere(
+      (request) =>
+        request.persistenceId === 'executor-bank-a' &&
+        request.events.some((event) => event.type === 'ExecutionSettled'),
+    );
+    await clock.advanceAsync(50_000);
+    expect(world.stoppedForGood()).toBe(true);
+    outage.cancel();
+    expect(ledger.find(orderId)?.status).toBe('approved');
+    // No message arrives for the Executor from now on: the registry alone must bring it back.
+    await clock.advanceAsync(30_000);
+    expect((await world.order(orderId))?.status).toBe('executed');
+  });
+
+  it('latent (passivation is off in the gateway): a passivated Executor strands an order whose bank call was under way', async () => {
+    const world = scriptedWorld({ passivateAfterMs: 1_000, bankDelayMs: 5_000 });
+    cleanups.push(() => world.close());
+    const { clock, ledger, registry } = world;
+    await world.configure();
+    const orderId = world.submit('key-1');
+    // The Executor has confirmed the ExecuteOrder and has no unconfirmed delivery, so after a second
+    // idle it passivates; the bank charges at 5 s and its answer goes to dead letters.
+    await clock.advanceAsync(10_000);
+    expect(ledger.find(orderId)?.status).toBe('approved');
+    await clock.advanceAsync(600_000);
+    // TODO(stopped-entity-not-revived): when fixed, the order is executed here.
+    expect((await world.order(orderId))?.status).toBe('validated');
+    // A message revives it, but while each bank call outlasts passivateAfterMs it passivates again
+    // before the answer comes: still stranded.
+    registry.tell(executorAddress('bank-a'), { type: 'ConfirmResult', orderId: 'ord_nothing' });
+    await clock.advanceAsync(60_000);
+    expect((await world.order(orderId))?.status).toBe('validated');
+    // With a prompt bank, the next message revives it for good: it asks the bank and finishes.
+    world.setBankDelayMs(0);
+    registry.tell(executorAddress('bank-a'), { type: 'ConfirmResult', orderId: 'ord_nothing' });
+    await clock.advanceAsync(1_000);
+    expect((await world.order(orderId))?.status).toBe('executed');
+  });
+});
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+/** One node with no faults but those a test injects by hand. */
+function scriptedWorld(options: { readonly passivateAfterMs?: number; readonly bankDelayMs?: number }) {
+  const clock = new SimulatedClock(Date.UTC(2026, 10, 24, 12));
+  const random = new SeededRandom(1);
+  const memory = new MemoryJournal({ clock });
+  const system = new ActorSystem({ name: 'remit', clock, random: random.fork(), logger: silentLogger });
+  const registry = new EntityRegistry({
+    system,
+    journal: memory,
+    clock,
+    random: random.fork(),
+    logger: silentLogger,
+  });
+  const trace = new Trace(() => clock.now(), false);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-sim-known-'));
+  const ledger = BankLedger.open({ dataDir, clock });
+  const bank = new SimBank(ledger, clock, random.fork(), random.fork(), calmFaults.bank, trace, {
+    onSend: () => {},
+  });
+  const vault = new CardVault(Buffer.alloc(vaultKeyBytes, 7), new MemoryVaultStorage(), () => clock.now());
+  const settings =
+    options.passivateAfterMs === undefined ? {} : { passivateAfterMs: options.passivateAfterMs };
+  registry.register(merchantDefinition(new OrderWaiters(), defaultMerchantSettings), settings);
+  const prompt = bank.endpoint(1, () => true);
+  let delayMs = options.bankDelayMs ?? 0;
+  const later = <T>(call: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => clock.schedule(delayMs, () => call().then(resolve, reject)));
+  const slow: BankPort = {
+    authorize: (request) => later(() => prompt.authorize(request)),
+    inquire: (reference) => later(() => prompt.inquire(reference)),
+    cancel: (reference) => later(() => prompt.cancel(reference)),
+  };
+  let stoppedForGood = false;
+  registry.register(
+    executorDefinition({ bank: slow, cards: vault, classify: classifyBankError }, defaultExecutorSettings),
+    settings,
+  );
+  void system.whenStopped(registry.refFor(executorAddress('bank-a'))).then((reason) => {
+    stoppedForGood = reason.kind === 'failed';
+  });
+  const merchant = merchantAddress('merchant-a');
+  return {
+    clock,
+    memory,
+    system,
+    registry,
+    ledger,
+    async configure(): Promise<void> {
+      await registry.ask(
+        merchant,
+        (replyTo) => ({ type: 'ConfigureMerchant' as const, config: demoConfig('bank-a'), replyTo }),
+        1_000,
+      );
+    },
+    submit(key: string): string {
+      const orderId = orderIdFor('merchant-a', key);
+      registry.tell<MerchantCommand>(merchant, {
+        type: 'ProcessNewOrder',
+        order: {
+          orderId,
+          idempotencyKey: key,
+          requestHash: `hash-${key}`,
+          amount: 1_000n,
+          currency: 'EUR',
+          card: vault.tokenize({ number: '4242424242424242', expMonth: 12, expYear: 2030 }),
+          description: undefined,
+          reference: undefined,
+          receivedAt: clock.now(),
+        },
+        replyTo: { path: '/client/submit', tell: () => {} },
+      });
+      return orderId;
+    },
+    async order(orderId: string) {
+      const reply = registry.ask<MerchantCommand, GetOrderReply>(
+        merchant,
+        (replyTo) => ({ type: 'GetOrder', orderId, replyTo }),
+        1_000,
+      );
+      await clock.advanceAsync(10);
+      return (await reply).order;
+    },
+    stoppedForGood: () => stoppedForGood,
+    setBankDelayMs(ms: number): void {
+      delayMs = ms;
+    },
+    close(): void {
+      void system.terminate();
+      ledger.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
