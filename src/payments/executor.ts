@@ -397,6 +397,8 @@ export function executorDefinition(
     evolve: evolveExecutor,
     events: executorEvents,
     onRecoveryCompleted: (state, context) => calls.recovered(state, context),
+    // Executions without an outcome have bank calls under way or due: their answers need a live entity.
+    busy: (state) => state.executions.size > 0,
     delivery: {
       outboxOf: (state) => state.outbox,
       redeliverIntervalMs: settings.redeliverIntervalMs,

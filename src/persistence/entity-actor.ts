@@ -126,15 +126,17 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
   }
 
   /**
-   * Idle is not enough: an entity with writes in flight would lose their side effects, and one
-   * with unconfirmed deliveries would stop redelivering until some new message woke it.
+   * Idle is not enough: an entity with writes in flight would lose their side effects, one with
+   * unconfirmed deliveries would stop redelivering, and one its definition calls busy (bank calls
+   * under way) would lose their answers — until some new message woke it, which may be never.
    */
   canPassivate(): boolean {
     return (
       this.pending.length === 0 &&
       this.writesInFlight === 0 &&
       !this.snapshotInProgress &&
-      this.outboxOf(this.durableState).size === 0
+      this.outboxOf(this.durableState).size === 0 &&
+      this.definition.busy?.(this.durableState) !== true
     );
   }
 

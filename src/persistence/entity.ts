@@ -88,6 +88,11 @@ export interface EntityDefinition<S, C, E extends { readonly type: string }> {
   readonly deduplication?: DeduplicationSettings<S, C, E>;
   /** Runs once recovery has replayed the journal, before the first command; side effects allowed. */
   onRecoveryCompleted?(state: S, context: EntityContext<C>): void;
+  /**
+   * True while the entity has work under way that no message will prompt again if it stops —
+   * bank calls, say. A busy entity does not passivate. (Unconfirmed deliveries already count.)
+   */
+  busy?(state: S): boolean;
 }
 
 export interface EntitySettings {

@@ -18,11 +18,10 @@ export const knownIssues: readonly KnownIssue[] = [
   {
     id: 'stopped-entity-not-revived',
     summary:
-      'A Merchant or Executor stopped other than by failure — passivated, or stopped outright — is ' +
-      'started again only by the next message for it. An Executor passivates while a bank call is ' +
-      'under way (it has no unconfirmed delivery yet): the answer, or the retry, goes to dead ' +
-      'letters and nothing sends it a message again, so the order stays validated, often charged. ' +
-      'Latent: the gateway does not passivate these entities.',
+      'A Merchant or Executor stopped outright (system.stop, the "entity-stop" fault) is started ' +
+      'again only by the next message for it; an Executor with a bank call under way then loses ' +
+      'the answer and the order stays validated. Production never stops an entity outright (it ' +
+      'passivates, which a busy entity refuses, or the whole node goes down), so this is latent.',
     invariants: [
       'liveness.quiescent',
       'orders.terminal',
