@@ -85,3 +85,10 @@ export class AtLeastOnceDelivery {
     this.messenger.tell(entry.destination, entry.message);
   }
 }
+
+/** Redelivery pacing for entities that do not need their own: 1 s, doubling to 30 s, ±20 %. */
+export const defaultRedeliveryBackoff: BackoffSettings = {
+  minBackoffMs: 1_000,
+  maxBackoffMs: 30_000,
+  randomFactor: 0.2,
+};

@@ -1,5 +1,6 @@
 import { Map as ImmutableMap } from 'immutable';
 import { z } from 'zod';
+import { defaultRedeliveryBackoff } from '../delivery/at-least-once.js';
 import { emptyOutbox, type Outbox, outboxWith, outboxWithout } from '../delivery/outbox.js';
 import { effectsFor } from '../persistence/effect.js';
 import {
@@ -139,7 +140,7 @@ export const defaultExecutorSettings: ExecutorSettings = {
   executionsInFlightMax: 20_000,
   retryBackoff: { minBackoffMs: 200, maxBackoffMs: 10_000, randomFactor: 0.2 },
   redeliverIntervalMs: 1_000,
-  redeliveryBackoff: { minBackoffMs: 1_000, maxBackoffMs: 30_000, randomFactor: 0.2 },
+  redeliveryBackoff: defaultRedeliveryBackoff,
   deduplicationRetentionMs: 30 * 24 * 3_600_000,
   deduplicationCleanupIntervalMs: 3_600_000,
 };

@@ -1,5 +1,6 @@
 import { Map as ImmutableMap, List, OrderedMap } from 'immutable';
 import { z } from 'zod';
+import { defaultRedeliveryBackoff } from '../delivery/at-least-once.js';
 import { emptyOutbox, type Outbox, outboxHasRoom, outboxWith, outboxWithout } from '../delivery/outbox.js';
 import { effectsFor } from '../persistence/effect.js';
 import { type EntityAddress, type EntityDefinition, entityAddress } from '../persistence/entity.js';
@@ -266,7 +267,7 @@ export const defaultMerchantSettings: MerchantSettings = {
   recentlyFinishedMax: 1_000,
   executionDeadlineMs: 60_000,
   redeliverIntervalMs: 1_000,
-  redeliveryBackoff: { minBackoffMs: 1_000, maxBackoffMs: 30_000, randomFactor: 0.2 },
+  redeliveryBackoff: defaultRedeliveryBackoff,
   idempotencyRetentionMs: 7 * 24 * 3_600_000,
   idempotencyCleanupIntervalMs: 3_600_000,
 };
