@@ -89,10 +89,12 @@ function assertTimestamp(value: unknown): void {
 }
 
 /**
- * Builds an event from the columns of a stored row, checking every column's type and the checksum.
- * The columns are `unknown` on purpose: they come from disk (or from a test that disturbed them).
+ * Checks the columns of a stored row — every column's type and the checksum — and returns them
+ * typed. The columns are `unknown` on purpose: they come from disk (or from a test that disturbed
+ * them). Any mismatch is a `CorruptRowError` naming the row as well as it can be read.
  */
-export function verifiedEvent(
+function verifiedRow(
+  what: 'event' | 'snapshot',
   persistenceId: unknown,
   seqNr: unknown,
   type: unknown,
@@ -101,8 +103,6 @@ export function verifiedEvent(
   timestamp: unknown,
   checksum: unknown,
 ): PersistedEvent {
-  const knownId = typeof persistenceId === 'string' ? persistenceId : String(persistenceId);
-  const knownSeqNr = typeof seqNr === 'number' ? seqNr : -1;
   if (
     typeof persistenceId !== 'string' ||
     typeof seqNr !== 'number' ||
@@ -114,9 +114,23 @@ export function verifiedEvent(
     typeof checksum !== 'number' ||
     checksum !== rowChecksum(persistenceId, seqNr, type, version, payload)
   ) {
-    throw new CorruptRowError(knownId, knownSeqNr, 'event');
+    const knownId = typeof persistenceId === 'string' ? persistenceId : String(persistenceId);
+    throw new CorruptRowError(knownId, typeof seqNr === 'number' ? seqNr : -1, what);
   }
   return { persistenceId, seqNr, type, version, payload, timestamp };
+}
+
+/** Builds an event from the columns of a stored row, checked. */
+export function verifiedEvent(
+  persistenceId: unknown,
+  seqNr: unknown,
+  type: unknown,
+  version: unknown,
+  payload: unknown,
+  timestamp: unknown,
+  checksum: unknown,
+): PersistedEvent {
+  return verifiedRow('event', persistenceId, seqNr, type, version, payload, timestamp, checksum);
 }
 
 /** Adds a global offset read from a row, checking it like any other column. */
@@ -127,7 +141,7 @@ export function withOffset(event: PersistedEvent, offset: unknown): OffsetEvent 
   return { ...event, offset };
 }
 
-/** Like `verifiedEvent`, for a snapshot row. */
+/** Like `verifiedEvent`, for a snapshot row (its checksum covers a fixed type marker). */
 export function verifiedSnapshot(
   persistenceId: unknown,
   seqNr: unknown,
@@ -136,21 +150,23 @@ export function verifiedSnapshot(
   timestamp: unknown,
   checksum: unknown,
 ): Snapshot {
-  const knownId = typeof persistenceId === 'string' ? persistenceId : String(persistenceId);
-  const knownSeqNr = typeof seqNr === 'number' ? seqNr : -1;
-  if (
-    typeof persistenceId !== 'string' ||
-    typeof seqNr !== 'number' ||
-    !Number.isSafeInteger(seqNr) ||
-    typeof version !== 'number' ||
-    typeof payload !== 'string' ||
-    typeof timestamp !== 'number' ||
-    typeof checksum !== 'number' ||
-    checksum !== rowChecksum(persistenceId, seqNr, snapshotChecksumType, version, payload)
-  ) {
-    throw new CorruptRowError(knownId, knownSeqNr, 'snapshot');
-  }
-  return { persistenceId, seqNr, version, payload, timestamp };
+  const row = verifiedRow(
+    'snapshot',
+    persistenceId,
+    seqNr,
+    snapshotChecksumType,
+    version,
+    payload,
+    timestamp,
+    checksum,
+  );
+  return {
+    persistenceId: row.persistenceId,
+    seqNr: row.seqNr,
+    version: row.version,
+    payload: row.payload,
+    timestamp: row.timestamp,
+  };
 }
 
 export function snapshotChecksum(snapshot: Snapshot): number {
