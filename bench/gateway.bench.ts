@@ -34,7 +34,8 @@ const usage = `Usage: npm run bench -- [flags]
   --merchants K       send to the first K demo merchants in turn, 1 to 3 (default 3); 1 = one hot merchant
   --wait S            Prefer: wait=S, how long the gateway may hold a request for the final status (default 10)
   --json FILE         also write the result there
-  --keep-data         keep the temp folder (journal, read model, logs) and print its path`;
+  --keep-data         keep the temp folder (journal, read model, logs) and print its path
+  --cpu-prof DIR      write V8 CPU profiles of the gateway and the bank into DIR (node --cpu-prof)`;
 
 const journalMetrics = ['remit_journal_events_total', 'remit_journal_transactions_total'] as const;
 const demoMerchantCount = 3;
@@ -55,6 +56,7 @@ interface Settings {
   readonly waitS: number;
   readonly json: string | undefined;
   readonly keepData: boolean;
+  readonly cpuProfDir: string | undefined;
 }
 
 interface Sample {
@@ -79,6 +81,7 @@ function parseSettings(args: readonly string[]): Settings | undefined {
       wait: { type: 'string' },
       json: { type: 'string' },
       'keep-data': { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -96,7 +99,14 @@ function parseSettings(args: readonly string[]): Settings | undefined {
     waitS: numberFlag(values.wait, 10, '--wait', { integer: true }),
     json: values.json,
     keepData: values['keep-data'] === true,
+    cpuProfDir: values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']),
   };
+}
+
+/** Node flags that make a child write its CPU profile into `dir` when it exits. */
+function profileFlags(dir: string | undefined, name: string): readonly string[] {
+  if (dir === undefined) return [];
+  return ['--cpu-prof', '--cpu-prof-dir', path.join(dir, name)];
 }
 
 function numberFlag(
@@ -331,12 +341,14 @@ async function main(args: readonly string[]): Promise<number> {
       'bank',
       ['bank', '--data', path.join(dataDir, 'bank'), '--log-level', 'warn'],
       '/health',
+      profileFlags(settings.cpuProfDir, 'bank'),
     );
     const gatewayDir = path.join(dataDir, 'gateway');
     gateway = await startRemitChild(
       'gateway',
       ['start', '--data', gatewayDir, '--bank-url', bank.url, '--log-level', 'warn'],
       '/health/ready',
+      profileFlags(settings.cpuProfDir, 'gateway'),
     );
     const faults: unknown = await (await fetch(`${bank.url}/v1/faults`)).json();
     const merchants = readMerchants(gatewayDir, settings.merchants);

@@ -62,12 +62,13 @@ export async function startRemitChild(
   name: string,
   args: readonly string[],
   readyPath: string,
+  nodeFlags: readonly string[] = [],
 ): Promise<RemitChild> {
   const port = await freePort();
   const url = `http://${benchHost}:${port}`;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', mainPath, ...args, '--host', benchHost, '--port', String(port)],
+    [...nodeFlags, '--import', 'tsx', mainPath, ...args, '--host', benchHost, '--port', String(port)],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
