@@ -82,12 +82,14 @@ export async function startGateway(
     }
     const bankUrl = config.bankUrl ?? bank?.url ?? '';
 
-    const store = openSqliteStore({ path: join(dataDir, 'journal.db') });
-    closers.push(async () => {
-      await store.journal.close();
-      await store.snapshots.close();
+    // Journal, snapshot and vault writes run in one writer thread: fsyncs never block the event loop.
+    const store = openSqliteStore({
+      path: join(dataDir, 'journal.db'),
+      writer: 'thread',
+      onWriterFailure: (error) => logger.error({ err: error }, 'journal writer thread failed'),
     });
-    const vaultStorage = new SqliteVaultStorage(join(dataDir, 'vault.db'));
+    closers.push(() => store.close());
+    const vaultStorage = new SqliteVaultStorage(join(dataDir, 'vault.db'), store.writer);
     closers.push(() => vaultStorage.close());
     const vault = new CardVault(vaultKey(config, dataDir), vaultStorage, () => clock.now());
 

@@ -6,6 +6,7 @@ import type { GroupCommitSettings } from '../group-commit.js';
 import { migrate } from './migrations.js';
 import { SqliteJournal } from './sqlite-journal.js';
 import { SqliteSnapshotStore } from './sqlite-snapshot-store.js';
+import { InlineWriter, type StoreWriter, ThreadWriter, type WriterMode } from './sqlite-writer.js';
 
 /**
  * How long a write waits for another connection's transaction (another process on the same file,
@@ -66,9 +67,24 @@ export class SharedDatabase {
  * rests on, and migrates it to the latest schema.
  */
 export function openDatabase(path: string, clock: Clock = systemClock): Database {
+  const database = openWriterDatabase(path, busyTimeoutMs);
+  try {
+    migrate(database, path, clock.now());
+    return database;
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+}
+
+/**
+ * Opens a database file with the durability settings the journal's promise rests on, without
+ * migrating it: the writer thread's connection, opened after the owner has migrated the file.
+ */
+export function openWriterDatabase(path: string, busyTimeout: number): Database {
   const database = new BetterSqlite3(path);
   try {
-    database.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    database.pragma(`busy_timeout = ${busyTimeout}`);
     // Only takes effect on a new, empty file; an existing file keeps the page size it was made with.
     database.pragma(`page_size = ${pageSizeBytes}`);
     // WAL: readers never block the writer, and a commit is one sequential append plus one fsync.
@@ -89,7 +105,6 @@ export function openDatabase(path: string, clock: Clock = systemClock): Database
       `database ${path} reports page size ${String(pageSize)}`,
     );
     database.pragma(`wal_autocheckpoint = ${Math.ceil(walAutocheckpointBytes / pageSize)}`);
-    migrate(database, path, clock.now());
     return database;
   } catch (error) {
     database.close();
@@ -103,27 +118,39 @@ export interface SqliteStoreOptions {
   readonly groupCommit?: Partial<GroupCommitSettings>;
   /** Stamps applied migrations. */
   readonly clock?: Clock;
+  /** Where writes run (see StoreWriter): `inline` (default) or in a writer `thread`. */
+  readonly writer?: WriterMode;
+  /** Told when the writer thread fails (every write pending then failed; the next restarts it). */
+  readonly onWriterFailure?: (error: Error) => void;
 }
 
 /** The journal and the snapshot store of one SQLite file. */
 export interface SqliteStore {
   readonly journal: SqliteJournal;
   readonly snapshots: SqliteSnapshotStore;
+  /** Where the journal's, the snapshots' and the vault's writes run. */
+  readonly writer: StoreWriter;
   readonly path: string;
-  /** Closes the journal (draining its queued appends) and the snapshot store, then the file. */
+  /** Closes the journal (draining its queued appends), the snapshot store and the writer, then the file. */
   close(): Promise<void>;
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const shared = new SharedDatabase(openDatabase(options.path, options.clock), options.path);
-  const journal = new SqliteJournal(shared, options.groupCommit);
-  const snapshots = new SqliteSnapshotStore(shared);
+  const writer: StoreWriter =
+    options.writer === 'thread'
+      ? new ThreadWriter({ journalPath: options.path, busyTimeoutMs }, options.onWriterFailure)
+      : new InlineWriter(shared.database, busyTimeoutMs);
+  const journal = new SqliteJournal(shared, writer, options.groupCommit);
+  const snapshots = new SqliteSnapshotStore(shared, writer);
   return {
     journal,
     snapshots,
+    writer,
     path: options.path,
     close: async () => {
       await journal.close();
+      await writer.close();
       await snapshots.close();
     },
   };

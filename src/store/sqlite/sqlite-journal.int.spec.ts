@@ -28,33 +28,36 @@ function onOtherConnection(file: string, change: (database: BetterSqlite3.Databa
   }
 }
 
-describeJournalContract('sqlite', async () => {
-  const directory = temporaryDirectory();
-  const file = path.join(directory, 'remit.db');
-  const store = openSqliteStore({ path: file });
-  return {
-    journal: store.journal,
-    snapshots: store.snapshots,
-    corrupt: async (persistenceId, seqNr) =>
-      onOtherConnection(file, (database) => {
-        const changed = database
-          .prepare("UPDATE journal SET payload = payload || ' ' WHERE persistence_id = ? AND seq_nr = ?")
-          .run(persistenceId, seqNr).changes;
-        expect(changed).toBe(1);
-      }),
-    corruptSnapshot: async (persistenceId, seqNr) =>
-      onOtherConnection(file, (database) => {
-        const changed = database
-          .prepare("UPDATE snapshots SET payload = payload || ' ' WHERE persistence_id = ? AND seq_nr = ?")
-          .run(persistenceId, seqNr).changes;
-        expect(changed).toBe(1);
-      }),
-    teardown: async () => {
-      await store.close();
-      fs.rmSync(directory, { recursive: true, force: true });
-    },
-  };
-});
+const writerModes = ['inline', 'thread'] as const;
+
+for (const writer of writerModes)
+  describeJournalContract(`sqlite, ${writer} writer`, async () => {
+    const directory = temporaryDirectory();
+    const file = path.join(directory, 'remit.db');
+    const store = openSqliteStore({ path: file, writer });
+    return {
+      journal: store.journal,
+      snapshots: store.snapshots,
+      corrupt: async (persistenceId, seqNr) =>
+        onOtherConnection(file, (database) => {
+          const changed = database
+            .prepare("UPDATE journal SET payload = payload || ' ' WHERE persistence_id = ? AND seq_nr = ?")
+            .run(persistenceId, seqNr).changes;
+          expect(changed).toBe(1);
+        }),
+      corruptSnapshot: async (persistenceId, seqNr) =>
+        onOtherConnection(file, (database) => {
+          const changed = database
+            .prepare("UPDATE snapshots SET payload = payload || ' ' WHERE persistence_id = ? AND seq_nr = ?")
+            .run(persistenceId, seqNr).changes;
+          expect(changed).toBe(1);
+        }),
+      teardown: async () => {
+        await store.close();
+        fs.rmSync(directory, { recursive: true, force: true });
+      },
+    };
+  });
 
 function request(persistenceId: string, fromSeqNr: number, count = 1): AppendRequest {
   return {
@@ -69,13 +72,13 @@ function request(persistenceId: string, fromSeqNr: number, count = 1): AppendReq
   };
 }
 
-describe('SQLite store', () => {
+describe.each(writerModes)('SQLite store, %s writer', (writer) => {
   let directory: string;
   let file: string;
   const opened: SqliteStore[] = [];
 
   const open = (): SqliteStore => {
-    const store = openSqliteStore({ path: file });
+    const store = openSqliteStore({ path: file, writer });
     opened.push(store);
     return store;
   };

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Database, Statement } from 'better-sqlite3';
-import { rowChecksum } from '../checksum.js';
+import type { Statement } from 'better-sqlite3';
 import { defaultGroupCommitSettings, type GroupCommitSettings, GroupCommitter } from '../group-commit.js';
 import {
   type AppendRequest,
@@ -13,13 +12,8 @@ import {
 } from '../journal.js';
 import { assertAppendRequest, assertReadRange, verifiedEvent, withOffset } from '../row-integrity.js';
 import type { SharedDatabase } from './open-database.js';
-
-/** What one committed batch wrote, counted only once its transaction has committed. */
-interface BatchResult {
-  readonly outcomes: Array<Error | undefined>;
-  readonly appends: number;
-  readonly events: number;
-}
+import type { StoreWriter } from './sqlite-writer.js';
+import { highestSeqNrOf, prepareSelectHighest } from './store-writes.js';
 
 /** SQLite's LIMIT for "no limit". */
 const noLimit = -1;
@@ -30,44 +24,27 @@ const noLimit = -1;
  * whole batch durable. Inside it each request is checked against the id's highest sequence number
  * and refused alone if it is not the next one, which is the fencing against a second writer.
  *
- * better-sqlite3 is synchronous: a commit blocks the event loop for its fsync. That is accepted for
- * now; the interface stays async so the work can move to a worker thread without callers changing.
+ * The writes themselves run in a `StoreWriter`: inline (a commit blocks the event loop for its
+ * fsync) or in a writer thread (the event loop goes on; the next batch gathers meanwhile). Reads
+ * run on this thread's own connection.
  */
 export class SqliteJournal implements Journal {
-  private readonly database: Database;
   private readonly committer: GroupCommitter<AppendRequest>;
   private readonly counters = { appends: 0, events: 0, transactions: 0, failedAppends: 0 };
-  private readonly writeBatch: { immediate(batch: readonly AppendRequest[]): BatchResult };
   private readonly selectHighest: Statement<[string], number>;
-  private readonly insertEvent: Statement<[string, number, string, number, string, number, number]>;
-  private readonly insertProcessed: Statement<[string, string, number]>;
   private readonly selectRange: Statement<[string, number, number, number], unknown[]>;
   private readonly selectAfter: Statement<[number, number], unknown[]>;
   private readonly selectProcessed: Statement<[string, string], number>;
-  private readonly deleteProcessed: Statement<[string, number]>;
   private closed = false;
 
   constructor(
     private readonly shared: SharedDatabase,
+    private readonly writer: StoreWriter,
     groupCommit: Partial<GroupCommitSettings> = {},
   ) {
     shared.retain();
     const database = shared.database;
-    this.database = database;
-    // An index seek on UNIQUE(persistence_id, seq_nr), from its high end.
-    this.selectHighest = database
-      .prepare<[string], number>(
-        'SELECT seq_nr FROM journal WHERE persistence_id = ? ORDER BY seq_nr DESC LIMIT 1',
-      )
-      .pluck();
-    this.insertEvent = database.prepare(
-      'INSERT INTO journal (persistence_id, seq_nr, event_type, event_version, payload, written_at, checksum) ' +
-        'VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    // OR IGNORE: a message recorded before keeps its first processing time.
-    this.insertProcessed = database.prepare(
-      'INSERT OR IGNORE INTO processed_messages (receiver_id, message_id, processed_at) VALUES (?, ?, ?)',
-    );
+    this.selectHighest = prepareSelectHighest(database);
     this.selectRange = database
       .prepare<[string, number, number, number], unknown[]>(
         'SELECT persistence_id, seq_nr, event_type, event_version, payload, written_at, checksum FROM journal ' +
@@ -85,12 +62,6 @@ export class SqliteJournal implements Journal {
         'SELECT 1 FROM processed_messages WHERE receiver_id = ? AND message_id = ?',
       )
       .pluck();
-    this.deleteProcessed = database.prepare(
-      'DELETE FROM processed_messages WHERE receiver_id = ? AND processed_at < ?',
-    );
-    this.writeBatch = database.transaction((batch: readonly AppendRequest[]) =>
-      this.writeInTransaction(batch),
-    );
     this.committer = new GroupCommitter<AppendRequest>((batch) => this.commitBatch(batch), {
       ...defaultGroupCommitSettings,
       ...groupCommit,
@@ -158,7 +129,7 @@ export class SqliteJournal implements Journal {
   async purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
     this.assertOpen();
     assert.ok(Number.isSafeInteger(beforeTimestamp), 'beforeTimestamp must be an integer');
-    return this.deleteProcessed.run(receiverId, beforeTimestamp).changes;
+    return this.writer.purgeProcessed(receiverId, beforeTimestamp);
   }
 
   stats(): JournalStats {
@@ -175,69 +146,20 @@ export class SqliteJournal implements Journal {
 
   // ---- Write path ------------------------------------------------------------------------------
 
-  private commitBatch(batch: readonly AppendRequest[]): Promise<ReadonlyArray<Error | undefined>> {
-    // IMMEDIATE takes the write lock at BEGIN, so the highest-seqNr checks below cannot be
-    // invalidated by another connection before COMMIT. A throw rolls back and fails the batch.
-    const result = this.writeBatch.immediate(batch);
+  private async commitBatch(batch: readonly AppendRequest[]): Promise<ReadonlyArray<Error | undefined>> {
+    const result = await this.writer.append(batch);
     this.counters.appends += result.appends;
     this.counters.events += result.events;
     if (result.events > 0) this.counters.transactions++;
-    return Promise.resolve(result.outcomes);
-  }
-
-  private writeInTransaction(batch: readonly AppendRequest[]): BatchResult {
-    const outcomes: Array<Error | undefined> = new Array(batch.length);
-    let appends = 0;
-    let events = 0;
-    for (let index = 0; index < batch.length; index++) {
-      const request = batch[index];
-      assert.ok(request !== undefined);
-      const persistenceId = request.persistenceId;
-      // The query sees this transaction's own earlier inserts, so appends of one id pipelined into
-      // the same batch are checked against each other too. It is an index seek per request; a map
-      // of ids already seen in the batch would save it only for pipelined writers, and costs every
-      // other request a map insert.
-      const highest = this.highestStored(persistenceId);
-      if (request.fromSeqNr !== highest + 1) {
-        outcomes[index] = new ConcurrentWriteError(persistenceId, request.fromSeqNr, highest);
-        continue;
-      }
-      // Asserted again right before writing: the request object may have changed since it was queued.
-      assertAppendRequest(request);
-      let seqNr = request.fromSeqNr;
-      for (const event of request.events) {
-        const checksum = rowChecksum(persistenceId, seqNr, event.type, event.version, event.payload);
-        this.insertEvent.run(
-          persistenceId,
-          seqNr,
-          event.type,
-          event.version,
-          event.payload,
-          request.timestamp,
-          checksum,
-        );
-        seqNr++;
-      }
-      const processed = request.processed;
-      if (processed !== undefined) {
-        for (const messageId of processed.messageIds) {
-          this.insertProcessed.run(processed.receiverId, messageId, request.timestamp);
-        }
-      }
-      outcomes[index] = undefined;
-      appends++;
-      events += request.events.length;
-    }
-    return { outcomes, appends, events };
+    return result.outcomes.map((outcome) =>
+      outcome.ok
+        ? undefined
+        : new ConcurrentWriteError(outcome.persistenceId, outcome.expectedSeqNr, outcome.actualHighestSeqNr),
+    );
   }
 
   private highestStored(persistenceId: string): number {
-    const highest: unknown = this.selectHighest.get(persistenceId);
-    if (highest === undefined) return 0;
-    if (typeof highest !== 'number' || !Number.isSafeInteger(highest) || highest < 1) {
-      assert.fail(`journal holds a malformed seq_nr for ${persistenceId}: ${String(highest)}`);
-    }
-    return highest;
+    return highestSeqNrOf(this.selectHighest, persistenceId);
   }
 
   private assertOpen(): void {

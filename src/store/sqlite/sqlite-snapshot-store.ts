@@ -3,46 +3,35 @@ import type { Statement } from 'better-sqlite3';
 import { JournalClosedError, type Snapshot, type SnapshotStore } from '../journal.js';
 import { assertIdentifier, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
 import type { SharedDatabase } from './open-database.js';
+import type { StoreWriter } from './sqlite-writer.js';
 
 /**
- * Snapshots in the same SQLite file as the journal. A save is its own small transaction, not part
- * of group commit: snapshots are an optimisation of recovery, rare, and losing the newest one only
+ * Snapshots in the same SQLite file as the journal, written through the store's writer. A save is
+ * its own small transaction, not part of group commit: snapshots are an optimisation of recovery, rare, and losing the newest one only
  * means replaying a few more events.
  */
 export class SqliteSnapshotStore implements SnapshotStore {
-  private readonly upsert: Statement<[string, number, number, string, number, number]>;
   private readonly selectLatest: Statement<[string], unknown[]>;
-  private readonly deleteBefore: Statement<[string, number]>;
   private closed = false;
 
-  constructor(private readonly shared: SharedDatabase) {
+  constructor(
+    private readonly shared: SharedDatabase,
+    private readonly writer: StoreWriter,
+  ) {
     shared.retain();
     const database = shared.database;
-    // OR REPLACE: a second snapshot at the same seqNr (e.g. after a restart) supersedes the first.
-    this.upsert = database.prepare(
-      'INSERT OR REPLACE INTO snapshots (persistence_id, seq_nr, version, payload, written_at, checksum) ' +
-        'VALUES (?, ?, ?, ?, ?, ?)',
-    );
     this.selectLatest = database
       .prepare<[string], unknown[]>(
         'SELECT persistence_id, seq_nr, version, payload, written_at, checksum FROM snapshots ' +
           'WHERE persistence_id = ? ORDER BY seq_nr DESC LIMIT 1',
       )
       .raw(true);
-    this.deleteBefore = database.prepare('DELETE FROM snapshots WHERE persistence_id = ? AND seq_nr < ?');
   }
 
   async save(snapshot: Snapshot): Promise<void> {
     this.assertOpen();
     assertSnapshot(snapshot);
-    this.upsert.run(
-      snapshot.persistenceId,
-      snapshot.seqNr,
-      snapshot.version,
-      snapshot.payload,
-      snapshot.timestamp,
-      snapshotChecksum(snapshot),
-    );
+    await this.writer.saveSnapshot({ ...snapshot, checksum: snapshotChecksum(snapshot) });
   }
 
   async loadLatest(persistenceId: string): Promise<Snapshot | undefined> {
@@ -61,7 +50,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
     this.assertOpen();
     assertIdentifier(persistenceId, 'persistenceId');
     assert.ok(Number.isSafeInteger(beforeSeqNr), 'beforeSeqNr must be an integer');
-    this.deleteBefore.run(persistenceId, beforeSeqNr);
+    await this.writer.deleteSnapshots(persistenceId, beforeSeqNr);
   }
 
   async close(): Promise<void> {

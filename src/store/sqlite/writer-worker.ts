@@ -1,0 +1,78 @@
+/**
+ * The writer thread's entry (started by `SqliteWriter` through startTsWorker). It owns the write
+ * connections: the journal file's and, once asked, the vault's. Ops run one at a time in the order
+ * they were posted, each synchronously (better-sqlite3), so the fsyncs block this thread and not
+ * the gateway's event loop.
+ *
+ * A failed vault write ends the thread at once: the appends posted after it may name the tokens it
+ * held, and must not become durable without them. The owner fails everything still pending.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Database } from 'better-sqlite3';
+import { openWriterDatabase } from './open-database.js';
+import { JournalWrites, openVaultDatabase, VaultWrites } from './store-writes.js';
+import type { WriteOp, WriterReply, WriterRequest, WriterSettings } from './writer-protocol.js';
+
+const port = parentPort;
+if (port === null) throw new Error('writer-worker must run in a worker thread');
+const settings = (workerData as { settings: WriterSettings }).settings;
+
+const journalDatabase: Database = openWriterDatabase(settings.journalPath, settings.busyTimeoutMs);
+const journal = new JournalWrites(journalDatabase);
+const vaults = new Map<string, VaultWrites>();
+
+function vaultAt(path: string): VaultWrites {
+  let vault = vaults.get(path);
+  if (vault === undefined) {
+    vault = new VaultWrites(openVaultDatabase(path, settings.busyTimeoutMs));
+    vaults.set(path, vault);
+  }
+  return vault;
+}
+
+function run(op: WriteOp): unknown {
+  switch (op.kind) {
+    case 'append':
+      return journal.append(op.batch);
+    case 'saveSnapshot':
+      journal.saveSnapshot(op.row);
+      return undefined;
+    case 'deleteSnapshots':
+      journal.deleteSnapshotsBefore(op.persistenceId, op.beforeSeqNr);
+      return undefined;
+    case 'purgeProcessed':
+      return journal.purgeProcessed(op.receiverId, op.beforeTimestamp);
+    case 'vault':
+      vaultAt(op.path).put(op.rows);
+      return undefined;
+  }
+}
+
+function failure(id: number, error: unknown): WriterReply {
+  const cause = error instanceof Error ? error : new Error(String(error));
+  return { id, ok: false, error: { name: cause.name, message: cause.message } };
+}
+
+function stop(): void {
+  for (const vault of vaults.values()) vault.database.close();
+  journalDatabase.close();
+  port?.close();
+}
+
+port.on('message', (request: WriterRequest | 'stop') => {
+  if (request === 'stop') {
+    stop();
+    return;
+  }
+  let reply: WriterReply;
+  try {
+    reply = { id: request.id, ok: true, result: run(request.op) };
+  } catch (error) {
+    reply = failure(request.id, error);
+    if (request.op.kind === 'vault') {
+      port.postMessage(reply);
+      process.exit(1);
+    }
+  }
+  port.postMessage(reply);
+});
