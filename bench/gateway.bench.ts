@@ -59,6 +59,13 @@ interface Settings {
   readonly cpuProfDir: string | undefined;
 }
 
+/** The gateway's resident memory every 5 s, against the orders executed so far. */
+interface RssPoint {
+  readonly atS: number;
+  readonly executedTotal: number;
+  readonly rssMb: number;
+}
+
 interface Sample {
   readonly at: number;
   readonly gateway: ProcessSample | undefined;
@@ -202,7 +209,13 @@ function report(
   start: Sample,
   end: Sample,
   final: { gateway: ProcessSample | undefined; bank: ProcessSample | undefined },
-  setup: { faults: unknown; dataDir: string; startedAt: string; gatewayExitedEarly: boolean },
+  setup: {
+    faults: unknown;
+    dataDir: string;
+    startedAt: string;
+    gatewayExitedEarly: boolean;
+    rssTimeline: readonly RssPoint[];
+  },
 ): Record<string, unknown> {
   const windowS = (end.at - start.at) / 1_000;
   const events = delta(start.metrics?.remit_journal_events_total, end.metrics?.remit_journal_events_total, 0);
@@ -285,6 +298,7 @@ function report(
       cpuCoresUsed: cores(gatewayCpu),
       peakRssMb,
       rssMbAtEnd: end.gateway === undefined ? null : round(end.gateway.rssMb, 1),
+      rssTimeline: setup.rssTimeline,
       exitedDuringRun: setup.gatewayExitedEarly,
     },
     bank: {
@@ -362,6 +376,7 @@ async function main(args: readonly string[]): Promise<number> {
     );
     const gatewayChild = gateway;
     const bankChild = bank;
+    const rssTimeline: RssPoint[] = [];
     const startSample = sleepUntil(windowStart, controller.signal).then(() =>
       sample(gatewayChild, bankChild, ticks),
     );
@@ -379,11 +394,21 @@ async function main(args: readonly string[]): Promise<number> {
       requestTimeoutMs: settings.waitS * 1_000 + requestTimeoutBeyondWaitMs,
       runId: `bench-${randomUUID()}`,
       signal: controller.signal,
-      onProgress: (progress) =>
+      onProgress: (progress) => {
+        const rssMb = sampleProcess(gatewayChild.pid, ticks)?.rssMb;
+        if (rssMb !== undefined) {
+          rssTimeline.push({
+            atS: progress.elapsedS,
+            executedTotal: progress.executedTotal,
+            rssMb: round(rssMb, 1),
+          });
+        }
         process.stderr.write(
           `bench: t=${progress.elapsedS}s executed/s=${progress.executedPerSecond} ` +
-            `in flight=${progress.inFlight} errors=${progress.errors}\n`,
-        ),
+            `executed=${progress.executedTotal} in flight=${progress.inFlight} errors=${progress.errors} ` +
+            `gateway rss=${rssMb === undefined ? '?' : Math.round(rssMb)} MB\n`,
+        );
+      },
     });
     const [start, end] = await Promise.all([startSample, endSample]);
     const gatewayExitedEarly = !gateway.running();
@@ -393,6 +418,7 @@ async function main(args: readonly string[]): Promise<number> {
       dataDir: settings.keepData ? dataDir : `${dataDir} (removed)`,
       startedAt,
       gatewayExitedEarly,
+      rssTimeline,
     });
     const json = JSON.stringify(result, null, 2);
     process.stdout.write(`${json}\n`);

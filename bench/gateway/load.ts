@@ -56,6 +56,8 @@ export interface LoadPlan {
 
 export interface LoadProgress {
   readonly elapsedS: number;
+  /** Orders executed since the load started, warm-up included. */
+  readonly executedTotal: number;
   readonly executedPerSecond: number;
   readonly inFlight: number;
   readonly errors: number;
@@ -328,6 +330,7 @@ class Recorder {
     this.executedAtLastProgress = this.executedTotal;
     return {
       elapsedS: Math.round(elapsedMs / 100) / 10,
+      executedTotal: this.executedTotal,
       executedPerSecond: Math.round((executed * 1_000) / intervalMs),
       inFlight: this.inFlight,
       errors: this.errorsTotal,
