@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import type { Random } from '../runtime/random.js';
 import type { BankFaults, DeclineReason, PaymentRequestBody } from './bank-protocol.js';
 import { cardExpired, cardFingerprint, luhnValid, sameCard } from './card.js';
@@ -81,8 +82,8 @@ function matches(record: DecidedPayment, request: PaymentRequestBody): boolean {
 }
 
 /**
- * Processes one payment request in one ledger transaction, so the answer is durable before the
- * caller sends it, and a repeat can never slip in between the lookup and the insert.
+ * Processes one payment request in one ledger transaction of its own, so the answer is durable
+ * before the caller sends it, and a repeat can never slip in between the lookup and the insert.
  */
 export function processPayment(
   ledger: BankLedger,
@@ -91,34 +92,48 @@ export function processPayment(
   faults: BankFaults,
   random: Random,
 ): PaymentOutcome {
-  return ledger.transaction((): PaymentOutcome => {
-    // Every request for a known reference counts, conflicting ones too; faults never apply to it.
-    const known = ledger.countRequest(request.reference, nowMs);
-    if (known !== undefined) {
-      // Whatever this request says: the reference is settled, and settled as not charged.
-      if (known.status === 'cancelled') return { kind: 'cancelled', record: known };
-      return matches(known, request)
-        ? { kind: 'answered', record: known, firstTime: false, hold: false }
-        : { kind: 'conflict', record: known };
-    }
-    if (strikes(random, faults.errorRate)) {
-      ledger.countRejectedRequest(request.merchantId);
-      return { kind: 'unavailable' };
-    }
-    if (!luhnValid(request.card.number)) return { kind: 'invalid_card' };
-    const decision = decide(request.card, nowMs, faults, random);
-    const record: DecidedPayment = {
-      reference: request.reference,
-      merchantId: request.merchantId,
-      amount: request.amount,
-      currency: request.currency,
-      ...decision,
-      card: cardFingerprint(request.card.number),
-      createdAt: nowMs,
-      updatedAt: nowMs,
-      requestCount: 1,
-    };
-    ledger.insert(record);
-    return { kind: 'answered', record, firstTime: true, hold: strikes(random, faults.timeoutRate) };
-  });
+  return ledger.transaction(() => authorizePayment(ledger, request, nowMs, faults, random));
+}
+
+/**
+ * Decides one payment request and records it, inside the caller's ledger transaction (the server
+ * runs many in one): the transaction holds the lookup and the insert together, and the answer
+ * may be sent only once it has committed.
+ */
+export function authorizePayment(
+  ledger: BankLedger,
+  request: PaymentRequestBody,
+  nowMs: number,
+  faults: BankFaults,
+  random: Random,
+): PaymentOutcome {
+  assert.ok(ledger.inTransaction, 'a payment is decided inside a ledger transaction');
+  // Every request for a known reference counts, conflicting ones too; faults never apply to it.
+  const known = ledger.countRequest(request.reference, nowMs);
+  if (known !== undefined) {
+    // Whatever this request says: the reference is settled, and settled as not charged.
+    if (known.status === 'cancelled') return { kind: 'cancelled', record: known };
+    return matches(known, request)
+      ? { kind: 'answered', record: known, firstTime: false, hold: false }
+      : { kind: 'conflict', record: known };
+  }
+  if (strikes(random, faults.errorRate)) {
+    ledger.countRejectedRequest(request.merchantId);
+    return { kind: 'unavailable' };
+  }
+  if (!luhnValid(request.card.number)) return { kind: 'invalid_card' };
+  const decision = decide(request.card, nowMs, faults, random);
+  const record: DecidedPayment = {
+    reference: request.reference,
+    merchantId: request.merchantId,
+    amount: request.amount,
+    currency: request.currency,
+    ...decision,
+    card: cardFingerprint(request.card.number),
+    createdAt: nowMs,
+    updatedAt: nowMs,
+    requestCount: 1,
+  };
+  ledger.insert(record);
+  return { kind: 'answered', record, firstTime: true, hold: strikes(random, faults.timeoutRate) };
 }

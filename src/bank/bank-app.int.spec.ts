@@ -4,10 +4,11 @@ import path from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedClock } from '../runtime/clock.js';
 import { SeededRandom } from '../runtime/random.js';
 import {
+  type BankServerSettings,
   buildBankApp,
   defaultBankServerSettings,
   type RunningBankServer,
@@ -255,6 +256,151 @@ describe('bank app routes (inject)', () => {
     );
     expectProblem(await inject({ method: 'GET', url: '/v1/ledger?merchant=1' }), 400, 'invalid_request');
     expectProblem(await inject({ method: 'GET', url: '/v1/payments/unknown' }), 404, 'payment_not_found');
+  });
+});
+
+describe('bank app group commit (inject)', () => {
+  // Requests injected together reach their handlers in one turn of the event loop, in the order
+  // they were injected, so their ledger writes share one transaction: the counts of transactions
+  // below are exact. Each case is one that a transaction per request would get right and a
+  // careless batch would not.
+  let dataDir: string;
+  let ledger: BankLedger;
+  let app: FastifyInstance;
+
+  const open = (settings: Partial<BankServerSettings> = {}): void => {
+    app = buildBankApp({
+      ledger,
+      clock: new SimulatedClock(Date.UTC(2026, 5, 15)),
+      random: new SeededRandom(7),
+      settings,
+    });
+  };
+
+  const post = async (url: string, payload: object): Promise<ProblemAnswer> => {
+    const response = await app.inject({ method: 'POST', url, payload });
+    const contentType = response.headers['content-type'];
+    return {
+      statusCode: response.statusCode,
+      contentType: typeof contentType === 'string' ? contentType : undefined,
+      body: JSON.parse(response.body) as Record<string, unknown>,
+      text: response.body,
+    };
+  };
+  const pay = (reference: string): Promise<ProblemAnswer> => post('/v1/payments', { ...valid, reference });
+  const cancel = (reference: string): Promise<ProblemAnswer> =>
+    post(`/v1/payments/${reference}/cancel`, { merchantId: valid.merchantId });
+
+  beforeEach(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-bank-group-'));
+    ledger = BankLedger.open({ dataDir, clock: new SimulatedClock(Date.UTC(2026, 5, 15)) });
+  });
+
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await app.close();
+    ledger.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('commits many concurrent payments in far fewer transactions than requests', async () => {
+    open();
+    await app.ready();
+    const before = ledger.transactionsCommitted;
+    const references = Array.from({ length: 100 }, (_, index) => `order-${index}`);
+
+    const answers = await Promise.all(references.map(pay));
+
+    expect(answers.map((answer) => answer.body.status)).toEqual(references.map(() => 'approved'));
+    expect(ledger.transactionsCommitted - before).toBe(1);
+    expect(ledger.list().map((record) => record.reference)).toEqual(references);
+  });
+
+  it('charges a reference once when two payments of it share a transaction', async () => {
+    open();
+    await app.ready();
+    const before = ledger.transactionsCommitted;
+
+    const [first, second] = await Promise.all([pay('order-1'), pay('order-1')]);
+
+    expect(ledger.transactionsCommitted - before).toBe(1);
+    expect(first?.body).toMatchObject({ reference: 'order-1', status: 'approved' });
+    expect(second?.body).toEqual(first?.body);
+    expect(ledger.list()).toMatchObject([{ reference: 'order-1', status: 'approved', requestCount: 2 }]);
+  });
+
+  it('decides a payment and a cancel of one reference in one transaction as if one came after the other', async () => {
+    open();
+    await app.ready();
+    const before = ledger.transactionsCommitted;
+
+    const [paid, tooLate, cancelled, refused] = await Promise.all([
+      pay('paid-first'),
+      cancel('paid-first'),
+      cancel('cancelled-first'),
+      pay('cancelled-first'),
+    ]);
+
+    expect(ledger.transactionsCommitted - before).toBe(1);
+    // Paid first: charged, and the cancel answers the charge.
+    expect(paid?.body).toMatchObject({ reference: 'paid-first', status: 'approved' });
+    expect(tooLate?.body).toEqual(paid?.body);
+    // Cancelled first: the payment is refused and nothing is charged.
+    expect(cancelled?.body).toEqual({ reference: 'cancelled-first', status: 'cancelled' });
+    expect(refused?.body).toEqual({
+      reference: 'cancelled-first',
+      status: 'declined',
+      declineReason: 'reference_cancelled',
+    });
+    expect(ledger.list()).toMatchObject([
+      { reference: 'paid-first', status: 'approved', requestCount: 2 },
+      { reference: 'cancelled-first', status: 'cancelled', requestCount: 2 },
+    ]);
+  });
+
+  it('answers every request of a batch whose commit fails with 503, and charges none of them', async () => {
+    open();
+    await app.ready();
+    const realTransaction = ledger.transaction.bind(ledger);
+    // The batch's work runs, then its COMMIT fails and better-sqlite3 rolls everything back.
+    vi.spyOn(ledger, 'transaction').mockImplementationOnce(
+      <T>(work: () => T): T =>
+        realTransaction(() => {
+          work();
+          throw new Error('disk I/O error');
+        }),
+    );
+
+    const answers = await Promise.all([pay('order-1'), pay('order-1'), pay('order-2'), cancel('order-3')]);
+
+    for (const answer of answers) expectProblem(answer, 503, 'ledger_unavailable');
+    expect(ledger.list()).toEqual([]);
+    expect(ledger.rejectedRequests()).toBe(0);
+    // The bank recovers with the next batch, and the same payment is then charged once.
+    expect((await pay('order-1')).body).toMatchObject({ reference: 'order-1', status: 'approved' });
+    expect(ledger.list()).toMatchObject([{ reference: 'order-1', requestCount: 1 }]);
+  });
+
+  it('answers 503 bank_overloaded beyond ledgerPendingWritesMax, recording nothing for those', async () => {
+    open({ ledgerPendingWritesMax: 2 });
+    await app.ready();
+
+    const answers = await Promise.all([pay('order-1'), pay('order-2'), pay('order-3'), cancel('order-4')]);
+
+    expect(answers.slice(0, 2).map((answer) => answer.body.status)).toEqual(['approved', 'approved']);
+    for (const answer of answers.slice(2)) expectProblem(answer, 503, 'bank_overloaded');
+    expect(ledger.list().map((record) => record.reference)).toEqual(['order-1', 'order-2']);
+    expect(ledger.rejectedRequests()).toBe(0);
+  });
+
+  it('keeps transactions to ledgerBatchWritesMax writes each', async () => {
+    open({ ledgerBatchWritesMax: 8 });
+    await app.ready();
+    const before = ledger.transactionsCommitted;
+
+    await Promise.all(Array.from({ length: 20 }, (_, index) => pay(`order-${index}`)));
+
+    expect(ledger.transactionsCommitted - before).toBe(3);
   });
 });
 

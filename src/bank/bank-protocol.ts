@@ -32,6 +32,8 @@ export const problemCodes = [
   'payment_not_found',
   'route_not_found',
   'bank_unavailable',
+  'bank_overloaded',
+  'ledger_unavailable',
   'internal_error',
 ] as const;
 export type ProblemCode = (typeof problemCodes)[number];

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import type { Random } from '../runtime/random.js';
 import { strikes } from './authorization.js';
 import type { BankFaults } from './bank-protocol.js';
@@ -25,8 +26,9 @@ export interface CancelRequest {
 }
 
 /**
- * Processes one cancel in one ledger transaction: the lookup and the tombstone's insert cannot be
- * split by a payment of the same reference, and the answer is durable before the caller sends it.
+ * Processes one cancel in one ledger transaction of its own: the lookup and the tombstone's insert
+ * cannot be split by a payment of the same reference, and the answer is durable before the caller
+ * sends it.
  */
 export function processCancel(
   ledger: BankLedger,
@@ -35,24 +37,37 @@ export function processCancel(
   faults: BankFaults,
   random: Random,
 ): CancelOutcome {
-  return ledger.transaction((): CancelOutcome => {
-    // Drawn before the lookup, unlike a payment's: a bank that is down cannot answer a cancel for
-    // a reference it knows any more than one it does not.
-    if (strikes(random, faults.errorRate)) {
-      ledger.countRejectedRequest(request.merchantId ?? '');
-      return { kind: 'unavailable' };
-    }
-    const known = ledger.countRequest(request.reference, nowMs);
-    if (known !== undefined) return { kind: 'answered', record: known, firstTime: false };
-    const record: PaymentRecord = {
-      reference: request.reference,
-      merchantId: request.merchantId ?? '',
-      status: 'cancelled',
-      createdAt: nowMs,
-      updatedAt: nowMs,
-      requestCount: 1,
-    };
-    ledger.insert(record);
-    return { kind: 'answered', record, firstTime: true };
-  });
+  return ledger.transaction(() => cancelReference(ledger, request, nowMs, faults, random));
+}
+
+/**
+ * Cancels one reference inside the caller's ledger transaction (the server runs many in one); the
+ * answer may be sent only once that transaction has committed.
+ */
+export function cancelReference(
+  ledger: BankLedger,
+  request: CancelRequest,
+  nowMs: number,
+  faults: BankFaults,
+  random: Random,
+): CancelOutcome {
+  assert.ok(ledger.inTransaction, 'a cancel is decided inside a ledger transaction');
+  // Drawn before the lookup, unlike a payment's: a bank that is down cannot answer a cancel for
+  // a reference it knows any more than one it does not.
+  if (strikes(random, faults.errorRate)) {
+    ledger.countRejectedRequest(request.merchantId ?? '');
+    return { kind: 'unavailable' };
+  }
+  const known = ledger.countRequest(request.reference, nowMs);
+  if (known !== undefined) return { kind: 'answered', record: known, firstTime: false };
+  const record: PaymentRecord = {
+    reference: request.reference,
+    merchantId: request.merchantId ?? '',
+    status: 'cancelled',
+    createdAt: nowMs,
+    updatedAt: nowMs,
+    requestCount: 1,
+  };
+  ledger.insert(record);
+  return { kind: 'answered', record, firstTime: true };
 }

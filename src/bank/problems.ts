@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply } from 'fastify';
 import { type Problem, type ProblemCode, problemContentType, problemType } from './bank-protocol.js';
+import { LedgerClosedError, LedgerCommitFailedError, LedgerOverloadedError } from './ledger-committer.js';
 
 /**
  * Every error answer of the bank is problem+json with a stable `code`. Details are written here,
@@ -17,6 +18,8 @@ const titles: Readonly<Record<ProblemCode, string>> = {
   payment_not_found: 'Payment not found',
   route_not_found: 'Route not found',
   bank_unavailable: 'Bank unavailable',
+  bank_overloaded: 'Bank overloaded',
+  ledger_unavailable: 'Ledger unavailable',
   internal_error: 'Internal error',
 };
 
@@ -86,6 +89,8 @@ function isFastifyError(error: unknown): error is Partial<FastifyError> {
  * a recognizable client error is a 500: the bank's fault, never the caller's.
  */
 export function problemFromError(error: unknown): Problem {
+  const ledgerProblem = ledgerProblemFromError(error);
+  if (ledgerProblem !== undefined) return ledgerProblem;
   if (!isFastifyError(error)) return problem(500, 'internal_error', 'the bank failed to process the request');
   if (error.validation !== undefined) return validationProblem(error.validationContext, error.validation);
   const known = error.code === undefined ? undefined : frameworkProblems[error.code];
@@ -95,4 +100,26 @@ export function problemFromError(error: unknown): Problem {
     return problem(status, 'invalid_request', 'the request is invalid');
   }
   return problem(500, 'internal_error', 'the bank failed to process the request');
+}
+
+/** A ledger write refused or failed as a whole: nothing of the request was recorded, so retry. */
+function ledgerProblemFromError(error: unknown): Problem | undefined {
+  if (error instanceof LedgerOverloadedError) {
+    return problem(
+      503,
+      'bank_overloaded',
+      'too many requests are waiting for the ledger; nothing was processed, retry later',
+    );
+  }
+  if (error instanceof LedgerCommitFailedError) {
+    return problem(
+      503,
+      'ledger_unavailable',
+      'the ledger failed to commit; nothing was recorded, retry later',
+    );
+  }
+  if (error instanceof LedgerClosedError) {
+    return problem(503, 'bank_unavailable', 'the bank is shutting down; nothing was processed');
+  }
+  return undefined;
 }
