@@ -18,7 +18,7 @@ import {
 } from '../payments/merchant.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
-import { OrderProjection } from '../readmodel/order-projection.js';
+import { OrderProjectionWorker } from '../readmodel/order-projection-worker.js';
 import { OrderReadModel, readModelPath } from '../readmodel/order-read-model.js';
 import { ActorSystem } from '../runtime/actor-system.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
@@ -93,11 +93,20 @@ export async function startGateway(
     closers.push(() => vaultStorage.close());
     const vault = new CardVault(vaultKey(config, dataDir), vaultStorage, () => clock.now());
 
-    const readModel = OrderReadModel.open(readModelPath(dataDir));
+    // The projection runs in its own worker thread and is the read model's only writer; this
+    // thread queries it over a read-only connection.
+    const readModel = OrderReadModel.openForQueries(readModelPath(dataDir));
     closers.push(() => readModel.close());
-    const projection = new OrderProjection({ journal: store.journal, readModel, clock, logger });
+    const projection = new OrderProjectionWorker({
+      journalPath: store.path,
+      readModelPath: readModel.path,
+      clock,
+      random: systemRandom,
+      logger,
+    });
     closers.push(() => projection.stop());
-    // Every durable append wakes the projection, so the read model trails the journal by moments.
+    // Every durable append is signalled to the projection, so the read model trails the journal by
+    // moments (through shared memory; see readmodel/commit-signal.ts).
     const journal = new ObservedJournal(store.journal, () => projection.notify());
 
     // Closed after the entities stop (closers run in reverse), so no bank call loses its client.
@@ -145,10 +154,8 @@ export async function startGateway(
         ),
       ),
     );
-    projection.start().catch((error: unknown) => {
-      // The read model is behind and will stay behind: a loud error, not a silently stale API.
-      logger.error({ err: error }, 'order projection stopped');
-    });
+    // A worker that crashes is restarted; one that keeps crashing is reported (logs, metrics, ready).
+    projection.start();
     await projection.caughtUp();
 
     const orders = new OrderService(registry, vault, readModel, clock, defaultOrderServiceSettings);
@@ -160,7 +167,8 @@ export async function startGateway(
       merchants: new MerchantDirectory(
         merchants.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
-      ready: () => true,
+      // Not ready while the read model is not being updated: its answers would be stale.
+      ready: () => projection.status().state !== 'failed',
       logger: logger.child({ component: 'api' }),
       waitDefaultMs: defaultOrderServiceSettings.waitDefaultMs,
       waitMaxMs: defaultOrderServiceSettings.waitMaxMs,
@@ -190,7 +198,11 @@ function vaultKey(config: StartConfig, dataDir: string): Buffer {
 }
 
 /** Process metrics plus the journal's write counters and the read model's lag behind it. */
-function gatewayMetrics(journal: Journal, projection: OrderProjection, readModel: OrderReadModel): Registry {
+function gatewayMetrics(
+  journal: Journal,
+  projection: OrderProjectionWorker,
+  readModel: OrderReadModel,
+): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const counters: Array<[string, string, (stats: JournalStats) => number]> = [
@@ -231,6 +243,22 @@ function gatewayMetrics(journal: Journal, projection: OrderProjection, readModel
     registers: [registry],
     collect() {
       this.set(projection.stats().batches);
+    },
+  });
+  new Gauge({
+    name: 'remit_read_model_projection_restarts_total',
+    help: 'Times the order projection worker was restarted after ending unasked',
+    registers: [registry],
+    collect() {
+      this.set(projection.status().restarts);
+    },
+  });
+  new Gauge({
+    name: 'remit_read_model_projection_failed',
+    help: '1 while the order projection keeps failing and the read model is not being updated',
+    registers: [registry],
+    collect() {
+      this.set(projection.status().state === 'failed' ? 1 : 0);
     },
   });
   return registry;
