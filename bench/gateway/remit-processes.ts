@@ -5,15 +5,17 @@
  * logged at info, and the benchmark runs with `--log-level warn` (logging every request would
  * dominate the measurement). So this launcher picks a free port itself and polls a health URL.
  *
- * The child is `node --import tsx src/cli/main.ts …`: its pid is the remit process (tsx only
- * registers loader hooks in it), so /proc/<pid> describes the gateway or bank alone. Every child
+ * The child is `node dist/cli/main.js …` (compiled, as `npm start` runs it): its pid is the remit
+ * process, so /proc/<pid> describes the gateway or bank alone. Every child
  * started here is killed when this process exits, whatever the reason.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-const mainPath = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** Compiled by `npm run build` (the `bench` script runs it first), as `npm start` runs it. */
+const mainPath = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const benchHost = '127.0.0.1';
 
 /** Output kept per child for error messages: its last this many characters. */
@@ -64,11 +66,13 @@ export async function startRemitChild(
   readyPath: string,
   nodeFlags: readonly string[] = [],
 ): Promise<RemitChild> {
+  if (!existsSync(mainPath))
+    throw new Error(`${mainPath} is missing: run \`npm run build\` (npm run bench does)`);
   const port = await freePort();
   const url = `http://${benchHost}:${port}`;
   const child = spawn(
     process.execPath,
-    [...nodeFlags, '--import', 'tsx', mainPath, ...args, '--host', benchHost, '--port', String(port)],
+    [...nodeFlags, mainPath, ...args, '--host', benchHost, '--port', String(port)],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
