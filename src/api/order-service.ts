@@ -62,6 +62,8 @@ export interface OrderServiceSettings {
   readonly acceptTimeoutMs: number;
   /** How long a replay of an order processed long ago may wait for the read model to show it. */
   readonly readModelWaitMs: number;
+  /** How often the read model is read again while waiting for it to show an order. */
+  readonly readModelPollIntervalMs: number;
 }
 
 export const defaultOrderServiceSettings: OrderServiceSettings = {
@@ -69,6 +71,7 @@ export const defaultOrderServiceSettings: OrderServiceSettings = {
   waitMaxMs: 30_000,
   acceptTimeoutMs: 10_000,
   readModelWaitMs: 5_000,
+  readModelPollIntervalMs: 50,
 };
 
 export interface CreatedOrder {
@@ -174,12 +177,31 @@ export class OrderService {
         replyTo,
       }));
       if (reply.type === 'OrderFinished') return viewOf(reply.order);
-      return this.queries.getOrder(order.merchantId, order.id) ?? order;
+      return await this.terminalFromReadModel(order, deadline);
     } catch (error) {
       if (!(error instanceof AskTimeoutError)) throw error;
       // Still in flight: answer with what is known now; the client polls.
       return (await this.get(order.merchantId, order.id).catch(() => undefined)) ?? order;
     }
+  }
+
+  /**
+   * The Merchant holds only orders in flight, and this process remembers only its latest finished
+   * ones: an order it no longer knows has finished, and the read model, which trails the journal by
+   * moments, will show it so. Waits for that until the request's deadline, then answers what it has.
+   */
+  private async terminalFromReadModel(order: OrderView, deadline: number): Promise<OrderView> {
+    for (;;) {
+      const row = this.queries.getOrder(order.merchantId, order.id);
+      if (row !== undefined && isTerminal(row.status)) return row;
+      const remainingMs = deadline - this.clock.now();
+      if (remainingMs <= 0) return row ?? order;
+      await this.pause(Math.min(remainingMs, this.settings.readModelPollIntervalMs));
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => this.clock.schedule(ms, resolve));
   }
 
   /** The read model lags the journal by moments; an order the Merchant already forgot will appear. */
@@ -195,7 +217,7 @@ export class OrderService {
           'The order exists but is not readable yet; retry shortly.',
         );
       }
-      await new Promise<void>((resolve) => this.clock.schedule(50, resolve));
+      await this.pause(this.settings.readModelPollIntervalMs);
     }
   }
 

@@ -1,7 +1,7 @@
 import { Map as ImmutableMap } from 'immutable';
 import { z } from 'zod';
 import { defaultRedeliveryBackoff } from '../delivery/at-least-once.js';
-import { emptyOutbox, type Outbox, outboxWith, outboxWithout } from '../delivery/outbox.js';
+import { emptyOutbox, type Outbox, type OutboxEntry, outboxWith, outboxWithout } from '../delivery/outbox.js';
 import { effectsFor } from '../persistence/effect.js';
 import {
   type EntityAddress,
@@ -9,7 +9,7 @@ import {
   type EntityDefinition,
   entityAddress,
 } from '../persistence/entity.js';
-import { EventRegistry, eventSchema } from '../persistence/serialization.js';
+import { EventRegistry, eventSchema, toJsonData, type VersionedCodec } from '../persistence/serialization.js';
 import { type BackoffSettings, backoffDelayMs } from '../runtime/backoff.js';
 import type { CardSummary } from './card.js';
 import type {
@@ -36,6 +36,12 @@ import type { BankId } from './validator.js';
  * and after every restart, the first call for a pending order is a status inquiry. Past the
  * order's deadline the Executor asks the bank to cancel the reference, which settles it for good:
  * `failed` is recorded only when the bank confirms nothing was, or ever will be, charged.
+ *
+ * Its memory does not grow with history: an execution leaves the state once the Merchant confirmed
+ * its result (`ResultConfirmed`), so the state holds only executions in flight (at most
+ * `executionsInFlightMax`). Which orders were executed is the store's processed-message records,
+ * kept for `deduplicationRetentionMs`; only the latest `deduplicationRecentIdsMax` ids are also
+ * kept in memory. Snapshots of the state are as small as the state.
  */
 
 export interface Execution {
@@ -48,13 +54,17 @@ export interface Execution {
   readonly deadlineAt: number;
   /** Set once the bank's answer is durable; the entry stays until the Merchant confirms the result. */
   readonly outcome: ExecutionOutcome | undefined;
+  /** When the outcome was recorded (the time reported to the Merchant); set with `outcome`. */
+  readonly settledAt: number | undefined;
 }
 
 export type ProcessExecutionResult = Extract<MerchantCommand, { type: 'ProcessExecutionResult' }>;
 
 export interface ExecutorState {
   readonly bank: BankId;
+  /** Executions in flight: requested, and not yet confirmed back by the Merchant. */
   readonly executions: ImmutableMap<string, Execution>;
+  /** Results not yet confirmed: exactly the executions with an outcome. */
   readonly outbox: Outbox<ProcessExecutionResult>;
 }
 
@@ -134,6 +144,10 @@ export interface ExecutorSettings {
   /** How long executed order ids are remembered, so a late duplicate is never executed again. */
   readonly deduplicationRetentionMs: number;
   readonly deduplicationCleanupIntervalMs: number;
+  /** Executed order ids also kept in memory, so hot redeliveries need no store lookup; the store keeps them all. */
+  readonly deduplicationRecentIdsMax: number;
+  /** A snapshot every this many events: recovery replays at most this many after the latest one. */
+  readonly snapshotEveryEvents: number;
 }
 
 export const defaultExecutorSettings: ExecutorSettings = {
@@ -143,6 +157,8 @@ export const defaultExecutorSettings: ExecutorSettings = {
   redeliveryBackoff: defaultRedeliveryBackoff,
   deduplicationRetentionMs: 30 * 24 * 3_600_000,
   deduplicationCleanupIntervalMs: 3_600_000,
+  deduplicationRecentIdsMax: 10_000,
+  snapshotEveryEvents: 20_000,
 };
 
 export interface ExecutorServices {
@@ -354,25 +370,17 @@ export function evolveExecutor(state: ExecutorState, event: ExecutorEvent): Exec
           card: event.card,
           deadlineAt: event.deadlineAt,
           outcome: undefined,
+          settledAt: undefined,
         }),
       };
     case 'ExecutionSettled': {
       const execution = state.executions.get(event.orderId);
       if (execution === undefined) throw new Error(`ExecutionSettled for unknown order ${event.orderId}`);
+      const settled: Execution = { ...execution, outcome: event.outcome, settledAt: event.at };
       return {
         ...state,
-        executions: state.executions.set(event.orderId, { ...execution, outcome: event.outcome }),
-        outbox: outboxWith(state.outbox, {
-          deliveryId: event.orderId,
-          destination: execution.merchant as EntityAddress<ProcessExecutionResult>,
-          message: {
-            type: 'ProcessExecutionResult',
-            orderId: event.orderId,
-            outcome: event.outcome,
-            at: event.at,
-            executor: entityAddress<ExecutorCommand>('executor', state.bank),
-          },
-        }),
+        executions: state.executions.set(event.orderId, settled),
+        outbox: outboxWith(state.outbox, resultEntry(state.bank, settled, event.outcome, event.at)),
       };
     }
     case 'ResultConfirmed':
@@ -386,6 +394,87 @@ export function evolveExecutor(state: ExecutorState, event: ExecutorEvent): Exec
   }
 }
 
+function resultEntry(
+  bank: BankId,
+  execution: Execution,
+  outcome: ExecutionOutcome,
+  at: number,
+): OutboxEntry<ProcessExecutionResult> {
+  return {
+    deliveryId: execution.orderId,
+    destination: execution.merchant as EntityAddress<ProcessExecutionResult>,
+    message: {
+      type: 'ProcessExecutionResult',
+      orderId: execution.orderId,
+      outcome,
+      at,
+      executor: entityAddress<ExecutorCommand>('executor', bank),
+    },
+  };
+}
+
+// ---- snapshot -------------------------------------------------------------------------------
+
+const executorSnapshotSchema = z
+  .object({
+    bank: z.string().min(1),
+    executions: z.array(
+      z
+        .object({
+          orderId: z.string().min(1),
+          merchantId: z.string().min(1),
+          amount: minorUnits,
+          currency: z.string().refine(isCurrency),
+          card: cardSummarySchema,
+          deadlineAt: timestamp,
+          outcome: outcomeSchema.optional(),
+          settledAt: timestamp.optional(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+/**
+ * The snapshot of an Executor (version 1): its executions in flight. The outbox is not stored: it
+ * is exactly the executions with an outcome, and is rebuilt from them.
+ */
+export const executorSnapshotCodec: VersionedCodec<ExecutorState> = {
+  version: 1,
+  encode: (state) => ({
+    bank: state.bank,
+    executions: [...state.executions.values()].map((execution) =>
+      toJsonData({ ...execution, merchant: undefined }),
+    ),
+  }),
+  decode: (json) => {
+    const data = executorSnapshotSchema.parse(json);
+    let executions = ImmutableMap<string, Execution>();
+    let outbox: Outbox<ProcessExecutionResult> = emptyOutbox;
+    for (const stored of data.executions) {
+      const execution: Execution = {
+        orderId: stored.orderId,
+        merchantId: stored.merchantId,
+        merchant: entityAddress<MerchantCommand>('merchant', stored.merchantId),
+        amount: stored.amount,
+        currency: stored.currency,
+        card: stored.card,
+        deadlineAt: stored.deadlineAt,
+        outcome: stored.outcome,
+        settledAt: stored.settledAt,
+      };
+      executions = executions.set(execution.orderId, execution);
+      if (execution.outcome === undefined) continue;
+      if (execution.settledAt === undefined)
+        throw new Error(`execution ${execution.orderId} has no settledAt`);
+      outbox = outboxWith(outbox, resultEntry(data.bank, execution, execution.outcome, execution.settledAt));
+    }
+    return { bank: data.bank, executions, outbox };
+  },
+};
+
+// ---- the entity -----------------------------------------------------------------------------
+
 export function executorDefinition(
   services: ExecutorServices,
   settings: ExecutorSettings = defaultExecutorSettings,
@@ -397,6 +486,7 @@ export function executorDefinition(
     decide: (state, command) => decideExecutor(state, command, settings, calls),
     evolve: evolveExecutor,
     events: executorEvents,
+    snapshot: { codec: executorSnapshotCodec, everyEvents: settings.snapshotEveryEvents },
     onRecoveryCompleted: (state, context) => calls.recovered(state, context),
     // Executions without an outcome have bank calls under way or due: their answers need a live entity.
     busy: (state) => state.executions.size > 0,
@@ -411,7 +501,7 @@ export function executorDefinition(
       onDuplicate: (_state, command) => confirmDelivery(command),
       retentionMs: settings.deduplicationRetentionMs,
       cleanupIntervalMs: settings.deduplicationCleanupIntervalMs,
-      recentIdsCapacity: 10_000,
+      recentIdsCapacity: settings.deduplicationRecentIdsMax,
     },
   };
 }

@@ -1,16 +1,29 @@
-import { Map as ImmutableMap, List, OrderedMap } from 'immutable';
+import { Map as ImmutableMap, OrderedMap } from 'immutable';
 import { z } from 'zod';
 import { defaultRedeliveryBackoff } from '../delivery/at-least-once.js';
-import { emptyOutbox, type Outbox, outboxHasRoom, outboxWith, outboxWithout } from '../delivery/outbox.js';
+import {
+  emptyOutbox,
+  type Outbox,
+  type OutboxEntry,
+  outboxHasRoom,
+  outboxWith,
+  outboxWithout,
+} from '../delivery/outbox.js';
 import { effectsFor } from '../persistence/effect.js';
 import { type EntityAddress, type EntityDefinition, entityAddress } from '../persistence/entity.js';
-import { EventRegistry, eventSchema, toJsonText } from '../persistence/serialization.js';
+import {
+  EventRegistry,
+  eventSchema,
+  toJsonData,
+  toJsonText,
+  type VersionedCodec,
+} from '../persistence/serialization.js';
 import type { ActorRef } from '../runtime/actor.js';
 import type { BackoffSettings } from '../runtime/backoff.js';
 import type { CardSummary } from './card.js';
 import type { ExecuteOrder, ExecutorCommand } from './executor-protocol.js';
 import { type Currency, isCurrency } from './money.js';
-import type { FailureReason, Order } from './order.js';
+import { type FailureReason, isTerminal, type Order } from './order.js';
 import type { OrderWaiters } from './order-waiters.js';
 import {
   type BankId,
@@ -25,10 +38,13 @@ import {
  * keys. It validates each new order, persists the verdict, delivers `ExecuteOrder` to the bank's
  * Executor at least once, and records the outcome the Executor delivers back.
  *
- * Its memory stays bounded: it holds orders in flight (at most `ordersInFlightMax`), a bounded
- * window of recently finished ones, and the card activity of the velocity window. Finished orders
- * live in the journal and the read model; idempotency is kept by the order id itself (derived from
- * the key) and by the processed-message records of the store.
+ * Its memory does not grow with history: its state holds only the orders in flight (at most
+ * `ordersInFlightMax`), their unconfirmed deliveries, and the card activity of the velocity window
+ * (at most `maxOrdersPerCard` times per card, at most `velocityCardsTrackedMax` cards). A finished
+ * order leaves the state with its terminal event: its durable record is the journal and the read
+ * model, and idempotency is kept by the order id itself (derived from the key) and by the
+ * processed-message records of the store, with their retention window. Snapshots of this state are
+ * therefore small, and recovery replays at most `snapshotEveryEvents` events.
  */
 
 // ---- messages -------------------------------------------------------------------------------
@@ -86,8 +102,10 @@ export type ProcessOrderReply =
 
 export type AwaitOrderReply =
   | { readonly type: 'OrderFinished'; readonly order: Order }
+  /** Not in flight, and not among this process's recently finished orders: the read model has it, if anyone. */
   | { readonly type: 'OrderNotInMemory'; readonly orderId: string };
 
+/** An order in flight, or one this process saw finish recently; undefined otherwise (ask the read model). */
 export type GetOrderReply = { readonly type: 'OrderFound'; readonly order: Order | undefined };
 
 export function merchantAddress(merchantId: string): EntityAddress<MerchantCommand> {
@@ -251,8 +269,6 @@ export const merchantEvents = new EventRegistry<MerchantEvent>([
 export interface MerchantSettings {
   /** Orders validated and not yet finished; past it new orders are refused (busy). */
   readonly ordersInFlightMax: number;
-  /** Finished orders kept in memory for retries and waiters; older ones are read from the read model. */
-  readonly recentlyFinishedMax: number;
   /** How long an order may take at the bank before the Executor gives up (and proves nothing was charged). */
   readonly executionDeadlineMs: number;
   readonly redeliverIntervalMs: number;
@@ -260,28 +276,48 @@ export interface MerchantSettings {
   /** How long processed order ids are remembered by the store (retries within it are never re-created). */
   readonly idempotencyRetentionMs: number;
   readonly idempotencyCleanupIntervalMs: number;
+  /** Processed order ids also kept in memory, so hot retries need no store lookup; the store keeps them all. */
+  readonly idempotencyRecentIdsMax: number;
+  /**
+   * Cards whose activity in the velocity window is tracked (about 230 bytes each). Past it the
+   * least recently active card is forgotten before its window ends, so the rule is exact for up to
+   * this many distinct cards per window: with a one-minute window, 830 new cards a second for one
+   * merchant, more than this node executes in all. A merchant with a much longer window needs more.
+   */
+  readonly velocityCardsTrackedMax: number;
+  /** A snapshot every this many events: recovery replays at most this many after the latest one. */
+  readonly snapshotEveryEvents: number;
 }
 
 export const defaultMerchantSettings: MerchantSettings = {
   ordersInFlightMax: 10_000,
-  recentlyFinishedMax: 1_000,
   executionDeadlineMs: 60_000,
   redeliverIntervalMs: 1_000,
   redeliveryBackoff: defaultRedeliveryBackoff,
   idempotencyRetentionMs: 7 * 24 * 3_600_000,
   idempotencyCleanupIntervalMs: 3_600_000,
+  idempotencyRecentIdsMax: 1_000,
+  velocityCardsTrackedMax: 50_000,
+  snapshotEveryEvents: 20_000,
 };
 
+/**
+ * Bounded by in-flight work and the velocity window, never by history: finished orders are not
+ * here (see `orderAfter` for an order's whole lifecycle, and the read model for finished orders).
+ */
 export interface MerchantState {
   readonly merchantId: string;
   readonly config: MerchantConfig | undefined;
-  /** Validated orders waiting for the bank's outcome. */
+  /** Orders created and not yet finished (validated, waiting for the bank's outcome). */
   readonly inFlight: ImmutableMap<string, Order>;
-  /** The last finished orders, oldest first. */
-  readonly recentlyFinished: OrderedMap<string, Order>;
+  /** `ExecuteOrder` deliveries not yet confirmed by the Executor; a subset of `inFlight`. */
   readonly outbox: Outbox<ExecuteOrder>;
-  /** Per card token, the times of its orders within the velocity window; least recently used first. */
-  readonly cardActivity: OrderedMap<string, List<number>>;
+  /**
+   * Per card token, the times of its latest orders (at most `maxOrdersPerCard`, all the rule needs)
+   * within the velocity window, oldest first; least recently active card first. Arrays are never
+   * mutated: `evolve` replaces them.
+   */
+  readonly cardActivity: OrderedMap<string, readonly number[]>;
 }
 
 export function initialMerchantState(merchantId: string): MerchantState {
@@ -289,19 +325,94 @@ export function initialMerchantState(merchantId: string): MerchantState {
     merchantId,
     config: undefined,
     inFlight: ImmutableMap(),
-    recentlyFinished: OrderedMap(),
     outbox: emptyOutbox,
     cardActivity: OrderedMap(),
   };
 }
 
+/** An order the Merchant holds: only orders in flight. Finished orders are the read model's. */
 export function findOrder(state: MerchantState, id: string): Order | undefined {
-  return state.inFlight.get(id) ?? state.recentlyFinished.get(id);
+  return state.inFlight.get(id);
 }
 
 function recentOrdersForCard(state: MerchantState, token: string, now: number, windowMs: number): number {
   const times = state.cardActivity.get(token);
-  return times === undefined ? 0 : times.count((time) => time > now - windowMs);
+  if (times === undefined) return 0;
+  let count = 0;
+  for (const time of times) if (time > now - windowMs) count++;
+  return count;
+}
+
+// ---- one order's lifecycle --------------------------------------------------------------------
+
+type OrderEvent = Exclude<MerchantEvent, { type: 'MerchantConfigured' } | { type: 'ExecuteOrderConfirmed' }>;
+
+/** Whether an event belongs to one order's lifecycle (everything but configuration and delivery). */
+export function isOrderEvent(event: MerchantEvent): event is OrderEvent {
+  return event.type !== 'MerchantConfigured' && event.type !== 'ExecuteOrderConfirmed';
+}
+
+/**
+ * One order after one of its events: the pure core of `evolveMerchant`, also how an order's whole
+ * history is read back from the journal (the Merchant itself forgets an order once it is finished).
+ * An event that is impossible for the order (anything but `OrderCreated` before it exists, anything
+ * after it finished) is a bug and throws.
+ */
+export function orderAfter(order: Order | undefined, event: OrderEvent, merchantId: string): Order {
+  if (event.type === 'OrderCreated') {
+    return {
+      id: event.orderId,
+      merchantId,
+      idempotencyKey: event.idempotencyKey,
+      requestHash: event.requestHash,
+      status: 'new',
+      amount: event.amount,
+      currency: event.currency,
+      card: event.card,
+      bank: undefined,
+      reference: event.reference,
+      description: event.description,
+      reason: undefined,
+      authorizationCode: undefined,
+      rulesVersion: undefined,
+      createdAt: event.at,
+      updatedAt: event.at,
+    };
+  }
+  if (order === undefined || isTerminal(order.status)) {
+    throw new Error(`${event.type} for order ${event.orderId}, which is not in flight`);
+  }
+  switch (event.type) {
+    case 'OrderValidated':
+      return {
+        ...order,
+        status: 'validated',
+        bank: event.bank,
+        rulesVersion: event.rulesVersion,
+        updatedAt: event.at,
+      };
+    case 'OrderRejected':
+      return {
+        ...order,
+        status: 'rejected',
+        reason: event.reason,
+        rulesVersion: event.rulesVersion,
+        updatedAt: event.at,
+      };
+    case 'OrderExecuted':
+      return {
+        ...order,
+        status: 'executed',
+        authorizationCode: event.authorizationCode,
+        updatedAt: event.at,
+      };
+    case 'OrderDeclined':
+      return { ...order, status: 'declined', reason: event.reason, updatedAt: event.at };
+    case 'OrderFailed':
+      return { ...order, status: 'failed', reason: event.reason, updatedAt: event.at };
+    default:
+      return assertNever(event);
+  }
 }
 
 // ---- decide ---------------------------------------------------------------------------------
@@ -327,16 +438,33 @@ export function decideMerchant(
         .persist({ type: 'MerchantConfigured', config: command.config })
         .thenReply(command.replyTo, () => ({ type: 'MerchantConfigured' }));
     case 'ProcessNewOrder':
-      return processNewOrder(state, command.order, command.replyTo, settings);
+      return processNewOrder(state, command.order, command.replyTo, settings, waiters);
     case 'AwaitOrder': {
       const { orderId, replyTo } = command;
-      const finished = state.recentlyFinished.get(orderId);
-      if (finished !== undefined) return effect.reply(replyTo, { type: 'OrderFinished', order: finished });
-      if (!state.inFlight.has(orderId)) return effect.reply(replyTo, { type: 'OrderNotInMemory', orderId });
-      return effect.none().thenRun(() => waiters.add(orderId, replyTo));
+      if (state.inFlight.has(orderId)) return effect.none().thenRun(() => waiters.add(orderId, replyTo));
+      // Finished (or unknown). Looked up once every earlier write is durable, so an order whose
+      // terminal event was in flight when this was decided is found among the recently finished.
+      return effect.none().thenReply(replyTo, (): AwaitOrderReply => {
+        const finished = waiters.recentlyFinished(state.merchantId, orderId);
+        return finished === undefined
+          ? { type: 'OrderNotInMemory', orderId }
+          : { type: 'OrderFinished', order: finished };
+      });
     }
-    case 'GetOrder':
-      return effect.reply(command.replyTo, { type: 'OrderFound', order: findOrder(state, command.orderId) });
+    case 'GetOrder': {
+      const { orderId, replyTo } = command;
+      const order = findOrder(state, orderId);
+      if (order !== undefined) return effect.reply(replyTo, { type: 'OrderFound', order });
+      return effect
+        .none()
+        .thenReply(
+          replyTo,
+          (): GetOrderReply => ({
+            type: 'OrderFound',
+            order: waiters.recentlyFinished(state.merchantId, orderId),
+          }),
+        );
+    }
     case 'ConfirmExecuteOrder':
       // A confirmation for a delivery no longer outstanding (a duplicate, or after the result) changes nothing.
       if (!state.outbox.has(command.orderId)) return effect.none();
@@ -348,15 +476,28 @@ export function decideMerchant(
   }
 }
 
-/** What a retry of a known order gets: the order as it stands, or word that it is in the read model. */
-export function answerKnownOrder(state: MerchantState, command: MerchantCommand): Effect {
+/**
+ * What a retry of a known order gets: the order as it stands if it is in flight or finished
+ * recently in this process, or word that it was processed earlier (the read model has it).
+ */
+export function answerKnownOrder(
+  state: MerchantState,
+  command: MerchantCommand,
+  waiters: OrderWaiters,
+): Effect {
   if (command.type !== 'ProcessNewOrder') return effect.none();
-  const known = findOrder(state, command.order.orderId);
-  if (known === undefined) {
-    return effect.reply(command.replyTo, { type: 'OrderProcessedEarlier', orderId: command.order.orderId });
-  }
-  const sameRequest = known.requestHash === command.order.requestHash;
-  return effect.reply(command.replyTo, { type: 'OrderExists', order: known, sameRequest });
+  const { orderId, requestHash } = command.order;
+  const exists = (known: Order): ProcessOrderReply => ({
+    type: 'OrderExists',
+    order: known,
+    sameRequest: known.requestHash === requestHash,
+  });
+  const inFlight = findOrder(state, orderId);
+  if (inFlight !== undefined) return effect.reply(command.replyTo, exists(inFlight));
+  return effect.none().thenReply(command.replyTo, (): ProcessOrderReply => {
+    const finished = waiters.recentlyFinished(state.merchantId, orderId);
+    return finished === undefined ? { type: 'OrderProcessedEarlier', orderId } : exists(finished);
+  });
 }
 
 function processNewOrder(
@@ -364,11 +505,12 @@ function processNewOrder(
   order: NewOrder,
   replyTo: ActorRef<ProcessOrderReply>,
   settings: MerchantSettings,
+  waiters: OrderWaiters,
 ): Effect {
   const config = state.config;
   if (config === undefined) return effect.reply(replyTo, { type: 'MerchantNotConfigured' });
   if (findOrder(state, order.orderId) !== undefined) {
-    return answerKnownOrder(state, { type: 'ProcessNewOrder', order, replyTo });
+    return answerKnownOrder(state, { type: 'ProcessNewOrder', order, replyTo }, waiters);
   }
   if (
     state.inFlight.size >= settings.ordersInFlightMax ||
@@ -378,7 +520,7 @@ function processNewOrder(
   }
   const recent = recentOrdersForCard(state, order.card.token, order.receivedAt, config.velocity.windowMs);
   const verdict = validateOrder(order, config, recent, order.receivedAt);
-  const created: MerchantEvent = {
+  const created: Extract<MerchantEvent, { type: 'OrderCreated' }> = {
     type: 'OrderCreated',
     orderId: order.orderId,
     idempotencyKey: order.idempotencyKey,
@@ -390,25 +532,20 @@ function processNewOrder(
     reference: order.reference,
     at: order.receivedAt,
   };
-  const reply = (after: MerchantState): ProcessOrderReply => {
-    const accepted = findOrder(after, order.orderId);
-    if (accepted === undefined)
-      throw new Error(`order ${order.orderId} vanished from the state that created it`);
-    return { type: 'OrderAccepted', order: accepted };
-  };
   if (verdict.kind === 'rejected') {
+    const rejected: Extract<MerchantEvent, { type: 'OrderRejected' }> = {
+      type: 'OrderRejected',
+      orderId: order.orderId,
+      reason: verdict.reason,
+      rulesVersion: verdict.rulesVersion,
+      at: order.receivedAt,
+    };
+    // Finished as soon as it exists: it never enters the state, so the reply is built from its events.
+    const finished = orderAfter(orderAfter(undefined, created, state.merchantId), rejected, state.merchantId);
     return effect
-      .persist([
-        created,
-        {
-          type: 'OrderRejected',
-          orderId: order.orderId,
-          reason: verdict.reason,
-          rulesVersion: verdict.rulesVersion,
-          at: order.receivedAt,
-        },
-      ])
-      .thenReply(replyTo, reply);
+      .persist([created, rejected])
+      .thenRun(() => waiters.complete(finished.id, finished))
+      .thenReply(replyTo, (): ProcessOrderReply => ({ type: 'OrderAccepted', order: finished }));
   }
   return effect
     .persist([
@@ -423,7 +560,12 @@ function processNewOrder(
       },
     ])
     .thenDeliver(order.orderId)
-    .thenReply(replyTo, reply);
+    .thenReply(replyTo, (after): ProcessOrderReply => {
+      const accepted = findOrder(after, order.orderId);
+      if (accepted === undefined)
+        throw new Error(`order ${order.orderId} vanished from the state that created it`);
+      return { type: 'OrderAccepted', order: accepted };
+    });
 }
 
 function processExecutionResult(
@@ -432,21 +574,23 @@ function processExecutionResult(
   waiters: OrderWaiters,
 ): Effect {
   const { orderId, outcome, at, executor } = command;
-  const confirm = effect.none().thenRun((_state, context) => {
-    context.messenger.tell(executor, { type: 'ConfirmResult', orderId });
-  });
+  const order = state.inFlight.get(orderId);
   // Not in flight: this result was recorded before (a redelivery). Confirm again, change nothing.
-  if (!state.inFlight.has(orderId)) return confirm;
-  const event: MerchantEvent =
+  if (order === undefined) {
+    return effect.none().thenRun((_state, context) => {
+      context.messenger.tell(executor, { type: 'ConfirmResult', orderId });
+    });
+  }
+  const event: OrderEvent =
     outcome.kind === 'executed'
       ? { type: 'OrderExecuted', orderId, authorizationCode: outcome.authorizationCode, at }
       : outcome.kind === 'declined'
         ? { type: 'OrderDeclined', orderId, reason: outcome.reason, at }
         : { type: 'OrderFailed', orderId, reason: outcome.reason, at };
-  return effect.persist(event).thenRun((after, context) => {
+  const finished = orderAfter(order, event, state.merchantId);
+  return effect.persist(event).thenRun((_after, context) => {
     context.messenger.tell(executor, { type: 'ConfirmResult', orderId });
-    const order = after.recentlyFinished.get(orderId);
-    if (order !== undefined) waiters.complete(orderId, order);
+    waiters.complete(orderId, finished);
   });
 }
 
@@ -464,146 +608,185 @@ export function evolveMerchant(
   switch (event.type) {
     case 'MerchantConfigured':
       return { ...state, config: event.config };
-    case 'OrderCreated':
-      return created(state, event);
-    case 'OrderValidated': {
-      const order = requireInFlight(state, event.orderId, event.type);
-      const validated: Order = {
-        ...order,
-        status: 'validated',
-        bank: event.bank,
-        rulesVersion: event.rulesVersion,
-        updatedAt: event.at,
-      };
-      return {
-        ...state,
-        inFlight: state.inFlight.set(order.id, validated),
-        outbox: outboxWith(state.outbox, {
-          deliveryId: order.id,
-          // The Executor accepts more than ExecuteOrder; this entry only ever carries that one.
-          destination: entityAddress<ExecuteOrder>('executor', event.bank),
-          message: {
-            type: 'ExecuteOrder',
-            orderId: order.id,
-            merchantId: state.merchantId,
-            amount: order.amount,
-            currency: order.currency,
-            card: order.card,
-            deadlineAt: event.deadlineAt,
-            merchant: merchantAddress(state.merchantId),
-          },
-        }),
-      };
-    }
-    case 'OrderRejected': {
-      const order = requireInFlight(state, event.orderId, event.type);
-      return finish(
-        state,
-        {
-          ...order,
-          status: 'rejected',
-          reason: event.reason,
-          rulesVersion: event.rulesVersion,
-          updatedAt: event.at,
-        },
-        settings,
-      );
-    }
     case 'ExecuteOrderConfirmed':
       return { ...state, outbox: outboxWithout(state.outbox, event.orderId) };
-    case 'OrderExecuted': {
-      const order = requireInFlight(state, event.orderId, event.type);
-      const executed: Order = {
-        ...order,
-        status: 'executed',
-        authorizationCode: event.authorizationCode,
-        updatedAt: event.at,
+    case 'OrderCreated':
+      return {
+        ...state,
+        inFlight: state.inFlight.set(event.orderId, orderAfter(undefined, event, state.merchantId)),
+        cardActivity: recordCardActivity(state, event.card.token, event.at, settings),
       };
-      return finish(state, executed, settings);
+    case 'OrderValidated': {
+      const validated = orderAfter(state.inFlight.get(event.orderId), event, state.merchantId);
+      return {
+        ...state,
+        inFlight: state.inFlight.set(validated.id, validated),
+        outbox: outboxWith(
+          state.outbox,
+          executeOrderEntry(state.merchantId, validated, event.bank, event.deadlineAt),
+        ),
+      };
     }
+    case 'OrderRejected':
+    case 'OrderExecuted':
     case 'OrderDeclined':
-    case 'OrderFailed': {
-      const order = requireInFlight(state, event.orderId, event.type);
-      const status = event.type === 'OrderDeclined' ? 'declined' : 'failed';
-      return finish(state, { ...order, status, reason: event.reason, updatedAt: event.at }, settings);
-    }
+    case 'OrderFailed':
+      // Checks the transition, then forgets the order: its record is the journal and the read model.
+      orderAfter(state.inFlight.get(event.orderId), event, state.merchantId);
+      return {
+        ...state,
+        inFlight: state.inFlight.delete(event.orderId),
+        // A result proves the Executor had the order, even if its confirmation was lost.
+        outbox: outboxWithout(state.outbox, event.orderId),
+      };
     default:
       return assertNever(event);
   }
 }
 
-function created(
-  state: MerchantState,
-  event: Extract<MerchantEvent, { type: 'OrderCreated' }>,
-): MerchantState {
-  const order: Order = {
-    id: event.orderId,
-    merchantId: state.merchantId,
-    idempotencyKey: event.idempotencyKey,
-    requestHash: event.requestHash,
-    status: 'new',
-    amount: event.amount,
-    currency: event.currency,
-    card: event.card,
-    bank: undefined,
-    reference: event.reference,
-    description: event.description,
-    reason: undefined,
-    authorizationCode: undefined,
-    rulesVersion: undefined,
-    createdAt: event.at,
-    updatedAt: event.at,
-  };
+function executeOrderEntry(
+  merchantId: string,
+  order: Order,
+  bank: BankId,
+  deadlineAt: number,
+): OutboxEntry<ExecuteOrder> {
   return {
-    ...state,
-    inFlight: state.inFlight.set(order.id, order),
-    cardActivity: recordCardActivity(state, event.card.token, event.at),
+    deliveryId: order.id,
+    // The Executor accepts more than ExecuteOrder; this entry only ever carries that one.
+    destination: entityAddress<ExecuteOrder>('executor', bank),
+    message: {
+      type: 'ExecuteOrder',
+      orderId: order.id,
+      merchantId,
+      amount: order.amount,
+      currency: order.currency,
+      card: order.card,
+      deadlineAt,
+      merchant: merchantAddress(merchantId),
+    },
   };
 }
 
-/** Adds an order time for the card and forgets cards whose activity all left the window. */
+/**
+ * Adds an order time for the card, keeping only its latest `maxOrdersPerCard` times in the window,
+ * and forgets cards whose activity all left the window — and, past `velocityCardsTrackedMax`, the
+ * least recently active cards.
+ */
 function recordCardActivity(
   state: MerchantState,
   token: string,
   at: number,
-): OrderedMap<string, List<number>> {
-  const windowMs = state.config?.velocity.windowMs ?? 0;
-  const horizon = at - windowMs;
-  const times = (state.cardActivity.get(token) ?? List<number>()).filter((time) => time > horizon).push(at);
+  settings: MerchantSettings,
+): OrderedMap<string, readonly number[]> {
+  const velocity = state.config?.velocity ?? { windowMs: 0, maxOrdersPerCard: 1 };
+  const horizon = at - velocity.windowMs;
+  const times = [...(state.cardActivity.get(token) ?? []).filter((time) => time > horizon), at].slice(
+    -Math.max(1, velocity.maxOrdersPerCard),
+  );
   // Re-inserting moves the card to the end, so the least recently active cards stay first.
   let activity = state.cardActivity.delete(token).set(token, times);
   for (;;) {
-    const oldest = activity.first();
-    if (oldest === undefined || (oldest.last() ?? 0) > horizon) break;
     const oldestKey = activity.keySeq().first();
     if (oldestKey === undefined) break;
+    const oldestTimes = activity.get(oldestKey) ?? [];
+    const oldestLast = oldestTimes[oldestTimes.length - 1] ?? 0;
+    if (oldestLast > horizon && activity.size <= settings.velocityCardsTrackedMax) break;
     activity = activity.delete(oldestKey);
   }
   return activity;
 }
 
-function finish(state: MerchantState, order: Order, settings: MerchantSettings): MerchantState {
-  let recentlyFinished = state.recentlyFinished.set(order.id, order);
-  while (recentlyFinished.size > settings.recentlyFinishedMax) {
-    const oldest = recentlyFinished.keySeq().first();
-    if (oldest === undefined) break;
-    recentlyFinished = recentlyFinished.delete(oldest);
-  }
-  return {
-    ...state,
-    inFlight: state.inFlight.delete(order.id),
-    recentlyFinished,
-    // A result proves the Executor had the order, even if its confirmation was lost.
-    outbox: outboxWithout(state.outbox, order.id),
-  };
-}
+// ---- snapshot -------------------------------------------------------------------------------
 
-function requireInFlight(state: MerchantState, id: string, eventType: string): Order {
-  const order = state.inFlight.get(id);
-  // An event that is impossible in the current state is a bug, never something to paper over.
-  if (order === undefined) throw new Error(`${eventType} for order ${id}, which is not in flight`);
-  return order;
-}
+const orderStatus = z.enum(['new', 'validated', 'rejected', 'executed', 'declined', 'failed']);
+
+const inFlightOrderSchema = z
+  .object({
+    id: orderId,
+    idempotencyKey: z.string().min(1),
+    requestHash: z.string().min(1),
+    status: orderStatus,
+    amount: minorUnits,
+    currency,
+    card: cardSummarySchema,
+    bank: z.string().min(1).optional(),
+    reference: z.string().optional(),
+    description: z.string().optional(),
+    reason: z.string().min(1).optional(),
+    authorizationCode: z.string().optional(),
+    rulesVersion: z.number().int().positive().optional(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .strict();
+
+const merchantSnapshotSchema = z
+  .object({
+    merchantId: z.string().min(1),
+    config: merchantConfigSchema.optional(),
+    inFlight: z.array(inFlightOrderSchema),
+    /** Orders whose ExecuteOrder is unconfirmed, with its deadline: the rest of the entry is the order. */
+    unconfirmed: z.array(z.tuple([orderId, timestamp])),
+    /** Least recently active card first, as in the state. */
+    cardActivity: z.array(z.tuple([z.string().min(1), z.array(timestamp)])),
+  })
+  .strict();
+
+/**
+ * The snapshot of a Merchant (version 1): the state as JSON data, with the outbox reduced to what
+ * is not already in the order (its deadline). Its size is bounded by the orders in flight and the
+ * velocity window, like the state.
+ */
+export const merchantSnapshotCodec: VersionedCodec<MerchantState> = {
+  version: 1,
+  encode: (state) => ({
+    merchantId: state.merchantId,
+    ...(state.config === undefined ? {} : { config: toJsonData(state.config) }),
+    inFlight: [...state.inFlight.values()].map((order) => toJsonData({ ...order, merchantId: undefined })),
+    unconfirmed: [...state.outbox.values()].map((entry) => [entry.deliveryId, entry.message.deadlineAt]),
+    cardActivity: [...state.cardActivity.entries()],
+  }),
+  decode: (json) => {
+    const data = merchantSnapshotSchema.parse(json);
+    const merchantId = data.merchantId;
+    const inFlight = ImmutableMap(
+      data.inFlight.map((order): [string, Order] => [
+        order.id,
+        {
+          id: order.id,
+          merchantId,
+          idempotencyKey: order.idempotencyKey,
+          requestHash: order.requestHash,
+          status: order.status,
+          amount: order.amount,
+          currency: order.currency,
+          card: order.card,
+          bank: order.bank,
+          reference: order.reference,
+          description: order.description,
+          reason: order.reason,
+          authorizationCode: order.authorizationCode,
+          rulesVersion: order.rulesVersion,
+          createdAt: order.createdAt,
+          updatedAt: order.updatedAt,
+        },
+      ]),
+    );
+    let outbox: Outbox<ExecuteOrder> = emptyOutbox;
+    for (const [id, deadlineAt] of data.unconfirmed) {
+      const order = inFlight.get(id);
+      if (order?.bank === undefined) throw new Error(`unconfirmed delivery ${id} has no validated order`);
+      outbox = outboxWith(outbox, executeOrderEntry(merchantId, order, order.bank, deadlineAt));
+    }
+    return {
+      merchantId,
+      config: data.config,
+      inFlight,
+      outbox,
+      cardActivity: OrderedMap(data.cardActivity),
+    };
+  },
+};
 
 // ---- the entity -----------------------------------------------------------------------------
 
@@ -617,6 +800,7 @@ export function merchantDefinition(
     decide: (state, command) => decideMerchant(state, command, settings, waiters),
     evolve: (state, event) => evolveMerchant(state, event, settings),
     events: merchantEvents,
+    snapshot: { codec: merchantSnapshotCodec, everyEvents: settings.snapshotEveryEvents },
     delivery: {
       outboxOf: (state) => state.outbox,
       redeliverIntervalMs: settings.redeliverIntervalMs,
@@ -625,10 +809,10 @@ export function merchantDefinition(
     },
     deduplication: {
       messageIdOf: (command) => (command.type === 'ProcessNewOrder' ? command.order.orderId : undefined),
-      onDuplicate: answerKnownOrder,
+      onDuplicate: (state, command) => answerKnownOrder(state, command, waiters),
       retentionMs: settings.idempotencyRetentionMs,
       cleanupIntervalMs: settings.idempotencyCleanupIntervalMs,
-      recentIdsCapacity: settings.recentlyFinishedMax,
+      recentIdsCapacity: settings.idempotencyRecentIdsMax,
     },
   };
 }

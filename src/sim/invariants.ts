@@ -83,7 +83,10 @@ export interface SeedObservation {
   readonly creations: readonly ObservedCreation[];
   /** The Merchants' orders rebuilt from their journals with the real `evolve`. */
   readonly recovered: ReadonlyMap<string, ObservedOrder>;
-  /** The live Merchants' answers to GetOrder at the end (undefined: it did not know the order). */
+  /**
+   * The live Merchants' answers to GetOrder at the end (undefined: it did not know the order — right
+   * for a finished order, which only the read model and the process's recently finished ones hold).
+   */
   readonly live: ReadonlyMap<string, ObservedOrder | undefined>;
   readonly readModel: ReadonlyMap<string, ObservedOrder>;
   readonly executions: ReadonlyMap<string, ObservedExecution>;
@@ -422,7 +425,14 @@ export function checkViews(observation: SeedObservation): Violation[] {
     }
     if (observation.live.size > 0) {
       const live = observation.live.get(order.id);
-      const liveDiff = live === undefined ? 'unknown to the live Merchant' : differences(order, live);
+      // A finished order leaves the Merchant's memory (the read model has it): not knowing it is
+      // right. An order in flight must be known, and whatever the Merchant says must agree.
+      const liveDiff =
+        live === undefined
+          ? terminal.has(order.status)
+            ? ''
+            : 'in flight but unknown to the live Merchant'
+          : differences(order, live);
       if (liveDiff !== '') {
         violations.push({
           invariant: 'merchant.live-equals-recovered',

@@ -196,8 +196,22 @@ describe('simulation invariants', () => {
     const base = consistent();
     const readModel = new Map(base.readModel).set(failedId, { ...failed, status: 'validated' });
     expect(invariants({ ...base, readModel })).toEqual(['readmodel.agrees']);
-    const live = new Map(base.live).set(executedId, undefined);
+    const live = new Map(base.live).set(executedId, { ...executed, status: 'validated' });
     expect(invariants({ ...base, live })).toEqual(['merchant.live-equals-recovered']);
+  });
+
+  it('a finished order the live Merchant no longer holds is right; an order in flight it does not know is not', () => {
+    const base = consistent();
+    const forgotten = new Map(base.live).set(executedId, undefined);
+    expect(invariants({ ...base, live: forgotten })).toEqual([]);
+    const inFlight = { ...failed, status: 'validated' };
+    const stuck = {
+      ...base,
+      recovered: new Map(base.recovered).set(failedId, inFlight),
+      readModel: new Map(base.readModel).set(failedId, inFlight),
+      live: new Map(base.live).set(failedId, undefined),
+    };
+    expect(invariants(stuck)).toContain('merchant.live-equals-recovered');
   });
 
   it('reports the online checks, and caps repeated details', () => {

@@ -1,4 +1,12 @@
-import type { AppendRequest, Journal, JournalStats, OffsetEvent, PersistedEvent } from '../store/journal.js';
+import type {
+  AppendRequest,
+  Journal,
+  JournalStats,
+  OffsetEvent,
+  PersistedEvent,
+  Snapshot,
+  SnapshotStore,
+} from '../store/journal.js';
 import type { MemoryJournal } from '../store/memory/memory-journal.js';
 
 /** One durable event as the simulator's checkers need it: who wrote it, what, for which order. */
@@ -166,5 +174,36 @@ export class NodeJournal implements Journal {
   }
 
   /** A node never closes the shared journal: the seed owns it. */
+  async close(): Promise<void> {}
+}
+
+/**
+ * One node's handle on the seed's snapshot store, with the journal's rule: a dead node neither
+ * reads nor saves. A save submitted before the crash may still land, as a commit whose
+ * acknowledgement was lost would — harmless, since a snapshot only ever holds durable state.
+ */
+export class NodeSnapshots implements SnapshotStore {
+  constructor(
+    private readonly inner: SnapshotStore,
+    readonly node: number,
+    private readonly alive: () => boolean,
+  ) {}
+
+  save(snapshot: Snapshot): Promise<void> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.save(snapshot);
+  }
+
+  loadLatest(persistenceId: string): Promise<Snapshot | undefined> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.loadLatest(persistenceId);
+  }
+
+  deleteOlderThan(persistenceId: string, beforeSeqNr: number): Promise<void> {
+    if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
+    return this.inner.deleteOlderThan(persistenceId, beforeSeqNr);
+  }
+
+  /** A node never closes the shared store: the seed owns it. */
   async close(): Promise<void> {}
 }

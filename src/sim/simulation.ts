@@ -10,16 +10,17 @@ import { defaultExecutorSettings, executorDefinition, executorEvents } from '../
 import {
   defaultMerchantSettings,
   executorAddress,
-  findOrder,
+  isOrderEvent,
   type MerchantCommand,
   type MerchantState,
   merchantAddress,
   merchantDefinition,
   merchantEvents,
   type NewOrder,
+  orderAfter,
   type ProcessOrderReply,
 } from '../payments/merchant.js';
-import type { Order } from '../payments/order.js';
+import { isTerminal, type Order } from '../payments/order.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { type EntityAddress, persistenceIdOf } from '../persistence/entity.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
@@ -32,6 +33,7 @@ import { SimulatedClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
+import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import { ObservedJournal } from '../store/observed-journal.js';
 import {
   describeProfile,
@@ -53,7 +55,7 @@ import { SimNetwork } from './network.js';
 import { OnlineChecks } from './online-checks.js';
 import { executorWithoutDeduplication, merchantConfirmingBeforeDurable, type Sabotage } from './sabotage.js';
 import { SimBank } from './sim-bank.js';
-import { DurableLog, NodeJournal } from './sim-journal.js';
+import { DurableLog, NodeJournal, NodeSnapshots } from './sim-journal.js';
 import { Trace } from './trace.js';
 import { traceLogger } from './trace-logger.js';
 import { generateWorkload, simMerchants, type WorkloadRequest } from './workload.js';
@@ -189,6 +191,7 @@ class World {
   private readonly clientRandom: SeededRandom;
   private readonly nodeRandom: SeededRandom;
   private readonly memory: MemoryJournal;
+  private readonly snapshots = new MemorySnapshotStore();
   private readonly log: DurableLog;
   private readonly online: OnlineChecks;
   private readonly network: SimNetwork;
@@ -379,6 +382,7 @@ class World {
     const registry = new EntityRegistry({
       system,
       journal,
+      snapshots: new NodeSnapshots(this.snapshots, id, alive),
       clock: this.clock,
       random: this.nodeRandom.fork(),
       logger,
@@ -393,15 +397,15 @@ class World {
       this.profile.passivateAfterMs > 0 ? { passivateAfterMs: this.profile.passivateAfterMs } : {};
     registry.register(
       this.options.sabotage === 'merchant-confirms-before-durable'
-        ? merchantConfirmingBeforeDurable(waiters, defaultMerchantSettings, messenger)
-        : merchantDefinition(waiters, defaultMerchantSettings),
+        ? merchantConfirmingBeforeDurable(waiters, simMerchantSettings, messenger)
+        : merchantDefinition(waiters, simMerchantSettings),
       settings,
     );
     const services = { bank: this.bank.endpoint(id, alive), cards: this.vault, classify: classifyBankError };
     registry.register(
       this.options.sabotage === 'executor-without-deduplication'
-        ? executorWithoutDeduplication(services, defaultExecutorSettings)
-        : executorDefinition(services, defaultExecutorSettings),
+        ? executorWithoutDeduplication(services, simExecutorSettings)
+        : executorDefinition(services, simExecutorSettings),
       settings,
     );
     const node: Node = {
@@ -711,18 +715,20 @@ class World {
     const creations: SeedObservation['creations'][number][] = [];
     const recovered = new Map<string, ObservedOrder>();
     const executions = new Map<string, { requested: number; settled: string[]; confirmed: number }>();
-    const merchant = merchantDefinition(new OrderWaiters(), defaultMerchantSettings);
+    const merchant = merchantDefinition(new OrderWaiters(), simMerchantSettings);
+    const memoryViolations: Violation[] = [];
     for (const persistenceId of [...this.memory.persistenceIds()].sort()) {
       const rows = this.memory.eventsOf(persistenceId);
       journals.push({ persistenceId, seqNrs: rows.map((row) => row.seqNr) });
       if (persistenceId.startsWith('merchant-')) {
         const merchantId = persistenceId.slice('merchant-'.length);
+        // The Merchant's state holds only orders in flight; each order's whole history is folded
+        // from its own events with the same transition function the Merchant's evolve uses.
         let state: MerchantState = merchant.initialState(merchantId);
-        const ids: string[] = [];
+        const orders = new Map<string, Order>();
         for (const row of rows) {
           const event = merchantEvents.deserialize(row, { persistenceId, seqNr: row.seqNr });
           if (event.type === 'OrderCreated') {
-            ids.push(event.orderId);
             creations.push({
               merchantId,
               orderId: event.orderId,
@@ -730,12 +736,12 @@ class World {
               requestHash: event.requestHash,
             });
           }
+          if (isOrderEvent(event))
+            orders.set(event.orderId, orderAfter(orders.get(event.orderId), event, merchantId));
           state = merchant.evolve(state, event);
         }
-        for (const id of ids) {
-          const order = findOrder(state, id);
-          if (order !== undefined) recovered.set(id, observedOrder(order));
-        }
+        for (const [id, order] of orders) recovered.set(id, observedOrder(order));
+        memoryViolations.push(...merchantMemoryViolations(persistenceId, state, orders));
       } else if (persistenceId.startsWith('executor-')) {
         for (const row of rows) {
           const event = executorEvents.deserialize(row, { persistenceId, seqNr: row.seqNr });
@@ -789,7 +795,7 @@ class World {
         declineReason: record.status === 'declined' ? record.declineReason : undefined,
         requestCount: record.requestCount,
       })),
-      online: [...this.online.violations, ...this.extraViolations],
+      online: [...this.online.violations, ...this.extraViolations, ...memoryViolations],
     };
   }
 
@@ -846,6 +852,44 @@ class World {
     };
   }
 }
+
+/**
+ * Memory that does not grow with history: the recovered Merchant holds exactly its orders not yet
+ * finished (and deliveries only for those), never a finished one.
+ */
+function merchantMemoryViolations(
+  persistenceId: string,
+  state: MerchantState,
+  orders: ReadonlyMap<string, Order>,
+): Violation[] {
+  const unfinished = new Set(
+    [...orders.values()].filter((order) => !isTerminal(order.status)).map((order) => order.id),
+  );
+  const held = [...state.inFlight.keys()];
+  const outboxOutsideInFlight = [...state.outbox.keys()].filter((id) => !state.inFlight.has(id));
+  const heldUnfinished = held.length === unfinished.size && held.every((id) => unfinished.has(id));
+  if (heldUnfinished && outboxOutsideInFlight.length === 0) return [];
+  return [
+    {
+      invariant: 'merchant.holds-only-orders-in-flight',
+      detail: `${persistenceId} holds ${held.length} orders (${unfinished.size} unfinished) and ${outboxOutsideInFlight.length} deliveries of orders not in flight`,
+    },
+  ];
+}
+
+/**
+ * The production settings, except that snapshots are taken every few events, so that recoveries
+ * under the seed's crashes start from snapshots (and their codecs) as well as from the journal.
+ */
+const snapshotEveryEventsInSimulation = 7;
+const simMerchantSettings = {
+  ...defaultMerchantSettings,
+  snapshotEveryEvents: snapshotEveryEventsInSimulation,
+};
+const simExecutorSettings = {
+  ...defaultExecutorSettings,
+  snapshotEveryEvents: snapshotEveryEventsInSimulation,
+};
 
 function observedOrder(order: Order): ObservedOrder {
   return {

@@ -1,0 +1,236 @@
+/**
+ * Idempotent replays answered from the store. The Merchant forgets an order once it finishes, so a
+ * retry with the same Idempotency-Key must get the same answer from the read model: right away,
+ * after this process has forgotten the order, while the read model lags, after a restart, and after
+ * the store's processed-id record has expired. The read model here is a stand-in folded from the
+ * journal with the Merchant's own order transitions (the real one is tested in readmodel/), with a
+ * switch to make it lag.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
+import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
+import {
+  defaultMerchantSettings,
+  isOrderEvent,
+  type MerchantCommand,
+  merchantAddress,
+  merchantDefinition,
+  merchantEvents,
+  orderAfter,
+} from '../payments/merchant.js';
+import { type Order, orderIdFor } from '../payments/order.js';
+import { OrderWaiters } from '../payments/order-waiters.js';
+import { EntityRegistry } from '../persistence/entity-registry.js';
+import { ActorSystem } from '../runtime/actor-system.js';
+import { SimulatedClock } from '../runtime/clock.js';
+import { silentLogger } from '../runtime/logger.js';
+import { SeededRandom } from '../runtime/random.js';
+import { MemoryJournal } from '../store/memory/memory-journal.js';
+import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
+import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
+import {
+  type CreatedOrder,
+  type OrderQueries,
+  type OrderRequest,
+  OrderService,
+  type OrderView,
+  viewOf,
+} from './order-service.js';
+import { ApiError } from './problem.js';
+
+const merchantId = 'merchant-a';
+const day = 24 * 3_600_000;
+
+/** The read model as the journal's fold; `lagging` makes it show nothing new, as a busy projection would. */
+class JournalQueries implements OrderQueries {
+  lagging = false;
+  private frozen = new Map<string, OrderView>();
+
+  constructor(private readonly journal: MemoryJournal) {}
+
+  getOrder(merchant: string, orderId: string): OrderView | undefined {
+    const view = (this.lagging ? this.frozen : this.current()).get(orderId);
+    return view?.merchantId === merchant ? view : undefined;
+  }
+
+  listOrders(): { data: OrderView[]; hasMore: boolean } {
+    return { data: [...this.current().values()], hasMore: false };
+  }
+
+  orderEvents(): undefined {
+    return undefined;
+  }
+
+  lag(): void {
+    this.frozen = this.current();
+    this.lagging = true;
+  }
+
+  private current(): Map<string, OrderView> {
+    const orders = new Map<string, Order>();
+    for (const row of this.journal.eventsOf(`merchant-${merchantId}`)) {
+      const event = merchantEvents.deserialize(row);
+      if (isOrderEvent(event))
+        orders.set(event.orderId, orderAfter(orders.get(event.orderId), event, merchantId));
+    }
+    return new Map([...orders].map(([id, order]) => [id, viewOf(order)]));
+  }
+}
+
+interface World {
+  readonly clock: SimulatedClock;
+  readonly journal: MemoryJournal;
+  readonly snapshots: MemorySnapshotStore;
+  readonly bank: SimulatedBank;
+  readonly vault: CardVault;
+  readonly queries: JournalQueries;
+}
+
+const systems: ActorSystem[] = [];
+afterEach(async () => {
+  for (const system of systems.splice(0)) await system.terminate();
+});
+
+function world(): World {
+  const clock = new SimulatedClock(Date.UTC(2026, 10, 24));
+  const journal = new MemoryJournal({ clock });
+  return {
+    clock,
+    journal,
+    snapshots: new MemorySnapshotStore(),
+    bank: new SimulatedBank(new SeededRandom(3)),
+    vault: new CardVault(Buffer.alloc(32, 7), new MemoryVaultStorage(), () => clock.now()),
+    queries: new JournalQueries(journal),
+  };
+}
+
+/** One gateway process: entities and OrderService; the journal, vault and bank outlive it. */
+async function startProcess(w: World): Promise<{ service: OrderService; system: ActorSystem }> {
+  const random = new SeededRandom(5);
+  const system = new ActorSystem({
+    name: 'gateway',
+    clock: w.clock,
+    random: random.fork(),
+    logger: silentLogger,
+  });
+  systems.push(system);
+  const registry = new EntityRegistry({
+    system,
+    journal: w.journal,
+    snapshots: w.snapshots,
+    clock: w.clock,
+    random: random.fork(),
+    logger: silentLogger,
+  });
+  const waiters = new OrderWaiters({ waitersPerOrderMax: 4, ordersWaitedOnMax: 100, recentlyFinishedMax: 8 });
+  registry.register(merchantDefinition(waiters, { ...defaultMerchantSettings, snapshotEveryEvents: 50 }));
+  registry.register(
+    executorDefinition(
+      { bank: w.bank, cards: w.vault, classify: classifySimulatedBankError },
+      { ...defaultExecutorSettings, snapshotEveryEvents: 50 },
+    ),
+  );
+  await settled(
+    w,
+    registry.ask<MerchantCommand, unknown>(
+      merchantAddress(merchantId),
+      (replyTo) => ({
+        type: 'ConfigureMerchant',
+        config: {
+          bank: 'bank-a',
+          currencies: [{ currency: 'EUR', perOrderLimit: 1_000_000n }],
+          blockedBins: [],
+          velocity: { maxOrdersPerCard: 1_000, windowMs: 60_000 },
+        },
+        replyTo,
+      }),
+      10_000,
+    ),
+  );
+  return { service: new OrderService(registry, w.vault, w.queries, w.clock), system };
+}
+
+/** Advances simulated time until the promise settles. */
+async function settled<T>(w: World, promise: Promise<T>): Promise<T> {
+  let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+  promise.then(
+    (value) => {
+      outcome = { ok: true, value };
+    },
+    (error: unknown) => {
+      outcome = { ok: false, error };
+    },
+  );
+  for (let round = 0; round < 2_000 && outcome === undefined; round++) await w.clock.advanceAsync(10);
+  if (outcome === undefined) throw new Error('did not settle');
+  if (!outcome.ok) throw outcome.error;
+  return outcome.value;
+}
+
+function request(amount = 1_250): OrderRequest {
+  return {
+    amount,
+    currency: 'EUR',
+    card: { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' },
+  };
+}
+
+function create(w: World, service: OrderService, key: string, body = request()): Promise<CreatedOrder> {
+  return settled(w, service.create(merchantId, key, body, 5_000));
+}
+
+describe('OrderService: replays of finished orders are answered from the store', () => {
+  it('the same answer right away, once forgotten, while the read model lags, after a restart, and after the record expired', async () => {
+    const w = world();
+    let process = await startProcess(w);
+    const first = await create(w, process.service, 'key-first');
+    expect(first).toMatchObject({ replayed: false, order: { status: 'executed' } });
+    const expected = { replayed: true, order: first.order };
+    expect(await create(w, process.service, 'key-first')).toEqual(expected);
+
+    // Twenty more orders: this process no longer remembers the first among its recently finished.
+    for (let n = 0; n < 20; n++) await create(w, process.service, `key-${n}`);
+    w.queries.lag();
+    const whileLagging = process.service.create(merchantId, 'key-first', request(), 5_000);
+    await w.clock.advanceAsync(200);
+    w.queries.lagging = false;
+    expect(await settled(w, whileLagging)).toEqual(expected);
+
+    await process.system.terminate();
+    process = await startProcess(w);
+    expect(await create(w, process.service, 'key-first')).toEqual(expected);
+    await expect(create(w, process.service, 'key-first', request(999))).rejects.toMatchObject({
+      code: 'idempotency_key_reused',
+    });
+
+    // Past the idempotency retention: the store's processed-id records are purged; the read model
+    // still answers, and no second order is ever created under the key.
+    await w.clock.advanceAsync(defaultMerchantSettings.idempotencyRetentionMs + day);
+    expect(await create(w, process.service, 'key-first')).toEqual(expected);
+    const orderId = orderIdFor(merchantId, 'key-first');
+    expect(await w.journal.isProcessed(`merchant-${merchantId}`, orderId)).toBe(false);
+    const created = w.journal
+      .eventsOf(`merchant-${merchantId}`)
+      .filter((row) => row.type === 'OrderCreated' && row.payload.includes(orderId));
+    expect(created).toHaveLength(1);
+    expect(w.bank.payments.get(orderId)?.requestCount).toBe(1);
+  });
+
+  it('an order looked up right after it finished, before the read model shows it, is found', async () => {
+    const w = world();
+    const { service } = await startProcess(w);
+    w.queries.lag();
+    const created = await create(w, service, 'key-lookup');
+    expect(created.order.status).toBe('executed');
+    expect(w.queries.getOrder(merchantId, created.order.id)).toBeUndefined();
+    expect(await settled(w, service.get(merchantId, created.order.id))).toEqual(created.order);
+  });
+
+  it('a key reused with another body is refused, whether the first order is in flight or finished', async () => {
+    const w = world();
+    const { service } = await startProcess(w);
+    await create(w, service, 'key-reused');
+    const refused = await create(w, service, 'key-reused', request(1)).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ApiError);
+  });
+});
