@@ -10,7 +10,13 @@ import {
   type VaultRow,
   VaultWrites,
 } from './store-writes.js';
-import type { WriteOp, WriteResults, WriterReply, WriterSettings } from './writer-protocol.js';
+import {
+  flattenBatch,
+  type WriteOp,
+  type WriteResults,
+  type WriterReply,
+  type WriterSettings,
+} from './writer-protocol.js';
 
 /**
  * Where a SQLite store's writes run. `inline`: on the caller's thread, synchronously (each commit
@@ -139,7 +145,7 @@ export class ThreadWriter implements StoreWriter {
   }
 
   append(batch: readonly AppendRequest[]): Promise<BatchResult> {
-    return this.request({ kind: 'append', batch });
+    return this.request({ kind: 'append', batch: flattenBatch(batch) });
   }
 
   saveSnapshot(row: SnapshotRow): Promise<void> {

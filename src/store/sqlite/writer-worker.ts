@@ -11,7 +11,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
 import { openWriterDatabase } from './open-database.js';
 import { JournalWrites, openVaultDatabase, VaultWrites } from './store-writes.js';
-import type { WriteOp, WriterReply, WriterRequest, WriterSettings } from './writer-protocol.js';
+import {
+  unflattenBatch,
+  type WriteOp,
+  type WriterReply,
+  type WriterRequest,
+  type WriterSettings,
+} from './writer-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('writer-worker must run in a worker thread');
@@ -33,7 +39,7 @@ function vaultAt(path: string): VaultWrites {
 function run(op: WriteOp): unknown {
   switch (op.kind) {
     case 'append':
-      return journal.append(op.batch);
+      return journal.append(unflattenBatch(op.batch));
     case 'saveSnapshot':
       journal.saveSnapshot(op.row);
       return undefined;
