@@ -47,9 +47,18 @@ export interface AppSettings {
   /** Largest request body accepted. */
   readonly bodyLimitBytes: number;
   readonly requestTimeoutMs: number;
+  /**
+   * How long a listing or an audit trail waits for the read model to catch up with the journal
+   * before it answers with what the read model holds.
+   */
+  readonly readModelWaitMaxMs: number;
 }
 
-export const defaultAppSettings: AppSettings = { bodyLimitBytes: 16 * 1024, requestTimeoutMs: 60_000 };
+export const defaultAppSettings: AppSettings = {
+  bodyLimitBytes: 16 * 1024,
+  requestTimeoutMs: 60_000,
+  readModelWaitMaxMs: 1_000,
+};
 
 export interface AppDependencies {
   readonly orders: OrderService;
@@ -62,6 +71,12 @@ export interface AppDependencies {
   readonly settings?: AppSettings;
   readonly waitDefaultMs: number;
   readonly waitMaxMs: number;
+  /**
+   * Resolves once the read model holds everything the journal held when it was called. Listings
+   * and audit trails await it (bounded by `readModelWaitMaxMs`), so a merchant who was just
+   * answered sees that order in them. Without it, queries answer from the read model as it is.
+   */
+  readonly readModelCaughtUp?: () => Promise<void>;
 }
 
 declare module 'fastify' {
@@ -218,6 +233,26 @@ export function containsCardNumber(text: string | undefined): boolean {
   return false;
 }
 
+/**
+ * Waits for the read model to catch up, at most `maxMs`; a read model that is slow or failing
+ * does not fail the query (it answers with what it holds, as without a `caughtUp`).
+ */
+export async function caughtUpWithin(
+  caughtUp: (() => Promise<void>) | undefined,
+  maxMs: number,
+): Promise<void> {
+  if (caughtUp === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, maxMs);
+  });
+  try {
+    await Promise.race([caughtUp().catch(() => undefined), gaveUp]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** `Prefer: wait=N` (seconds), bounded by the server's maximum. */
 export function preferredWaitMs(header: string | undefined, defaultMs: number, maxMs: number): number {
   const match = header?.match(/(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])/);
@@ -260,6 +295,8 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
     },
   });
   installProblemHandlers(app);
+  const readModelFresh = (): Promise<void> =>
+    caughtUpWithin(dependencies.readModelCaughtUp, settings.readModelWaitMaxMs);
   const metrics = dependencies.metrics ?? new MetricsRegistry();
   const requests = new Histogram({
     name: 'remit_http_request_duration_seconds',
@@ -419,6 +456,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
           },
         },
         async (request) => {
+          await readModelFresh();
           const query = request.query as { status?: OrderStatus; limit?: string; startingAfter?: string };
           const limit = query.limit === undefined ? 20 : Number(query.limit);
           if (limit < 1 || limit > 100)
@@ -466,6 +504,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         },
         async (request) => {
           const { id } = request.params as { id: string };
+          await readModelFresh();
           const events = dependencies.queries.orderEvents(request.merchantId, id);
           if (events === undefined) throw new ApiError(404, 'order_not_found', `No order ${id}.`, 'id');
           return {

@@ -172,6 +172,7 @@ export async function startGateway(
       logger: logger.child({ component: 'api' }),
       waitDefaultMs: defaultOrderServiceSettings.waitDefaultMs,
       waitMaxMs: defaultOrderServiceSettings.waitMaxMs,
+      readModelCaughtUp: () => projection.caughtUp(),
     });
     const address = await app.listen({ host: config.host, port: config.port });
     // Closing the server first lets requests in flight finish before the entities stop.
