@@ -18,6 +18,15 @@ import { fileURLToPath } from 'node:url';
 const mainPath = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const benchHost = '127.0.0.1';
 
+/**
+ * The heap limit and allocator setting `npm start` runs the gateway with (package.json's `start`
+ * script; keep the two the same): the main thread's heap is capped at 192 MB (its live heap stays
+ * at 55-80 MB whatever the history, see docs/architecture.md), and glibc keeps 2 malloc arenas
+ * instead of up to 8 per core, which would otherwise hold on to freed memory per thread.
+ */
+const productionNodeFlags = ['--max-old-space-size=192'];
+const productionEnvironment = { MALLOC_ARENA_MAX: '2' };
+
 /** Output kept per child for error messages: its last this many characters. */
 const outputTailChars = 64 * 1024;
 const readyPollIntervalMs = 100;
@@ -72,9 +81,10 @@ export async function startRemitChild(
   const url = `http://${benchHost}:${port}`;
   const child = spawn(
     process.execPath,
-    [...nodeFlags, mainPath, ...args, '--host', benchHost, '--port', String(port)],
+    [...nodeFlags, ...productionNodeFlags, mainPath, ...args, '--host', benchHost, '--port', String(port)],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...productionEnvironment },
     },
   );
   liveChildren.add(child);

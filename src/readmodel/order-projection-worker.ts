@@ -50,6 +50,9 @@ import {
  * read model first and projects the journal again from offset 0.
  */
 
+/** The projection thread's heap limit: it holds one batch of events and its statements. */
+export const projectionHeapMbMax = 96;
+
 export interface OrderProjectionWorkerSettings {
   /** Settings of the projection loop inside the worker. */
   readonly projection: Partial<OrderProjectionSettings>;
@@ -95,7 +98,7 @@ const entry = new URL('./projection-worker-entry.ts', import.meta.url);
 export function workerThread(settings: ProjectionThreadSettings): ProjectionThread {
   // Not unref'd: while it runs it keeps the process alive (a gateway booting waits for its first
   // catch-up with little else to do); `stop()` ends it.
-  const worker = startTsWorker(entry, settings, 'order-projection');
+  const worker = startTsWorker(entry, settings, 'order-projection', projectionHeapMbMax);
   return {
     post: (message) => worker.postMessage(message),
     terminate: () => worker.terminate(),

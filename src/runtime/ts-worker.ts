@@ -12,10 +12,13 @@ const compiled = import.meta.url.endsWith('.js');
  * From source, the thread first runs ts-worker-bootstrap.mjs, which registers tsx there; compiled,
  * it runs the entry's `.js` sibling in dist/ directly.
  */
-export function startTsWorker(entry: URL, settings: unknown, name: string): Worker {
+export function startTsWorker(entry: URL, settings: unknown, name: string, heapMbMax: number): Worker {
+  // A worker's heap is bounded like everything else: past it the thread ends with an error, which
+  // its owner treats as a crash (writes fail, the thread is restarted).
+  const resourceLimits = { maxOldGenerationSizeMb: heapMbMax };
   if (compiled) {
     const script = new URL(entry.href.replace(/\.ts$/, '.js'));
-    return new Worker(script, { workerData: { entry: script.href, settings }, name });
+    return new Worker(script, { workerData: { entry: script.href, settings }, name, resourceLimits });
   }
-  return new Worker(bootstrap, { workerData: { entry: entry.href, settings }, name });
+  return new Worker(bootstrap, { workerData: { entry: entry.href, settings }, name, resourceLimits });
 }

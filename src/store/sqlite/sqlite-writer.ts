@@ -54,6 +54,9 @@ export interface WriterStats {
 /** The most sealed cards queued for the vault at once (each is one order being accepted). */
 export const vaultRowsQueuedMax = 65_536;
 
+/** The writer thread's heap limit: it holds the batches in flight (bounded by group commit). */
+export const writerHeapMbMax = 96;
+
 /** A write the writer thread could not make, or every write pending when the thread ended. */
 export class WriterFailedError extends Error {
   override readonly name = 'WriterFailedError';
@@ -231,6 +234,7 @@ export class ThreadWriter implements StoreWriter {
       new URL('./writer-worker.ts', import.meta.url),
       this.settings,
       'remit-writer',
+      writerHeapMbMax,
     );
     worker.on('message', (reply: WriterReply) => this.settle(reply));
     worker.on('error', (error) => this.failAll(worker, error));
