@@ -15,6 +15,7 @@ import { SeededRandom } from '../runtime/random.js';
 import type { Journal, PersistedEvent } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
+import { CardActivity } from './card-activity.js';
 import '../testing/entity-test-kit.js';
 import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
 import { defaultExecutorSettings, type ExecutorState, executorDefinition } from './executor.js';
@@ -252,7 +253,7 @@ describe('entity memory after thousands of finished orders', () => {
     ] as const) {
       const recovered = second.states.get(id);
       expect(recovered?.seqNr).toBe(was?.seqNr);
-      expect(recovered?.state).toEqual(was?.state);
+      expect(comparable(recovered?.state)).toEqual(comparable(was?.state));
       expect(w.memory.eventsOf(id).length).toBeGreaterThan(4 * snapshotEveryEvents);
       expect(w.journal.rowsRead.get(id) ?? 0).toBeLessThanOrEqual(snapshotEveryEvents);
     }
@@ -282,3 +283,10 @@ describe('entity memory after thousands of finished orders', () => {
     expect(w.bank.payments.get(order.orderId)?.requestCount).toBe(1);
   });
 });
+
+/** A state with its card activity as entries: two equal activities may differ in stale queue entries. */
+function comparable(state: unknown): unknown {
+  if (typeof state !== 'object' || state === null || !('cardActivity' in state)) return state;
+  const activity = state.cardActivity;
+  return { ...state, cardActivity: activity instanceof CardActivity ? [...activity.entries()] : activity };
+}

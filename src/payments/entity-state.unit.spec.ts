@@ -323,8 +323,9 @@ describe('snapshots', () => {
     const decoded = merchantSnapshotCodec.decode(
       JSON.parse(JSON.stringify(merchantSnapshotCodec.encode(state))),
     );
-    expect(decoded).toEqual(state);
-    expect([...decoded.cardActivity.keys()]).toEqual([...state.cardActivity.keys()]);
+    // Equal activities may differ in stale queue entries: compare what they hold, in order.
+    expect({ ...decoded, cardActivity: undefined }).toEqual({ ...state, cardActivity: undefined });
+    expect([...decoded.cardActivity.entries()]).toEqual([...state.cardActivity.entries()]);
   });
 
   it('an Executor snapshot round-trips, and holds nothing of confirmed executions', () => {

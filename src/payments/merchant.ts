@@ -1,4 +1,4 @@
-import { Map as ImmutableMap, OrderedMap } from 'immutable';
+import { Map as ImmutableMap } from 'immutable';
 import { z } from 'zod';
 import { defaultRedeliveryBackoff } from '../delivery/at-least-once.js';
 import {
@@ -21,6 +21,7 @@ import {
 import type { ActorRef } from '../runtime/actor.js';
 import type { BackoffSettings } from '../runtime/backoff.js';
 import type { CardSummary } from './card.js';
+import { CardActivity } from './card-activity.js';
 import type { ExecuteOrder, ExecutorCommand } from './executor-protocol.js';
 import { type Currency, isCurrency } from './money.js';
 import { type FailureReason, isTerminal, type Order } from './order.js';
@@ -317,7 +318,7 @@ export interface MerchantState {
    * within the velocity window, oldest first; least recently active card first. Arrays are never
    * mutated: `evolve` replaces them.
    */
-  readonly cardActivity: OrderedMap<string, readonly number[]>;
+  readonly cardActivity: CardActivity;
 }
 
 export function initialMerchantState(merchantId: string): MerchantState {
@@ -326,7 +327,7 @@ export function initialMerchantState(merchantId: string): MerchantState {
     config: undefined,
     inFlight: ImmutableMap(),
     outbox: emptyOutbox,
-    cardActivity: OrderedMap(),
+    cardActivity: CardActivity.empty,
   };
 }
 
@@ -455,15 +456,13 @@ export function decideMerchant(
       const { orderId, replyTo } = command;
       const order = findOrder(state, orderId);
       if (order !== undefined) return effect.reply(replyTo, { type: 'OrderFound', order });
-      return effect
-        .none()
-        .thenReply(
-          replyTo,
-          (): GetOrderReply => ({
-            type: 'OrderFound',
-            order: waiters.recentlyFinished(state.merchantId, orderId),
-          }),
-        );
+      return effect.none().thenReply(
+        replyTo,
+        (): GetOrderReply => ({
+          type: 'OrderFound',
+          order: waiters.recentlyFinished(state.merchantId, orderId),
+        }),
+      );
     }
     case 'ConfirmExecuteOrder':
       // A confirmation for a delivery no longer outstanding (a duplicate, or after the result) changes nothing.
@@ -677,23 +676,19 @@ function recordCardActivity(
   token: string,
   at: number,
   settings: MerchantSettings,
-): OrderedMap<string, readonly number[]> {
+): CardActivity {
   const velocity = state.config?.velocity ?? { windowMs: 0, maxOrdersPerCard: 1 };
   const horizon = at - velocity.windowMs;
   const times = [...(state.cardActivity.get(token) ?? []).filter((time) => time > horizon), at].slice(
     -Math.max(1, velocity.maxOrdersPerCard),
   );
-  // Re-inserting moves the card to the end, so the least recently active cards stay first.
-  let activity = state.cardActivity.delete(token).set(token, times);
-  for (;;) {
-    const oldestKey = activity.keySeq().first();
-    if (oldestKey === undefined) break;
-    const oldestTimes = activity.get(oldestKey) ?? [];
-    const oldestLast = oldestTimes[oldestTimes.length - 1] ?? 0;
-    if (oldestLast > horizon && activity.size <= settings.velocityCardsTrackedMax) break;
-    activity = activity.delete(oldestKey);
-  }
-  return activity;
+  // Recording moves the card to the end, so the least recently active cards stay first.
+  return state.cardActivity
+    .record(token, times)
+    .forgetOldestWhile(
+      (oldestTimes, size) =>
+        (oldestTimes[oldestTimes.length - 1] ?? 0) <= horizon || size > settings.velocityCardsTrackedMax,
+    );
 }
 
 // ---- snapshot -------------------------------------------------------------------------------
@@ -783,7 +778,7 @@ export const merchantSnapshotCodec: VersionedCodec<MerchantState> = {
       config: data.config,
       inFlight,
       outbox,
-      cardActivity: OrderedMap(data.cardActivity),
+      cardActivity: CardActivity.of(data.cardActivity),
     };
   },
 };
