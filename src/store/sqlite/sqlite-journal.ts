@@ -10,7 +10,8 @@ import {
   type OffsetEvent,
   type PersistedEvent,
 } from '../journal.js';
-import { assertAppendRequest, assertReadRange, verifiedEvent, withOffset } from '../row-integrity.js';
+import { assertAppendRequest, assertReadRange, verifiedEvent } from '../row-integrity.js';
+import { GlobalStreamQuery } from './global-stream.js';
 import type { SharedDatabase } from './open-database.js';
 import type { StoreWriter } from './sqlite-writer.js';
 import { highestSeqNrOf, prepareSelectHighest } from './store-writes.js';
@@ -33,7 +34,7 @@ export class SqliteJournal implements Journal {
   private readonly counters = { appends: 0, events: 0, transactions: 0, failedAppends: 0 };
   private readonly selectHighest: Statement<[string], number>;
   private readonly selectRange: Statement<[string, number, number, number], unknown[]>;
-  private readonly selectAfter: Statement<[number, number], unknown[]>;
+  private readonly globalStream: GlobalStreamQuery;
   private readonly selectProcessed: Statement<[string, string], number>;
   private closed = false;
 
@@ -51,12 +52,7 @@ export class SqliteJournal implements Journal {
           'WHERE persistence_id = ? AND seq_nr >= ? AND seq_nr <= ? ORDER BY seq_nr LIMIT ?',
       )
       .raw(true);
-    this.selectAfter = database
-      .prepare<[number, number], unknown[]>(
-        'SELECT global_offset, persistence_id, seq_nr, event_type, event_version, payload, written_at, checksum ' +
-          'FROM journal WHERE global_offset > ? ORDER BY global_offset LIMIT ?',
-      )
-      .raw(true);
+    this.globalStream = new GlobalStreamQuery(database);
     this.selectProcessed = database
       .prepare<[string, string], number>(
         'SELECT 1 FROM processed_messages WHERE receiver_id = ? AND message_id = ?',
@@ -113,12 +109,7 @@ export class SqliteJournal implements Journal {
 
   async readAll(afterOffset: number, limit: number): Promise<OffsetEvent[]> {
     this.assertOpen();
-    assert.ok(Number.isSafeInteger(afterOffset) && afterOffset >= 0, 'afterOffset must be an integer >= 0');
-    assert.ok(Number.isSafeInteger(limit) && limit >= 0, 'limit must be an integer >= 0');
-    return this.selectAfter.all(afterOffset, limit).map((row) => {
-      const event = verifiedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7]);
-      return withOffset(event, row[0]);
-    });
+    return this.globalStream.read(afterOffset, limit);
   }
 
   async isProcessed(receiverId: string, messageId: string): Promise<boolean> {
