@@ -25,6 +25,7 @@ import { systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/open-database.js';
+import { dumpReadModel } from '../testing/read-model-dump.js';
 import { OrderProjectionError, OrderProjectionStoppedError } from './order-projection.js';
 import { OrderProjectionWorker, type OrderProjectionWorkerSettings } from './order-projection-worker.js';
 import { OrderReadModel, readModelPath } from './order-read-model.js';
@@ -154,19 +155,6 @@ function disturbChecksum(h: Harness, offset: number, delta: number): void {
   }
 }
 
-function dump(path: string): { orders: unknown[]; events: unknown[]; offsets: unknown[] } {
-  const database = new BetterSqlite3(path, { readonly: true });
-  try {
-    return {
-      orders: database.prepare('SELECT * FROM orders ORDER BY order_id').all(),
-      events: database.prepare('SELECT * FROM order_events ORDER BY order_id, global_offset').all(),
-      offsets: database.prepare('SELECT * FROM projection_offsets ORDER BY name').all(),
-    };
-  } finally {
-    database.close();
-  }
-}
-
 const ids = (prefix: string, count: number): string[] =>
   Array.from({ length: count }, (_, index) => `${prefix}${String(index).padStart(4, '0')}`);
 
@@ -234,7 +222,7 @@ describe('order projection worker', () => {
     expect(second).toBe(first + 2);
     expect(h.projection.status()).toMatchObject({ state: 'running', restarts: 1, consecutiveFailures: 0 });
     expect(h.readModel.offset()).toBe(second);
-    const tables = dump(h.readModel.path);
+    const tables = dumpReadModel(h.readModel.path);
     expect(tables.orders).toHaveLength(21);
     expect(tables.events).toHaveLength(42);
   });
@@ -283,7 +271,7 @@ describe('order projection worker', () => {
     await h.projection.stop();
     expect(h.readModel.offset()).toBe(offset);
     expect(h.projection.status().offset).toBe(offset);
-    expect(dump(h.readModel.path).orders).toHaveLength(150);
+    expect(dumpReadModel(h.readModel.path).orders).toHaveLength(150);
     expect(h.projection.status().state).toBe('stopped');
     await expect(h.projection.caughtUp()).rejects.toBeInstanceOf(OrderProjectionStoppedError);
   });
@@ -292,10 +280,10 @@ describe('order projection worker', () => {
     const h = harness({ projection: { batchSize: 7 } });
     h.projection.start();
     await h.projection.waitForOffset(await appendOrders(h, 'm2', ids('r', 30)));
-    const before = dump(h.readModel.path);
+    const before = dumpReadModel(h.readModel.path);
 
     await h.projection.rebuild();
-    expect(dump(h.readModel.path)).toEqual(before);
+    expect(dumpReadModel(h.readModel.path)).toEqual(before);
     expect(h.projection.stats().events).toBe(120);
     expect(h.projection.status()).toMatchObject({ state: 'running', offset: 60, restarts: 0 });
   });

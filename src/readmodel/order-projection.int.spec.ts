@@ -13,7 +13,6 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, expect, it } from 'vitest';
 import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
@@ -34,6 +33,7 @@ import { SimulatedClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/open-database.js';
+import { dumpReadModel } from '../testing/read-model-dump.js';
 import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
 import { OrderProjection } from './order-projection.js';
 import { OrderReadModel, type OrderRow, readModelPath } from './order-read-model.js';
@@ -214,19 +214,6 @@ async function expectAgreesWithMerchant(g: Gateway, { merchantId, orderId }: Sub
   return row as OrderRow;
 }
 
-function dump(path: string): { orders: unknown[]; events: unknown[]; offsets: unknown[] } {
-  const database = new BetterSqlite3(path, { readonly: true });
-  try {
-    return {
-      orders: database.prepare('SELECT * FROM orders ORDER BY order_id').all(),
-      events: database.prepare('SELECT * FROM order_events ORDER BY order_id, global_offset').all(),
-      offsets: database.prepare('SELECT * FROM projection_offsets ORDER BY name').all(),
-    };
-  } finally {
-    database.close();
-  }
-}
-
 /** Journal events that concern an order (every Merchant and Executor event but MerchantConfigured). */
 async function orderEventsInJournal(g: Gateway): Promise<number> {
   const rows = await g.store.journal.readAll(0, 1_000_000);
@@ -331,7 +318,7 @@ it('projects real Merchant and Executor events; survives a restart; a rebuild is
   // No audit row twice: one per order-related event in the journal.
   await g.projection.caughtUp();
   const path = readModelPath(g.directory);
-  const resumed = dump(path);
+  const resumed = dumpReadModel(path);
   expect(resumed.events).toHaveLength(await orderEventsInJournal(g));
 
   // A rebuild into a new file from offset 0 gives the same rows.
@@ -348,7 +335,7 @@ it('projects real Merchant and Executor events; survives a restart; a rebuild is
   await rebuilder.stop();
   await rebuilding;
   rebuilt.close();
-  expect(dump(rebuiltPath)).toEqual(resumed);
+  expect(dumpReadModel(rebuiltPath)).toEqual(resumed);
 
   // No card number in any file of the read model; the token is there, so the search can see data.
   await g.projection.stop();

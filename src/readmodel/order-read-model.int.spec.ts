@@ -18,6 +18,7 @@ import { type MerchantEvent, merchantEvents } from '../payments/merchant.js';
 import { SimulatedClock, settle } from '../runtime/clock.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { waitFor } from '../testing/entity-test-kit.js';
+import { dumpReadModel } from '../testing/read-model-dump.js';
 import {
   OrderProjection,
   OrderProjectionError,
@@ -139,20 +140,6 @@ async function appendExecutor(h: Harness, bank: string, ...events: ExecutorEvent
   const fromSeqNr = (await h.journal.highestSeqNr(persistenceId)) + 1;
   const serialized = events.map((event) => executorEvents.serialize(event));
   await h.journal.append({ persistenceId, fromSeqNr, events: serialized, timestamp: h.clock.now() });
-}
-
-/** Every row of the read model's tables, straight from the file, for comparing two read models. */
-function dump(path: string): { orders: unknown[]; events: unknown[]; offsets: unknown[] } {
-  const database = new BetterSqlite3(path, { readonly: true });
-  try {
-    return {
-      orders: database.prepare('SELECT * FROM orders ORDER BY order_id').all(),
-      events: database.prepare('SELECT * FROM order_events ORDER BY order_id, global_offset').all(),
-      offsets: database.prepare('SELECT * FROM projection_offsets ORDER BY name').all(),
-    };
-  } finally {
-    database.close();
-  }
 }
 
 /** All pages of a listing, following the cursor, with each page's `hasMore`. */
@@ -497,7 +484,7 @@ describe('order projection: restarts and rebuilds', () => {
       'OrderValidated',
       'OrderExecuted',
     ]);
-    expect(dump(readModelPath(h.directory)).events).toHaveLength(6);
+    expect(dumpReadModel(readModelPath(h.directory)).events).toHaveLength(6);
     expect(h.readModel.getOrder('m1', 'o1')?.status).toBe('executed');
   });
 
@@ -516,7 +503,7 @@ describe('order projection: restarts and rebuilds', () => {
     }
     await h.projection.caughtUp();
     const path = readModelPath(h.directory);
-    const before = dump(path);
+    const before = dumpReadModel(path);
     expect(before.orders).toHaveLength(40);
 
     // Rebuild in place.
@@ -525,7 +512,7 @@ describe('order projection: restarts and rebuilds', () => {
     expect(h.readModel.offset()).toBe(0);
     await restartProjection(h, { batchSize: 11 });
     await h.projection.caughtUp();
-    expect(dump(path)).toEqual(before);
+    expect(dumpReadModel(path)).toEqual(before);
 
     // Rebuild by deleting the file.
     await h.projection.stop();
@@ -533,7 +520,7 @@ describe('order projection: restarts and rebuilds', () => {
     for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
     await restartProjection(h, { batchSize: 1 });
     await h.projection.caughtUp();
-    expect(dump(path)).toEqual(before);
+    expect(dumpReadModel(path)).toEqual(before);
   });
 
   it('a file of another schema version is emptied on open and rebuilt', async () => {
