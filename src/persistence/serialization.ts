@@ -114,6 +114,11 @@ export class EventRegistry<E extends { readonly type: string }> {
     return { type: event.type, version: schema.version, payload };
   }
 
+  /** Whether a stored event of this type and version is in the schema version written today. */
+  isCurrent(type: string, version: number): boolean {
+    return this.schemas.get(type)?.version === version;
+  }
+
   deserialize(stored: SerializedEvent, location?: StoredLocation): E {
     const schema = this.schemas.get(stored.type);
     if (schema === undefined) {

@@ -138,11 +138,11 @@ export function orderChangesOf(row: OffsetEvent, decoded: DecodedEvent): OrderCh
   if (decoded.source === 'executor') {
     // Executor events are the bank side of an order: audit only. The order's status follows the
     // Merchant's events, which record the outcome once the Merchant has accepted it.
-    return [audited(position, row, decoded.event.orderId, executorEvents.serialize(decoded.event).payload)];
+    return [audited(position, row, decoded.event.orderId, auditData(row, decoded))];
   }
   const { event } = decoded;
   if (event.type === 'MerchantConfigured') return [];
-  const audit = audited(position, row, event.orderId, merchantEvents.serialize(event).payload);
+  const audit = audited(position, row, event.orderId, auditData(row, decoded));
   const orderId = event.orderId;
   switch (event.type) {
     case 'OrderCreated':
@@ -193,9 +193,23 @@ export function orderChangesOf(row: OffsetEvent, decoded: DecodedEvent): OrderCh
   }
 }
 
+/**
+ * The event as the audit trail shows it: in its current schema version, so the trail has one shape
+ * per event type however old the stored row is. A row already in that version (nearly all) was
+ * written by the same encoder, so its payload is used as it is instead of being encoded again.
+ */
+function auditData(row: OffsetEvent, decoded: DecodedEvent): string {
+  if (decoded.source === 'executor') {
+    return executorEvents.isCurrent(row.type, row.version)
+      ? row.payload
+      : executorEvents.serialize(decoded.event).payload;
+  }
+  return merchantEvents.isCurrent(row.type, row.version)
+    ? row.payload
+    : merchantEvents.serialize(decoded.event).payload;
+}
+
 function audited(position: JournalPosition, row: OffsetEvent, orderId: string, data: string): OrderChange {
-  // `data` is the event re-encoded in its current schema version, so the audit trail has one shape
-  // per event type however old the stored row is.
   return { kind: 'audited', position, orderId, type: row.type, at: row.timestamp, data };
 }
 
