@@ -12,12 +12,16 @@ export interface RedeliverySettings {
 interface Attempt {
   count: number;
   nextAttemptAt: number;
+  /** The receiver confirmed it (not journaled): not resent while this instance lives. */
+  confirmed: boolean;
 }
 
 /**
  * Sends a producer's outbox entries and resends them until they leave the outbox (confirmed).
  * What must be delivered lives in the persisted state; this object only remembers, in memory,
  * when each entry was last sent, so a fresh instance after a crash simply sends everything again.
+ * A confirmation may also be kept in memory only (`confirmed`): the entry is then not resent by
+ * this instance, and a fresh one sends it once more.
  *
  * Its memory is bounded by the outbox, which the producer bounds with `unconfirmedMax`.
  */
@@ -34,9 +38,15 @@ export class AtLeastOnceDelivery {
 
   /** Sends an entry now and schedules its redelivery. */
   send(entry: OutboxEntry<unknown>): void {
-    const attempt = this.attempts.get(entry.deliveryId) ?? { count: 0, nextAttemptAt: 0 };
+    const attempt = this.attempts.get(entry.deliveryId) ?? { count: 0, nextAttemptAt: 0, confirmed: false };
     this.transmit(entry, attempt);
     this.attempts.set(entry.deliveryId, attempt);
+  }
+
+  /** The receiver has the entry: no more resends of it from this instance. */
+  confirmed(deliveryId: string): void {
+    const attempt = this.attempts.get(deliveryId);
+    if (attempt !== undefined) attempt.confirmed = true;
   }
 
   /** After recovery: everything unconfirmed goes out again (the receiver deduplicates). */
@@ -61,7 +71,7 @@ export class AtLeastOnceDelivery {
         // An entry we never sent (e.g. its `thenDeliver` was lost with a crash): send it now.
         this.send(entry);
         resent++;
-      } else if (attempt.nextAttemptAt <= now) {
+      } else if (!attempt.confirmed && attempt.nextAttemptAt <= now) {
         this.transmit(entry, attempt);
         resent++;
       }

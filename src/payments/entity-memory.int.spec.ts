@@ -277,7 +277,6 @@ describe('entity memory after thousands of finished orders', () => {
     expect(created.map((row) => row.type)).toEqual([
       'OrderCreated',
       'OrderValidated',
-      'ExecuteOrderConfirmed',
       'OrderExecuted',
     ]);
     expect(w.bank.payments.get(order.orderId)?.requestCount).toBe(1);

@@ -22,6 +22,7 @@ import {
 import {
   type AwaitOrderReply,
   defaultMerchantSettings,
+  evolveMerchant,
   type GetOrderReply,
   type MerchantCommand,
   type MerchantEvent,
@@ -131,10 +132,10 @@ class PureMerchant {
     return probe.single();
   }
 
-  /** The whole life of a valid order: created, delivery confirmed, executed. */
+  /** The whole life of a valid order: created, delivery confirmed (nothing journaled), executed. */
   execute(order: NewOrder): void {
     expect(this.submit(order).type).toBe('OrderAccepted');
-    this.handle({ type: 'ConfirmExecuteOrder', orderId: order.orderId });
+    expect(this.handle({ type: 'ConfirmExecuteOrder', orderId: order.orderId })).toEqual([]);
     this.handle({
       type: 'ProcessExecutionResult',
       orderId: order.orderId,
@@ -316,8 +317,14 @@ describe('snapshots', () => {
     const merchant = new PureMerchant();
     for (let n = 0; n < 6; n++)
       merchant.submit({ ...newOrder(n, start + n, n % 2), description: `d${n}`, reference: `r${n}` });
-    merchant.handle({ type: 'ConfirmExecuteOrder', orderId: newOrder(0, 0).orderId });
-    const state = merchant.state;
+    // A confirmation is not journaled; journals of earlier versions hold ExecuteOrderConfirmed,
+    // which takes the delivery out of the outbox, so a state may have fewer deliveries than orders.
+    expect(merchant.handle({ type: 'ConfirmExecuteOrder', orderId: newOrder(0, 0).orderId })).toEqual([]);
+    const state = evolveMerchant(
+      merchant.state,
+      { type: 'ExecuteOrderConfirmed', orderId: newOrder(0, 0).orderId },
+      defaultMerchantSettings,
+    );
     expect(state.inFlight.size).toBe(6);
     expect(state.outbox.size).toBe(5);
     const decoded = merchantSnapshotCodec.decode(

@@ -148,6 +148,8 @@ export type MerchantEvent =
       readonly rulesVersion: number;
       readonly at: number;
     }
+  // Written by earlier versions only (a confirmation is now kept in memory, see ConfirmExecuteOrder);
+  // still read, as journals hold it.
   | { readonly type: 'ExecuteOrderConfirmed'; readonly orderId: string }
   | {
       readonly type: 'OrderExecuted';
@@ -467,7 +469,9 @@ export function decideMerchant(
     case 'ConfirmExecuteOrder':
       // A confirmation for a delivery no longer outstanding (a duplicate, or after the result) changes nothing.
       if (!state.outbox.has(command.orderId)) return effect.none();
-      return effect.persist({ type: 'ExecuteOrderConfirmed', orderId: command.orderId });
+      // Not journaled: the order's result ends the delivery anyway. Until then it is only not resent
+      // by this incarnation; after a restart the Executor gets it once more and confirms it again.
+      return effect.none().thenConfirmed(command.orderId);
     case 'ProcessExecutionResult':
       return processExecutionResult(state, command, waiters);
     default:

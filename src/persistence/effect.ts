@@ -10,6 +10,7 @@ export type SideEffect<S, C> =
   | { readonly kind: 'reply'; readonly to: ActorRef<unknown>; readonly message: (state: S) => unknown }
   | { readonly kind: 'run'; readonly run: (state: S, context: EntityContext<C>) => void }
   | { readonly kind: 'deliver'; readonly deliveryId: string }
+  | { readonly kind: 'confirmed'; readonly deliveryId: string }
   | { readonly kind: 'unstash-all' }
   | { readonly kind: 'stop' };
 
@@ -66,6 +67,16 @@ export class Effect<S, C, E> {
   /** Send the outbox entry `deliveryId` (recorded by the persisted events) at least once. */
   thenDeliver(deliveryId: string): Effect<S, C, E> {
     return this.with({ kind: 'deliver', deliveryId });
+  }
+
+  /**
+   * The receiver confirmed the outbox entry `deliveryId`: stop resending it in this incarnation,
+   * without writing anything. The entry stays in the outbox until an event removes it, so after a
+   * restart it is sent once more, and the (idempotent) receiver confirms it again. For deliveries
+   * whose confirmation is not worth an event: one that a later event ends anyway.
+   */
+  thenConfirmed(deliveryId: string): Effect<S, C, E> {
+    return this.with({ kind: 'confirmed', deliveryId });
   }
 
   thenUnstashAll(): Effect<S, C, E> {

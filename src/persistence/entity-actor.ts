@@ -324,6 +324,9 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
         this.requireDelivery().send(entry);
         return;
       }
+      case 'confirmed':
+        this.requireDelivery().confirmed(sideEffect.deliveryId);
+        return;
       case 'unstash-all':
         this.actor.unstashAll();
         return;
