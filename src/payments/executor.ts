@@ -214,7 +214,16 @@ class BankCalls {
         (outcome) => {
           if (outcome === undefined) return;
           const reportTo = this.live.get(context.entityId) ?? context;
-          reportTo.self.tell({ type: 'BankSettled', orderId, outcome, at: reportTo.clock.now() });
+          const at = reportTo.clock.now();
+          // The bank's answer is durable in the bank's ledger already, and an inquiry gives it again
+          // after any crash here: the Merchant may hear it now, while it is being recorded here
+          // (ExecutionSettled), rather than one commit later. The recorded result is then delivered
+          // at least once as before; the Merchant takes whichever copy comes first.
+          reportTo.messenger.tell(
+            execution.merchant,
+            resultMessage(execution, outcome, at, reportTo.entityId),
+          );
+          reportTo.self.tell({ type: 'BankSettled', orderId, outcome, at });
         },
         (error: unknown) => this.failed(orderId, error, this.live.get(context.entityId) ?? context),
       )
@@ -322,15 +331,18 @@ export function decideExecutor(
     case 'BankSettled': {
       const execution = state.executions.get(command.orderId);
       if (execution === undefined || execution.outcome !== undefined) return effect.none();
-      return effect
-        .persist({
-          type: 'ExecutionSettled',
-          orderId: command.orderId,
-          outcome: command.outcome,
-          at: command.at,
-        })
-        .thenRun((_after, context) => calls.settled(command.orderId, context))
-        .thenDeliver(command.orderId);
+      return (
+        effect
+          .persist({
+            type: 'ExecutionSettled',
+            orderId: command.orderId,
+            outcome: command.outcome,
+            at: command.at,
+          })
+          // No thenDeliver: the Merchant was told when the bank answered. The recorded result stays in
+          // the outbox, and redelivery sends it (within redeliverIntervalMs) until it is confirmed.
+          .thenRun((_after, context) => calls.settled(command.orderId, context))
+      );
     }
     case 'BankAttemptFailed':
       if (state.executions.get(command.orderId)?.outcome !== undefined) return effect.none();
@@ -403,13 +415,22 @@ function resultEntry(
   return {
     deliveryId: execution.orderId,
     destination: execution.merchant as EntityAddress<ProcessExecutionResult>,
-    message: {
-      type: 'ProcessExecutionResult',
-      orderId: execution.orderId,
-      outcome,
-      at,
-      executor: entityAddress<ExecutorCommand>('executor', bank),
-    },
+    message: resultMessage(execution, outcome, at, bank),
+  };
+}
+
+function resultMessage(
+  execution: Execution,
+  outcome: ExecutionOutcome,
+  at: number,
+  bank: BankId,
+): ProcessExecutionResult {
+  return {
+    type: 'ProcessExecutionResult',
+    orderId: execution.orderId,
+    outcome,
+    at,
+    executor: entityAddress<ExecutorCommand>('executor', bank),
   };
 }
 

@@ -273,7 +273,9 @@ it('projects real Merchant and Executor events; survives a restart; a rebuild is
   );
   const before = (a: string, b: string) => expect(trail.indexOf(a)).toBeLessThan(trail.indexOf(b));
   before('ExecutionRequested', 'ExecutionSettled');
-  before('ExecutionSettled', 'OrderExecuted');
+  // The Merchant hears the bank's answer while the Executor records it: either may be first.
+  before('ExecutionRequested', 'OrderExecuted');
+  before('ExecutionSettled', 'ResultConfirmed');
   before('OrderExecuted', 'ResultConfirmed');
   const rejectedOrder = firstWave.find(
     (order) => g.readModel.getOrder(order.merchantId, order.orderId)?.status === 'rejected',

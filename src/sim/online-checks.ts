@@ -16,6 +16,16 @@ const eventOfStatus: Readonly<Record<string, string>> = {
 const terminalEvents = ['OrderExecuted', 'OrderDeclined', 'OrderFailed'];
 
 /**
+ * The bank's records that justify each outcome: a decline may also be the answer to a payment of a
+ * reference cancelled before it (`reference_cancelled`), and a failure is always a cancelled one.
+ */
+const bankStatusesOf: Readonly<Record<string, readonly string[]>> = {
+  executed: ['approved'],
+  declined: ['declined', 'cancelled'],
+  failed: ['cancelled'],
+};
+
+/**
  * "Persist, then act", checked at the gateway's edges while a seed runs: at the moment a message
  * leaves an entity, a reply reaches a client, or a call leaves for the bank, the event that
  * justifies it must already be durable in the journal. A crash can take back anything that is not,
@@ -31,6 +41,8 @@ export class OnlineChecks {
     private readonly log: DurableLog,
     private readonly now: () => number,
     private readonly enabled: boolean,
+    /** The bank's durable record of a reference: approved, declined, cancelled, or none. */
+    private readonly bankStatusOf: (reference: string) => string | undefined = () => undefined,
   ) {}
 
   get violations(): readonly Violation[] {
@@ -55,6 +67,8 @@ export class OnlineChecks {
         const outcome = Reflect.get(message, 'outcome');
         const kind =
           typeof outcome === 'object' && outcome !== null ? Reflect.get(outcome, 'kind') : undefined;
+        // The Executor reports the bank's answer as soon as it has it: that answer is durable in the
+        // bank's ledger (and an inquiry gives it again after a crash), or in the Executor's journal.
         const settled = this.log
           .factsOf(orderId)
           .some(
@@ -63,8 +77,14 @@ export class OnlineChecks {
               fact.persistenceId.startsWith('executor-') &&
               fact.outcomeKind === kind,
           );
-        if (!settled)
-          this.report(orderId, `ProcessExecutionResult ${String(kind)} to ${to}`, 'ExecutionSettled');
+        const atBank = bankStatusesOf[String(kind)]?.includes(this.bankStatusOf(orderId) ?? '') === true;
+        if (!settled && !atBank) {
+          this.report(
+            orderId,
+            `ProcessExecutionResult ${String(kind)} to ${to}`,
+            "ExecutionSettled or the bank's record",
+          );
+        }
         return;
       }
       case 'ConfirmResult': {

@@ -243,7 +243,12 @@ class World {
     this.trace = new Trace(() => this.clock.now() - startMs, options.keepTrace ?? false);
     this.memory = new MemoryJournal({ clock: this.clock });
     this.log = new DurableLog(this.memory);
-    this.online = new OnlineChecks(this.log, () => this.clock.now() - startMs, options.onlineChecks ?? true);
+    this.online = new OnlineChecks(
+      this.log,
+      () => this.clock.now() - startMs,
+      options.onlineChecks ?? true,
+      (reference) => this.bank.ledger.find(reference)?.status,
+    );
     this.network = new SimNetwork(this.clock, networkRandom, this.profile.network, this.trace, {
       onSend: (address, message) => this.online.onMessage(address, message),
       deliver: (node, address, message) => this.deliver(node, address, message),
