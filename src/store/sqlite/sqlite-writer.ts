@@ -236,7 +236,9 @@ export class ThreadWriter implements StoreWriter {
       'remit-writer',
       writerHeapMbMax,
     );
-    worker.on('message', (reply: WriterReply) => this.settle(reply));
+    worker.on('message', (replies: readonly WriterReply[]) => {
+      for (const reply of replies) this.settle(reply);
+    });
     worker.on('error', (error) => this.failAll(worker, error));
     worker.on('exit', (code) =>
       this.failAll(worker, new WriterFailedError(`writer thread exited with ${code}`)),

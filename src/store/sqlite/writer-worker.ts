@@ -7,7 +7,7 @@
  * A failed vault write ends the thread at once: the appends posted after it may name the tokens it
  * held, and must not become durable without them. The owner fails everything still pending.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
 import { openWriterDatabase } from './open-database.js';
 import { JournalWrites, openVaultDatabase, VaultWrites } from './store-writes.js';
@@ -65,20 +65,32 @@ function stop(): void {
   port?.close();
 }
 
-port.on('message', (request: WriterRequest | 'stop') => {
-  if (request === 'stop') {
-    stop();
-    return;
-  }
-  let reply: WriterReply;
-  try {
-    reply = { id: request.id, ok: true, result: run(request.op) };
-  } catch (error) {
-    reply = failure(request.id, error);
-    if (request.op.kind === 'vault') {
-      port.postMessage(reply);
-      process.exit(1);
+/**
+ * Runs the message that woke the thread and every one queued behind it (a vault write and the
+ * append after it are usually posted in the same turn), each in its own transaction as before,
+ * and answers them all in one message: one wake-up of the gateway's thread instead of one each.
+ */
+port.on('message', (first: WriterRequest | 'stop') => {
+  const replies: WriterReply[] = [];
+  for (
+    let request: WriterRequest | 'stop' | undefined = first;
+    request !== undefined;
+    request = receiveMessageOnPort(port)?.message as WriterRequest | 'stop' | undefined
+  ) {
+    if (request === 'stop') {
+      if (replies.length > 0) port.postMessage(replies);
+      stop();
+      return;
+    }
+    try {
+      replies.push({ id: request.id, ok: true, result: run(request.op) });
+    } catch (error) {
+      replies.push(failure(request.id, error));
+      if (request.op.kind === 'vault') {
+        port.postMessage(replies);
+        process.exit(1);
+      }
     }
   }
-  port.postMessage(reply);
+  port.postMessage(replies);
 });
