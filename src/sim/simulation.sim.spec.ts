@@ -187,6 +187,30 @@ describe('bugs the simulator found', () => {
     expect((await world.order(orderId))?.status).toBe('executed');
   });
 
+  it("the Merchant records the bank's answer before the Executor could record it; the Executor records it later, without a second charge", async () => {
+    const world = scriptedWorld({});
+    cleanups.push(() => world.close());
+    const { clock, memory, ledger } = world;
+    await world.configure();
+    const outage = memory.failAppendsWhere(
+      (request) =>
+        request.persistenceId === 'executor-bank-a' &&
+        request.events.some((event) => event.type === 'ExecutionSettled'),
+    );
+    const orderId = world.submit('key-early');
+    await clock.advanceAsync(200);
+    // Told at once: the order is executed although the Executor's record of the answer keeps failing.
+    expect((await world.order(orderId))?.status).toBe('executed');
+    const executorTypes = () => memory.eventsOf('executor-bank-a').map((row) => row.type);
+    expect(executorTypes()).not.toContain('ExecutionSettled');
+    outage.cancel();
+    await clock.advanceAsync(30_000);
+    // The restarted Executor asked the bank (no second authorization) and recorded what it said.
+    expect(executorTypes()).toEqual(expect.arrayContaining(['ExecutionSettled', 'ResultConfirmed']));
+    expect(ledger.find(orderId)?.requestCount).toBe(1);
+    expect((await world.order(orderId))?.status).toBe('executed');
+  });
+
   it('fixed (finding 3): an Executor with a bank call under way does not passivate, so the answer is not lost', async () => {
     const world = scriptedWorld({ passivateAfterMs: 1_000, bankDelayMs: 5_000 });
     cleanups.push(() => world.close());
