@@ -102,20 +102,20 @@ const outcomeSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
+/** What an execution is asked to do: `ExecutionRequested` carries it, a snapshot keeps it. */
+const requestedExecutionFields = {
+  orderId: z.string().min(1),
+  merchantId: z.string().min(1),
+  amount: minorUnits,
+  currency: z.string().refine(isCurrency),
+  card: cardSummarySchema,
+  deadlineAt: timestamp,
+};
+
 export const executorEvents = new EventRegistry<ExecutorEvent>([
   eventSchema(
     'ExecutionRequested',
-    z
-      .object({
-        type: z.literal('ExecutionRequested'),
-        orderId: z.string().min(1),
-        merchantId: z.string().min(1),
-        amount: minorUnits,
-        currency: z.string().refine(isCurrency),
-        card: cardSummarySchema,
-        deadlineAt: timestamp,
-      })
-      .strict(),
+    z.object({ type: z.literal('ExecutionRequested'), ...requestedExecutionFields }).strict(),
   ),
   eventSchema(
     'ExecutionSettled',
@@ -442,12 +442,7 @@ const executorSnapshotSchema = z
     executions: z.array(
       z
         .object({
-          orderId: z.string().min(1),
-          merchantId: z.string().min(1),
-          amount: minorUnits,
-          currency: z.string().refine(isCurrency),
-          card: cardSummarySchema,
-          deadlineAt: timestamp,
+          ...requestedExecutionFields,
           outcome: outcomeSchema.optional(),
           settledAt: timestamp.optional(),
         })
