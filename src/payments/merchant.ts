@@ -282,7 +282,7 @@ export interface MerchantSettings {
   /** Processed order ids also kept in memory, so hot retries need no store lookup; the store keeps them all. */
   readonly idempotencyRecentIdsMax: number;
   /**
-   * Cards whose activity in the velocity window is tracked (about 230 bytes each). Past it the
+   * Cards whose activity in the velocity window is tracked (about 185 bytes each, token included). Past it the
    * least recently active card is forgotten before its window ends, so the rule is exact for up to
    * this many distinct cards per window: with a one-minute window, 830 new cards a second for one
    * merchant, more than this node executes in all. A merchant with a much longer window needs more.
