@@ -19,12 +19,13 @@ const mainPath = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url
 export const benchHost = '127.0.0.1';
 
 /**
- * The heap limit and allocator setting `npm start` runs the gateway with (package.json's `start`
+ * The heap limits and allocator setting `npm start` runs the gateway with (package.json's `start`
  * script; keep the two the same): the main thread's heap is capped at 192 MB (its live heap stays
- * at 55-80 MB whatever the history, see docs/architecture.md), and glibc keeps 2 malloc arenas
+ * at 55-80 MB whatever the history, see docs/architecture.md), its young generation at 2 × 8 MB
+ * (V8's default, 2 × 16 MB, is 16 MB more resident for no measurable gain), and glibc keeps 2 malloc arenas
  * instead of up to 8 per core, which would otherwise hold on to freed memory per thread.
  */
-const productionNodeFlags = ['--max-old-space-size=192'];
+const productionNodeFlags = ['--max-old-space-size=192', '--max-semi-space-size=8'];
 const productionEnvironment = { MALLOC_ARENA_MAX: '2' };
 
 /** Output kept per child for error messages: its last this many characters. */

@@ -26,11 +26,19 @@ export const busyTimeoutMs = 5_000;
 export const pageSizeBytes = 8_192;
 
 /**
- * Each journal connection's page cache. The hot part of the journal's index (the newest leaves of a
- * few entities) is small; bench:journal with 10,000 entities gave the same figures with 16 MiB as
- * with 64 MiB (146,927 and 145,260 events/s), and each MiB here is resident memory per connection.
+ * The page cache of the connection that writes the journal (the writer thread's, or the only one
+ * with the inline writer). The hot part of the journal's index (the newest leaves of a few
+ * entities) is small; bench:journal with 10,000 entities gave the same figures with 16 MiB as with
+ * 64 MiB (146,927 and 145,260 events/s), and each MiB here is resident memory.
  */
-export const cacheSizeBytes = 16 * 1024 * 1024;
+export const writerCacheSizeBytes = 8 * 1024 * 1024;
+
+/**
+ * The page cache of the owner's connection when a writer thread does the writing: it only reads
+ * (recovery, processed-id lookups, highest sequence numbers), mostly point lookups by random keys
+ * that a few MiB serve as well as many; the OS's page cache is underneath either way.
+ */
+export const readerCacheSizeBytes = 4 * 1024 * 1024;
 
 /**
  * How large the WAL may grow before a commit also checkpoints it into the database file. A page
@@ -70,8 +78,12 @@ export class SharedDatabase {
  * Opens (creating if needed) a database file with the durability settings the journal's promise
  * rests on, and migrates it to the latest schema.
  */
-export function openDatabase(path: string, clock: Clock = systemClock): Database {
-  const database = openWriterDatabase(path, busyTimeoutMs);
+export function openDatabase(
+  path: string,
+  clock: Clock = systemClock,
+  cacheSizeBytes = writerCacheSizeBytes,
+): Database {
+  const database = openWriterDatabase(path, busyTimeoutMs, cacheSizeBytes);
   try {
     migrate(database, path, clock.now());
     return database;
@@ -85,7 +97,11 @@ export function openDatabase(path: string, clock: Clock = systemClock): Database
  * Opens a database file with the durability settings the journal's promise rests on, without
  * migrating it: the writer thread's connection, opened after the owner has migrated the file.
  */
-export function openWriterDatabase(path: string, busyTimeout: number): Database {
+export function openWriterDatabase(
+  path: string,
+  busyTimeout: number,
+  cacheSizeBytes = writerCacheSizeBytes,
+): Database {
   const database = new BetterSqlite3(path);
   try {
     database.pragma(`busy_timeout = ${busyTimeout}`);
@@ -140,7 +156,8 @@ export interface SqliteStore {
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
-  const shared = new SharedDatabase(openDatabase(options.path, options.clock), options.path);
+  const cacheSizeBytes = options.writer === 'thread' ? readerCacheSizeBytes : writerCacheSizeBytes;
+  const shared = new SharedDatabase(openDatabase(options.path, options.clock, cacheSizeBytes), options.path);
   const writer: StoreWriter =
     options.writer === 'thread'
       ? new ThreadWriter({ journalPath: options.path, busyTimeoutMs }, options.onWriterFailure)
