@@ -16,6 +16,7 @@ import { executorDefinition } from '../payments/executor.js';
 import { type MerchantCommand, merchantAddress, merchantDefinition } from '../payments/merchant.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
+import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
 import { OrderReadModel } from '../readmodel/order-read-model.js';
 import { ActorSystem } from '../runtime/actor-system.js';
@@ -66,9 +67,10 @@ beforeAll(async () => {
     5_000,
   );
   void projection.start();
+  const queries = orderQueries(readModel, memory);
   app = await buildApp({
-    orders: new OrderService(registry, vault, readModel, systemClock),
-    queries: readModel,
+    orders: new OrderService(registry, vault, queries, systemClock),
+    queries,
     merchants: new MerchantDirectory([
       { merchantId: 'merchant-a', apiKeyHash: MerchantDirectory.hashKey(apiKey) },
     ]),

@@ -505,7 +505,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         async (request) => {
           const { id } = request.params as { id: string };
           await readModelFresh();
-          const events = dependencies.queries.orderEvents(request.merchantId, id);
+          const events = await dependencies.queries.orderEvents(request.merchantId, id);
           if (events === undefined) throw new ApiError(404, 'order_not_found', `No order ${id}.`, 'id');
           return {
             data: events.map((entry) => ({

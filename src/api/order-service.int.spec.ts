@@ -57,8 +57,8 @@ class JournalQueries implements OrderQueries {
     return { data: [...this.current().values()], hasMore: false };
   }
 
-  orderEvents(): undefined {
-    return undefined;
+  orderEvents(): Promise<undefined> {
+    return Promise.resolve(undefined);
   }
 
   lag(): void {

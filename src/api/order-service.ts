@@ -43,7 +43,8 @@ export interface OrderQueries {
     data: OrderView[];
     hasMore: boolean;
   };
-  orderEvents(merchantId: string, orderId: string): AuditEntry[] | undefined;
+  /** Read from the journal (the read model lists where an order's events are). */
+  orderEvents(merchantId: string, orderId: string): Promise<AuditEntry[] | undefined>;
 }
 
 export interface OrderRequest {

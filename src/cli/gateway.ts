@@ -18,6 +18,7 @@ import {
 } from '../payments/merchant.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
+import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjectionWorker } from '../readmodel/order-projection-worker.js';
 import { OrderReadModel, readModelPath } from '../readmodel/order-read-model.js';
 import { ActorSystem } from '../runtime/actor-system.js';
@@ -158,12 +159,13 @@ export async function startGateway(
     projection.start();
     await projection.caughtUp();
 
-    const orders = new OrderService(registry, vault, readModel, clock, defaultOrderServiceSettings);
+    const queries = orderQueries(readModel, store.journal);
+    const orders = new OrderService(registry, vault, queries, clock, defaultOrderServiceSettings);
     const metrics = gatewayMetrics(store.journal, projection, readModel);
     const app = await buildApp({
       metrics,
       orders,
-      queries: readModel,
+      queries,
       merchants: new MerchantDirectory(
         merchants.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),

@@ -138,11 +138,10 @@ export function orderChangesOf(row: OffsetEvent, decoded: DecodedEvent): OrderCh
   if (decoded.source === 'executor') {
     // Executor events are the bank side of an order: audit only. The order's status follows the
     // Merchant's events, which record the outcome once the Merchant has accepted it.
-    return [audited(position, row, decoded.event.orderId, auditData(row, decoded))];
+    return [audited(position, row, decoded.event.orderId)];
   }
   const { event } = decoded;
   if (event.type === 'MerchantConfigured') return [];
-  const audit = audited(position, row, event.orderId, auditData(row, decoded));
   const orderId = event.orderId;
   switch (event.type) {
     case 'OrderCreated':
@@ -163,54 +162,30 @@ export function orderChangesOf(row: OffsetEvent, decoded: DecodedEvent): OrderCh
             createdAt: event.at,
           },
         },
-        audit,
       ];
     case 'OrderValidated':
-      return [transition(position, orderId, 'new', 'validated', event.at, { bank: event.bank }), audit];
+      return [transition(position, orderId, 'new', 'validated', event.at, { bank: event.bank })];
     case 'OrderRejected':
-      return [transition(position, orderId, 'new', 'rejected', event.at, { reason: event.reason }), audit];
+      return [transition(position, orderId, 'new', 'rejected', event.at, { reason: event.reason })];
     case 'ExecuteOrderConfirmed':
-      return [audit];
+      return [audited(position, row, orderId)];
     case 'OrderExecuted':
       return [
         transition(position, orderId, 'validated', 'executed', event.at, {
           authorizationCode: event.authorizationCode,
         }),
-        audit,
       ];
     case 'OrderDeclined':
-      return [
-        transition(position, orderId, 'validated', 'declined', event.at, { reason: event.reason }),
-        audit,
-      ];
+      return [transition(position, orderId, 'validated', 'declined', event.at, { reason: event.reason })];
     case 'OrderFailed':
-      return [
-        transition(position, orderId, 'validated', 'failed', event.at, { reason: event.reason }),
-        audit,
-      ];
+      return [transition(position, orderId, 'validated', 'failed', event.at, { reason: event.reason })];
     default:
       return assertNever(event);
   }
 }
 
-/**
- * The event as the audit trail shows it: in its current schema version, so the trail has one shape
- * per event type however old the stored row is. A row already in that version (nearly all) was
- * written by the same encoder, so its payload is used as it is instead of being encoded again.
- */
-function auditData(row: OffsetEvent, decoded: DecodedEvent): string {
-  if (decoded.source === 'executor') {
-    return executorEvents.isCurrent(row.type, row.version)
-      ? row.payload
-      : executorEvents.serialize(decoded.event).payload;
-  }
-  return merchantEvents.isCurrent(row.type, row.version)
-    ? row.payload
-    : merchantEvents.serialize(decoded.event).payload;
-}
-
-function audited(position: JournalPosition, row: OffsetEvent, orderId: string, data: string): OrderChange {
-  return { kind: 'audited', position, orderId, type: row.type, at: row.timestamp, data };
+function audited(position: JournalPosition, row: OffsetEvent, orderId: string): OrderChange {
+  return { kind: 'audited', position, orderId, type: row.type };
 }
 
 function transition(

@@ -7,8 +7,10 @@ import { type Currency, isCurrency } from '../payments/money.js';
 import { type OrderStatus, orderStatuses } from '../payments/order.js';
 
 /**
- * The order read model: the journal projected into queryable SQLite tables — one row per order
- * (listing, filtering, paging) and the audit trail of each order (its events, in journal order).
+ * The order read model: the journal projected into a queryable SQLite table — one row per order
+ * (listing, filtering, paging), which also lists where each of the order's events sits in the
+ * journal (its global offsets, in journal order): the audit trail is read from the journal by
+ * those offsets (`audit-trail.ts`), not copied here.
  *
  * It lives in its own database file, never in the journal's: it is derived data and can always be
  * rebuilt by deleting the file (or calling `reset()`) and projecting the journal again from offset
@@ -32,7 +34,7 @@ export function readModelPath(dataDirectory: string): string {
 }
 
 /** Bumped whenever the tables change; a file with another version is emptied and rebuilt. */
-export const readModelSchemaVersion = 1;
+export const readModelSchemaVersion = 2;
 
 /** The largest page `listOrders` returns. */
 export const listLimitMax = 100;
@@ -63,22 +65,6 @@ export interface OrderRow {
   readonly requestHash: string;
   readonly createdAt: number;
   readonly updatedAt: number;
-}
-
-/** One event of an order's audit trail. */
-export interface AuditEntry {
-  /** The event's global offset in the journal. */
-  readonly offset: number;
-  readonly persistenceId: string;
-  readonly seqNr: number;
-  readonly type: string;
-  /** When the journal stored the event (the writer's clock), milliseconds since the epoch. */
-  readonly at: number;
-  /**
-   * The event as JSON data in its current schema version. A card appears only as its summary
-   * (token, brand, BIN, last four, expiry), never as its number.
-   */
-  readonly data: Readonly<Record<string, unknown>>;
 }
 
 export interface ListOrdersQuery {
@@ -129,7 +115,10 @@ export interface NewOrderRecord {
   readonly createdAt: number;
 }
 
-/** A change to the tables, derived from one event. An event yields zero or more. */
+/**
+ * A change to the table, derived from one event: each one also appends its event's offset to the
+ * order's list of events (the audit trail). An event yields at most one.
+ */
 export type OrderChange =
   | { readonly kind: 'created'; readonly position: JournalPosition; readonly order: NewOrderRecord }
   | {
@@ -145,13 +134,11 @@ export type OrderChange =
       readonly authorizationCode?: string;
     }
   | {
+      /** An event of the order that changes nothing but its audit trail. */
       readonly kind: 'audited';
       readonly position: JournalPosition;
       readonly orderId: string;
       readonly type: string;
-      readonly at: number;
-      /** JSON text of the event. */
-      readonly data: string;
     };
 
 export interface OrderBatch {
@@ -237,46 +224,13 @@ const orderRowSchema = z
     }),
   );
 
-const auditRowSchema = z
-  .object({
-    global_offset: z.number().int().positive(),
-    persistence_id: z.string().min(1),
-    seq_nr: z.number().int().positive(),
-    type: z.string().min(1),
-    at: timestamp,
-    data: z.string().transform((text, context): Record<string, unknown> => {
-      const parsed = parseJsonObject(text);
-      if (parsed === undefined) {
-        context.addIssue({ code: 'custom', message: 'data is not a JSON object' });
-        return z.NEVER;
-      }
-      return parsed;
-    }),
-  })
+/** Comma-separated global offsets, ascending. */
+const eventOffsetsRowSchema = z
+  .object({ merchant_id: z.string().min(1), event_offsets: z.string().regex(/^\d+(,\d+)*$/) })
   .strict()
-  .transform(
-    (row): AuditEntry => ({
-      offset: row.global_offset,
-      persistenceId: row.persistence_id,
-      seqNr: row.seq_nr,
-      type: row.type,
-      at: row.at,
-      data: row.data,
-    }),
-  );
+  .transform((row) => ({ merchantId: row.merchant_id, offsets: row.event_offsets.split(',').map(Number) }));
 
 const cursorSchema = z.object({ created_at: timestamp, order_id: z.string().min(1) }).strict();
-
-function parseJsonObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Parses a row read from the file; a row that does not parse means the file is broken. */
 function parseRow<T>(schema: z.ZodType<T>, row: unknown, what: string): T {
@@ -307,23 +261,16 @@ const schemaSql = `
     idempotency_key TEXT NOT NULL,
     request_hash TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    -- The global offsets of the order's events, comma-separated, in journal order: its audit trail
+    -- is read from the journal. Appending to a row of a recent order dirties a page recent orders
+    -- share, where a row per event in a table keyed by order id dirtied a random page each.
+    event_offsets TEXT NOT NULL
   ) STRICT;
 
   -- Listing a merchant's orders newest first, and paging by (created_at, order_id).
   CREATE INDEX orders_by_merchant ON orders (merchant_id, created_at DESC, order_id DESC);
   CREATE INDEX orders_by_merchant_status ON orders (merchant_id, status, created_at DESC, order_id DESC);
-
-  CREATE TABLE order_events (
-    order_id TEXT NOT NULL,
-    global_offset INTEGER NOT NULL,
-    persistence_id TEXT NOT NULL,
-    seq_nr INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (order_id, global_offset)
-  ) STRICT;
 
   CREATE TABLE projection_offsets (
     name TEXT PRIMARY KEY,
@@ -374,16 +321,13 @@ export class OrderReadModel {
   private readonly listAllAfter: Statement<[string, number, string, number], unknown>;
   private readonly listByStatus: Statement<[string, string, number], unknown>;
   private readonly listByStatusAfter: Statement<[string, string, number, string, number], unknown>;
-  private readonly selectEvents: Statement<[string], unknown>;
+  private readonly selectEventOffsets: Statement<[string], unknown>;
   private readonly selectOffset: Statement<[string], unknown>;
-  private readonly orderExists: Statement<[string], unknown>;
   private readonly insertOrder: Statement<Params>;
   private readonly updateStatus: Statement<Params>;
-  private readonly insertEvent: Statement<Params>;
+  private readonly appendEvent: Statement<[string, string]>;
   private readonly upsertOffset: Statement<[string, number]>;
   private readonly writeBatch: { immediate(batch: OrderBatch): void };
-  /** Within a batch's transaction: the order the last change created or moved, so known to exist. */
-  private orderSeen: string | undefined;
 
   private constructor(
     private readonly database: Database,
@@ -409,29 +353,25 @@ export class OrderReadModel {
     this.listByStatusAfter = database.prepare(
       `SELECT ${orderColumns} FROM orders WHERE merchant_id = ? AND status = ? AND ${after} ${newestFirst}`,
     );
-    this.selectEvents = database.prepare(
-      'SELECT global_offset, persistence_id, seq_nr, type, at, data FROM order_events ' +
-        'WHERE order_id = ? ORDER BY global_offset',
+    this.selectEventOffsets = database.prepare(
+      'SELECT merchant_id, event_offsets FROM orders WHERE order_id = ?',
     );
     this.selectOffset = database.prepare('SELECT "offset" FROM projection_offsets WHERE name = ?').pluck();
-    this.orderExists = database.prepare('SELECT 1 FROM orders WHERE order_id = ?').pluck();
     // ON CONFLICT DO NOTHING, then a check of `changes`: a second creation is reported, not thrown
     // as a bare constraint error without the event's position.
     this.insertOrder = database.prepare(
       'INSERT INTO orders (order_id, merchant_id, status, amount, currency, card_brand, card_last4, card_bin, ' +
         'bank, reference, description, reason, authorization_code, idempotency_key, request_hash, created_at, ' +
-        "updated_at) VALUES (?, ?, 'new', ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?) " +
+        "updated_at, event_offsets) VALUES (?, ?, 'new', ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?) " +
         'ON CONFLICT (order_id) DO NOTHING',
     );
     this.updateStatus = database.prepare(
       'UPDATE orders SET status = ?, updated_at = ?, bank = COALESCE(?, bank), reason = COALESCE(?, reason), ' +
-        'authorization_code = COALESCE(?, authorization_code) WHERE order_id = ? AND status = ?',
+        "authorization_code = COALESCE(?, authorization_code), event_offsets = event_offsets || ',' || ? " +
+        'WHERE order_id = ? AND status = ?',
     );
-    // OR IGNORE: an event is applied once by design (its offset commits with it); this only makes
-    // applying it again harmless should that design ever be broken.
-    this.insertEvent = database.prepare(
-      'INSERT OR IGNORE INTO order_events (order_id, global_offset, persistence_id, seq_nr, type, at, data) ' +
-        'VALUES (?, ?, ?, ?, ?, ?, ?)',
+    this.appendEvent = database.prepare(
+      "UPDATE orders SET event_offsets = event_offsets || ',' || ? WHERE order_id = ?",
     );
     this.upsertOffset = database.prepare(
       'INSERT INTO projection_offsets (name, "offset") VALUES (?, ?) ' +
@@ -510,10 +450,15 @@ export class OrderReadModel {
     return { data, hasMore: rows.length > limit };
   }
 
-  /** The order's events in journal order, or undefined when it is not an order of this merchant. */
-  orderEvents(merchantId: string, orderId: string): AuditEntry[] | undefined {
-    if (this.getOrder(merchantId, orderId) === undefined) return undefined;
-    return this.selectEvents.all(orderId).map((row) => parseRow(auditRowSchema, row, 'order_events'));
+  /**
+   * The global journal offsets of the order's events, ascending, or undefined when it is not an
+   * order of this merchant. `readAuditTrail` reads the events themselves.
+   */
+  orderEventOffsets(merchantId: string, orderId: string): number[] | undefined {
+    const row = this.selectEventOffsets.get(orderId);
+    if (row === undefined) return undefined;
+    const parsed = parseRow(eventOffsetsRowSchema, row, 'orders event_offsets');
+    return parsed.merchantId === merchantId ? parsed.offsets : undefined;
   }
 
   /** The global offset of the last event projected; 0 before the first. */
@@ -548,7 +493,7 @@ export class OrderReadModel {
     this.assertWritable();
     this.database
       .transaction(() => {
-        this.database.exec('DELETE FROM orders; DELETE FROM order_events; DELETE FROM projection_offsets;');
+        this.database.exec('DELETE FROM orders; DELETE FROM projection_offsets;');
       })
       .immediate();
   }
@@ -574,7 +519,6 @@ export class OrderReadModel {
       `read model is at offset ${current}, but the batch continues from ${batch.afterOffset}: ` +
         'another projection writes to the same file, or a batch was lost',
     );
-    this.orderSeen = undefined;
     for (const change of batch.changes) this.applyChange(change);
     this.upsertOffset.run(orderProjectionName, batch.toOffset);
   }
@@ -610,11 +554,11 @@ export class OrderReadModel {
       order.requestHash,
       order.createdAt,
       order.createdAt,
+      String(position.offset),
     );
     if (inserted.changes === 0) {
       throw new InconsistentEventError(`order ${order.id} is created a second time`, position);
     }
-    this.orderSeen = order.id;
   }
 
   private transition(change: Extract<OrderChange, { kind: 'transitioned' }>): void {
@@ -624,13 +568,11 @@ export class OrderReadModel {
       change.bank ?? null,
       change.reason ?? null,
       change.authorizationCode ?? null,
+      String(change.position.offset),
       change.orderId,
       change.from,
     );
-    if (updated.changes === 1) {
-      this.orderSeen = change.orderId;
-      return;
-    }
+    if (updated.changes === 1) return;
     const status = this.getOrderById(change.orderId)?.status;
     throw new InconsistentEventError(
       `order ${change.orderId} cannot become ${change.to}: it is ${status ?? 'unknown'}, not ${change.from}`,
@@ -639,21 +581,10 @@ export class OrderReadModel {
   }
 
   private audit(change: Extract<OrderChange, { kind: 'audited' }>): void {
-    const { position } = change;
-    // Most audit entries follow the creation or transition of their own order, which has just
-    // proved the order exists; only the others need a lookup.
-    if (change.orderId !== this.orderSeen && this.orderExists.get(change.orderId) === undefined) {
-      throw new InconsistentEventError(`${change.type} for unknown order ${change.orderId}`, position);
+    const updated = this.appendEvent.run(String(change.position.offset), change.orderId);
+    if (updated.changes === 0) {
+      throw new InconsistentEventError(`${change.type} for unknown order ${change.orderId}`, change.position);
     }
-    this.insertEvent.run(
-      change.orderId,
-      position.offset,
-      position.persistenceId,
-      position.seqNr,
-      change.type,
-      change.at,
-      change.data,
-    );
   }
 }
 
