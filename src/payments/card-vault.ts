@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto';
 import { brandOf, type CardSummary, luhnValid } from './card.js';
 import type { CardReader } from './executor-protocol.js';
 
@@ -35,6 +36,20 @@ export class VaultKeyError extends Error {
   override readonly name = 'VaultKeyError';
 }
 
+export interface CardVaultSettings {
+  /**
+   * How many cards sealed by this vault are also kept in memory (sealed, as stored), newest
+   * first: the Executor reveals a card a few milliseconds after the API sealed it, and finds it
+   * here instead of reading the vault's file, whose page cache every write of the writer thread
+   * empties. 0 turns it off.
+   */
+  readonly recentSealedMax: number;
+  /** Random IVs drawn from the CSPRNG at once (one call per this many seals). */
+  readonly ivBatch: number;
+}
+
+export const defaultCardVaultSettings: CardVaultSettings = { recentSealedMax: 4_096, ivBatch: 256 };
+
 /**
  * The card vault: card numbers are tokenized at the edge, the number is encrypted with
  * AES-256-GCM (a fresh random IV per seal; the token is bound in as associated data, so a sealed
@@ -49,15 +64,31 @@ export class VaultKeyError extends Error {
 export class CardVault implements CardReader {
   private readonly encryptionKey: Buffer;
   private readonly macKey: Buffer;
+  /** Sealed numbers of the latest cards sealed here; a Map iterates oldest first. */
+  private readonly recentSealed = new Map<string, Buffer>();
+  /** Random bytes for the next IVs, used from `ivAt` on. */
+  private readonly ivPool: Buffer;
+  private ivAt: number;
 
   constructor(
     masterKey: Buffer,
     private readonly storage: VaultStorage,
     private readonly now: () => number,
+    private readonly settings: CardVaultSettings = defaultCardVaultSettings,
   ) {
     if (masterKey.length !== vaultKeyBytes) {
       throw new VaultKeyError(`the vault key must be ${vaultKeyBytes} bytes, got ${masterKey.length}`);
     }
+    assert.ok(
+      Number.isSafeInteger(settings.recentSealedMax) && settings.recentSealedMax >= 0,
+      `recentSealedMax must be a non-negative integer, not ${settings.recentSealedMax}`,
+    );
+    assert.ok(
+      Number.isSafeInteger(settings.ivBatch) && settings.ivBatch >= 1,
+      `ivBatch must be a positive integer, not ${settings.ivBatch}`,
+    );
+    this.ivPool = Buffer.alloc(ivBytes * settings.ivBatch);
+    this.ivAt = this.ivPool.length;
     this.encryptionKey = Buffer.from(
       hkdfSync('sha256', masterKey, Buffer.alloc(0), 'remit card vault: aes', 32),
     );
@@ -71,7 +102,11 @@ export class CardVault implements CardReader {
   tokenize(card: CardInput): CardSummary {
     const token = this.tokenOf(card.number);
     const valid = luhnValid(card.number);
-    if (valid) this.storage.putIfAbsent(token, this.seal(token, card.number), this.now());
+    if (valid) {
+      const sealed = this.seal(token, card.number);
+      this.storage.putIfAbsent(token, sealed, this.now());
+      this.remember(token, sealed);
+    }
     return {
       token,
       brand: brandOf(card.number),
@@ -84,7 +119,7 @@ export class CardVault implements CardReader {
   }
 
   async reveal(token: string): Promise<string | undefined> {
-    const sealed = this.storage.get(token);
+    const sealed = this.recentSealed.get(token) ?? this.storage.get(token);
     return sealed === undefined ? undefined : this.open(token, sealed);
   }
 
@@ -98,8 +133,32 @@ export class CardVault implements CardReader {
     return `tok_${digest.slice(0, 32)}`;
   }
 
+  private remember(token: string, sealed: Buffer): void {
+    if (this.settings.recentSealedMax === 0) return;
+    this.recentSealed.delete(token);
+    this.recentSealed.set(token, sealed);
+    if (this.recentSealed.size > this.settings.recentSealedMax) {
+      const oldest = this.recentSealed.keys().next();
+      if (oldest.done !== true) this.recentSealed.delete(oldest.value);
+    }
+  }
+
+  /**
+   * A fresh random IV: a view of a pool refilled from the CSPRNG when used up, so valid only until
+   * the next call (`seal` copies it into the sealed entry at once). Never handed out twice.
+   */
+  private nextIv(): Buffer {
+    if (this.ivAt + ivBytes > this.ivPool.length) {
+      randomFillSync(this.ivPool);
+      this.ivAt = 0;
+    }
+    const iv = this.ivPool.subarray(this.ivAt, this.ivAt + ivBytes);
+    this.ivAt += ivBytes;
+    return iv;
+  }
+
   private seal(token: string, number: string): Buffer {
-    const iv = randomBytes(ivBytes);
+    const iv = this.nextIv();
     const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, iv);
     cipher.setAAD(Buffer.from(token));
     const ciphertext = Buffer.concat([cipher.update(number, 'utf8'), cipher.final()]);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
-import { CardVault, MemoryVaultStorage, VaultKeyError } from './card-vault.js';
+import { CardVault, MemoryVaultStorage, VaultKeyError, type VaultStorage } from './card-vault.js';
 
 const pan = '4242424242424242';
 const card = { number: pan, expMonth: 12, expYear: 2030 };
@@ -52,6 +52,46 @@ describe('CardVault', () => {
     await expect(new CardVault(randomBytes(32), other, () => 0).reveal('tok_other')).rejects.toThrow();
   });
 
+  it('reveals the latest cards it sealed from memory, and older ones from storage', async () => {
+    const stored = new MemoryVaultStorage();
+    let reads = 0;
+    const storage: VaultStorage = {
+      putIfAbsent: (token, sealed) => stored.putIfAbsent(token, sealed),
+      get: (token) => {
+        reads++;
+        return stored.get(token);
+      },
+    };
+    const key = randomBytes(32);
+    const vault = new CardVault(key, storage, () => 0, { recentSealedMax: 2, ivBatch: 4 });
+    const numbers = ['4242424242424242', '4000056655665556', '5555555555554444'];
+    const tokens = numbers.map((number) => vault.tokenize({ ...card, number }).token);
+    expect(await vault.reveal(tokens[2] ?? '')).toBe(numbers[2]);
+    expect(await vault.reveal(tokens[1] ?? '')).toBe(numbers[1]);
+    expect(reads).toBe(0);
+    // The first card was pushed out of memory by the later two: it comes from storage.
+    expect(await vault.reveal(tokens[0] ?? '')).toBe(numbers[0]);
+    expect(reads).toBe(1);
+    // What memory holds is what storage holds: a vault that sealed nothing reads the same numbers.
+    const fresh = new CardVault(key, storage, () => 0);
+    for (const [index, token] of tokens.entries()) expect(await fresh.reveal(token)).toBe(numbers[index]);
+  });
+
+  it('seals every card under its own random IV, across refills of the IV pool', async () => {
+    const storage = new MemoryVaultStorage();
+    const vault = new CardVault(randomBytes(32), storage, () => 0, { recentSealedMax: 0, ivBatch: 3 });
+    const ivs = new Set<string>();
+    const numbers = Array.from({ length: 10 }, (_, index) => withLuhnDigit(`42424242424242${index}`));
+    for (const number of numbers) {
+      const { token } = vault.tokenize({ ...card, number });
+      const sealed = storage.get(token);
+      if (sealed === undefined) throw new Error(`${number} not stored`);
+      ivs.add(sealed.subarray(0, 12).toString('hex'));
+      expect(await vault.reveal(token)).toBe(number);
+    }
+    expect(ivs.size).toBe(numbers.length);
+  });
+
   it('insists on a 32-byte key', () => {
     expect(() => new CardVault(randomBytes(16), new MemoryVaultStorage(), () => 0)).toThrow(VaultKeyError);
   });
@@ -72,3 +112,14 @@ describe('CardVault', () => {
     }
   });
 });
+
+/** `digits` followed by the check digit that makes it pass Luhn. */
+function withLuhnDigit(digits: string): string {
+  let sum = 0;
+  for (let index = 0; index < digits.length; index++) {
+    let digit = Number(digits[digits.length - 1 - index]);
+    if (index % 2 === 0) digit = digit * 2 > 9 ? digit * 2 - 9 : digit * 2;
+    sum += digit;
+  }
+  return `${digits}${(10 - (sum % 10)) % 10}`;
+}
