@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AppendRequest } from '../journal.js';
 import { openSqliteStore, type SqliteStore } from './open-database.js';
 import { SqliteVaultStorage } from './sqlite-vault-storage.js';
@@ -57,6 +57,18 @@ describe('the writer thread', () => {
       await earlier;
       // The append is durable, so the card queued before it is too: this thread's own connection sees it.
       expect(vault.get('tok_a')).toEqual(Buffer.from([1, 2, 3]));
+      expect(store.writer.stats().vaultRowsQueued).toBe(0);
+    } finally {
+      vault.close();
+    }
+  });
+
+  it('writes a sealed card that no write follows after a short delay', async () => {
+    const vault = new SqliteVaultStorage(path.join(directory, 'vault.db'), store.writer);
+    try {
+      vault.putIfAbsent('tok_c', Buffer.from([4, 5]), 1);
+      expect(store.writer.stats().vaultRowsQueued).toBe(1);
+      await vi.waitFor(() => expect(vault.get('tok_c')).toEqual(Buffer.from([4, 5])), { timeout: 5_000 });
       expect(store.writer.stats().vaultRowsQueued).toBe(0);
     } finally {
       vault.close();

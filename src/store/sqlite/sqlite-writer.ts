@@ -54,6 +54,14 @@ export interface WriterStats {
 /** The most sealed cards queued for the vault at once (each is one order being accepted). */
 export const vaultRowsQueuedMax = 65_536;
 
+/**
+ * How long a sealed card may wait for the next write to the writer thread before it is sent on its
+ * own. Cards ride with the next write (an order's card is sealed just before its Merchant appends),
+ * so under load they reach the thread in the same wake-up as the append that names them; this only
+ * bounds the wait of a card whose order wrote nothing (refused before the Merchant decided it).
+ */
+export const vaultFlushDelayMs = 20;
+
 /** The writer thread's heap limit: it holds the batches in flight (bounded by group commit). */
 export const writerHeapMbMax = 96;
 
@@ -135,7 +143,7 @@ export class ThreadWriter implements StoreWriter {
   private readonly pending = new Map<number, Pending>();
   private readonly vaultQueue = new Map<string, VaultRow[]>();
   private vaultRowsQueued = 0;
-  private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | undefined;
   private threadFailures = 0;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
@@ -173,14 +181,7 @@ export class ThreadWriter implements StoreWriter {
     }
     rows.push(row);
     this.vaultRowsQueued++;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // Every card sealed in this turn of the event loop shares one vault transaction.
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flushVault();
-      });
-    }
+    this.flushTimer ??= setTimeout(() => this.flushVault(), vaultFlushDelayMs);
   }
 
   stats(): WriterStats {
@@ -219,6 +220,10 @@ export class ThreadWriter implements StoreWriter {
   }
 
   private flushVault(): void {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
     if (this.vaultRowsQueued === 0) return;
     for (const [path, rows] of this.vaultQueue) {
       this.post({ kind: 'vault', path, rows }).catch((error: unknown) => {

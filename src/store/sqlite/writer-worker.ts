@@ -10,7 +10,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
 import { openWriterDatabase } from './open-database.js';
-import { JournalWrites, openVaultDatabase, VaultWrites } from './store-writes.js';
+import { JournalWrites, openVaultDatabase, type VaultRow, VaultWrites } from './store-writes.js';
 import {
   unflattenBatch,
   type WriteOp,
@@ -66,31 +66,62 @@ function stop(): void {
 }
 
 /**
- * Runs the message that woke the thread and every one queued behind it (a vault write and the
- * append after it are usually posted in the same turn), each in its own transaction as before,
- * and answers them all in one message: one wake-up of the gateway's thread instead of one each.
+ * Runs the message that woke the thread and every one queued behind it, and answers them all in
+ * one message: one wake-up of the gateway's thread instead of one each. The sealed cards of all of
+ * them go first, in one transaction per vault file (the gateway posts a vault write per turn of its
+ * event loop, several per wake-up under load, and each transaction is an fsync): a card may always
+ * become durable earlier than asked, never later than an append posted after it. The other ops run
+ * in the order they were posted, each in its own transaction.
  */
 port.on('message', (first: WriterRequest | 'stop') => {
-  const replies: WriterReply[] = [];
+  const requests: WriterRequest[] = [];
+  let stopping = false;
   for (
     let request: WriterRequest | 'stop' | undefined = first;
     request !== undefined;
     request = receiveMessageOnPort(port)?.message as WriterRequest | 'stop' | undefined
   ) {
     if (request === 'stop') {
-      if (replies.length > 0) port.postMessage(replies);
-      stop();
-      return;
+      stopping = true;
+      break;
     }
+    requests.push(request);
+  }
+  const replies: WriterReply[] = [];
+  writeVaults(requests, replies);
+  for (const request of requests) {
+    if (request.op.kind === 'vault') continue;
     try {
       replies.push({ id: request.id, ok: true, result: run(request.op) });
     } catch (error) {
       replies.push(failure(request.id, error));
-      if (request.op.kind === 'vault') {
-        port.postMessage(replies);
-        process.exit(1);
-      }
     }
   }
-  port.postMessage(replies);
+  if (replies.length > 0) port.postMessage(replies);
+  if (stopping) stop();
 });
+
+/** Every vault op of `requests`, one transaction per file; a failure ends the thread. */
+function writeVaults(requests: readonly WriterRequest[], replies: WriterReply[]): void {
+  const byPath = new Map<string, { ids: number[]; rows: VaultRow[] }>();
+  for (const request of requests) {
+    if (request.op.kind !== 'vault') continue;
+    let group = byPath.get(request.op.path);
+    if (group === undefined) {
+      group = { ids: [], rows: [] };
+      byPath.set(request.op.path, group);
+    }
+    group.ids.push(request.id);
+    for (const row of request.op.rows) group.rows.push(row);
+  }
+  for (const [path, group] of byPath) {
+    try {
+      vaultAt(path).put(group.rows);
+      for (const id of group.ids) replies.push({ id, ok: true, result: undefined });
+    } catch (error) {
+      for (const id of group.ids) replies.push(failure(id, error));
+      port?.postMessage(replies);
+      process.exit(1);
+    }
+  }
+}
