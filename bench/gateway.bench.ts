@@ -271,6 +271,7 @@ function report(
       mode.kind === 'closed'
         ? 'the actual send, executed orders only'
         : 'the intended send time, executed orders only',
+    latencyBySecond: load.latencyBySecond,
     errors: load.errors,
     errorsByKind: load.errorsByKind,
     journal: {

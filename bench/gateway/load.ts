@@ -74,12 +74,21 @@ export interface LatencySummary {
   readonly count: number;
 }
 
+/** Executed orders of one second of the window (by send time) and their worst latency. */
+export interface LatencySecond {
+  readonly second: number;
+  readonly executed: number;
+  readonly maxMs: number;
+}
+
 export interface LoadResult {
   /** Executed orders answered inside the measurement window. */
   readonly executedInWindow: number;
   /** Orders sent (open loop: due) inside the window. */
   readonly sentInWindow: number;
   readonly latencyMs: LatencySummary;
+  /** Per second of the window: where a stall shows as a run of seconds with a high maximum. */
+  readonly latencyBySecond: readonly LatencySecond[];
   readonly errors: number;
   readonly errorsByKind: Readonly<Record<string, number>>;
   readonly warmup: { readonly sent: number; readonly executed: number; readonly errors: number };
@@ -280,6 +289,9 @@ class Recorder {
     numberOfSignificantValueDigits: 3,
   });
   private readonly errorsByKind = new Map<string, number>();
+  /** Indexed by the second of the window an order was sent (open loop: due) in. */
+  private readonly executedBySecond: number[] = [];
+  private readonly maxMicrosBySecond: number[] = [];
   private executedInWindow = 0;
   private sentInWindow = 0;
   private answeredInWindow = 0;
@@ -319,7 +331,11 @@ class Recorder {
     if (sentAt >= this.windowEnd) return;
     this.answeredInWindow++;
     if (outcome.kind === 'executed') {
-      this.histogram.recordValue(Math.max(1, Math.round((answeredAt - sentAt) * 1_000)));
+      const micros = Math.max(1, Math.round((answeredAt - sentAt) * 1_000));
+      this.histogram.recordValue(micros);
+      const second = Math.floor((sentAt - this.windowStart) / 1_000);
+      this.executedBySecond[second] = (this.executedBySecond[second] ?? 0) + 1;
+      this.maxMicrosBySecond[second] = Math.max(this.maxMicrosBySecond[second] ?? 0, micros);
     } else {
       this.countError(outcome.key);
     }
@@ -362,6 +378,11 @@ class Recorder {
         mean: count === 0 ? 0 : micros(this.histogram.mean),
         count,
       },
+      latencyBySecond: Array.from({ length: this.executedBySecond.length }, (_, second) => ({
+        second,
+        executed: this.executedBySecond[second] ?? 0,
+        maxMs: (this.maxMicrosBySecond[second] ?? 0) / 1_000,
+      })),
       errors: this.errorsInWindow,
       errorsByKind: Object.fromEntries([...this.errorsByKind].sort(([a], [b]) => a.localeCompare(b))),
       warmup: { sent: this.warmupSent, executed: this.warmupExecuted, errors: this.warmupErrors },
