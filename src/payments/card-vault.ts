@@ -162,7 +162,13 @@ export class CardVault implements CardReader {
     const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, iv);
     cipher.setAAD(Buffer.from(token));
     const ciphertext = Buffer.concat([cipher.update(number, 'utf8'), cipher.final()]);
-    return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
+    // Its own memory, not a slice of Node's shared 8 KiB pool: the entry is kept (recentSealed), and
+    // a kept pool slice would keep the whole chunk alive.
+    const sealed = Buffer.allocUnsafeSlow(ivBytes + tagBytes + ciphertext.length);
+    iv.copy(sealed, 0);
+    cipher.getAuthTag().copy(sealed, ivBytes);
+    ciphertext.copy(sealed, ivBytes + tagBytes);
+    return sealed;
   }
 
   private open(token: string, sealed: Buffer): string {
