@@ -21,7 +21,13 @@ import { luhnValid } from '../src/payments/card.js';
 import { approvedCard } from './gateway/cards.js';
 import { type BenchMerchant, type LoadMode, type LoadResult, runLoad } from './gateway/load.js';
 import { clockTicksPerSecond, type ProcessSample, sampleProcess } from './gateway/process-stats.js';
-import { readMetrics } from './gateway/prometheus.js';
+import {
+  fetchMetricsText,
+  type HistogramSample,
+  histogramBetween,
+  histogramSample,
+  sampleValues,
+} from './gateway/prometheus.js';
 import { type RemitChild, startRemitChild } from './gateway/remit-processes.js';
 
 const usage = `Usage: npm run bench -- [flags]
@@ -39,6 +45,7 @@ const usage = `Usage: npm run bench -- [flags]
   --cpu-prof DIR      write V8 CPU profiles of the gateway and the bank into DIR (node --cpu-prof)`;
 
 const journalMetrics = ['remit_journal_events_total', 'remit_journal_transactions_total'] as const;
+const commitHistogramName = 'remit_journal_commit_duration_seconds';
 /**
  * Warm-up and open-loop connections: with 2 s and 64 connections, the first second of an open-loop
  * window still held the warm-up's backlog (JIT, heaps growing; orders queued in the client behind
@@ -82,6 +89,7 @@ interface Sample {
   readonly bank: ProcessSample | undefined;
   readonly loadGeneratorCpu: NodeJS.CpuUsage;
   readonly metrics: Record<(typeof journalMetrics)[number], number> | undefined;
+  readonly commitHistogram: HistogramSample | undefined;
   readonly loadAverage: readonly number[];
 }
 
@@ -183,6 +191,24 @@ function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Journal batches committed in the window: count, mean, and the bucket bound each quantile falls
+ * under (from the gateway's `remit_journal_commit_duration_seconds`: hand-over to the writer thread
+ * until durable).
+ */
+function commitLatency(
+  start: HistogramSample | undefined,
+  end: HistogramSample | undefined,
+): Record<string, unknown> | null {
+  if (start === undefined || end === undefined) return null;
+  const between = histogramBetween(start, end, [0.5, 0.9, 0.99], 1_000);
+  return {
+    batches: between.count,
+    mean: between.mean === null ? null : round(between.mean, 2),
+    atMost: between.atMost,
+  };
+}
+
 async function sample(gateway: RemitChild, bank: RemitChild, ticks: number): Promise<Sample> {
   const at = performance.now();
   const snapshot = {
@@ -193,10 +219,15 @@ async function sample(gateway: RemitChild, bank: RemitChild, ticks: number): Pro
     loadAverage: os.loadavg().map((value) => round(value, 2)),
   };
   try {
-    return { ...snapshot, metrics: await readMetrics(gateway.url, journalMetrics) };
+    const text = await fetchMetricsText(gateway.url);
+    return {
+      ...snapshot,
+      metrics: sampleValues(text, journalMetrics),
+      commitHistogram: histogramSample(text, commitHistogramName),
+    };
   } catch (error) {
     process.stderr.write(`bench: could not read /metrics: ${String(error)}\n`);
-    return { ...snapshot, metrics: undefined };
+    return { ...snapshot, metrics: undefined, commitHistogram: undefined };
   }
 }
 
@@ -306,6 +337,7 @@ function report(
         events === null || transactions === null || transactions === 0
           ? null
           : round(events / transactions, 2),
+      commitLatencyMs: commitLatency(start.commitHistogram, end.commitHistogram),
     },
     cpuSeconds: gatewayCpu,
     peakRssMb,

@@ -380,6 +380,9 @@ describe.sequential('remit end to end', () => {
     const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
     expect(metrics).toContain('remit_journal_transactions_total');
     expect(metrics).toContain('remit_http_request_duration_seconds');
+    // The orders of the tests before this one were committed, each batch timed.
+    const commits = metrics.match(/^remit_journal_commit_duration_seconds_count (\d+)$/m)?.[1];
+    expect(Number(commits)).toBeGreaterThan(0);
     const openapi = (await (await fetch(`${gateway.url}/openapi.json`)).json()) as {
       paths: Record<string, unknown>;
     };

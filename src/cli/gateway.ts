@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino, { type Logger as PinoLogger } from 'pino';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { buildApp, MerchantDirectory } from '../api/app.js';
 import { defaultOrderServiceSettings, OrderService } from '../api/order-service.js';
 import { BankClient } from '../bank/bank-client.js';
@@ -83,11 +83,19 @@ export async function startGateway(
     }
     const bankUrl = config.bankUrl ?? bank?.url ?? '';
 
+    const metrics = new Registry();
+    const commitDuration = new Histogram({
+      name: 'remit_journal_commit_duration_seconds',
+      help: 'Journal batches from their hand-over to the writer thread until durable (queue, transaction, fsync)',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [metrics],
+    });
     // Journal, snapshot and vault writes run in one writer thread: fsyncs never block the event loop.
     const store = openSqliteStore({
       path: join(dataDir, 'journal.db'),
       writer: 'thread',
       onWriterFailure: (error) => logger.error({ err: error }, 'journal writer thread failed'),
+      onCommitted: (seconds) => commitDuration.observe(seconds),
     });
     closers.push(() => store.close());
     const vaultStorage = new SqliteVaultStorage(join(dataDir, 'vault.db'), store.writer);
@@ -161,7 +169,7 @@ export async function startGateway(
 
     const queries = orderQueries(readModel, store.journal);
     const orders = new OrderService(registry, vault, queries, clock, defaultOrderServiceSettings);
-    const metrics = gatewayMetrics(store.journal, projection, readModel);
+    addGatewayMetrics(metrics, store.journal, projection, readModel);
     const app = await buildApp({
       metrics,
       orders,
@@ -201,12 +209,12 @@ function vaultKey(config: StartConfig, dataDir: string): Buffer {
 }
 
 /** Process metrics plus the journal's write counters and the read model's lag behind it. */
-function gatewayMetrics(
+function addGatewayMetrics(
+  registry: Registry,
   journal: Journal,
   projection: OrderProjectionWorker,
   readModel: OrderReadModel,
-): Registry {
-  const registry = new Registry();
+): void {
   collectDefaultMetrics({ register: registry });
   const counters: Array<[string, string, (stats: JournalStats) => number]> = [
     ['remit_journal_appends_total', 'Appends committed to the journal', (stats) => stats.appends],
@@ -264,5 +272,4 @@ function gatewayMetrics(
       this.set(projection.status().state === 'failed' ? 1 : 0);
     },
   });
-  return registry;
 }

@@ -4,7 +4,7 @@ import type { Clock } from '../../runtime/clock.js';
 import { systemClock } from '../../runtime/clock.js';
 import type { GroupCommitSettings } from '../group-commit.js';
 import { migrate } from './migrations.js';
-import { SqliteJournal } from './sqlite-journal.js';
+import { type CommitObserver, SqliteJournal } from './sqlite-journal.js';
 import { SqliteSnapshotStore } from './sqlite-snapshot-store.js';
 import { InlineWriter, type StoreWriter, ThreadWriter, type WriterMode } from './sqlite-writer.js';
 
@@ -142,6 +142,8 @@ export interface SqliteStoreOptions {
   readonly writer?: WriterMode;
   /** Told when the writer thread fails (every write pending then failed; the next restarts it). */
   readonly onWriterFailure?: (error: Error) => void;
+  /** Told of every journal batch committed, with its duration (e.g. for a latency histogram). */
+  readonly onCommitted?: CommitObserver;
 }
 
 /** The journal and the snapshot store of one SQLite file. */
@@ -162,7 +164,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     options.writer === 'thread'
       ? new ThreadWriter({ journalPath: options.path, busyTimeoutMs }, options.onWriterFailure)
       : new InlineWriter(shared.database, busyTimeoutMs);
-  const journal = new SqliteJournal(shared, writer, options.groupCommit);
+  const journal = new SqliteJournal(shared, writer, options.groupCommit, options.onCommitted);
   const snapshots = new SqliteSnapshotStore(shared, writer);
   return {
     journal,

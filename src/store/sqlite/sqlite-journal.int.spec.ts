@@ -129,6 +129,20 @@ describe.each(writerModes)('SQLite store, %s writer', (writer) => {
     expect(after[3]?.offset).toBeGreaterThan(before[2]?.offset ?? Number.POSITIVE_INFINITY);
   });
 
+  it('tells the commit observer of every batch, its duration and its appends', async () => {
+    const commits: Array<{ seconds: number; appends: number }> = [];
+    const store = openSqliteStore({
+      path: file,
+      writer,
+      onCommitted: (seconds, appends) => commits.push({ seconds, appends }),
+    });
+    opened.push(store);
+    await Promise.all([store.journal.append(request('a', 1)), store.journal.append(request('b', 1, 2))]);
+    await store.journal.append(request('a', 2));
+    expect(commits.map((commit) => commit.appends)).toEqual([2, 1]);
+    for (const commit of commits) expect(commit.seconds).toBeGreaterThanOrEqual(0);
+  });
+
   it('migrates once: reopening a migrated file applies nothing', async () => {
     await open().close();
     await open().close();

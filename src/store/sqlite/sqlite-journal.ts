@@ -20,6 +20,12 @@ import { highestSeqNrOf, prepareSelectHighest } from './store-writes.js';
 const noLimit = -1;
 
 /**
+ * Told of every batch the writer committed: how long it took from the hand-over to the writer until
+ * it was durable (the writer's queue, the transaction, its fsync and the answer), and its size.
+ */
+export type CommitObserver = (seconds: number, appends: number) => void;
+
+/**
  * The journal on SQLite (better-sqlite3). Appends are group-committed: every append queued while a
  * transaction runs joins the next one, so one `BEGIN IMMEDIATE … COMMIT` (one WAL fsync) makes a
  * whole batch durable. Inside it each request is checked against the id's highest sequence number
@@ -42,6 +48,7 @@ export class SqliteJournal implements Journal {
     private readonly shared: SharedDatabase,
     private readonly writer: StoreWriter,
     groupCommit: Partial<GroupCommitSettings> = {},
+    private readonly onCommitted?: CommitObserver,
   ) {
     shared.retain();
     const database = shared.database;
@@ -138,7 +145,9 @@ export class SqliteJournal implements Journal {
   // ---- Write path ------------------------------------------------------------------------------
 
   private async commitBatch(batch: readonly AppendRequest[]): Promise<ReadonlyArray<Error | undefined>> {
+    const startedAt = performance.now();
     const result = await this.writer.append(batch);
+    this.onCommitted?.((performance.now() - startedAt) / 1_000, result.appends);
     this.counters.appends += result.appends;
     this.counters.events += result.events;
     if (result.events > 0) this.counters.transactions++;
