@@ -38,10 +38,10 @@ export class VaultKeyError extends Error {
 
 export interface CardVaultSettings {
   /**
-   * How many cards sealed by this vault are also kept in memory (sealed, as stored), newest
-   * first: the Executor reveals a card a few milliseconds after the API sealed it, and finds it
-   * here instead of reading the vault's file, whose page cache every write of the writer thread
-   * empties. 0 turns it off.
+   * How many cards sealed by this vault are also kept in memory (sealed, as stored) until they are
+   * revealed, newest first: the Executor reveals a card a few milliseconds after the API sealed it,
+   * and finds it here instead of reading the vault's file, whose page cache every write of the
+   * writer thread empties. 0 turns it off.
    */
   readonly recentSealedMax: number;
   /** Random IVs drawn from the CSPRNG at once (one call per this many seals). */
@@ -118,8 +118,15 @@ export class CardVault implements CardReader {
     };
   }
 
+  /**
+   * The card behind a token. A card sealed here recently is taken from memory, and forgotten there:
+   * an order's card is revealed once per bank call, so the entry dies young (before the garbage
+   * collector would move it to the old generation); a second call reads the vault's file.
+   */
   async reveal(token: string): Promise<string | undefined> {
-    const sealed = this.recentSealed.get(token) ?? this.storage.get(token);
+    const recent = this.recentSealed.get(token);
+    if (recent !== undefined) this.recentSealed.delete(token);
+    const sealed = recent ?? this.storage.get(token);
     return sealed === undefined ? undefined : this.open(token, sealed);
   }
 
