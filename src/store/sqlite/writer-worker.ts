@@ -68,9 +68,9 @@ function stop(): void {
 /**
  * Runs the message that woke the thread and every one queued behind it, and answers them all in
  * one message: one wake-up of the gateway's thread instead of one each. The sealed cards of all of
- * them go first, in one transaction per vault file (the gateway posts a vault write per turn of its
- * event loop, several per wake-up under load, and each transaction is an fsync): a card may always
- * become durable earlier than asked, never later than an append posted after it. The other ops run
+ * them go first, in one transaction per vault file (each transaction is an fsync, and several vault
+ * posts can queue up while one runs): a card may always become durable earlier than asked, never
+ * later than an append posted after it. The other ops run
  * in the order they were posted, each in its own transaction.
  */
 port.on('message', (first: WriterRequest | 'stop') => {
