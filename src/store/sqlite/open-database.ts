@@ -35,8 +35,9 @@ export const writerCacheSizeBytes = 8 * 1024 * 1024;
 
 /**
  * The page cache of the owner's connection when a writer thread does the writing: it only reads
- * (recovery, processed-id lookups, highest sequence numbers), mostly point lookups by random keys
- * that a few MiB serve as well as many; the OS's page cache is underneath either way.
+ * (recovery, processed-id lookups, highest sequence numbers), and SQLite empties it at the first
+ * read after any commit of the writer's connection (WAL), so under load it holds little more than
+ * one lookup's pages; the OS's page cache is underneath either way.
  */
 export const readerCacheSizeBytes = 4 * 1024 * 1024;
 

@@ -36,7 +36,8 @@ function vaultAt(path: string): VaultWrites {
   return vault;
 }
 
-function run(op: WriteOp): unknown {
+/** One op other than a vault write (those are grouped by `writeVaults`). */
+function run(op: Exclude<WriteOp, { kind: 'vault' }>): unknown {
   switch (op.kind) {
     case 'append':
       return journal.append(unflattenBatch(op.batch));
@@ -48,9 +49,6 @@ function run(op: WriteOp): unknown {
       return undefined;
     case 'purgeProcessed':
       return journal.purgeProcessed(op.receiverId, op.beforeTimestamp);
-    case 'vault':
-      vaultAt(op.path).put(op.rows);
-      return undefined;
   }
 }
 
