@@ -19,7 +19,7 @@ import {
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
-import { OrderProjectionWorker } from '../readmodel/order-projection-worker.js';
+import { hostedThread, OrderProjectionWorker } from '../readmodel/order-projection-worker.js';
 import { OrderReadModel, readModelPath } from '../readmodel/order-read-model.js';
 import { ActorSystem } from '../runtime/actor-system.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
@@ -28,6 +28,7 @@ import type { Journal, JournalStats } from '../store/journal.js';
 import { ObservedJournal } from '../store/observed-journal.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
+import { ThreadWriter } from '../store/sqlite/sqlite-writer.js';
 import type { StartConfig } from './config.js';
 import { demoConfig, loadOrCreateMerchants } from './demo-merchants.js';
 
@@ -102,8 +103,8 @@ export async function startGateway(
     closers.push(() => vaultStorage.close());
     const vault = new CardVault(vaultKey(config, dataDir), vaultStorage, () => clock.now());
 
-    // The projection runs in its own worker thread and is the read model's only writer; this
-    // thread queries it over a read-only connection.
+    // The projection runs in the writer thread, as its guest, and is the read model's only writer;
+    // this thread queries it over a read-only connection.
     const readModel = OrderReadModel.openForQueries(readModelPath(dataDir));
     closers.push(() => readModel.close());
     const projection = new OrderProjectionWorker({
@@ -112,6 +113,7 @@ export async function startGateway(
       clock,
       random: systemRandom,
       logger,
+      ...(store.writer instanceof ThreadWriter ? { startThread: hostedThread(store.writer) } : {}),
     });
     closers.push(() => projection.stop());
     // Every durable append is signalled to the projection, so the read model trails the journal by

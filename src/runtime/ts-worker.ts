@@ -1,8 +1,7 @@
 import { Worker } from 'node:worker_threads';
+import { runnableEntry } from './thread-guest.js';
 
 const bootstrap = new URL('./ts-worker-bootstrap.mjs', import.meta.url);
-/** True when this module runs compiled (dist/, `npm run build`), not from source through tsx. */
-const compiled = import.meta.url.endsWith('.js');
 
 /**
  * A worker's young generation. The workers (journal writer, read-model projection) keep little
@@ -27,8 +26,8 @@ export function startTsWorker(entry: URL, settings: unknown, name: string, heapM
     maxOldGenerationSizeMb: heapMbMax,
     maxYoungGenerationSizeMb: workerYoungGenerationMbMax,
   };
-  if (compiled) {
-    const script = new URL(entry.href.replace(/\.ts$/, '.js'));
+  const script = runnableEntry(entry);
+  if (script !== entry) {
     return new Worker(script, { workerData: { entry: script.href, settings }, name, resourceLimits });
   }
   return new Worker(bootstrap, { workerData: { entry: entry.href, settings }, name, resourceLimits });

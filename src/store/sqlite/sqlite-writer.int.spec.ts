@@ -1,11 +1,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { MessageChannel, type MessagePort, threadId } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AppendRequest } from '../journal.js';
 import { openSqliteStore, type SqliteStore } from './open-database.js';
 import { SqliteVaultStorage } from './sqlite-vault-storage.js';
-import { WriterFailedError } from './sqlite-writer.js';
+import { ThreadWriter, WriterFailedError } from './sqlite-writer.js';
+
+const echoGuest = new URL('../../testing/echo-guest.ts', import.meta.url);
+
+function nextMessage(port: MessagePort): Promise<unknown> {
+  return new Promise((resolve) => port.once('message', resolve));
+}
 
 function request(persistenceId: string, fromSeqNr: number): AppendRequest {
   return {
@@ -104,5 +111,62 @@ describe('the writer thread', () => {
     } finally {
       await reopened.close();
     }
+  });
+
+  describe('hosting guests', () => {
+    function hostEcho(settings: unknown): { port: MessagePort; ended: Promise<string | undefined> } {
+      const writer = store.writer;
+      if (!(writer instanceof ThreadWriter)) throw new Error('expected the thread writer');
+      const { port1, port2 } = new MessageChannel();
+      const { ended } = writer.host(echoGuest, settings, port2);
+      return { port: port1, ended };
+    }
+
+    it('runs a guest in the writer thread, beside the writes, and reports its end', async () => {
+      const guest = hostEcho({ name: 'echo' });
+      try {
+        const answer = nextMessage(guest.port);
+        guest.port.postMessage('ping');
+        const pong = (await answer) as { pong: unknown; threadId: number };
+        expect(pong.pong).toEqual({ name: 'echo' });
+        expect(pong.threadId).not.toBe(threadId);
+        await store.journal.append(request('with-guest', 1));
+
+        const last = nextMessage(guest.port);
+        guest.port.postMessage('end');
+        expect(await last).toBe('ending');
+        expect(await guest.ended).toBeUndefined();
+      } finally {
+        guest.port.close();
+      }
+    });
+
+    it('reports why a guest failed, and the writes go on', async () => {
+      const guest = hostEcho({});
+      guest.port.postMessage('fail');
+      expect(await guest.ended).toBe('Error: asked to fail');
+      guest.port.close();
+      await store.journal.append(request('after-guest', 1));
+      expect(store.writer.stats().threadFailures).toBe(0);
+    });
+
+    it('tells a guest it ended when the writer thread ends under it, and on close', async () => {
+      const first = hostEcho({});
+      const badVault = path.join(directory, 'not-a-file');
+      fs.mkdirSync(badVault);
+      store.writer.putVault(badVault, { token: 'tok_g', sealed: Buffer.from([7]), createdAt: 1 });
+      await expect(store.journal.append(request('guest-b', 1))).rejects.toBeInstanceOf(WriterFailedError);
+      expect(await first.ended).toMatch(/writer thread exited/);
+      first.port.close();
+
+      // A guest hosted afterwards starts the next thread; closing the store ends it too.
+      const second = hostEcho({});
+      const answer = nextMessage(second.port);
+      second.port.postMessage('ping');
+      await answer;
+      await store.close();
+      expect(await second.ended).toBe('the writer thread stopped');
+      second.port.close();
+    });
   });
 });

@@ -1,5 +1,12 @@
-import type { Worker } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
+import {
+  type GuestEndedMessage,
+  type GuestHost,
+  type HostedGuest,
+  type HostGuestMessage,
+  runnableEntry,
+} from '../../runtime/thread-guest.js';
 import { startTsWorker } from '../../runtime/ts-worker.js';
 import { type AppendRequest, JournalClosedError, JournalOverloadedError } from '../journal.js';
 import {
@@ -135,8 +142,20 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
-/** Writes in a writer thread, started at once and again (on the next write) if it ever ends. */
-export class ThreadWriter implements StoreWriter {
+/** Why a guest ended when the writer closed under it. */
+const stoppedReason = 'the writer thread stopped';
+
+interface Guest {
+  readonly worker: Worker;
+  readonly ended: (error: string | undefined) => void;
+}
+
+/**
+ * Writes in a writer thread, started at once and again (on the next write) if it ever ends. The
+ * thread also hosts guests (`GuestHost`): a guest whose thread ends is told so through `ended`,
+ * and is not started again by this class.
+ */
+export class ThreadWriter implements StoreWriter, GuestHost {
   readonly mode = 'thread';
   private worker: Worker | undefined;
   private nextId = 1;
@@ -147,6 +166,8 @@ export class ThreadWriter implements StoreWriter {
   private threadFailures = 0;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  private nextGuestId = 1;
+  private readonly guests = new Map<number, Guest>();
 
   constructor(
     private readonly settings: WriterSettings,
@@ -188,6 +209,28 @@ export class ThreadWriter implements StoreWriter {
     return { threadFailures: this.threadFailures, vaultRowsQueued: this.vaultRowsQueued };
   }
 
+  host(entry: URL, settings: unknown, port: MessagePort): HostedGuest {
+    if (this.closed) {
+      port.close();
+      return { ended: Promise.resolve('the store writer is closed') };
+    }
+    const worker = this.worker ?? this.start();
+    this.worker = worker;
+    const guestId = this.nextGuestId++;
+    const ended = new Promise<string | undefined>((resolve) =>
+      this.guests.set(guestId, { worker, ended: resolve }),
+    );
+    const message: HostGuestMessage = {
+      kind: 'hostGuest',
+      guestId,
+      entry: runnableEntry(entry).href,
+      port,
+      settings,
+    };
+    worker.postMessage(message, [port]);
+    return { ended };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -200,6 +243,7 @@ export class ThreadWriter implements StoreWriter {
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     worker.postMessage('stop');
     await exited;
+    this.endGuests(worker, stoppedReason);
   }
 
   private request<K extends WriteOp['kind']>(op: Extract<WriteOp, { kind: K }>): Promise<WriteResults[K]> {
@@ -241,8 +285,12 @@ export class ThreadWriter implements StoreWriter {
       'remit-writer',
       writerHeapMbMax,
     );
-    worker.on('message', (replies: readonly WriterReply[]) => {
-      for (const reply of replies) this.settle(reply);
+    worker.on('message', (message: readonly WriterReply[] | GuestEndedMessage) => {
+      if (!Array.isArray(message)) {
+        this.guestEnded(message as GuestEndedMessage);
+        return;
+      }
+      for (const reply of message) this.settle(reply);
     });
     worker.on('error', (error) => this.failAll(worker, error));
     worker.on('exit', (code) =>
@@ -260,8 +308,24 @@ export class ThreadWriter implements StoreWriter {
     this.idle();
   }
 
+  private guestEnded(report: GuestEndedMessage): void {
+    const guest = this.guests.get(report.guestId);
+    if (guest === undefined) return;
+    this.guests.delete(report.guestId);
+    guest.ended(report.error);
+  }
+
+  private endGuests(worker: Worker, reason: string): void {
+    for (const [guestId, guest] of this.guests) {
+      if (guest.worker !== worker) continue;
+      this.guests.delete(guestId);
+      guest.ended(reason);
+    }
+  }
+
   /** The thread ended or broke: every write it had not answered failed. The next write restarts it. */
   private failAll(worker: Worker, error: Error): void {
+    this.endGuests(worker, this.closed ? stoppedReason : error.message);
     if (this.worker !== worker) return;
     this.worker = undefined;
     if (this.closed && this.pending.size === 0) return;

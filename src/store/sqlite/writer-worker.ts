@@ -6,9 +6,14 @@
  *
  * A failed vault write ends the thread at once: the appends posted after it may name the tokens it
  * held, and must not become durable without them. The owner fails everything still pending.
+ *
+ * The thread also hosts guests (`runtime/thread-guest.ts`): the gateway runs the order projection
+ * here rather than in a thread of its own. A guest's work runs between write wake-ups, never
+ * during one.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
+import { type HostGuestMessage, runGuest } from '../../runtime/thread-guest.js';
 import { openWriterDatabase } from './open-database.js';
 import { JournalWrites, openVaultDatabase, type VaultRow, VaultWrites } from './store-writes.js';
 import {
@@ -26,6 +31,17 @@ const settings = (workerData as { settings: WriterSettings }).settings;
 const journalDatabase: Database = openWriterDatabase(settings.journalPath, settings.busyTimeoutMs);
 const journal = new JournalWrites(journalDatabase);
 const vaults = new Map<string, VaultWrites>();
+let guestsRunning = 0;
+
+type Inbound = WriterRequest | HostGuestMessage | 'stop';
+
+function host(message: HostGuestMessage): void {
+  guestsRunning++;
+  void runGuest(message, (report) => {
+    guestsRunning--;
+    port?.postMessage(report);
+  });
+}
 
 function vaultAt(path: string): VaultWrites {
   let vault = vaults.get(path);
@@ -61,6 +77,8 @@ function stop(): void {
   for (const vault of vaults.values()) vault.database.close();
   journalDatabase.close();
   port?.close();
+  // A guest still running (its owner did not stop it first) would keep the thread alive.
+  if (guestsRunning > 0) process.exit(0);
 }
 
 /**
@@ -71,19 +89,20 @@ function stop(): void {
  * later than an append posted after it. The other ops run
  * in the order they were posted, each in its own transaction.
  */
-port.on('message', (first: WriterRequest | 'stop') => {
+port.on('message', (first: Inbound) => {
   const requests: WriterRequest[] = [];
   let stopping = false;
   for (
-    let request: WriterRequest | 'stop' | undefined = first;
+    let request: Inbound | undefined = first;
     request !== undefined;
-    request = receiveMessageOnPort(port)?.message as WriterRequest | 'stop' | undefined
+    request = receiveMessageOnPort(port)?.message as Inbound | undefined
   ) {
     if (request === 'stop') {
       stopping = true;
       break;
     }
-    requests.push(request);
+    if ('kind' in request) host(request);
+    else requests.push(request);
   }
   const replies: WriterReply[] = [];
   writeVaults(requests, replies);
