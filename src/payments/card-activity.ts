@@ -1,107 +1,172 @@
-import { Map as ImmutableMap, List } from 'immutable';
+import { Map as ImmutableMap } from 'immutable';
 
-/**
- * One card's entry: its token and the times of its latest orders. The same object is the map's
- * value and the queue's entry, so a queue entry is current exactly when the map still holds it.
- */
-class Activity {
-  constructor(
-    readonly token: string,
-    readonly times: readonly number[],
-  ) {}
+/** A card's order times, oldest first; one time is kept as a bare number (most cards have one). */
+type Times = number | readonly number[];
+
+/** A generation closed to new cards: never changed again, so every state may share it. */
+interface Generation {
+  readonly byToken: ReadonlyMap<string, Times>;
+  /** The latest time recorded in it: once that leaves the window, all of it has. */
+  readonly newest: number;
 }
 
+/** What `record` keeps: cards active within `windowMs`, at most `cardsMax` entries. */
+export interface CardActivityLimits {
+  readonly windowMs: number;
+  readonly cardsMax: number;
+}
+
+/** Generations the entries of a window (or of `cardsMax`) are split into. */
+export const cardActivityGenerations = 8;
+
+/** Generation size when the limits are unknown (`of`, decoding a snapshot). */
+const generationSizeOfSnapshot = 4_096;
+
+const timesOf = (times: Times): readonly number[] => (typeof times === 'number' ? [times] : times);
+const newestOf = (times: Times): number =>
+  typeof times === 'number' ? times : (times[times.length - 1] ?? Number.NEGATIVE_INFINITY);
+
 /**
- * Per card token, the times of its latest orders, least recently active card first: the
- * Merchant's velocity memory. Immutable (every change returns a new value, sharing structure).
+ * Per card token, the times of its latest orders: the Merchant's velocity memory. Immutable (every
+ * change returns a new value, sharing structure), so pipelined `evolve` stays cheap.
  *
- * Not an immutable.js `OrderedMap`: deleting from its front leaves holes that `first()` walks
- * over until the map compacts, so evicting the oldest card on every order cost time growing with
- * the orders of the window (measured: 40% of the gateway's event loop after ~200,000 orders, and
- * throughput falling in waves). Here a card's activity is a map entry plus an entry in a queue in
- * order of activity; re-recording a card leaves its older queue entry stale, and stale entries
- * are dropped when they reach the front. Each operation is O(log n); the queue holds at most one
- * entry per recording still inside the window.
+ * Cards are held in generations, in order of activity. The newest one is open: a small persistent
+ * map that each `record` copies a path of. When it holds `cardsMax / 8` cards, or spans an eighth
+ * of the window, it is closed: copied once into a plain `Map`, which no state ever changes again,
+ * so all states share it. A card recorded again goes into the open generation with all its times
+ * (the caller passes them), and the copy in an older generation is shadowed: lookups go from the
+ * newest generation to the oldest. A closed generation is dropped whole once its newest time has
+ * left the window, or, oldest first, while the entries of all generations exceed `cardsMax`.
  *
- * A card costs one map entry, one queue slot and one `Activity` (with its array of times): the
- * bench's workload, a new card per order, keeps ~75,000 cards in a one-minute window at 1,250
- * orders/s, so every object per card is megabytes of heap.
+ * Before session 6 this was one persistent map of every card plus a queue in order of activity:
+ * exact least-recently-active eviction, but ~226 bytes of heap per card (the token aside), and a
+ * path of a map of ~100,000 cards copied per order. The bench's workload, a new card per order,
+ * keeps ~108,000 cards in a one-minute window at 1,800 orders/s. A closed generation costs ~40
+ * bytes per card. What changed: a card past the window may be held until its generation's newest
+ * time has left it too (an eighth of the window at most), it is never counted (callers count only
+ * times inside the window); and `cardsMax` forgets a generation's cards at once (the least recently
+ * active eighth), not one card at a time.
  */
 export class CardActivity {
-  static readonly empty = new CardActivity(ImmutableMap(), List());
+  static readonly empty = new CardActivity([], ImmutableMap(), Number.NEGATIVE_INFINITY, 0);
 
   private constructor(
-    private readonly byToken: ImmutableMap<string, Activity>,
-    private readonly order: List<Activity>,
+    /** Closed generations, oldest first. */
+    private readonly closed: readonly Generation[],
+    private readonly open: ImmutableMap<string, Times>,
+    /** The earliest time recorded in the open generation. */
+    private readonly openSince: number,
+    /** Entries of all generations, shadowed copies included: what memory is bounded by. */
+    private readonly held: number,
   ) {}
 
-  /** From entries in order of activity, least recent first (e.g. a snapshot's). */
-  static of(entries: Iterable<readonly [string, readonly number[]]>): CardActivity {
-    let activity = CardActivity.empty;
-    for (const [token, times] of entries) activity = activity.record(token, times);
-    return activity;
+  /**
+   * From cards in order of activity, least recent first (a snapshot's), in closed generations of
+   * 4,096; the next `record` applies its limits.
+   */
+  static of(cards: Iterable<readonly [string, readonly number[]]>): CardActivity {
+    const closed: Generation[] = [];
+    let current = new Map<string, Times>();
+    let newest = Number.NEGATIVE_INFINITY;
+    let count = 0;
+    for (const [token, times] of cards) {
+      current.set(token, times.length === 1 ? (times[0] as number) : times);
+      newest = Math.max(newest, times[times.length - 1] ?? newest);
+      count++;
+      if (current.size >= generationSizeOfSnapshot) {
+        closed.push({ byToken: current, newest });
+        current = new Map();
+        newest = Number.NEGATIVE_INFINITY;
+      }
+    }
+    if (current.size > 0) closed.push({ byToken: current, newest });
+    return new CardActivity(closed, ImmutableMap(), Number.NEGATIVE_INFINITY, count);
   }
 
+  /** Entries held, a card recorded in several generations counted in each: at least the cards. */
   get size(): number {
-    return this.byToken.size;
+    return this.held;
   }
 
+  /** The card's latest times as last recorded, or undefined when it is not held. */
   get(token: string): readonly number[] | undefined {
-    return this.byToken.get(token)?.times;
+    const times = this.lookup(token);
+    return times === undefined ? undefined : timesOf(times);
   }
 
   has(token: string): boolean {
-    return this.byToken.has(token);
-  }
-
-  /** Sets a card's times and makes it the most recently active card. */
-  record(token: string, times: readonly number[]): CardActivity {
-    const activity = new Activity(token, times);
-    return new CardActivity(this.byToken.set(token, activity), this.order.push(activity));
-  }
-
-  /** Whether a queue entry is the card's latest (not left stale by a later recording). */
-  private current(entry: Activity, byToken = this.byToken): boolean {
-    return byToken.get(entry.token) === entry;
-  }
-
-  /** The least recently active card, or undefined when there is none. */
-  oldest(): readonly [string, readonly number[]] | undefined {
-    for (const entry of this.order) {
-      if (this.current(entry)) return [entry.token, entry.times];
-    }
-    return undefined;
+    return this.lookup(token) !== undefined;
   }
 
   /**
-   * Forgets least recently active cards while `forget(times, size)` says so, and drops the stale
-   * queue entries in front of them.
+   * Sets a card's times (`at` is the time of the order being recorded, its latest) and forgets what
+   * `limits` no longer keeps.
    */
-  forgetOldestWhile(forget: (times: readonly number[], size: number) => boolean): CardActivity {
-    let byToken = this.byToken;
-    let order = this.order;
-    for (;;) {
-      const front = order.first();
-      if (front === undefined) break;
-      if (!this.current(front, byToken)) {
-        order = order.shift();
-        continue;
-      }
-      if (!forget(front.times, byToken.size)) break;
-      byToken = byToken.delete(front.token);
-      order = order.shift();
+  record(token: string, times: readonly number[], at: number, limits: CardActivityLimits): CardActivity {
+    const generationSize = Math.max(1, Math.ceil(limits.cardsMax / cardActivityGenerations));
+    const generationSpanMs = limits.windowMs / cardActivityGenerations;
+    let closed = this.closed;
+    let open = this.open;
+    let openSince = this.openSince;
+    if (open.size >= generationSize || (open.size > 0 && at - openSince >= generationSpanMs)) {
+      closed = [...closed, close(open)];
+      open = ImmutableMap();
     }
-    return byToken === this.byToken && order === this.order ? this : new CardActivity(byToken, order);
+    if (open.size === 0) openSince = at;
+    const before = open.size;
+    open = open.set(token, times.length === 1 ? (times[0] as number) : times);
+    let entries = this.held + open.size - before;
+    // Forget whole generations: those that left the window, then the oldest while over the cap.
+    const horizon = at - limits.windowMs;
+    let drop = 0;
+    while (drop < closed.length) {
+      const oldest = closed[drop] as Generation;
+      if (oldest.newest > horizon && entries <= limits.cardsMax) break;
+      entries -= oldest.byToken.size;
+      drop++;
+    }
+    if (drop > 0) closed = closed.slice(drop);
+    return new CardActivity(closed, open, openSince, entries);
   }
 
-  /** Cards in order of activity, least recent first. */
+  /**
+   * Cards held, each once with its latest times, generation by generation from the least recently
+   * active (within the open generation, in no particular order). For snapshots.
+   */
   *entries(): IterableIterator<[string, readonly number[]]> {
-    for (const entry of this.order) {
-      if (this.current(entry)) yield [entry.token, entry.times];
+    const generations = [...this.closed.map((generation) => generation.byToken), this.open];
+    for (let index = 0; index < generations.length; index++) {
+      for (const [token, times] of generations[index] as Iterable<[string, Times]>) {
+        let shadowed = false;
+        for (let newer = index + 1; newer < generations.length && !shadowed; newer++) {
+          shadowed = (generations[newer] as { has(token: string): boolean }).has(token);
+        }
+        if (!shadowed) yield [token, timesOf(times)];
+      }
     }
   }
 
   *keys(): IterableIterator<string> {
     for (const [token] of this.entries()) yield token;
   }
+
+  private lookup(token: string): Times | undefined {
+    const times = this.open.get(token);
+    if (times !== undefined) return times;
+    for (let index = this.closed.length - 1; index >= 0; index--) {
+      const found = (this.closed[index] as Generation).byToken.get(token);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+}
+
+function close(open: ImmutableMap<string, Times>): Generation {
+  const byToken = new Map<string, Times>();
+  let newest = Number.NEGATIVE_INFINITY;
+  for (const [token, times] of open) {
+    byToken.set(token, times);
+    newest = Math.max(newest, newestOf(times));
+  }
+  return { byToken, newest };
 }

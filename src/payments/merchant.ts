@@ -282,10 +282,11 @@ export interface MerchantSettings {
   /** Processed order ids also kept in memory, so hot retries need no store lookup; the store keeps them all. */
   readonly idempotencyRecentIdsMax: number;
   /**
-   * Cards whose activity in the velocity window is tracked (about 185 bytes each, token included). Past it the
-   * least recently active card is forgotten before its window ends, so the rule is exact for up to
-   * this many distinct cards per window: with a one-minute window, 830 new cards a second for one
-   * merchant, more than this node executes in all. A merchant with a much longer window needs more.
+   * Card entries the velocity memory holds at most (`CardActivity`: ~100 bytes of heap each, token
+   * included). Past it the least recently active eighth is forgotten before its window ends, so the
+   * rule is exact for up to ~7/8 of this many distinct cards per window: with a one-minute window,
+   * ~730 new cards a second for one merchant, more than this node executes in all. A merchant with a
+   * much longer window needs more.
    */
   readonly velocityCardsTrackedMax: number;
   /** A snapshot every this many events: recovery replays at most this many after the latest one. */
@@ -317,8 +318,8 @@ export interface MerchantState {
   readonly outbox: Outbox<ExecuteOrder>;
   /**
    * Per card token, the times of its latest orders (at most `maxOrdersPerCard`, all the rule needs)
-   * within the velocity window, oldest first; least recently active card first. Arrays are never
-   * mutated: `evolve` replaces them.
+   * within the velocity window, oldest first; cards held in generations by activity
+   * (`card-activity.ts`). Arrays are never mutated: `evolve` replaces them.
    */
   readonly cardActivity: CardActivity;
 }
@@ -671,9 +672,9 @@ function executeOrderEntry(
 }
 
 /**
- * Adds an order time for the card, keeping only its latest `maxOrdersPerCard` times in the window,
- * and forgets cards whose activity all left the window — and, past `velocityCardsTrackedMax`, the
- * least recently active cards.
+ * Adds an order time for the card, keeping only its latest `maxOrdersPerCard` times in the window;
+ * the card activity forgets what left the window and, past `velocityCardsTrackedMax`, the least
+ * recently active cards.
  */
 function recordCardActivity(
   state: MerchantState,
@@ -686,13 +687,10 @@ function recordCardActivity(
   const times = [...(state.cardActivity.get(token) ?? []).filter((time) => time > horizon), at].slice(
     -Math.max(1, velocity.maxOrdersPerCard),
   );
-  // Recording moves the card to the end, so the least recently active cards stay first.
-  return state.cardActivity
-    .record(token, times)
-    .forgetOldestWhile(
-      (oldestTimes, size) =>
-        (oldestTimes[oldestTimes.length - 1] ?? 0) <= horizon || size > settings.velocityCardsTrackedMax,
-    );
+  return state.cardActivity.record(token, times, at, {
+    windowMs: velocity.windowMs,
+    cardsMax: settings.velocityCardsTrackedMax,
+  });
 }
 
 // ---- snapshot -------------------------------------------------------------------------------
