@@ -45,7 +45,7 @@ describe('BankClient against misbehaving banks', () => {
 
   const connect = (
     baseUrl: string,
-    options: { requestTimeoutMs?: number; inFlightRequestsMax?: number } = {},
+    options: { requestTimeoutMs?: number; inFlightRequestsMax?: number; deadlineSharingMs?: number } = {},
   ) => {
     const client = new BankClient({
       baseUrl,
@@ -235,5 +235,26 @@ describe('BankClient against misbehaving banks', () => {
 
     expect(second).toBeInstanceOf(BankUnavailableError);
     expect(await first).toBeInstanceOf(BankTimeoutError);
+  });
+
+  it('calls started together share a deadline: it aborts only the calls still waiting, then a new one starts', async () => {
+    // Answers inquiries of order-fast and order-later at once and holds the others.
+    const url = await fakeBank((request, response) => {
+      if (request.url?.includes('later') || request.url?.includes('fast')) {
+        const reference = request.url.includes('fast') ? 'order-fast' : 'order-later';
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ reference, status: 'approved', authorizationCode: 'ABC123' }));
+      }
+    });
+    const client = connect(url, { requestTimeoutMs: 150, deadlineSharingMs: 50 });
+    const started = Date.now();
+    const slow = client.inquire('order-slow').catch((error: unknown) => error);
+    const fast = client.inquire('order-fast');
+    expect(await fast).toMatchObject({ reference: 'order-fast' });
+    const failure = await slow;
+    expect(failure).toBeInstanceOf(BankTimeoutError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    // The deadline that fired is not joined again.
+    expect(await client.inquire('order-later')).toMatchObject({ reference: 'order-later' });
   });
 });
