@@ -339,6 +339,7 @@ export class BankClient {
   /** Waits for calls in flight, then closes the connections. */
   async close(): Promise<void> {
     if (!this.pool.closed) await this.pool.close();
+    this.deadlines.close();
   }
 
   private readResolution(exchange: Exchange, answer: HttpAnswer): BankResolution {
@@ -484,7 +485,7 @@ class SharedDeadlines {
       current.calls++;
       return current;
     }
-    if (current !== undefined && current.calls === 0) current.timer?.cancel();
+    if (current !== undefined && current.calls === 0) this.cancel(current);
     const controller = new AbortController();
     // Every call under it adds an abort listener while it runs.
     setMaxListeners(this.callsMax + 1, controller.signal);
@@ -506,10 +507,17 @@ class SharedDeadlines {
 
   leave(deadline: SharedDeadline): void {
     deadline.calls--;
-    if (deadline.calls === 0 && deadline !== this.current) {
-      deadline.timer?.cancel();
-      deadline.timer = undefined;
-    }
+    if (deadline.calls === 0 && deadline !== this.current) this.cancel(deadline);
+  }
+
+  /** Cancels the latest deadline if no call is under it (closing: its timer would only linger). */
+  close(): void {
+    if (this.current !== undefined && this.current.calls === 0) this.cancel(this.current);
+  }
+
+  private cancel(deadline: SharedDeadline): void {
+    deadline.timer?.cancel();
+    deadline.timer = undefined;
   }
 }
 
