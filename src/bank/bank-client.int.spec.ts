@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AuthorizeRequest, BankClient } from './bank-client.js';
 import {
+  BankAnswerWithheldError,
   BankConnectionLostError,
   BankMalformedResponseError,
   BankRejectedError,
@@ -43,6 +44,7 @@ describe('BankClient against misbehaving banks', () => {
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
 
+  // Each authorization alone (`POST /v1/payments`): batches have a describe of their own below.
   const connect = (
     baseUrl: string,
     options: { requestTimeoutMs?: number; inFlightRequestsMax?: number; deadlineSharingMs?: number } = {},
@@ -50,6 +52,7 @@ describe('BankClient against misbehaving banks', () => {
     const client = new BankClient({
       baseUrl,
       requestTimeoutMs: options.requestTimeoutMs ?? 2_000,
+      authorizationBatchMax: 1,
       ...options,
     });
     clients.push(client);
@@ -256,5 +259,289 @@ describe('BankClient against misbehaving banks', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     // The deadline that fired is not joined again.
     expect(await client.inquire('order-later')).toMatchObject({ reference: 'order-later' });
+  });
+});
+
+/**
+ * Authorizations in batches, against fake banks that answer `POST /v1/payments/batch` as told.
+ * Whatever happens to a batch, each payment must settle with its own answer or with the error a
+ * payment sent alone would get for the same failure, named by its own reference.
+ */
+describe('BankClient batches against fake banks', () => {
+  const servers: http.Server[] = [];
+  const clients: BankClient[] = [];
+
+  interface Seen {
+    readonly url: string | undefined;
+    readonly body: unknown;
+  }
+
+  type BatchHandler = (seen: Seen, response: http.ServerResponse) => void;
+
+  const fakeBank = async (handler: BatchHandler): Promise<{ url: string; seen: Seen[] }> => {
+    const seen: Seen[] = [];
+    const server = http.createServer((request, response) => {
+      let text = '';
+      request.setEncoding('utf8');
+      request.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      request.on('end', () => {
+        const entry = { url: request.url, body: JSON.parse(text) as unknown };
+        seen.push(entry);
+        handler(entry, response);
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  };
+
+  const connect = (baseUrl: string, options: { requestTimeoutMs?: number; batchMax?: number } = {}) => {
+    const client = new BankClient({
+      baseUrl,
+      requestTimeoutMs: options.requestTimeoutMs ?? 2_000,
+      authorizationBatchMax: options.batchMax ?? 64,
+      authorizationBatchesInFlightMax: 2,
+    });
+    clients.push(client);
+    return client;
+  };
+
+  const json = (response: http.ServerResponse, status: number, body: unknown): void => {
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(body));
+  };
+
+  const paymentsOf = (seen: Seen): Array<{ reference: string }> =>
+    (seen.body as { payments: Array<{ reference: string }> }).payments;
+
+  const approvedAll = (seen: Seen, response: http.ServerResponse): void =>
+    json(response, 200, {
+      results: paymentsOf(seen).map(({ reference }) => ({
+        reference,
+        status: 'approved',
+        authorizationCode: 'ABC123',
+      })),
+    });
+
+  const problemOf = (status: number, code: string, detail = 'told so') => ({
+    type: `urn:remit:bank:problem:${code}`,
+    title: code,
+    status,
+    code,
+    detail,
+  });
+
+  const orders = (count: number): AuthorizeRequest[] =>
+    Array.from({ length: count }, (_, index) => ({ ...order, reference: `order-${index + 1}` }));
+
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+  });
+
+  it('sends the authorizations of one turn in one request, in order, and answers each its own', async () => {
+    const bank = await fakeBank(approvedAll);
+    const client = connect(bank.url);
+
+    const answers = await Promise.all(orders(3).map((request) => client.authorize(request)));
+
+    expect(bank.seen.map((seen) => seen.url)).toEqual(['/v1/payments/batch']);
+    expect(paymentsOf(bank.seen[0] as Seen).map(({ reference }) => reference)).toEqual([
+      'order-1',
+      'order-2',
+      'order-3',
+    ]);
+    expect(paymentsOf(bank.seen[0] as Seen)[0]).toEqual({
+      reference: 'order-1',
+      merchantId: 'merchant-1',
+      amount: 500,
+      currency: 'EUR',
+      card: { number: cardNumber, expMonth: 12, expYear: 2030 },
+    });
+    expect(answers).toEqual(
+      ['order-1', 'order-2', 'order-3'].map((reference) => ({
+        kind: 'approved',
+        reference,
+        authorizationCode: 'ABC123',
+      })),
+    );
+  });
+
+  it('keeps to authorizationBatchMax payments per request', async () => {
+    const bank = await fakeBank(approvedAll);
+    const client = connect(bank.url, { batchMax: 2 });
+
+    await Promise.all(orders(5).map((request) => client.authorize(request)));
+
+    expect(bank.seen.map((seen) => paymentsOf(seen).length).sort()).toEqual([1, 2, 2]);
+  });
+
+  it('reads each result as the single route would be answered: a problem fails its payment alone', async () => {
+    const bank = await fakeBank((seen, response) =>
+      json(response, 200, {
+        results: [
+          { reference: 'order-1', status: 'declined', declineReason: 'card_declined' },
+          { reference: 'order-2', problem: problemOf(503, 'bank_unavailable') },
+          { reference: 'order-3', problem: problemOf(409, 'reference_conflict') },
+          { reference: 'order-4', problem: problemOf(504, 'answer_withheld') },
+          { reference: 'order-5', status: 'cancelled' },
+          { reference: 'order-6', status: 'approved' },
+          { reference: 'order-7', status: 'approved', authorizationCode: 'XYZ789' },
+        ].slice(0, paymentsOf(seen).length),
+      }),
+    );
+    const client = connect(bank.url);
+
+    const outcomes = await Promise.all(
+      orders(7).map((request) => client.authorize(request).catch((error: unknown) => error)),
+    );
+
+    expect(outcomes[0]).toEqual({ kind: 'declined', reference: 'order-1', declineReason: 'card_declined' });
+    expect(outcomes[1]).toBeInstanceOf(BankUnavailableError);
+    expect(outcomes[1]).toMatchObject({ reference: 'order-2', status: 503, code: 'bank_unavailable' });
+    expect(outcomes[2]).toBeInstanceOf(BankRejectedError);
+    expect(outcomes[2]).toMatchObject({ reference: 'order-3', status: 409, code: 'reference_conflict' });
+    expect(outcomes[3]).toBeInstanceOf(BankAnswerWithheldError);
+    expect(outcomes[3]).toMatchObject({ reference: 'order-4', outcomeUnknown: true, retryable: false });
+    // A payment is never answered `cancelled`, and an approval without its code is no answer.
+    expect(outcomes[4]).toBeInstanceOf(BankMalformedResponseError);
+    expect(outcomes[5]).toBeInstanceOf(BankMalformedResponseError);
+    expect(outcomes[6]).toMatchObject({ kind: 'approved', reference: 'order-7' });
+  });
+
+  it('a result for another reference is an unknown outcome for that payment only', async () => {
+    const bank = await fakeBank((_seen, response) =>
+      json(response, 200, {
+        results: [
+          { reference: 'order-1', status: 'approved', authorizationCode: 'ABC123' },
+          { reference: 'order-9', status: 'approved', authorizationCode: 'ABC123' },
+        ],
+      }),
+    );
+    const client = connect(bank.url);
+
+    const outcomes = await Promise.all(
+      orders(2).map((request) => client.authorize(request).catch((error: unknown) => error)),
+    );
+
+    expect(outcomes[0]).toMatchObject({ kind: 'approved', reference: 'order-1' });
+    expect(outcomes[1]).toBeInstanceOf(BankMalformedResponseError);
+    expect(outcomes[1]).toMatchObject({ reference: 'order-2', outcomeUnknown: true });
+  });
+
+  it('a 200 that is not a batch answer, or has the wrong number of results, is an unknown outcome for each', async () => {
+    for (const body of [{ nonsense: true }, { results: [] }]) {
+      const bank = await fakeBank((_seen, response) => json(response, 200, body));
+      const client = connect(bank.url);
+
+      const outcomes = await Promise.all(
+        orders(2).map((request) => client.authorize(request).catch((error: unknown) => error)),
+      );
+
+      outcomes.forEach((outcome, index) => {
+        expect(outcome).toBeInstanceOf(BankMalformedResponseError);
+        expect(outcome).toMatchObject({ reference: `order-${index + 1}`, outcomeUnknown: true });
+      });
+    }
+  });
+
+  it('a batch without an answer in time is a timeout for each of its payments, each by its reference', async () => {
+    const bank = await fakeBank(() => undefined);
+    const client = connect(bank.url, { requestTimeoutMs: 100 });
+
+    const outcomes = await Promise.all(
+      orders(3).map((request) => client.authorize(request).catch((error: unknown) => error)),
+    );
+
+    outcomes.forEach((outcome, index) => {
+      expect(outcome).toBeInstanceOf(BankTimeoutError);
+      expect(outcome).toMatchObject({
+        reference: `order-${index + 1}`,
+        outcomeUnknown: true,
+        retryable: false,
+      });
+    });
+  });
+
+  it('a batch answered 5xx is unavailable for each of its payments: nothing was processed', async () => {
+    const bank = await fakeBank((_seen, response) => json(response, 503, problemOf(503, 'bank_overloaded')));
+    const client = connect(bank.url);
+
+    const outcomes = await Promise.all(
+      orders(2).map((request) => client.authorize(request).catch((error: unknown) => error)),
+    );
+
+    outcomes.forEach((outcome, index) => {
+      expect(outcome).toBeInstanceOf(BankUnavailableError);
+      expect(outcome).toMatchObject({
+        reference: `order-${index + 1}`,
+        status: 503,
+        code: 'bank_overloaded',
+      });
+    });
+  });
+
+  it('a batch refused as a request (4xx) is sent again one payment per request, each getting its own answer', async () => {
+    const bank = await fakeBank((seen, response) => {
+      if (seen.url === '/v1/payments/batch') {
+        json(response, 400, problemOf(400, 'invalid_request', 'request /payments/1/card/expYear is invalid'));
+        return;
+      }
+      const { reference } = seen.body as { reference: string };
+      if (reference === 'order-2') json(response, 422, problemOf(422, 'invalid_card'));
+      else json(response, 200, { reference, status: 'approved', authorizationCode: 'ABC123' });
+    });
+    const client = connect(bank.url);
+
+    const outcomes = await Promise.all(
+      orders(3).map((request) => client.authorize(request).catch((error: unknown) => error)),
+    );
+
+    expect(bank.seen.map((seen) => seen.url)).toEqual([
+      '/v1/payments/batch',
+      '/v1/payments',
+      '/v1/payments',
+      '/v1/payments',
+    ]);
+    expect(outcomes[0]).toMatchObject({ kind: 'approved', reference: 'order-1' });
+    expect(outcomes[1]).toBeInstanceOf(BankRejectedError);
+    expect(outcomes[1]).toMatchObject({ reference: 'order-2', code: 'invalid_card' });
+    expect(outcomes[2]).toMatchObject({ kind: 'approved', reference: 'order-3' });
+  });
+
+  it('never puts a card number in an error message, even when a batch result echoes it', async () => {
+    const bank = await fakeBank((_seen, response) =>
+      json(response, 200, {
+        results: [
+          { reference: 'order-1', problem: problemOf(422, 'invalid_card', `card ${cardNumber} no good`) },
+        ],
+      }),
+    );
+    const failure = await connect(bank.url)
+      .authorize(order)
+      .catch((error: unknown) => error);
+
+    expect(failure).toBeInstanceOf(BankRejectedError);
+    expect(String(failure)).not.toContain(cardNumber);
+  });
+
+  it('counts every payment waiting for a batch against inFlightRequestsMax', async () => {
+    const bank = await fakeBank(() => undefined);
+    const client = new BankClient({ baseUrl: bank.url, requestTimeoutMs: 200, inFlightRequestsMax: 2 });
+    clients.push(client);
+
+    const outcomes = await Promise.all(
+      orders(3).map((request) => client.authorize(request).catch((error: unknown) => error)),
+    );
+
+    expect(outcomes[0]).toBeInstanceOf(BankTimeoutError);
+    expect(outcomes[1]).toBeInstanceOf(BankTimeoutError);
+    expect(outcomes[2]).toBeInstanceOf(BankUnavailableError);
+    expect(paymentsOf(bank.seen[0] as Seen)).toHaveLength(2);
   });
 });

@@ -5,7 +5,7 @@
  * - `BankUnavailableError`: the bank did not process the request (connection refused, 5xx).
  *   Repeating the same call later, with backoff, is safe.
  * - `BankOutcomeUnknownError` and its kinds (`BankTimeoutError`, `BankConnectionLostError`,
- *   `BankMalformedResponseError`): the request may have reached the bank, and for `authorize` the
+ *   `BankAnswerWithheldError`, `BankMalformedResponseError`): the request may have reached the bank, and for `authorize` the
  *   payment may have been charged. Resolve it with `inquire(reference)`, never a blind resend.
  * - `BankRejectedError`: the bank refused the request itself (4xx with a stable `code`); repeating
  *   it gives the same answer. Terminal.
@@ -101,6 +101,22 @@ export class BankConnectionLostError extends BankOutcomeUnknownError {
       operation,
       reference,
       options,
+    );
+  }
+}
+
+/**
+ * The bank said, for one payment of a batch, that it withholds the answer (the simulator's
+ * `timeoutRate` fault): the payment may have been charged, exactly as after a timeout.
+ */
+export class BankAnswerWithheldError extends BankOutcomeUnknownError {
+  override readonly name = 'BankAnswerWithheldError';
+
+  constructor(reference: string | undefined, detail: string) {
+    super(
+      `${subject('authorize', reference)}: answer withheld (${detail}); the outcome is unknown, inquire before any resend`,
+      'authorize',
+      reference,
     );
   }
 }

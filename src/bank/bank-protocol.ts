@@ -31,6 +31,7 @@ export const problemCodes = [
   'reference_conflict',
   'payment_not_found',
   'route_not_found',
+  'answer_withheld',
   'bank_unavailable',
   'bank_overloaded',
   'ledger_unavailable',
@@ -78,6 +79,31 @@ export interface PaymentAnswerBody {
   readonly status: PaymentStatus;
   readonly authorizationCode?: string;
   readonly declineReason?: AnswerDeclineReason;
+}
+
+/**
+ * `POST /v1/payments/batch`: several payments in one request, each decided exactly as if it had
+ * come alone to `POST /v1/payments` (deduplicated by its reference, faults drawn for it), all of
+ * them committed before the answer is sent. One request carries many authorizations, as a
+ * processor's multiplexed host link does: the per-request cost of HTTP is paid once per batch.
+ */
+export interface PaymentBatchRequestBody {
+  readonly payments: readonly PaymentRequestBody[];
+}
+
+/**
+ * One payment's result in a batch answer, in the order of the request: the answer the single
+ * route would give (200 body), or the problem it would answer with (its 4xx or 5xx body), under
+ * `problem`. The `timeoutRate` fault cannot drop one payment's answer from a shared response, so
+ * a payment it strikes is committed (and may be charged) and answered with the problem
+ * `answer_withheld` (504): the caller learns nothing of its outcome and must inquire.
+ */
+export type PaymentBatchResultBody =
+  | PaymentAnswerBody
+  | { readonly reference: string; readonly problem: Problem };
+
+export interface PaymentBatchAnswerBody {
+  readonly results: readonly PaymentBatchResultBody[];
 }
 
 /**

@@ -35,6 +35,18 @@ export const paymentRequestSchema = {
   },
 } as const;
 
+/** Most payments one `POST /v1/payments/batch` may carry. */
+export const batchPaymentsMax = 1_024;
+
+export const paymentBatchRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['payments'],
+  properties: {
+    payments: { type: 'array', minItems: 1, maxItems: batchPaymentsMax, items: paymentRequestSchema },
+  },
+} as const;
+
 export const referenceParamsSchema = {
   type: 'object',
   additionalProperties: false,
@@ -85,6 +97,38 @@ export const paymentAnswerSchema = {
     status: { type: 'string', enum: ['approved', 'declined'] },
     authorizationCode: { type: 'string' },
     declineReason: { type: 'string', enum: [...declineReasons, referenceCancelled] },
+  },
+} as const;
+
+export const problemSchema = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'code', 'detail'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string', enum: problemCodes },
+    detail: { type: 'string' },
+    param: { type: 'string' },
+  },
+} as const;
+
+/** Each result is a payment's answer or, under `problem`, the problem it would have been answered with. */
+export const paymentBatchAnswerSchema = {
+  type: 'object',
+  required: ['results'],
+  properties: {
+    results: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['reference'],
+        properties: {
+          ...paymentAnswerSchema.properties,
+          problem: problemSchema,
+        },
+      },
+    },
   },
 } as const;
 
@@ -154,19 +198,6 @@ export const healthSchema = {
   type: 'object',
   required: ['status'],
   properties: { status: { type: 'string' } },
-} as const;
-
-export const problemSchema = {
-  type: 'object',
-  required: ['type', 'title', 'status', 'code', 'detail'],
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    code: { type: 'string', enum: problemCodes },
-    detail: { type: 'string' },
-    param: { type: 'string' },
-  },
 } as const;
 
 /** Response schemas every route shares: any 4xx or 5xx is a problem. */

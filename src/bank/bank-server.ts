@@ -13,8 +13,12 @@ import {
   type LedgerReportBody,
   noFaults,
   type PaymentAnswerBody,
+  type PaymentBatchAnswerBody,
+  type PaymentBatchRequestBody,
+  type PaymentBatchResultBody,
   type PaymentRecordBody,
   type PaymentRequestBody,
+  type Problem,
   referenceCancelled,
 } from './bank-protocol.js';
 import {
@@ -26,6 +30,8 @@ import {
   ledgerQuerySchema,
   ledgerReportSchema,
   paymentAnswerSchema,
+  paymentBatchAnswerSchema,
+  paymentBatchRequestSchema,
   paymentRecordSchema,
   paymentRequestSchema,
   problemResponses,
@@ -49,6 +55,8 @@ import { problem, problemFromError, sendProblem } from './problems.js';
 export interface BankServerSettings {
   /** Largest accepted request body. */
   readonly bodyLimitBytes: number;
+  /** Largest accepted body of `POST /v1/payments/batch` (which carries at most `batchPaymentsMax` payments). */
+  readonly batchBodyLimitBytes: number;
   /** How long the `timeoutRate` fault holds a committed answer before destroying the socket. */
   readonly timeoutHoldMs: number;
   /** Most answers held at once; beyond it a timed-out request's socket is destroyed at once. */
@@ -74,6 +82,8 @@ export interface BankServerSettings {
 
 export const defaultBankServerSettings: BankServerSettings = {
   bodyLimitBytes: 16 * 1024,
+  // A payment is about 200 bytes of JSON: room for a full batch of 1,024 with a margin.
+  batchBodyLimitBytes: 512 * 1024,
   timeoutHoldMs: 60_000,
   heldResponsesMax: 10_000,
   keepAliveTimeoutMs: 5_000,
@@ -180,7 +190,49 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
       if (outcome.kind === 'answered' && outcome.hold) return holdAnswer(request, reply, held, logger);
       // The answer is durable already; the latency fault only delays telling the gateway.
       if (current.latencyMs > 0) await pause(current.latencyMs);
-      return answer(reply, outcome);
+      const result = paymentResult(outcome);
+      return result.ok ? result.body : sendProblem(reply, result.problem);
+    },
+  );
+
+  app.post<{ Body: PaymentBatchRequestBody }>(
+    '/v1/payments/batch',
+    {
+      bodyLimit: settings.batchBodyLimitBytes,
+      schema: {
+        body: paymentBatchRequestSchema,
+        response: { 200: paymentBatchAnswerSchema, ...problemResponses },
+      },
+    },
+    async (request): Promise<PaymentBatchAnswerBody> => {
+      const current = faults;
+      const nowMs = deps.clock.now();
+      // Submitted in one turn, in order: the payments share ledger transactions, each in a
+      // savepoint of its own, each seeing those before it (two of one reference charge once).
+      const results = await Promise.all(
+        request.body.payments.map(async (payment): Promise<PaymentBatchResultBody> => {
+          try {
+            const outcome = await commits.write((ledger) =>
+              authorizePayment(ledger, payment, nowMs, current, deps.random),
+            );
+            logOutcome(logger, payment, outcome);
+            if (outcome.kind === 'answered' && outcome.hold) {
+              return { reference: payment.reference, problem: answerWithheld };
+            }
+            const result = paymentResult(outcome);
+            return result.ok ? result.body : { reference: payment.reference, problem: result.problem };
+          } catch (error) {
+            const body = problemFromError(error);
+            if (body.code === 'internal_error') {
+              logger.error({ route: '/v1/payments/batch', error: describeError(error) }, 'payment failed');
+            }
+            return { reference: payment.reference, problem: body };
+          }
+        }),
+      );
+      // Every answer is durable already; the latency fault delays telling the gateway, once per request.
+      if (current.latencyMs > 0) await pause(current.latencyMs);
+      return { results };
     },
   );
 
@@ -307,29 +359,47 @@ function recordBody(record: PaymentRecord): PaymentRecordBody {
   };
 }
 
-function answer(reply: FastifyReply, outcome: PaymentOutcome): FastifyReply | PaymentAnswerBody {
+/**
+ * The `timeoutRate` fault's answer to one payment of a batch: it was committed, and may have been
+ * charged, but the caller is told nothing more — the unknown outcome a lost answer leaves.
+ */
+const answerWithheld = problem(
+  504,
+  'answer_withheld',
+  'the payment may have been processed, but its answer is withheld; inquire before any resend',
+);
+
+type PaymentResult =
+  | { readonly ok: true; readonly body: PaymentAnswerBody }
+  | { readonly ok: false; readonly problem: Problem };
+
+/** What a payment is answered with, alone or in a batch. */
+function paymentResult(outcome: PaymentOutcome): PaymentResult {
   switch (outcome.kind) {
     case 'answered':
-      return answerBody(outcome.record);
+      return { ok: true, body: answerBody(outcome.record) };
     case 'cancelled':
-      return { reference: outcome.record.reference, status: 'declined', declineReason: referenceCancelled };
+      return {
+        ok: true,
+        body: { reference: outcome.record.reference, status: 'declined', declineReason: referenceCancelled },
+      };
     case 'conflict':
-      return sendProblem(
-        reply,
-        problem(
+      return {
+        ok: false,
+        problem: problem(
           409,
           'reference_conflict',
           'the reference is already used by a payment with another merchant, amount, currency or card',
           '/reference',
         ),
-      );
+      };
     case 'invalid_card':
-      return sendProblem(
-        reply,
-        problem(422, 'invalid_card', 'the card number fails the Luhn check', '/card/number'),
-      );
+      return {
+        ok: false,
+        problem: problem(422, 'invalid_card', 'the card number fails the Luhn check', '/card/number'),
+      };
     case 'unavailable':
-      return sendProblem(reply, bankUnavailable);
+      return { ok: false, problem: bankUnavailable };
     default:
       return assertNever(outcome);
   }

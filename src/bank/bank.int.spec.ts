@@ -8,6 +8,7 @@ import type { Logger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { type AuthorizeRequest, BankClient } from './bank-client.js';
 import {
+  BankAnswerWithheldError,
   BankConnectionLostError,
   BankRejectedError,
   BankTimeoutError,
@@ -76,8 +77,14 @@ describe('bank simulator over HTTP', () => {
     return server;
   };
 
-  const connect = (server: RunningBankServer, requestTimeoutMs = 5_000): BankClient => {
-    const client = new BankClient({ baseUrl: server.url, requestTimeoutMs, connections: 4 });
+  /** `alone`: every authorization its own `POST /v1/payments` instead of a batch. */
+  const connect = (server: RunningBankServer, requestTimeoutMs = 5_000, alone = false): BankClient => {
+    const client = new BankClient({
+      baseUrl: server.url,
+      requestTimeoutMs,
+      connections: 4,
+      ...(alone ? { authorizationBatchMax: 1 } : {}),
+    });
     clients.push(client);
     return client;
   };
@@ -312,9 +319,9 @@ describe('bank simulator over HTTP', () => {
       expect(await client.authorize(payment('order-1'))).toEqual(first);
     });
 
-    it('timeoutRate 1 charges the payment but never answers: the client times out, an inquiry finds it', async () => {
+    it('timeoutRate 1 charges a payment sent alone but never answers: the client times out, an inquiry finds it', async () => {
       const server = await start();
-      const client = connect(server, 200);
+      const client = connect(server, 200, true);
       await client.setFaults({ timeoutRate: 1 });
 
       const failure = await client.authorize(payment('order-1')).catch((error: unknown) => error);
@@ -337,9 +344,28 @@ describe('bank simulator over HTTP', () => {
       await expect(outcome).rejects.toThrow(/socket hang up|ECONNRESET/);
     });
 
+    it('timeoutRate 1 charges each payment of a batch and withholds its answer: an unknown outcome, charged', async () => {
+      const client = connect(await start());
+      await client.setFaults({ timeoutRate: 1 });
+
+      const failures = await Promise.all(
+        ['order-1', 'order-2'].map((reference) =>
+          client.authorize(payment(reference)).catch((error: unknown) => error),
+        ),
+      );
+
+      for (const [index, failure] of failures.entries()) {
+        expect(failure).toBeInstanceOf(BankAnswerWithheldError);
+        expect(failure).toMatchObject({ outcomeUnknown: true, retryable: false, reference: `order-${index + 1}` });
+      }
+      expect((await client.inquire('order-1')).kind).toBe('approved');
+      expect((await client.inquire('order-2')).kind).toBe('approved');
+      expect((await client.ledger()).totals).toMatchObject({ payments: 2, approved: 2, requests: 2 });
+    });
+
     it('beyond heldResponsesMax a timed-out answer is cut at once: an unknown outcome, charged', async () => {
       const server = await start({ settings: { heldResponsesMax: 0 } });
-      const client = connect(server);
+      const client = connect(server, 5_000, true);
       await client.setFaults({ timeoutRate: 1 });
 
       const failure = await client.authorize(payment('order-1')).catch((error: unknown) => error);
@@ -521,8 +547,9 @@ describe('bank simulator over HTTP', () => {
     it('whether a payment or a cancel of a reference comes first, the two answers agree', async () => {
       // Sent together over several connections, the two race for each reference; which is sent
       // first alternates, so both orders happen. One ledger transaction each means exactly one of
-      // them creates the record, and the other answers it.
-      const client = connect(await start());
+      // them creates the record, and the other answers it. Each payment goes alone: in a batch,
+      // the payments would all go after the cancels sent meanwhile.
+      const client = connect(await start(), 5_000, true);
       const references = Array.from({ length: 40 }, (_, index) => `order-${index}`);
 
       const results = await Promise.all(

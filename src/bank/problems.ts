@@ -17,6 +17,7 @@ const titles: Readonly<Record<ProblemCode, string>> = {
   reference_conflict: 'Reference conflict',
   payment_not_found: 'Payment not found',
   route_not_found: 'Route not found',
+  answer_withheld: 'Answer withheld',
   bank_unavailable: 'Bank unavailable',
   bank_overloaded: 'Bank overloaded',
   ledger_unavailable: 'Ledger unavailable',

@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { defaultAuthorizationBatchMax } from '../bank/bank-client.js';
+import { batchPaymentsMax } from '../bank/bank-schemas.js';
 
 /**
  * Configuration of `remit start` and `remit bank`: flags first, then `REMIT_*` environment
@@ -32,6 +34,11 @@ const startSchema = z
     logLevel,
     executionDeadlineMs: z.coerce.number().int('must be a whole number').min(1_000, 'must be at least 1000'),
     bankTimeoutMs: z.coerce.number().int('must be a whole number').min(100, 'must be at least 100'),
+    bankBatchMax: z.coerce
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be 1 to 1024')
+      .max(batchPaymentsMax, `must be 1 to ${batchPaymentsMax}`),
   })
   .strict();
 
@@ -51,6 +58,7 @@ const startOptions = {
   'log-level': { type: 'string' },
   'execution-deadline-ms': { type: 'string' },
   'bank-timeout-ms': { type: 'string' },
+  'bank-batch-max': { type: 'string' },
 } as const;
 
 const bankOptions = {
@@ -72,6 +80,8 @@ export function parseStartConfig(args: readonly string[], env: Environment): Sta
     logLevel: flags['log-level'] ?? env.REMIT_LOG_LEVEL ?? 'info',
     executionDeadlineMs: flags['execution-deadline-ms'] ?? env.REMIT_EXECUTION_DEADLINE_MS ?? '60000',
     bankTimeoutMs: flags['bank-timeout-ms'] ?? env.REMIT_BANK_TIMEOUT_MS ?? '10000',
+    bankBatchMax:
+      flags['bank-batch-max'] ?? env.REMIT_BANK_BATCH_MAX ?? String(defaultAuthorizationBatchMax),
   });
 }
 

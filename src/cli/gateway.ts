@@ -121,7 +121,12 @@ export async function startGateway(
     const journal = new ObservedJournal(store.journal, () => projection.notify());
 
     // Closed after the entities stop (closers run in reverse), so no bank call loses its client.
-    const bankClient = new BankClient({ baseUrl: bankUrl, requestTimeoutMs: config.bankTimeoutMs, clock });
+    const bankClient = new BankClient({
+      baseUrl: bankUrl,
+      requestTimeoutMs: config.bankTimeoutMs,
+      authorizationBatchMax: config.bankBatchMax,
+      clock,
+    });
     closers.push(() => bankClient.close());
     const system = new ActorSystem({
       name: 'remit',
