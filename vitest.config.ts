@@ -7,7 +7,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
-      { extends: true, test: { name: 'unit', include: ['src/**/*.unit.spec.ts'] } },
+      {
+        extends: true,
+        test: { name: 'unit', include: ['src/**/*.unit.spec.ts', 'bench/**/*.unit.spec.ts'] },
+      },
       { extends: true, test: { name: 'int', include: ['src/**/*.int.spec.ts'] } },
       { extends: true, test: { name: 'e2e', include: ['src/**/*.e2e.spec.ts'] } },
       { extends: true, test: { name: 'sim', include: ['src/**/*.sim.spec.ts'] } },

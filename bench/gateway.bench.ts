@@ -19,7 +19,14 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { luhnValid } from '../src/payments/card.js';
 import { approvedCard } from './gateway/cards.js';
-import { type BenchMerchant, type LoadMode, type LoadResult, runLoad } from './gateway/load.js';
+import {
+  type BenchMerchant,
+  type LoadClient,
+  type LoadMode,
+  type LoadResult,
+  loadClients,
+  runLoad,
+} from './gateway/load.js';
 import { clockTicksPerSecond, type ProcessSample, sampleProcess } from './gateway/process-stats.js';
 import {
   fetchMetricsText,
@@ -40,6 +47,7 @@ const usage = `Usage: npm run bench -- [flags]
   --max-in-flight M   open loop: orders outstanding at most; an order due beyond it is dropped (default 4096)
   --merchants K       send to the first K demo merchants in turn, 1 to 3 (default 3); 1 = one hot merchant
   --wait S            Prefer: wait=S, how long the gateway may hold a request for the final status (default 10)
+  --client raw|undici the load generator's HTTP client: raw (node:net, default) or undici's Pool
   --json FILE         also write the result there
   --keep-data         keep the temp folder (journal, read model, logs) and print its path
   --cpu-prof DIR      write V8 CPU profiles of the gateway and the bank into DIR (node --cpu-prof)`;
@@ -71,6 +79,7 @@ interface Settings {
   readonly inFlightMax: number;
   readonly merchants: number;
   readonly waitS: number;
+  readonly client: LoadClient;
   readonly json: string | undefined;
   readonly keepData: boolean;
   readonly cpuProfDir: string | undefined;
@@ -104,6 +113,7 @@ function parseSettings(args: readonly string[]): Settings | undefined {
       'max-in-flight': { type: 'string' },
       merchants: { type: 'string' },
       wait: { type: 'string' },
+      client: { type: 'string' },
       json: { type: 'string' },
       'keep-data': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
@@ -114,6 +124,9 @@ function parseSettings(args: readonly string[]): Settings | undefined {
   if (values.help === true) return undefined;
   const merchants = numberFlag(values.merchants, 3, '--merchants', { integer: true });
   if (merchants > demoMerchantCount) throw new Error(`--merchants must be 1 to ${demoMerchantCount}`);
+  const client = loadClients.find((name) => name === (values.client ?? 'raw'));
+  if (client === undefined)
+    throw new Error(`--client must be ${loadClients.join(' or ')}, got ${values.client}`);
   return {
     durationS: numberFlag(values.duration, 20, '--duration', { integer: false }),
     warmupS: numberFlag(values.warmup, defaultWarmupS, '--warmup', { integer: false, zero: true }),
@@ -127,6 +140,7 @@ function parseSettings(args: readonly string[]): Settings | undefined {
     inFlightMax: numberFlag(values['max-in-flight'], 4_096, '--max-in-flight', { integer: true }),
     merchants,
     waitS: numberFlag(values.wait, 10, '--wait', { integer: true }),
+    client,
     json: values.json,
     keepData: values['keep-data'] === true,
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']),
@@ -294,6 +308,7 @@ function report(
       ...(mode.kind === 'open' ? { ratePerSecond: mode.ratePerSecond, maxInFlight: mode.inFlightMax } : {}),
       merchants: settings.merchants,
       preferWaitS: settings.waitS,
+      client: settings.client,
       requestTimeoutMs: settings.waitS * 1_000 + requestTimeoutBeyondWaitMs,
     },
     machine: {
@@ -420,7 +435,7 @@ async function main(args: readonly string[]): Promise<number> {
     const windowEnd = windowStart + settings.durationS * 1_000;
     process.stderr.write(
       `bench: ${mode.kind} loop, ${settings.warmupS} s warm-up + ${settings.durationS} s, ` +
-        `load generator on the same machine (${os.cpus().length} cpus, load average ${os.loadavg()[0]?.toFixed(2)})\n`,
+        `load generator (${settings.client} client) on the same machine (${os.cpus().length} cpus, load average ${os.loadavg()[0]?.toFixed(2)})\n`,
     );
     const gatewayChild = gateway;
     const bankChild = bank;
@@ -433,6 +448,7 @@ async function main(args: readonly string[]): Promise<number> {
     );
     const load = await runLoad({
       baseUrl: gateway.url,
+      client: settings.client,
       merchants,
       mode,
       startAt,
