@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { accountEvents, accountSnapshotCodec } from '../testing/fixtures/account.js';
-import { decodeVersioned, SerializationError } from './serialization.js';
+import { decodeVersioned, SerializationError, toJsonText } from './serialization.js';
 
 const at = { persistenceId: 'account-a1', seqNr: 7 };
 
@@ -60,5 +61,27 @@ describe('versioned JSON serialization', () => {
     expect(() => decodeVersioned(codec, 'snapshot', '{}', 1, at)).toThrow(
       'snapshot version 1 has no upcaster to version 2 (persistence id account-a1, seqNr 7)',
     );
+  });
+
+  it('writes bigints as decimal strings anywhere in plain data, and the same text a replacer would', () => {
+    const replaced = (value: unknown): string =>
+      JSON.stringify(value, (_key, field: unknown) => (typeof field === 'bigint' ? field.toString() : field));
+    const data = { a: 1n, list: [2n, { b: -3n, c: 'x' }, null], nested: { d: undefined, e: true } };
+    expect(toJsonText(data)).toBe('{"a":"1","list":["2",{"b":"-3","c":"x"},null],"nested":{"e":true}}');
+    expect(data.a).toBe(1n);
+    const plain = fc.letrec((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        fc.bigInt(),
+        fc.integer(),
+        fc.string(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.constant(undefined),
+        fc.array(tie('value'), { maxLength: 4 }),
+        fc.dictionary(fc.string(), tie('value'), { maxKeys: 4 }),
+      ),
+    })).value;
+    fc.assert(fc.property(plain, (value) => toJsonText(value) === replaced(value)));
   });
 });
