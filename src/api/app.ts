@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -31,7 +31,7 @@ export class MerchantDirectory {
   }
 
   static hashKey(apiKey: string): string {
-    return createHash('sha256').update(apiKey).digest('hex');
+    return hash('sha256', apiKey, 'hex');
   }
 
   /**

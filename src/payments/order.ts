@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CardSummary } from './card.js';
 import type { Currency } from './money.js';
 import type { BankId, RejectionReason } from './validator.js';
@@ -61,9 +61,13 @@ export interface Order {
  * (where it is the transaction reference) — without a lookup table that could be lost.
  */
 export function orderIdFor(merchantId: string, idempotencyKey: string): string {
-  const digest = createHash('sha256').update(merchantId).update('\u0000').update(idempotencyKey).digest();
-  return `ord_${base32(digest).slice(0, 26)}`;
+  const digest = hash('sha256', `${merchantId}\u0000${idempotencyKey}`, 'buffer');
+  // 26 base32 digits are 130 bits: the first 17 bytes of the digest give them all.
+  return `ord_${base32(digest.subarray(0, orderIdDigestBytes)).slice(0, orderIdDigits)}`;
 }
+
+const orderIdDigits = 26;
+const orderIdDigestBytes = Math.ceil((orderIdDigits * 5) / 8);
 
 const base32Alphabet = '0123456789abcdefghjkmnpqrstvwxyz';
 
