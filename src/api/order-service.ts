@@ -104,7 +104,7 @@ export class OrderService {
   ): Promise<CreatedOrder> {
     const deadline = this.clock.now() + waitMs;
     const orderId = orderIdFor(merchantId, idempotencyKey);
-    const requestHash = this.vault.fingerprint(canonicalJson(request));
+    const requestHash = this.vault.fingerprint(orderRequestText(request));
     const known = this.queries.getOrder(merchantId, orderId);
     if (known !== undefined) return this.replay(known, requestHash, deadline);
 
@@ -274,6 +274,23 @@ function keyReused(): ApiError {
     'This Idempotency-Key was already used with a different request body.',
     'Idempotency-Key',
   );
+}
+
+/**
+ * `canonicalJson(request)` written out for the one shape the API accepts (its schema allows no
+ * other field), without building and sorting entry arrays: fingerprinting every order this way
+ * allocated ~3 KB and took ~1.5 % of the main thread. It must stay equal to `canonicalJson` for
+ * every request (fingerprints in old journals are compared with it); a property test checks so.
+ */
+export function orderRequestText(request: OrderRequest): string {
+  const { card } = request;
+  let text =
+    `{"amount":${JSON.stringify(request.amount)},"card":{"cvc":${JSON.stringify(card.cvc)},` +
+    `"expMonth":${JSON.stringify(card.expMonth)},"expYear":${JSON.stringify(card.expYear)},` +
+    `"number":${JSON.stringify(card.number)}},"currency":${JSON.stringify(request.currency)}`;
+  if (request.description !== undefined) text += `,"description":${JSON.stringify(request.description)}`;
+  if (request.reference !== undefined) text += `,"reference":${JSON.stringify(request.reference)}`;
+  return `${text}}`;
 }
 
 /** JSON with object keys sorted, so the same request always fingerprints the same. */

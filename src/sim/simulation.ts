@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { canonicalJson } from '../api/order-service.js';
+import { orderRequestText } from '../api/order-service.js';
 import { BankLedger } from '../bank/ledger.js';
 import { demoConfig } from '../cli/demo-merchants.js';
 import { classifyBankError } from '../payments/bank-connection.js';
@@ -277,7 +277,7 @@ class World {
     this.requests = workload.map((request, index) => ({
       index,
       workload: request,
-      requestHash: this.vault.fingerprint(canonicalJson(request.body)),
+      requestHash: this.vault.fingerprint(orderRequestText(request.body)),
       attempts: 0,
       lastSentAt: Number.NEGATIVE_INFINITY,
       inFlight: undefined,
