@@ -312,21 +312,26 @@ export function decideExecutor(
       if (state.executions.has(command.orderId)) return confirmDelivery(command);
       // Full: say nothing. The Merchant redelivers later; nothing is lost, only delayed.
       if (state.executions.size >= settings.executionsInFlightMax) return effect.none();
-      return effect
-        .persist({
-          type: 'ExecutionRequested',
-          orderId: command.orderId,
-          merchantId: command.merchantId,
-          amount: command.amount,
-          currency: command.currency,
-          card: command.card,
-          deadlineAt: command.deadlineAt,
-        })
-        .thenRun((after, context) => {
-          context.messenger.tell(command.merchant, { type: 'ConfirmExecuteOrder', orderId: command.orderId });
-          const execution = after.executions.get(command.orderId);
-          if (execution !== undefined) calls.start(execution, context);
-        });
+      return (
+        effect
+          .persist({
+            type: 'ExecutionRequested',
+            orderId: command.orderId,
+            merchantId: command.merchantId,
+            amount: command.amount,
+            currency: command.currency,
+            card: command.card,
+            deadlineAt: command.deadlineAt,
+          })
+          // No confirmation now: the result, a few milliseconds away, ends the delivery at the
+          // Merchant anyway. Only an order that takes longer than the Merchant's first redelivery
+          // backoff (1 s) comes again, and that duplicate is confirmed (confirmDelivery): one
+          // message per order saved on the way of every order, one resend for a slow one.
+          .thenRun((after, context) => {
+            const execution = after.executions.get(command.orderId);
+            if (execution !== undefined) calls.start(execution, context);
+          })
+      );
     }
     case 'BankSettled': {
       const execution = state.executions.get(command.orderId);
