@@ -109,7 +109,8 @@ export class OrderService {
     if (known !== undefined) return this.replay(known, requestHash, deadline);
 
     const card = this.vault.tokenize(request.card);
-    const reply = await this.accept<ProcessOrderReply>(merchantId, (replyTo) => ({
+    const awaitResult = waitMs > 0;
+    const submit = (replyTo: ActorRef<ProcessOrderReply>): MerchantCommand => ({
       type: 'ProcessNewOrder',
       order: {
         orderId,
@@ -122,9 +123,28 @@ export class OrderService {
         reference: request.reference,
         receivedAt: this.clock.now(),
       },
+      awaitResult,
       replyTo,
-    }));
+    });
+    let reply: ProcessOrderReply;
+    if (!awaitResult) {
+      reply = await this.accept<ProcessOrderReply>(merchantId, submit);
+    } else {
+      try {
+        // One round trip: a validated order is answered when it finishes, within the wait.
+        reply = await this.ask<ProcessOrderReply>(
+          merchantId,
+          Math.max(1, deadline - this.clock.now()),
+          submit,
+        );
+      } catch (error) {
+        if (!(error instanceof AskTimeoutError)) throw error;
+        return this.stillInFlight(merchantId, orderId, requestHash);
+      }
+    }
     switch (reply.type) {
+      case 'OrderFinished':
+        return { order: viewOf(reply.order), replayed: false };
       case 'OrderAccepted':
         return { order: await this.awaitTerminal(viewOf(reply.order), deadline), replayed: false };
       case 'OrderExists':
@@ -160,6 +180,21 @@ export class OrderService {
       replyTo,
     }));
     return reply.order === undefined ? undefined : viewOf(reply.order);
+  }
+
+  /**
+   * No answer within the request's wait: the order is in flight (answered with its status now; the
+   * client polls), or it was never accepted — then the client may retry with the same key.
+   */
+  private async stillInFlight(
+    merchantId: string,
+    orderId: string,
+    requestHash: string,
+  ): Promise<CreatedOrder> {
+    const current = await this.get(merchantId, orderId).catch(() => undefined);
+    if (current === undefined) throw gatewayBusy();
+    if (current.requestHash !== requestHash) throw keyReused();
+    return { order: current, replayed: false };
   }
 
   private async replay(known: OrderView, requestHash: string, deadline: number): Promise<CreatedOrder> {
@@ -236,15 +271,7 @@ export class OrderService {
       return await this.ask(merchantId, this.settings.acceptTimeoutMs, make);
     } catch (error) {
       if (!(error instanceof AskTimeoutError)) throw error;
-      throw new ApiError(
-        503,
-        'gateway_busy',
-        'The gateway could not answer in time; retry with the same Idempotency-Key.',
-        undefined,
-        {
-          'retry-after': '1',
-        },
-      );
+      throw gatewayBusy();
     }
   }
 }
@@ -265,6 +292,16 @@ export function viewOf(order: Order): OrderView {
     createdAt: order.createdAt,
     updatedAt: order.updatedAt,
   };
+}
+
+function gatewayBusy(): ApiError {
+  return new ApiError(
+    503,
+    'gateway_busy',
+    'The gateway could not answer in time; retry with the same Idempotency-Key.',
+    undefined,
+    { 'retry-after': '1' },
+  );
 }
 
 function keyReused(): ApiError {

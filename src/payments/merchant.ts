@@ -77,6 +77,12 @@ export type MerchantCommand =
   | {
       readonly type: 'ProcessNewOrder';
       readonly order: NewOrder;
+      /**
+       * Answer a validated order once it has finished (`OrderFinished`) instead of once it is
+       * accepted: one round trip instead of `ProcessNewOrder` then `AwaitOrder`. The asker bounds
+       * the wait; an order still in flight then is read with `GetOrder`.
+       */
+      readonly awaitResult?: boolean;
       readonly replyTo: ActorRef<ProcessOrderReply>;
     }
   | { readonly type: 'AwaitOrder'; readonly orderId: string; readonly replyTo: ActorRef<AwaitOrderReply> }
@@ -92,8 +98,12 @@ export type MerchantCommand =
 
 export type ConfigureReply = { readonly type: 'MerchantConfigured' };
 
+/** An order reached its terminal status: the answer to `AwaitOrder`, or to an awaited `ProcessNewOrder`. */
+export type OrderFinished = { readonly type: 'OrderFinished'; readonly order: Order };
+
 export type ProcessOrderReply =
   | { readonly type: 'OrderAccepted'; readonly order: Order }
+  | OrderFinished
   /** The same order id is known (a retry): `sameRequest` tells a replay from a key reused with another body. */
   | { readonly type: 'OrderExists'; readonly order: Order; readonly sameRequest: boolean }
   /** Processed long ago: no longer in the Merchant's memory; the read model has it. */
@@ -102,7 +112,7 @@ export type ProcessOrderReply =
   | { readonly type: 'MerchantNotConfigured' };
 
 export type AwaitOrderReply =
-  | { readonly type: 'OrderFinished'; readonly order: Order }
+  | OrderFinished
   /** Not in flight, and not among this process's recently finished orders: the read model has it, if anyone. */
   | { readonly type: 'OrderNotInMemory'; readonly orderId: string };
 
@@ -442,7 +452,7 @@ export function decideMerchant(
         .persist({ type: 'MerchantConfigured', config: command.config })
         .thenReply(command.replyTo, () => ({ type: 'MerchantConfigured' }));
     case 'ProcessNewOrder':
-      return processNewOrder(state, command.order, command.replyTo, settings, waiters);
+      return processNewOrder(state, command, settings, waiters);
     case 'AwaitOrder': {
       const { orderId, replyTo } = command;
       if (state.inFlight.has(orderId)) return effect.none().thenRun(() => waiters.add(orderId, replyTo));
@@ -506,16 +516,14 @@ export function answerKnownOrder(
 
 function processNewOrder(
   state: MerchantState,
-  order: NewOrder,
-  replyTo: ActorRef<ProcessOrderReply>,
+  command: Extract<MerchantCommand, { type: 'ProcessNewOrder' }>,
   settings: MerchantSettings,
   waiters: OrderWaiters,
 ): Effect {
+  const { order, replyTo } = command;
   const config = state.config;
   if (config === undefined) return effect.reply(replyTo, { type: 'MerchantNotConfigured' });
-  if (findOrder(state, order.orderId) !== undefined) {
-    return answerKnownOrder(state, { type: 'ProcessNewOrder', order, replyTo }, waiters);
-  }
+  if (findOrder(state, order.orderId) !== undefined) return answerKnownOrder(state, command, waiters);
   if (
     state.inFlight.size >= settings.ordersInFlightMax ||
     !outboxHasRoom(state.outbox, settings.ordersInFlightMax)
@@ -551,7 +559,7 @@ function processNewOrder(
       .thenRun(() => waiters.complete(finished.id, finished))
       .thenReply(replyTo, (): ProcessOrderReply => ({ type: 'OrderAccepted', order: finished }));
   }
-  return effect
+  const accepted = effect
     .persist([
       created,
       {
@@ -563,13 +571,18 @@ function processNewOrder(
         at: order.receivedAt,
       },
     ])
-    .thenDeliver(order.orderId)
-    .thenReply(replyTo, (after): ProcessOrderReply => {
-      const accepted = findOrder(after, order.orderId);
-      if (accepted === undefined)
-        throw new Error(`order ${order.orderId} vanished from the state that created it`);
-      return { type: 'OrderAccepted', order: accepted };
-    });
+    .thenDeliver(order.orderId);
+  const acceptedReply = (after: MerchantState): ProcessOrderReply => {
+    const validated = findOrder(after, order.orderId);
+    if (validated === undefined)
+      throw new Error(`order ${order.orderId} vanished from the state that created it`);
+    return { type: 'OrderAccepted', order: validated };
+  };
+  if (command.awaitResult !== true) return accepted.thenReply(replyTo, acceptedReply);
+  // Answered when it finishes (waiters.complete), or now if the table of waiters is full.
+  return accepted.thenRun((after) => {
+    if (!waiters.add(order.orderId, replyTo)) replyTo.tell(acceptedReply(after));
+  });
 }
 
 function processExecutionResult(

@@ -27,7 +27,7 @@ import {
 } from './merchant.js';
 import type { Currency } from './money.js';
 import { isTerminal, type Order, orderIdFor } from './order.js';
-import { OrderWaiters } from './order-waiters.js';
+import { defaultOrderWaitersSettings, OrderWaiters } from './order-waiters.js';
 import type { MerchantConfig } from './validator.js';
 
 const approvedCard = '4242424242424242';
@@ -62,7 +62,7 @@ afterEach(async () => {
   }
 });
 
-async function gateway(seed = 1): Promise<Gateway> {
+async function gateway(seed = 1, waiters = new OrderWaiters()): Promise<Gateway> {
   const clock = new SimulatedClock(Date.UTC(2026, 10, 24));
   const random = new SeededRandom(seed);
   const system = new ActorSystem({ name: 'gateway', clock, random: random.fork(), logger: silentLogger });
@@ -76,7 +76,7 @@ async function gateway(seed = 1): Promise<Gateway> {
   });
   const bank = new SimulatedBank(random.fork());
   const cards = new InMemoryCards();
-  registry.register(merchantDefinition(new OrderWaiters(), defaultMerchantSettings));
+  registry.register(merchantDefinition(waiters, defaultMerchantSettings));
   registry.register(
     executorDefinition({ bank, cards, classify: classifySimulatedBankError }, defaultExecutorSettings),
   );
@@ -208,6 +208,51 @@ describe('order flow: Merchant → Executor → bank', () => {
     g.bank.faults.errorRate = 0;
     await settle(g, [order.orderId]);
     expect(await answer).toMatchObject({ type: 'OrderFinished', order: { status: 'executed' } });
+  });
+
+  it('an order submitted to be awaited is answered once, when it has finished', async () => {
+    const g = await gateway();
+    const order = newOrder(g, 'key-awaited');
+    g.bank.faults.errorRate = 1;
+    const replies: ProcessOrderReply[] = [];
+    const answer = g.registry.ask<MerchantCommand, ProcessOrderReply>(
+      g.merchant,
+      (replyTo) => ({ type: 'ProcessNewOrder', order, awaitResult: true, replyTo }),
+      60_000,
+    );
+    void answer.then((reply) => replies.push(reply));
+    await g.clock.advanceAsync(1_000);
+    expect(replies).toEqual([]);
+    g.bank.faults.errorRate = 0;
+    await settle(g, [order.orderId]);
+
+    expect(await answer).toMatchObject({
+      type: 'OrderFinished',
+      order: { id: order.orderId, status: 'executed' },
+    });
+    // A rule's rejection is final at once.
+    const rejected = { ...newOrder(g, 'key-awaited-too-much'), amount: 10n ** 15n };
+    expect(
+      await g.registry.ask<MerchantCommand, ProcessOrderReply>(
+        g.merchant,
+        (replyTo) => ({ type: 'ProcessNewOrder', order: rejected, awaitResult: true, replyTo }),
+        1_000,
+      ),
+    ).toMatchObject({ type: 'OrderAccepted', order: { status: 'rejected' } });
+  });
+
+  it('an order submitted to be awaited is answered as accepted when no more waiters fit', async () => {
+    const g = await gateway(1, new OrderWaiters({ ...defaultOrderWaitersSettings, ordersWaitedOnMax: 0 }));
+    const order = newOrder(g, 'key-no-room');
+
+    const reply = await g.registry.ask<MerchantCommand, ProcessOrderReply>(
+      g.merchant,
+      (replyTo) => ({ type: 'ProcessNewOrder', order, awaitResult: true, replyTo }),
+      1_000,
+    );
+
+    expect(reply).toMatchObject({ type: 'OrderAccepted', order: { status: 'validated' } });
+    await settle(g, [order.orderId]);
   });
 
   it('declines with the bank reason, rejects by the rules without calling the bank', async () => {

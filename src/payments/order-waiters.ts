@@ -1,5 +1,5 @@
 import type { ActorRef } from '../runtime/actor.js';
-import type { AwaitOrderReply } from './merchant.js';
+import type { OrderFinished } from './merchant.js';
 import type { Order } from './order.js';
 
 export interface OrderWaitersSettings {
@@ -30,21 +30,23 @@ export const defaultOrderWaitersSettings: OrderWaitersSettings = {
  * side, and the client polls. A finished order that has left this table is the read model's.
  */
 export class OrderWaiters {
-  private readonly waiting = new Map<string, ActorRef<AwaitOrderReply>[]>();
+  private readonly waiting = new Map<string, ActorRef<OrderFinished>[]>();
   /** Insertion-ordered: the oldest finished order comes first and leaves first. */
   private readonly finished = new Map<string, Order>();
 
   constructor(private readonly settings: OrderWaitersSettings = defaultOrderWaitersSettings) {}
 
-  add(orderId: string, replyTo: ActorRef<AwaitOrderReply>): void {
+  /** Whether `replyTo` will be told when the order finishes: false when the table is full. */
+  add(orderId: string, replyTo: ActorRef<OrderFinished>): boolean {
     const list = this.waiting.get(orderId);
     if (list === undefined) {
-      if (this.waiting.size >= this.settings.ordersWaitedOnMax) return;
+      if (this.waiting.size >= this.settings.ordersWaitedOnMax) return false;
       this.waiting.set(orderId, [replyTo]);
-      return;
+      return true;
     }
     if (list.length >= this.settings.waitersPerOrderMax) list.shift();
     list.push(replyTo);
+    return true;
   }
 
   /** The order finished (its terminal event is durable): remember it, and answer whoever waits. */
