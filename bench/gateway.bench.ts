@@ -50,7 +50,9 @@ const usage = `Usage: npm run bench -- [flags]
   --client raw|undici the load generator's HTTP client: raw (node:net, default) or undici's Pool
   --json FILE         also write the result there
   --keep-data         keep the temp folder (journal, read model, logs) and print its path
-  --cpu-prof DIR      write V8 CPU profiles of the gateway and the bank into DIR (node --cpu-prof)`;
+  --cpu-prof DIR      write V8 CPU profiles of the gateway and the bank into DIR (node --cpu-prof)
+  --gateway-node-flags=F     extra node flags for the gateway, space-separated, e.g. --gateway-node-flags=--trace-gc
+  --gateway-output FILE      also write everything the gateway prints to FILE`;
 
 const journalMetrics = ['remit_journal_events_total', 'remit_journal_transactions_total'] as const;
 const commitHistogramName = 'remit_journal_commit_duration_seconds';
@@ -83,6 +85,9 @@ interface Settings {
   readonly json: string | undefined;
   readonly keepData: boolean;
   readonly cpuProfDir: string | undefined;
+  /** Extra `node` flags for the gateway (V8 experiments: `--trace-gc`, `--single-threaded-gc`, …). */
+  readonly gatewayNodeFlags: readonly string[];
+  readonly gatewayOutput: string | undefined;
 }
 
 /** The gateway's resident memory every 5 s, against the orders executed so far. */
@@ -117,6 +122,8 @@ function parseSettings(args: readonly string[]): Settings | undefined {
       json: { type: 'string' },
       'keep-data': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
+      'gateway-node-flags': { type: 'string' },
+      'gateway-output': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -144,6 +151,9 @@ function parseSettings(args: readonly string[]): Settings | undefined {
     json: values.json,
     keepData: values['keep-data'] === true,
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']),
+    gatewayNodeFlags: (values['gateway-node-flags'] ?? '').split(' ').filter((flag) => flag !== ''),
+    gatewayOutput:
+      values['gateway-output'] === undefined ? undefined : path.resolve(values['gateway-output']),
   };
 }
 
@@ -310,6 +320,7 @@ function report(
       preferWaitS: settings.waitS,
       client: settings.client,
       requestTimeoutMs: settings.waitS * 1_000 + requestTimeoutBeyondWaitMs,
+      ...(settings.gatewayNodeFlags.length === 0 ? {} : { gatewayNodeFlags: settings.gatewayNodeFlags }),
     },
     machine: {
       node: process.version,
@@ -425,7 +436,8 @@ async function main(args: readonly string[]): Promise<number> {
       'gateway',
       ['start', '--data', gatewayDir, '--bank-url', bank.url, '--log-level', 'warn'],
       '/health/ready',
-      profileFlags(settings.cpuProfDir, 'gateway'),
+      [...profileFlags(settings.cpuProfDir, 'gateway'), ...settings.gatewayNodeFlags],
+      settings.gatewayOutput,
     );
     const faults: unknown = await (await fetch(`${bank.url}/v1/faults`)).json();
     const merchants = readMerchants(gatewayDir, settings.merchants);

@@ -10,7 +10,7 @@
  * started here is killed when this process exits, whatever the reason.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -75,6 +75,8 @@ export async function startRemitChild(
   args: readonly string[],
   readyPath: string,
   nodeFlags: readonly string[] = [],
+  /** Also write everything the child prints here (e.g. for `--trace-gc`). */
+  outputFile?: string,
 ): Promise<RemitChild> {
   if (!existsSync(mainPath))
     throw new Error(`${mainPath} is missing: run \`npm run build\` (npm run bench does)`);
@@ -90,14 +92,17 @@ export async function startRemitChild(
   );
   liveChildren.add(child);
   let output = '';
+  const file = outputFile === undefined ? undefined : createWriteStream(outputFile, { flags: 'a' });
   const collect = (chunk: Buffer): void => {
     output = (output + chunk.toString('utf8')).slice(-outputTailChars);
+    file?.write(chunk);
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {
       liveChildren.delete(child);
+      file?.end();
       resolve();
     });
   });
