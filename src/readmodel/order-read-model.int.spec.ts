@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CardSummary } from '../payments/card.js';
 import { type ExecutorEvent, executorEvents } from '../payments/executor.js';
@@ -28,6 +29,7 @@ import {
 } from './order-projection.js';
 import {
   InvalidCursorError,
+  type OrderChange,
   OrderReadModel,
   type OrderRow,
   readModelPath,
@@ -612,5 +614,151 @@ describe('order projection: running', () => {
     await h.projection.stop();
     await expect(first).rejects.toBeInstanceOf(OrderProjectionStoppedError);
     await expect(second).rejects.toBeInstanceOf(OrderProjectionStoppedError);
+  });
+});
+
+/**
+ * A batch is written one statement per order (all of its changes folded), not one per change. The
+ * tables must come out exactly as if every change had been applied alone, however the changes of
+ * several orders interleave and wherever the batches are cut.
+ */
+describe('order read model: changes folded per order within a batch', () => {
+  const lifecycles: ReadonlyArray<
+    ReadonlyArray<'validated' | 'rejected' | 'executed' | 'declined' | 'failed' | 'audit'>
+  > = [
+    ['validated', 'audit', 'audit', 'executed', 'audit'],
+    ['validated', 'audit', 'declined'],
+    ['rejected'],
+    ['validated', 'audit', 'audit', 'failed', 'audit', 'audit'],
+    ['validated'],
+  ];
+
+  /** One order's changes, at journal offsets to be assigned once the orders are interleaved. */
+  function orderChanges(
+    index: number,
+    lifecycle: (typeof lifecycles)[number],
+  ): Array<(offset: number) => OrderChange> {
+    const orderId = `o${index}`;
+    const at = start + index;
+    const position = (offset: number) => ({ offset, persistenceId: 'merchant-m1', seqNr: offset });
+    const steps: Array<(offset: number) => OrderChange> = [
+      (offset) => ({
+        kind: 'created',
+        position: position(offset),
+        order: {
+          id: orderId,
+          merchantId: 'm1',
+          amount: BigInt(index + 1) * 1_000n,
+          currency: 'EUR',
+          card: { brand: 'visa', bin: '424242', last4: '4242' },
+          reference: index % 2 === 0 ? `ref-${index}` : undefined,
+          description: undefined,
+          idempotencyKey: `key-${index}`,
+          requestHash: `hash-${index}`,
+          createdAt: at,
+        },
+      }),
+    ];
+    let status: 'new' | 'validated' = 'new';
+    lifecycle.forEach((step, n) => {
+      if (step === 'audit') {
+        steps.push((offset) => ({
+          kind: 'audited',
+          position: position(offset),
+          orderId,
+          type: 'ExecutionSettled',
+        }));
+        return;
+      }
+      const from = status;
+      if (step === 'validated') status = 'validated';
+      steps.push((offset) => ({
+        kind: 'transitioned',
+        position: position(offset),
+        orderId,
+        from,
+        to: step,
+        at: at + 10 * (n + 1),
+        ...(step === 'validated' ? { bank: 'bank-a' } : {}),
+        ...(step === 'executed' ? { authorizationCode: `A${index}` } : {}),
+        ...(step === 'rejected' || step === 'declined' || step === 'failed'
+          ? { reason: `${step}-reason` }
+          : {}),
+      }));
+    });
+    return steps;
+  }
+
+  it('gives the same tables as one change per batch, for any interleaving and any cuts', () => {
+    const scenario = fc.record({
+      picks: fc.array(fc.integer({ min: 0, max: lifecycles.length - 1 }), { minLength: 1, maxLength: 6 }),
+      order: fc.array(fc.nat(), { maxLength: 60 }),
+      cuts: fc.array(fc.boolean(), { maxLength: 60 }),
+    });
+    fc.assert(
+      fc.property(scenario, ({ picks, order, cuts }) => {
+        // Interleave the orders' changes (each order's own order kept), then number them.
+        const queues = picks.map((pick, index) => orderChanges(index, lifecycles[pick] ?? []));
+        const changes: OrderChange[] = [];
+        for (let n = 0; queues.some((queue) => queue.length > 0); n++) {
+          const live = queues.filter((queue) => queue.length > 0);
+          const queue = live[(order[n] ?? n) % live.length];
+          const next = queue?.shift();
+          if (next !== undefined) changes.push(next(changes.length + 1));
+        }
+        const directory = mkdtempSync(join(tmpdir(), 'remit-readmodel-fold-'));
+        try {
+          const folded = OrderReadModel.open(join(directory, 'folded.db'));
+          const alone = OrderReadModel.open(join(directory, 'alone.db'));
+          let batch: OrderChange[] = [];
+          let afterOffset = 0;
+          changes.forEach((change, index) => {
+            alone.applyBatch({ afterOffset: index, toOffset: index + 1, changes: [change] });
+            batch.push(change);
+            if (cuts[index] === true || index === changes.length - 1) {
+              folded.applyBatch({ afterOffset, toOffset: index + 1, changes: batch });
+              afterOffset = index + 1;
+              batch = [];
+            }
+          });
+          folded.close();
+          alone.close();
+          expect(dumpReadModel(join(directory, 'folded.db'))).toEqual(
+            dumpReadModel(join(directory, 'alone.db')),
+          );
+        } finally {
+          rmSync(directory, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a contradiction in a folded batch is reported at its own change, and nothing of the batch is written', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'remit-readmodel-fold-'));
+    try {
+      const readModel = OrderReadModel.open(join(directory, 'rm.db'));
+      const [createA, validateA] = orderChanges(1, ['validated']);
+      const [createB] = orderChanges(2, []);
+      const wrong: OrderChange = {
+        kind: 'transitioned',
+        position: { offset: 4, persistenceId: 'merchant-m1', seqNr: 4 },
+        orderId: 'o2',
+        from: 'validated',
+        to: 'executed',
+        at: start,
+      };
+      const changes = [createA?.(1), createB?.(2), validateA?.(3), wrong].filter(
+        (change) => change !== undefined,
+      );
+      expect(() => readModel.applyBatch({ afterOffset: 0, toOffset: 4, changes })).toThrow(
+        /order o2 cannot become executed: it is new, not validated \(offset 4/,
+      );
+      expect(readModel.getOrderById('o1')).toBeUndefined();
+      expect(readModel.offset()).toBe(0);
+      readModel.close();
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -324,10 +324,13 @@ export class OrderReadModel {
   private readonly selectEventOffsets: Statement<[string], unknown>;
   private readonly selectOffset: Statement<[string], unknown>;
   private readonly insertOrder: Statement<Params>;
+  private readonly insertFolded: Statement<Params>;
   private readonly updateStatus: Statement<Params>;
   private readonly appendEvent: Statement<[string, string]>;
   private readonly upsertOffset: Statement<[string, number]>;
   private readonly writeBatch: { immediate(batch: OrderBatch): void };
+  /** A savepoint inside the batch's transaction: folded writes undone whole if any is refused. */
+  private readonly writeFolded: (folded: readonly FoldedOrder[]) => void;
 
   private constructor(
     private readonly database: Database,
@@ -365,6 +368,12 @@ export class OrderReadModel {
         "updated_at, event_offsets) VALUES (?, ?, 'new', ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?) " +
         'ON CONFLICT (order_id) DO NOTHING',
     );
+    this.insertFolded = database.prepare(
+      'INSERT INTO orders (order_id, merchant_id, status, amount, currency, card_brand, card_last4, card_bin, ' +
+        'bank, reference, description, reason, authorization_code, idempotency_key, request_hash, created_at, ' +
+        'updated_at, event_offsets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT (order_id) DO NOTHING',
+    );
     this.updateStatus = database.prepare(
       'UPDATE orders SET status = ?, updated_at = ?, bank = COALESCE(?, bank), reason = COALESCE(?, reason), ' +
         "authorization_code = COALESCE(?, authorization_code), event_offsets = event_offsets || ',' || ? " +
@@ -378,6 +387,9 @@ export class OrderReadModel {
         'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
     );
     this.writeBatch = database.transaction((batch: OrderBatch) => this.applyInTransaction(batch));
+    this.writeFolded = database.transaction((folded: readonly FoldedOrder[]) => {
+      for (const order of folded) this.writeFoldedOrder(order);
+    });
   }
 
   /** Opens (creating, or rebuilding on a schema change) the read model file at `path`. */
@@ -519,8 +531,69 @@ export class OrderReadModel {
       `read model is at offset ${current}, but the batch continues from ${batch.afterOffset}: ` +
         'another projection writes to the same file, or a batch was lost',
     );
-    for (const change of batch.changes) this.applyChange(change);
+    const folded = foldByOrder(batch.changes);
+    if (folded === undefined || !this.triedFolded(folded)) {
+      // Something does not add up (an order created twice, a transition from the wrong status, an
+      // event of an unknown order): the folded writes were undone, and the changes are applied one
+      // by one, which stops at the very change that is wrong and names it.
+      for (const change of batch.changes) this.applyChange(change);
+    }
     this.upsertOffset.run(orderProjectionName, batch.toOffset);
+  }
+
+  /** Writes the folded changes, or undoes them all and answers false if the table refuses one. */
+  private triedFolded(folded: readonly FoldedOrder[]): boolean {
+    try {
+      this.writeFolded(folded);
+      return true;
+    } catch (error) {
+      if (error instanceof FoldRefused) return false;
+      throw error;
+    }
+  }
+
+  /** One statement for all of one order's changes in a batch; FoldRefused if the table disagrees. */
+  private writeFoldedOrder(order: FoldedOrder): void {
+    const offsets = order.offsets.join(',');
+    const created = order.created;
+    if (created !== undefined) {
+      const inserted = this.insertFolded.run(
+        created.id,
+        created.merchantId,
+        order.status ?? 'new',
+        created.amount.toString(),
+        created.currency,
+        created.card.brand,
+        created.card.last4,
+        created.card.bin,
+        order.bank ?? null,
+        created.reference ?? null,
+        created.description ?? null,
+        order.reason ?? null,
+        order.authorizationCode ?? null,
+        created.idempotencyKey,
+        created.requestHash,
+        created.createdAt,
+        order.updatedAt ?? created.createdAt,
+        offsets,
+      );
+      if (inserted.changes !== 1) throw new FoldRefused();
+      return;
+    }
+    const updated =
+      order.firstFrom === undefined
+        ? this.appendEvent.run(offsets, order.orderId)
+        : this.updateStatus.run(
+            order.status,
+            order.updatedAt,
+            order.bank ?? null,
+            order.reason ?? null,
+            order.authorizationCode ?? null,
+            offsets,
+            order.orderId,
+            order.firstFrom,
+          );
+    if (updated.changes !== 1) throw new FoldRefused();
   }
 
   private applyChange(change: OrderChange): void {
@@ -586,6 +659,83 @@ export class OrderReadModel {
       throw new InconsistentEventError(`${change.type} for unknown order ${change.orderId}`, change.position);
     }
   }
+}
+
+/**
+ * All changes of one order within a batch, folded into what one statement writes: per order one
+ * INSERT (created in the batch) or one UPDATE, instead of one statement per event. An order's
+ * events mostly arrive within a few batches of each other; every statement was a descent of the
+ * order-id index and a rewrite of the row (and of a status index entry).
+ */
+interface FoldedOrder {
+  readonly orderId: string;
+  /** Set when the batch creates the order. */
+  readonly created: NewOrderRecord | undefined;
+  /** For an order that existed before the batch: the status its first transition requires. */
+  firstFrom: OrderStatus | undefined;
+  /** The status after the batch's transitions; undefined when none (and it existed before). */
+  status: OrderStatus | undefined;
+  updatedAt: number | undefined;
+  bank: string | undefined;
+  reason: string | undefined;
+  authorizationCode: string | undefined;
+  readonly offsets: string[];
+}
+
+/** The changes of a batch folded by order, or undefined when they contradict each other. */
+function foldByOrder(changes: readonly OrderChange[]): FoldedOrder[] | undefined {
+  const byOrder = new Map<string, FoldedOrder>();
+  for (const change of changes) {
+    const orderId = change.kind === 'created' ? change.order.id : change.orderId;
+    let folded = byOrder.get(orderId);
+    if (change.kind === 'created') {
+      // Created after another change of it in this batch, or twice: the one-by-one path names it.
+      if (folded !== undefined) return undefined;
+      const created = change.order;
+      folded = {
+        orderId,
+        created,
+        firstFrom: undefined,
+        status: 'new',
+        updatedAt: created.createdAt,
+        bank: undefined,
+        reason: undefined,
+        authorizationCode: undefined,
+        offsets: [String(change.position.offset)],
+      };
+      byOrder.set(orderId, folded);
+      continue;
+    }
+    if (folded === undefined) {
+      folded = {
+        orderId,
+        created: undefined,
+        firstFrom: undefined,
+        status: undefined,
+        updatedAt: undefined,
+        bank: undefined,
+        reason: undefined,
+        authorizationCode: undefined,
+        offsets: [],
+      };
+      byOrder.set(orderId, folded);
+    }
+    folded.offsets.push(String(change.position.offset));
+    if (change.kind === 'audited') continue;
+    if (folded.status === undefined) folded.firstFrom = change.from;
+    else if (folded.status !== change.from) return undefined;
+    folded.status = change.to;
+    folded.updatedAt = change.at;
+    folded.bank = change.bank ?? folded.bank;
+    folded.reason = change.reason ?? folded.reason;
+    folded.authorizationCode = change.authorizationCode ?? folded.authorizationCode;
+  }
+  return [...byOrder.values()];
+}
+
+/** The folded writes of a batch do not fit the table; they are undone and applied one by one. */
+class FoldRefused extends Error {
+  override readonly name = 'FoldRefused';
 }
 
 function assertNever(value: never): never {
