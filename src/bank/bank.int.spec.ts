@@ -356,7 +356,11 @@ describe('bank simulator over HTTP', () => {
 
       for (const [index, failure] of failures.entries()) {
         expect(failure).toBeInstanceOf(BankAnswerWithheldError);
-        expect(failure).toMatchObject({ outcomeUnknown: true, retryable: false, reference: `order-${index + 1}` });
+        expect(failure).toMatchObject({
+          outcomeUnknown: true,
+          retryable: false,
+          reference: `order-${index + 1}`,
+        });
       }
       expect((await client.inquire('order-1')).kind).toBe('approved');
       expect((await client.inquire('order-2')).kind).toBe('approved');

@@ -80,8 +80,7 @@ export function parseStartConfig(args: readonly string[], env: Environment): Sta
     logLevel: flags['log-level'] ?? env.REMIT_LOG_LEVEL ?? 'info',
     executionDeadlineMs: flags['execution-deadline-ms'] ?? env.REMIT_EXECUTION_DEADLINE_MS ?? '60000',
     bankTimeoutMs: flags['bank-timeout-ms'] ?? env.REMIT_BANK_TIMEOUT_MS ?? '10000',
-    bankBatchMax:
-      flags['bank-batch-max'] ?? env.REMIT_BANK_BATCH_MAX ?? String(defaultAuthorizationBatchMax),
+    bankBatchMax: flags['bank-batch-max'] ?? env.REMIT_BANK_BATCH_MAX ?? String(defaultAuthorizationBatchMax),
   });
 }
 
