@@ -325,8 +325,11 @@ export class BankClient {
     }
   }
 
-  /** One payment, one request to `POST /v1/payments`. */
-  private async authorizeAlone(body: PaymentRequestBody): Promise<BankAnswer> {
+  /**
+   * One payment, one request to `POST /v1/payments`. `counted`: the payment is already counted in
+   * flight (a batch's payment sent again alone).
+   */
+  private async authorizeAlone(body: PaymentRequestBody, counted = false): Promise<BankAnswer> {
     const exchange: Exchange = {
       operation: 'authorize',
       reference: body.reference,
@@ -335,7 +338,7 @@ export class BankClient {
       body,
       bodyBytesMax: answerBodyBytesMax,
     };
-    const answer = await this.send(exchange);
+    const answer = await this.send(exchange, counted);
     if (answer.status !== 200) throw this.failure(exchange, answer);
     return this.paymentAnswer(exchange, answer.status, this.readResolution(exchange, answer));
   }
@@ -377,7 +380,7 @@ export class BankClient {
     // Refused as a request (a 4xx): nothing of it was processed, and one payment alone may be to
     // blame. Each is sent again on its own, to get its own answer.
     if (answer.status >= 400 && answer.status < 500) {
-      return Promise.all(payments.map((payment) => settled(this.authorizeAlone(payment))));
+      return Promise.all(payments.map((payment) => settled(this.authorizeAlone(payment, true))));
     }
     if (answer.status !== 200) return eachFails((payment) => this.failure(payment, answer));
     const parsed = parseJson(answer.text, batchAnswerSchema);
@@ -579,15 +582,18 @@ export class BankClient {
     this.inFlight++;
   }
 
-  /** One call, one HTTP exchange under the deadline; transport failures come out as typed errors. */
-  private async send(exchange: Exchange): Promise<HttpAnswer> {
-    this.enter(exchange.operation, exchange.reference);
+  /**
+   * One call, one HTTP exchange under the deadline; transport failures come out as typed errors.
+   * `counted`: the call is already counted in flight by its caller.
+   */
+  private async send(exchange: Exchange, counted = false): Promise<HttpAnswer> {
+    if (!counted) this.enter(exchange.operation, exchange.reference);
     try {
       const sent = await this.transfer(exchange);
       if (!sent.ok) throw this.transportFailure(exchange, sent.error, sent.timedOut);
       return sent.answer;
     } finally {
-      this.inFlight--;
+      if (!counted) this.inFlight--;
     }
   }
 
