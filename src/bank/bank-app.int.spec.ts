@@ -269,12 +269,13 @@ describe('bank app group commit (inject)', () => {
   let ledger: BankLedger;
   let app: FastifyInstance;
 
-  const open = (settings: Partial<BankServerSettings> = {}): void => {
+  const open = (settings: Partial<BankServerSettings> = {}, faults: Record<string, number> = {}): void => {
     app = buildBankApp({
       ledger,
       clock: new SimulatedClock(Date.UTC(2026, 5, 15)),
       random: new SeededRandom(7),
       settings,
+      faults,
     });
   };
 
@@ -291,6 +292,10 @@ describe('bank app group commit (inject)', () => {
   const pay = (reference: string): Promise<ProblemAnswer> => post('/v1/payments', { ...valid, reference });
   const cancel = (reference: string): Promise<ProblemAnswer> =>
     post(`/v1/payments/${reference}/cancel`, { merchantId: valid.merchantId });
+  const batch = (payments: readonly object[]): Promise<ProblemAnswer> =>
+    post('/v1/payments/batch', { payments });
+  const resultsOf = (answer: ProblemAnswer): Array<Record<string, unknown>> =>
+    answer.body.results as Array<Record<string, unknown>>;
 
   beforeEach(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-bank-group-'));
@@ -403,149 +408,113 @@ describe('bank app group commit (inject)', () => {
 
     expect(ledger.transactionsCommitted - before).toBe(3);
   });
-});
 
-/**
- * `POST /v1/payments/batch`: each payment is decided as if it had come alone — deduplicated by its
- * reference, faults drawn for it — and answered in the request's order, its own answer or its own
- * problem. A batch the schema refuses is refused whole and records nothing.
- */
-describe('bank app batch route (inject)', () => {
-  let dataDir: string;
-  let ledger: BankLedger;
-  let app: FastifyInstance;
+  /**
+   * `POST /v1/payments/batch`: each payment is decided as if it had come alone — deduplicated by its
+   * reference, faults drawn for it — and answered in the request's order, its own answer or its own
+   * problem. A batch the schema refuses is refused whole and records nothing.
+   */
+  describe('the batch route', () => {
+    it('answers each payment in order, as alone, all in one ledger transaction', async () => {
+      open();
+      await app.ready();
+      const before = ledger.transactionsCommitted;
 
-  const open = (faults: Record<string, number> = {}, settings: Partial<BankServerSettings> = {}): void => {
-    app = buildBankApp({
-      ledger,
-      clock: new SimulatedClock(Date.UTC(2026, 5, 15)),
-      random: new SeededRandom(7),
-      faults,
-      settings,
+      const answer = await batch([
+        { ...valid, reference: 'order-1' },
+        { ...valid, reference: 'order-2', card: { ...card, number: '4000000000000002' } },
+        // A repeat of the first: the first answer again, charged once.
+        { ...valid, reference: 'order-1' },
+        // The first reference with another amount: a conflict, for this payment only.
+        { ...valid, reference: 'order-1', amount: 99 },
+        { ...valid, reference: 'order-3', card: { ...card, number: '4242424242424241' } },
+      ]);
+
+      expect(answer.statusCode, answer.text).toBe(200);
+      const results = resultsOf(answer);
+      expect(results.map((result) => result.reference)).toEqual([
+        'order-1',
+        'order-2',
+        'order-1',
+        'order-1',
+        'order-3',
+      ]);
+      expect(results[0]).toMatchObject({ status: 'approved' });
+      expect(results[2]).toEqual(results[0]);
+      expect(results[1]).toEqual({
+        reference: 'order-2',
+        status: 'declined',
+        declineReason: 'card_declined',
+      });
+      expect(results[3]).toMatchObject({ problem: { status: 409, code: 'reference_conflict' } });
+      expect(results[4]).toMatchObject({
+        problem: { status: 422, code: 'invalid_card', param: '/card/number' },
+      });
+      expect(answer.text).not.toContain(card.number);
+      expect(ledger.transactionsCommitted - before).toBe(1);
+      expect(ledger.list()).toMatchObject([
+        { reference: 'order-1', status: 'approved', requestCount: 3 },
+        { reference: 'order-2', status: 'declined', requestCount: 1 },
+      ]);
     });
-  };
 
-  const batch = (payments: readonly object[]): Promise<ProblemAnswer> => post({ payments });
-  const post = async (payload: object): Promise<ProblemAnswer> => {
-    const response = await app.inject({ method: 'POST', url: '/v1/payments/batch', payload });
-    const contentType = response.headers['content-type'];
-    return {
-      statusCode: response.statusCode,
-      contentType: typeof contentType === 'string' ? contentType : undefined,
-      body: JSON.parse(response.body) as Record<string, unknown>,
-      text: response.body,
-    };
-  };
+    it('answers a payment the errorRate fault strikes with its own 503, recording nothing for it', async () => {
+      open({}, { errorRate: 1 });
+      await app.ready();
 
-  const resultsOf = (answer: ProblemAnswer): Array<Record<string, unknown>> =>
-    answer.body.results as Array<Record<string, unknown>>;
+      const answer = await batch([{ ...valid, reference: 'order-1' }]);
 
-  beforeEach(() => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-bank-batch-'));
-    ledger = BankLedger.open({ dataDir, clock: new SimulatedClock(Date.UTC(2026, 5, 15)) });
-  });
-
-  afterEach(async () => {
-    await app.close();
-    ledger.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  it('answers each payment in order, as alone, all in one ledger transaction', async () => {
-    open();
-    await app.ready();
-    const before = ledger.transactionsCommitted;
-
-    const answer = await batch([
-      { ...valid, reference: 'order-1' },
-      { ...valid, reference: 'order-2', card: { ...card, number: '4000000000000002' } },
-      // A repeat of the first: the first answer again, charged once.
-      { ...valid, reference: 'order-1' },
-      // The first reference with another amount: a conflict, for this payment only.
-      { ...valid, reference: 'order-1', amount: 99 },
-      { ...valid, reference: 'order-3', card: { ...card, number: '4242424242424241' } },
-    ]);
-
-    expect(answer.statusCode, answer.text).toBe(200);
-    const results = resultsOf(answer);
-    expect(results.map((result) => result.reference)).toEqual([
-      'order-1',
-      'order-2',
-      'order-1',
-      'order-1',
-      'order-3',
-    ]);
-    expect(results[0]).toMatchObject({ status: 'approved' });
-    expect(results[2]).toEqual(results[0]);
-    expect(results[1]).toEqual({ reference: 'order-2', status: 'declined', declineReason: 'card_declined' });
-    expect(results[3]).toMatchObject({ problem: { status: 409, code: 'reference_conflict' } });
-    expect(results[4]).toMatchObject({
-      problem: { status: 422, code: 'invalid_card', param: '/card/number' },
+      expect(resultsOf(answer)).toMatchObject([
+        { reference: 'order-1', problem: { status: 503, code: 'bank_unavailable' } },
+      ]);
+      expect(ledger.list()).toEqual([]);
+      expect(ledger.rejectedRequests()).toBe(1);
     });
-    expect(answer.text).not.toContain(card.number);
-    expect(ledger.transactionsCommitted - before).toBe(1);
-    expect(ledger.list()).toMatchObject([
-      { reference: 'order-1', status: 'approved', requestCount: 3 },
-      { reference: 'order-2', status: 'declined', requestCount: 1 },
-    ]);
-  });
 
-  it('answers a payment the errorRate fault strikes with its own 503, recording nothing for it', async () => {
-    open({ errorRate: 1 });
-    await app.ready();
+    it('withholds the answer of a payment the timeoutRate fault strikes: committed, and answer_withheld', async () => {
+      open({}, { timeoutRate: 1 });
+      await app.ready();
 
-    const answer = await batch([{ ...valid, reference: 'order-1' }]);
+      const answer = await batch([{ ...valid, reference: 'order-1' }]);
 
-    expect(resultsOf(answer)).toMatchObject([
-      { reference: 'order-1', problem: { status: 503, code: 'bank_unavailable' } },
-    ]);
-    expect(ledger.list()).toEqual([]);
-    expect(ledger.rejectedRequests()).toBe(1);
-  });
+      expect(resultsOf(answer)).toEqual([
+        {
+          reference: 'order-1',
+          problem: expect.objectContaining({ status: 504, code: 'answer_withheld' }),
+        },
+      ]);
+      expect(ledger.list()).toMatchObject([{ reference: 'order-1', status: 'approved' }]);
+    });
 
-  it('withholds the answer of a payment the timeoutRate fault strikes: committed, and answer_withheld', async () => {
-    open({ timeoutRate: 1 });
-    await app.ready();
+    it('answers payments beyond ledgerPendingWritesMax with their own 503, and the rest as usual', async () => {
+      open({ ledgerPendingWritesMax: 2 });
+      await app.ready();
 
-    const answer = await batch([{ ...valid, reference: 'order-1' }]);
+      const answer = await batch(
+        ['order-1', 'order-2', 'order-3'].map((reference) => ({ ...valid, reference })),
+      );
 
-    expect(resultsOf(answer)).toEqual([
-      {
-        reference: 'order-1',
-        problem: expect.objectContaining({ status: 504, code: 'answer_withheld' }),
-      },
-    ]);
-    expect(ledger.list()).toMatchObject([{ reference: 'order-1', status: 'approved' }]);
-  });
+      expect(resultsOf(answer)).toMatchObject([
+        { reference: 'order-1', status: 'approved' },
+        { reference: 'order-2', status: 'approved' },
+        { reference: 'order-3', problem: { status: 503, code: 'bank_overloaded' } },
+      ]);
+    });
 
-  it('answers payments beyond ledgerPendingWritesMax with their own 503, and the rest as usual', async () => {
-    open({}, { ledgerPendingWritesMax: 2 });
-    await app.ready();
+    it('refuses a batch the schema refuses, whole, with 400 and records nothing', async () => {
+      open();
+      await app.ready();
+      const tooMany = Array.from({ length: batchPaymentsMax + 1 }, (_, index) => ({
+        ...valid,
+        reference: `order-${index}`,
+      }));
 
-    const answer = await batch(
-      ['order-1', 'order-2', 'order-3'].map((reference) => ({ ...valid, reference })),
-    );
-
-    expect(resultsOf(answer)).toMatchObject([
-      { reference: 'order-1', status: 'approved' },
-      { reference: 'order-2', status: 'approved' },
-      { reference: 'order-3', problem: { status: 503, code: 'bank_overloaded' } },
-    ]);
-  });
-
-  it('refuses a batch the schema refuses, whole, with 400 and records nothing', async () => {
-    open();
-    await app.ready();
-    const tooMany = Array.from({ length: batchPaymentsMax + 1 }, (_, index) => ({
-      ...valid,
-      reference: `order-${index}`,
-    }));
-
-    for (const payments of [[], [{ ...valid, card: { ...card, expMonth: 13 } }], tooMany]) {
-      expectProblem(await batch(payments), 400, 'invalid_request');
-    }
-    expectProblem(await post({ other: 1 }), 400, 'invalid_request');
-    expect(ledger.list()).toEqual([]);
+      for (const payments of [[], [{ ...valid, card: { ...card, expMonth: 13 } }], tooMany]) {
+        expectProblem(await batch(payments), 400, 'invalid_request');
+      }
+      expectProblem(await post('/v1/payments/batch', { other: 1 }), 400, 'invalid_request');
+      expect(ledger.list()).toEqual([]);
+    });
   });
 });
 
