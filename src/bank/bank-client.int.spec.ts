@@ -29,10 +29,19 @@ const order: AuthorizeRequest = {
 
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void;
 
-describe('BankClient against misbehaving banks', () => {
-  const servers: http.Server[] = [];
-  const clients: BankClient[] = [];
+/** Every fake bank and client a test starts, stopped after it (both describes below). */
+const servers: http.Server[] = [];
+const clients: BankClient[] = [];
 
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+});
+
+describe('BankClient against misbehaving banks', () => {
   const fakeBank = async (handler: Handler): Promise<string> => {
     const server = http.createServer((request, response) => {
       // Read the whole request first, as a real bank would before acting on it.
@@ -65,14 +74,6 @@ describe('BankClient against misbehaving banks', () => {
       response.writeHead(status, { 'content-type': contentType });
       response.end(body);
     };
-
-  afterEach(async () => {
-    for (const server of servers.splice(0)) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-    await Promise.all(clients.splice(0).map((client) => client.close()));
-  });
 
   it('a refused connection is BankUnavailableError: nothing can have been charged', async () => {
     const url = await fakeBank(reply(200, '{}'));
@@ -268,9 +269,6 @@ describe('BankClient against misbehaving banks', () => {
  * payment sent alone would get for the same failure, named by its own reference.
  */
 describe('BankClient batches against fake banks', () => {
-  const servers: http.Server[] = [];
-  const clients: BankClient[] = [];
-
   interface Seen {
     readonly url: string | undefined;
     readonly body: unknown;
@@ -335,14 +333,6 @@ describe('BankClient batches against fake banks', () => {
 
   const orders = (count: number): AuthorizeRequest[] =>
     Array.from({ length: count }, (_, index) => ({ ...order, reference: `order-${index + 1}` }));
-
-  afterEach(async () => {
-    for (const server of servers.splice(0)) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-    await Promise.all(clients.splice(0).map((client) => client.close()));
-  });
 
   it('sends the authorizations of one turn in one request, in order, and answers each its own', async () => {
     const bank = await fakeBank(approvedAll);
