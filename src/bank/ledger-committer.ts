@@ -92,6 +92,7 @@ export class LedgerCommitter {
     );
     this.committer = new GroupCommitter((batch) => this.commitBatch(batch), {
       batchSizeMax: settings.batchWritesMax,
+      batchesInFlightMax: 1,
       pendingAppendsMax: settings.pendingWritesMax,
     });
   }

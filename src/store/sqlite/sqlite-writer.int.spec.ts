@@ -4,9 +4,10 @@ import path from 'node:path';
 import { MessageChannel, type MessagePort, threadId } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AppendRequest } from '../journal.js';
-import { openSqliteStore, type SqliteStore } from './open-database.js';
+import { openDatabase, openSqliteStore, type SqliteStore } from './open-database.js';
 import { SqliteVaultStorage } from './sqlite-vault-storage.js';
 import { ThreadWriter, WriterFailedError } from './sqlite-writer.js';
+import { JournalWrites } from './store-writes.js';
 
 const echoGuest = new URL('../../testing/echo-guest.ts', import.meta.url);
 
@@ -50,6 +51,26 @@ describe('the writer thread', () => {
     const stats = store.journal.stats();
     expect(stats.events).toBe(200);
     expect(stats.transactions).toBeLessThanOrEqual(2);
+  });
+
+  it("takes the next turn's batch while one commits, keeping each id's appends in order", async () => {
+    // One entity appending in every turn without waiting (pipelined persistence), 40 others once
+    // each turn: batches follow each other to the thread, several in flight at once.
+    const appends: Array<Promise<void>> = [];
+    for (let turn = 0; turn < 30; turn++) {
+      appends.push(store.journal.append(request('pipelined', turn + 1)));
+      for (let other = 0; other < 40; other++) {
+        appends.push(store.journal.append(request(`t${turn}-${other}`, 1)));
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(appends);
+    expect(await store.journal.highestSeqNr('pipelined')).toBe(30);
+    const events = await store.journal.read('pipelined', 1);
+    expect(events.map((event) => event.seqNr)).toEqual(Array.from({ length: 30 }, (_, index) => index + 1));
+    const stats = store.journal.stats();
+    expect(stats.events).toBe(30 * 41);
+    expect(stats.failedAppends).toBe(0);
   });
 
   it('writes a sealed card before any journal write asked for after it', async () => {
@@ -168,5 +189,63 @@ describe('the writer thread', () => {
       expect(await second.ended).toBe('the writer thread stopped');
       second.port.close();
     });
+  });
+});
+
+describe('JournalWrites.appendBatches', () => {
+  let directory: string;
+
+  beforeEach(() => {
+    directory = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-writes-'));
+  });
+
+  afterEach(() => {
+    fs.rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('commits several batches in one transaction, each answered as if it had committed alone', () => {
+    const database = openDatabase(path.join(directory, 'journal.db'));
+    try {
+      const writes = new JournalWrites(database);
+      const results = writes.appendBatches([
+        [request('a', 1), request('b', 1)],
+        // a's second append is checked against the first batch's; c's is refused alone.
+        [request('a', 2), request('c', 5)],
+        [request('a', 2)],
+      ]);
+      expect(results.map((result) => result.outcomes.map((outcome) => outcome.ok))).toEqual([
+        [true, true],
+        [true, false],
+        [false],
+      ]);
+      expect(results.map((result) => [result.appends, result.events, result.transactions])).toEqual([
+        [2, 2, 1],
+        [1, 1, 0],
+        [0, 0, 0],
+      ]);
+      expect(results[2]?.outcomes[0]).toEqual({
+        ok: false,
+        persistenceId: 'a',
+        expectedSeqNr: 2,
+        actualHighestSeqNr: 2,
+      });
+      const count = database.prepare('SELECT count(*) FROM journal').pluck().get();
+      expect(count).toBe(3);
+    } finally {
+      database.close();
+    }
+  });
+
+  it('rolls back every batch when the transaction fails', () => {
+    const database = openDatabase(path.join(directory, 'journal.db'));
+    try {
+      const writes = new JournalWrites(database);
+      const malformed = { ...request('b', 1), events: [] };
+      expect(() => writes.appendBatches([[request('a', 1)], [malformed]])).toThrow();
+      const count = database.prepare('SELECT count(*) FROM journal').pluck().get();
+      expect(count).toBe(0);
+    } finally {
+      database.close();
+    }
   });
 });

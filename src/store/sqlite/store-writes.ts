@@ -26,6 +26,12 @@ export interface BatchResult {
   readonly outcomes: AppendOutcome[];
   readonly appends: number;
   readonly events: number;
+  /**
+   * Transactions with events this batch's commit made: 1, or 0 when it wrote no event or when the
+   * writer thread committed it in the transaction of the batch before it (batches queued together
+   * share one, see writer-worker.ts).
+   */
+  readonly transactions: number;
 }
 
 /** A snapshot row, its checksum computed by the caller. */
@@ -104,6 +110,35 @@ export class JournalWrites {
     return this.writeBatch.immediate(batch);
   }
 
+  /**
+   * Commits several batches in **one** transaction, in order, and answers each with its own
+   * outcomes — as if each had committed alone right after the one before it: a later batch's
+   * appends are checked against an earlier one's. The writer thread uses it for the batches handed
+   * over while it was busy (one fsync for all). A throw rolls back all of them.
+   */
+  appendBatches(batches: ReadonlyArray<readonly AppendRequest[]>): BatchResult[] {
+    if (batches.length === 1) return [this.append(batches[0] as readonly AppendRequest[])];
+    const merged: AppendRequest[] = [];
+    for (const batch of batches) for (const request of batch) merged.push(request);
+    const all = this.append(merged);
+    const results: BatchResult[] = [];
+    let at = 0;
+    for (const batch of batches) {
+      const outcomes = all.outcomes.slice(at, at + batch.length);
+      let appends = 0;
+      let events = 0;
+      outcomes.forEach((outcome, index) => {
+        if (!outcome.ok) return;
+        appends++;
+        events += (batch[index] as AppendRequest).events.length;
+      });
+      at += batch.length;
+      // The transaction is counted once, with the first batch.
+      results.push({ outcomes, appends, events, transactions: results.length === 0 ? all.transactions : 0 });
+    }
+    return results;
+  }
+
   saveSnapshot(row: SnapshotRow): void {
     this.upsertSnapshot.run(
       row.persistenceId,
@@ -174,7 +209,7 @@ export class JournalWrites {
       appends++;
       events += request.events.length;
     }
-    return { outcomes, appends, events };
+    return { outcomes, appends, events, transactions: events > 0 ? 1 : 0 };
   }
 }
 

@@ -15,7 +15,14 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import type { Database } from 'better-sqlite3';
 import { type HostGuestMessage, runGuest } from '../../runtime/thread-guest.js';
 import { openWriterDatabase } from './open-database.js';
-import { JournalWrites, openVaultDatabase, type VaultRow, VaultWrites } from './store-writes.js';
+import type { AppendRequest } from '../journal.js';
+import {
+  type BatchResult,
+  JournalWrites,
+  openVaultDatabase,
+  type VaultRow,
+  VaultWrites,
+} from './store-writes.js';
 import {
   unflattenBatch,
   type WriteOp,
@@ -52,11 +59,45 @@ function vaultAt(path: string): VaultWrites {
   return vault;
 }
 
-/** One op other than a vault write (those are grouped by `writeVaults`). */
-function run(op: Exclude<WriteOp, { kind: 'vault' }>): unknown {
+/**
+ * The appends from `requests[start]` up to the next op of another kind (vault writes, already
+ * written, do not end the run), committed in one transaction (`JournalWrites.appendBatches`): the
+ * batches the gateway handed over while this thread was busy share one fsync. Each is answered
+ * with its own outcomes; a transaction that fails fails every batch in it. Returns the index after
+ * the run.
+ */
+function appendRun(requests: readonly WriterRequest[], start: number, replies: WriterReply[]): number {
+  const ids: number[] = [];
+  const batches: AppendRequest[][] = [];
+  let end = start;
+  for (; end < requests.length; end++) {
+    const request = requests[end] as WriterRequest;
+    if (request.op.kind === 'vault') continue;
+    if (request.op.kind !== 'append') break;
+    try {
+      batches.push(unflattenBatch(request.op.batch));
+      ids.push(request.id);
+    } catch (error) {
+      replies.push(failure(request.id, error));
+    }
+  }
+  if (batches.length === 0) return end;
+  let results: BatchResult[];
+  try {
+    results = journal.appendBatches(batches);
+  } catch (error) {
+    for (const id of ids) replies.push(failure(id, error));
+    return end;
+  }
+  results.forEach((result, index) => {
+    replies.push({ id: ids[index] as number, ok: true, result });
+  });
+  return end;
+}
+
+/** One op other than an append or a vault write (those are grouped by `appendRun` and `writeVaults`). */
+function run(op: Exclude<WriteOp, { kind: 'vault' | 'append' }>): unknown {
   switch (op.kind) {
-    case 'append':
-      return journal.append(unflattenBatch(op.batch));
     case 'saveSnapshot':
       journal.saveSnapshot(op.row);
       return undefined;
@@ -106,7 +147,13 @@ port.on('message', (first: Inbound) => {
   }
   const replies: WriterReply[] = [];
   writeVaults(requests, replies);
-  for (const request of requests) {
+  for (let index = 0; index < requests.length; ) {
+    const request = requests[index] as WriterRequest;
+    if (request.op.kind === 'append') {
+      index = appendRun(requests, index, replies);
+      continue;
+    }
+    index++;
     if (request.op.kind === 'vault') continue;
     try {
       replies.push({ id: request.id, ok: true, result: run(request.op) });
