@@ -219,6 +219,8 @@ export class BankLedger {
       database.pragma('synchronous = FULL');
       const synchronous: unknown = database.pragma('synchronous', { simple: true });
       assert.ok(synchronous === synchronousFull, `bank ledger ${file} refused synchronous=FULL`);
+      // Each payment's savepoint journals its pages in memory, not in a temp file per transaction.
+      database.pragma('temp_store = MEMORY');
       const pageSize: unknown = database.pragma('page_size', { simple: true });
       assert.ok(
         typeof pageSize === 'number' && pageSize > 0,

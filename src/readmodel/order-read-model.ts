@@ -292,6 +292,8 @@ function openFile(path: string): Database {
     assert.ok(journalMode === 'wal', `read model ${path} refused WAL mode (it is in ${String(journalMode)})`);
     // NORMAL, not FULL: see the class comment — a lost commit is projected again.
     database.pragma('synchronous = NORMAL');
+    // The folded writes' savepoint journals its pages in memory, not in a temp file per batch.
+    database.pragma('temp_store = MEMORY');
     database
       .transaction(() => {
         const version: unknown = database.pragma('user_version', { simple: true });

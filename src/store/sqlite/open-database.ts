@@ -120,6 +120,9 @@ export function openWriterDatabase(
     const synchronous: unknown = database.pragma('synchronous', { simple: true });
     assert.ok(synchronous === synchronousFull, `database ${path} refused synchronous=FULL`);
     database.pragma(`cache_size = ${-Math.round(cacheSizeBytes / 1024)}`);
+    // Statement journals (a statement's or a savepoint's undo pages) in memory, not a temp file
+    // created, written and unlinked per transaction; they hold at most one transaction's pages.
+    database.pragma('temp_store = MEMORY');
     const pageSize: unknown = database.pragma('page_size', { simple: true });
     assert.ok(
       typeof pageSize === 'number' && pageSize > 0,

@@ -227,6 +227,7 @@ export function openVaultDatabase(path: string, busyTimeoutMs: number): Database
     database.pragma(`busy_timeout = ${busyTimeoutMs}`);
     database.pragma('journal_mode = WAL');
     database.pragma('synchronous = FULL');
+    database.pragma('temp_store = MEMORY');
     database.exec(vaultSchema);
     return database;
   } catch (error) {
