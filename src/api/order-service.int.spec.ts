@@ -208,7 +208,7 @@ describe('OrderService: replays of finished orders are answered from the store',
     await w.clock.advanceAsync(defaultMerchantSettings.idempotencyRetentionMs + day);
     expect(await create(w, process.service, 'key-first')).toEqual(expected);
     const orderId = orderIdFor(merchantId, 'key-first');
-    expect(await w.journal.isProcessed(`merchant-${merchantId}`, orderId)).toBe(false);
+    expect(await w.journal.isProcessed(`merchant-${merchantId}`, { id: orderId, time: 0 })).toBe(false);
     const created = w.journal
       .eventsOf(`merchant-${merchantId}`)
       .filter((row) => row.type === 'OrderCreated' && row.payload.includes(orderId));

@@ -1,4 +1,4 @@
-import type { Journal } from '../store/journal.js';
+import type { Journal, MessageKey } from '../store/journal.js';
 
 /**
  * Remembers which messages a receiver has processed (the seed's `receivedOrders`), durably.
@@ -26,8 +26,8 @@ export class IdempotentReceiver {
     return undefined;
   }
 
-  async isDuplicate(messageId: string): Promise<boolean> {
-    return this.knownDuplicate(messageId) ?? (await this.journal.isProcessed(this.receiverId, messageId));
+  async isDuplicate(message: MessageKey): Promise<boolean> {
+    return this.knownDuplicate(message.id) ?? (await this.journal.isProcessed(this.receiverId, message));
   }
 
   /** The message's processing has been handed to the journal with this id attached. */

@@ -519,6 +519,10 @@ export function executorDefinition(
     },
     deduplication: {
       messageIdOf: (command) => (command.type === 'ExecuteOrder' ? command.orderId : undefined),
+      // The order's deadline: the Merchant fixed it when it accepted the order, persisted it, and
+      // sends it on every delivery. Orders accepted together have deadlines together, so their
+      // records share pages where order ids (hashes) alone would scatter them.
+      messageTimeOf: (command) => (command.type === 'ExecuteOrder' ? command.deadlineAt : 0),
       onDuplicate: (_state, command) => confirmDelivery(command),
       retentionMs: settings.deduplicationRetentionMs,
       cleanupIntervalMs: settings.deduplicationCleanupIntervalMs,

@@ -4,7 +4,7 @@
  * clock. The bank's ledger is the ground truth: every check compares what the gateway says with
  * what the bank charged — executed orders exactly once, everything else never.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type EntityAddress, persistenceIdOf } from '../persistence/entity.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
 import type { ActorRef } from '../runtime/actor.js';
@@ -192,6 +192,27 @@ describe('order flow: Merchant → Executor → bank', () => {
     expect(finished?.authorizationCode).toMatch(/^\d{6}$/);
     expectLedgerAgrees(g, [finished as Order]);
     expect(g.bank.payments.get(order.orderId)?.requestCount).toBe(1);
+  });
+
+  it('records each message processed with the time its sender fixed: the order id and deadline for the Executor', async () => {
+    const g = await gateway();
+    const append = vi.spyOn(g.journal, 'append');
+    const order = newOrder(g, 'key-placed');
+    await submit(g, order);
+    await settle(g, [order.orderId]);
+    const processed = append.mock.calls.flatMap(([request]) =>
+      request.processed === undefined ? [] : [request.processed],
+    );
+    expect(processed).toEqual([
+      // The Merchant's ProcessNewOrder has no time of its sender: a retry of the request is a new message.
+      { receiverId: persistenceIdOf(g.merchant), messages: [{ id: order.orderId, time: 0 }] },
+      {
+        receiverId: 'executor-bank-a',
+        messages: [
+          { id: order.orderId, time: order.receivedAt + defaultMerchantSettings.executionDeadlineMs },
+        ],
+      },
+    ]);
   });
 
   it('a waiting request is answered when the order finishes', async () => {

@@ -5,7 +5,7 @@ import type { Actor, ActorContext, Timers } from '../runtime/actor.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
-import type { Journal, SnapshotStore } from '../store/journal.js';
+import type { Journal, MessageKey, SnapshotStore } from '../store/journal.js';
 import type { Effect, SideEffect } from './effect.js';
 import type { EntityContext, EntityDefinition, EntityObserver, EntitySettings, Messenger } from './entity.js';
 import { recoverState } from './recovery.js';
@@ -117,11 +117,12 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
     const known = this.receiver.knownDuplicate(messageId);
     if (known === true)
       return this.apply(deduplication.onDuplicate(this.pendingState, command), command, undefined);
-    return this.receiver.isDuplicate(messageId).then((duplicate) => {
+    const key: MessageKey = { id: messageId, time: deduplication.messageTimeOf?.(command) ?? 0 };
+    return this.receiver.isDuplicate(key).then((duplicate) => {
       if (this.failure !== undefined) throw this.failure;
       return duplicate
         ? this.apply(deduplication.onDuplicate(this.pendingState, command), command, undefined)
-        : this.apply(this.definition.decide(this.pendingState, command), command, messageId);
+        : this.apply(this.definition.decide(this.pendingState, command), command, key);
     });
   }
 
@@ -177,7 +178,7 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
 
   // ---- running ----------------------------------------------------------------------------------
 
-  private apply(effect: Effect<S, C, E>, command: C, messageId: string | undefined): void | Promise<void> {
+  private apply(effect: Effect<S, C, E>, command: C, message: MessageKey | undefined): void | Promise<void> {
     const directive = effect.directive;
     switch (directive.kind) {
       case 'unhandled':
@@ -197,7 +198,7 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
         this.release();
         return;
       case 'persist':
-        return this.persist(directive.events, effect.sideEffects, messageId);
+        return this.persist(directive.events, effect.sideEffects, message);
       default:
         return assertNever(directive);
     }
@@ -206,7 +207,7 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
   private persist(
     events: readonly E[],
     sideEffects: ReadonlyArray<SideEffect<S, C>>,
-    messageId: string | undefined,
+    message: MessageKey | undefined,
   ): void | Promise<void> {
     let state = this.pendingState;
     for (const event of events) state = this.definition.evolve(state, event);
@@ -217,13 +218,13 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
       lastSeqNr: fromSeqNr + events.length - 1,
       stateAfter: state,
       sideEffects,
-      messageId,
+      messageId: message?.id,
     };
     this.pendingState = state;
     this.nextSeqNr += events.length;
     this.enqueue(entry);
     this.writesInFlight++;
-    if (messageId !== undefined) this.receiver?.writing(messageId);
+    if (message !== undefined) this.receiver?.writing(message.id);
     const timestamp = this.dependencies.clock.now();
     this.dependencies.journal
       .append({
@@ -231,9 +232,9 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
         fromSeqNr,
         events: serialized,
         timestamp,
-        ...(messageId === undefined
+        ...(message === undefined
           ? {}
-          : { processed: { receiverId: this.persistenceId, messageIds: [messageId] } }),
+          : { processed: { receiverId: this.persistenceId, messages: [message] } }),
       })
       .then(
         () => this.onWritten(entry, timestamp),

@@ -68,6 +68,12 @@ export interface DeliverySettings<S> {
  */
 export interface DeduplicationSettings<S, C, E> {
   messageIdOf(command: C): string | undefined;
+  /**
+   * A time the sender fixed for the message and carries on every delivery of it (see
+   * `MessageKey`): the store then keeps the records of messages sent together together. Without
+   * it, or for a message whose sender fixed none, 0.
+   */
+  messageTimeOf?(command: C): number;
   onDuplicate(state: S, command: C): Effect<S, C, E>;
   readonly retentionMs: number;
   readonly cleanupIntervalMs: number;

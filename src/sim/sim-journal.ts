@@ -2,6 +2,7 @@ import type {
   AppendRequest,
   Journal,
   JournalStats,
+  MessageKey,
   OffsetEvent,
   PersistedEvent,
   Snapshot,
@@ -51,8 +52,8 @@ export class DurableLog implements Journal {
     return this.memory.readAll(afterOffset, limit);
   }
 
-  isProcessed(receiverId: string, messageId: string): Promise<boolean> {
-    return this.memory.isProcessed(receiverId, messageId);
+  isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
+    return this.memory.isProcessed(receiverId, message);
   }
 
   purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
@@ -159,9 +160,9 @@ export class NodeJournal implements Journal {
     return this.inner.readAll(afterOffset, limit);
   }
 
-  isProcessed(receiverId: string, messageId: string): Promise<boolean> {
+  isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.isProcessed(receiverId, messageId);
+    return this.inner.isProcessed(receiverId, message);
   }
 
   purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {

@@ -6,6 +6,7 @@ import {
   CorruptRowError,
   type Journal,
   JournalClosedError,
+  type MessageKey,
   type SerializedEvent,
   type SnapshotStore,
 } from './journal.js';
@@ -395,25 +396,64 @@ export function describeJournalContract(name: string, setup: () => Promise<Journ
     });
 
     describe('processed messages', () => {
-      it('records processed ids in the same write as the events', async () => {
+      const key = (id: string, time = 0): MessageKey => ({ id, time });
+
+      it('records processed messages in the same write as the events', async () => {
         await journal.append({
           ...request('executor-1', 1, 1),
-          processed: { receiverId: 'executor-1', messageIds: ['m1', 'm2'] },
+          processed: { receiverId: 'executor-1', messages: [key('m1', 5_000), key('m2', 5_001)] },
         });
-        expect(await journal.isProcessed('executor-1', 'm1')).toBe(true);
-        expect(await journal.isProcessed('executor-1', 'm2')).toBe(true);
-        expect(await journal.isProcessed('executor-1', 'm3')).toBe(false);
-        expect(await journal.isProcessed('executor-2', 'm1')).toBe(false);
+        expect(await journal.isProcessed('executor-1', key('m1', 5_000))).toBe(true);
+        expect(await journal.isProcessed('executor-1', key('m2', 5_001))).toBe(true);
+        expect(await journal.isProcessed('executor-1', key('m3', 5_000))).toBe(false);
+        expect(await journal.isProcessed('executor-1', key('m3'))).toBe(false);
+        expect(await journal.isProcessed('executor-2', key('m1', 5_000))).toBe(false);
       });
 
-      it('does not record processed ids of an append that was refused', async () => {
+      it('finds a record written without a time (time 0) whatever the time of the lookup', async () => {
+        await journal.append({
+          ...request('executor-1', 1, 1),
+          processed: { receiverId: 'executor-1', messages: [key('legacy')] },
+        });
+        expect(await journal.isProcessed('executor-1', key('legacy'))).toBe(true);
+        expect(await journal.isProcessed('executor-1', key('legacy', 1_700_000_000_000))).toBe(true);
+        expect(await journal.isProcessed('executor-2', key('legacy', 1_700_000_000_000))).toBe(false);
+      });
+
+      it('keeps the first record of a message recorded twice', async () => {
+        await journal.append({
+          ...request('executor-1', 1, 1, 1_000),
+          processed: { receiverId: 'executor-1', messages: [key('twice', 9_000)] },
+        });
+        await journal.append({
+          ...request('executor-1', 2, 1, 3_000),
+          processed: { receiverId: 'executor-1', messages: [key('twice', 9_000)] },
+        });
+        // Processed at 1,000, not 3,000: a cutoff between them purges it.
+        expect(await journal.purgeProcessed('executor-1', 2_000)).toBe(1);
+        expect(await journal.isProcessed('executor-1', key('twice', 9_000))).toBe(false);
+      });
+
+      it('does not record processed messages of an append that was refused', async () => {
         await journal.append(request('executor-1', 1, 1));
         const refused = journal.append({
           ...request('executor-1', 1, 1),
-          processed: { receiverId: 'executor-1', messageIds: ['m9'] },
+          processed: { receiverId: 'executor-1', messages: [key('m9', 5_000)] },
         });
         await expect(refused).rejects.toBeInstanceOf(ConcurrentWriteError);
-        expect(await journal.isProcessed('executor-1', 'm9')).toBe(false);
+        expect(await journal.isProcessed('executor-1', key('m9', 5_000))).toBe(false);
+      });
+
+      it('refuses a message time that is not an integer >= 0', async () => {
+        for (const time of [-1, 1.5, Number.NaN]) {
+          await expect(
+            journal.append({
+              ...request('executor-1', 1, 1),
+              processed: { receiverId: 'executor-1', messages: [key('bad', time)] },
+            }),
+          ).rejects.toThrow(/message time/);
+        }
+        expect(await journal.highestSeqNr('executor-1')).toBe(0);
       });
 
       it('purges only records older than the cutoff, of that receiver only, and counts them', async () => {
@@ -421,21 +461,22 @@ export function describeJournalContract(name: string, setup: () => Promise<Journ
           persistenceId: string,
           fromSeqNr: number,
           timestamp: number,
-          messageIds: string[],
+          messages: MessageKey[],
         ) =>
           journal.append({
             ...request(persistenceId, fromSeqNr, 1, timestamp),
-            processed: { receiverId: persistenceId, messageIds },
+            processed: { receiverId: persistenceId, messages },
           });
-        await processedAt('executor-1', 1, 1_000, ['old-1', 'old-2']);
-        await processedAt('executor-1', 2, 2_000, ['new-1']);
-        await processedAt('executor-2', 1, 1_000, ['other-1']);
+        // Message times in the other order than the processing times: purging goes by the latter.
+        await processedAt('executor-1', 1, 1_000, [key('old-1', 90_000), key('old-2')]);
+        await processedAt('executor-1', 2, 2_000, [key('new-1', 10_000)]);
+        await processedAt('executor-2', 1, 1_000, [key('other-1', 90_000)]);
 
         expect(await journal.purgeProcessed('executor-1', 1_500)).toBe(2);
-        expect(await journal.isProcessed('executor-1', 'old-1')).toBe(false);
-        expect(await journal.isProcessed('executor-1', 'old-2')).toBe(false);
-        expect(await journal.isProcessed('executor-1', 'new-1')).toBe(true);
-        expect(await journal.isProcessed('executor-2', 'other-1')).toBe(true);
+        expect(await journal.isProcessed('executor-1', key('old-1', 90_000))).toBe(false);
+        expect(await journal.isProcessed('executor-1', key('old-2'))).toBe(false);
+        expect(await journal.isProcessed('executor-1', key('new-1', 10_000))).toBe(true);
+        expect(await journal.isProcessed('executor-2', key('other-1', 90_000))).toBe(true);
         expect(await journal.purgeProcessed('executor-1', 1_500)).toBe(0);
         // The events themselves are never purged with the records.
         expect(await journal.highestSeqNr('executor-1')).toBe(2);

@@ -31,12 +31,26 @@ export interface OffsetEvent extends PersistedEvent {
 }
 
 /**
- * Message ids a receiver has processed, written in the same transaction as the events that
+ * A message as a receiver's processed-message record names it.
+ *
+ * `time` is a time the sender fixed for the message (milliseconds since the epoch), carried the
+ * same on every delivery of it, or 0 when it has none. A store may keep records of nearby times
+ * together: ids are hashes, and a record placed by its id alone lands on a random page of the
+ * store, which each commit then writes whole. The same id must always come with the same time; a
+ * record written with time 0 is found whatever the time of the lookup (records of older versions).
+ */
+export interface MessageKey {
+  readonly id: string;
+  readonly time: number;
+}
+
+/**
+ * Messages a receiver has processed, written in the same transaction as the events that
  * processing produced, so "processed" and "its effects are durable" can never disagree.
  */
 export interface ProcessedMessages {
   readonly receiverId: string;
-  readonly messageIds: readonly string[];
+  readonly messages: readonly MessageKey[];
 }
 
 export interface AppendRequest {
@@ -72,8 +86,8 @@ export interface Journal {
   highestSeqNr(persistenceId: string): Promise<number>;
   /** Events of all ids with `offset > afterOffset`, in offset order, at most `limit`. */
   readAll(afterOffset: number, limit: number): Promise<OffsetEvent[]>;
-  /** Whether `receiverId` has durably processed `messageId` (and the record is not yet purged). */
-  isProcessed(receiverId: string, messageId: string): Promise<boolean>;
+  /** Whether `receiverId` has durably processed the message (and the record is not yet purged). */
+  isProcessed(receiverId: string, message: MessageKey): Promise<boolean>;
   /** Deletes processed-message records of `receiverId` older than `beforeTimestamp`; returns how many. */
   purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number>;
   stats(): JournalStats;

@@ -1,4 +1,11 @@
-import type { AppendRequest, Journal, JournalStats, OffsetEvent, PersistedEvent } from './journal.js';
+import type {
+  AppendRequest,
+  Journal,
+  JournalStats,
+  MessageKey,
+  OffsetEvent,
+  PersistedEvent,
+} from './journal.js';
 
 /**
  * A journal that tells a listener after each durable append — how projections learn there is
@@ -27,8 +34,8 @@ export class ObservedJournal implements Journal {
     return this.inner.readAll(afterOffset, limit);
   }
 
-  isProcessed(receiverId: string, messageId: string): Promise<boolean> {
-    return this.inner.isProcessed(receiverId, messageId);
+  isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
+    return this.inner.isProcessed(receiverId, message);
   }
 
   purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {

@@ -3,6 +3,7 @@ import { rowChecksum } from './checksum.js';
 import {
   type AppendRequest,
   CorruptRowError,
+  type MessageKey,
   type OffsetEvent,
   type PersistedEvent,
   type Snapshot,
@@ -16,7 +17,7 @@ import {
 
 /** One append is one entity's reaction to one command; thousands of events means a bug upstream. */
 export const eventsPerAppendMax = 10_000;
-/** Message ids recorded with one append. */
+/** Processed messages recorded with one append. */
 export const processedIdsPerAppendMax = 10_000;
 
 /** The type stored in the checksum of a snapshot row, so a snapshot never checks out as an event. */
@@ -43,13 +44,19 @@ export function assertAppendRequest(request: AppendRequest): void {
   const processed = request.processed;
   if (processed !== undefined) {
     assertIdentifier(processed.receiverId, 'receiverId');
-    if (processed.messageIds.length > processedIdsPerAppendMax) {
+    if (processed.messages.length > processedIdsPerAppendMax) {
       assert.fail(
-        `append records ${processed.messageIds.length} processed ids (max ${processedIdsPerAppendMax})`,
+        `append records ${processed.messages.length} processed ids (max ${processedIdsPerAppendMax})`,
       );
     }
-    for (const messageId of processed.messageIds) assertIdentifier(messageId, 'messageId');
+    for (const message of processed.messages) assertMessageKey(message);
   }
+}
+
+export function assertMessageKey(message: MessageKey): void {
+  assertIdentifier(message.id, 'messageId');
+  if (!Number.isSafeInteger(message.time) || message.time < 0)
+    assert.fail('message time must be an integer >= 0');
 }
 
 /** Shared by the stores: a read range is the caller's to get right. */

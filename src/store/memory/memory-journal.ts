@@ -9,6 +9,7 @@ import {
   type Journal,
   JournalClosedError,
   type JournalStats,
+  type MessageKey,
   type OffsetEvent,
   type PersistedEvent,
 } from '../journal.js';
@@ -135,9 +136,10 @@ export class MemoryJournal implements Journal {
     return events;
   }
 
-  async isProcessed(receiverId: string, messageId: string): Promise<boolean> {
+  // Keyed by id alone: a message's time only places its record in a store with pages to spare.
+  async isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
     this.assertOpen();
-    return this.processed.get(receiverId)?.has(messageId) ?? false;
+    return this.processed.get(receiverId)?.has(message.id) ?? false;
   }
 
   async purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
@@ -297,8 +299,8 @@ export class MemoryJournal implements Journal {
         this.processed.set(processed.receiverId, records);
       }
       // Like INSERT OR IGNORE: a message recorded earlier keeps its first processing time.
-      for (const messageId of processed.messageIds) {
-        if (!records.has(messageId)) records.set(messageId, request.timestamp);
+      for (const message of processed.messages) {
+        if (!records.has(message.id)) records.set(message.id, request.timestamp);
       }
     }
     this.counters.appends++;

@@ -105,11 +105,14 @@ describe('MemoryJournal test hooks', () => {
     expect(journal.persistenceIds().sort()).toEqual(['executor-1', 'merchant-1']);
   });
 
-  it('does not record processed ids of a failed append', async () => {
+  it('does not record processed messages of a failed append', async () => {
     journal.failNextAppends(1);
-    const append = journal.append({ ...request('r', 1), processed: { receiverId: 'r', messageIds: ['m1'] } });
+    const append = journal.append({
+      ...request('r', 1),
+      processed: { receiverId: 'r', messages: [{ id: 'm1', time: 0 }] },
+    });
     await expect(append).rejects.toBeInstanceOf(InjectedWriteError);
-    expect(await journal.isProcessed('r', 'm1')).toBe(false);
+    expect(await journal.isProcessed('r', { id: 'm1', time: 0 })).toBe(false);
   });
 
   it('delays each batch on the given clock', async () => {

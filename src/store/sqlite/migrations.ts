@@ -58,6 +58,31 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX processed_messages_by_age ON processed_messages (receiver_id, processed_at);
     `,
   },
+  {
+    version: 2,
+    description: 'processed messages placed by the time their sender fixed',
+    // Message ids are hashes (an order id is one of its idempotency key): keyed by id alone, every
+    // record lands on a random page, and each commit writes every page it touched into the WAL,
+    // 8 KiB per record. With the sender's time ahead of the id, records of one receiver written
+    // together sit together. Records of version 1 have no time: they get 0, which a lookup also
+    // tries (see MessageKey), and they leave with the retention window like any other.
+    sql: `
+      CREATE TABLE processed_messages_v2 (
+        receiver_id TEXT NOT NULL,
+        message_time INTEGER NOT NULL CHECK (message_time >= 0),
+        message_id TEXT NOT NULL,
+        processed_at INTEGER NOT NULL,
+        PRIMARY KEY (receiver_id, message_time, message_id)
+      ) STRICT, WITHOUT ROWID;
+
+      INSERT INTO processed_messages_v2 (receiver_id, message_time, message_id, processed_at)
+        SELECT receiver_id, 0, message_id, processed_at FROM processed_messages;
+      DROP TABLE processed_messages;
+      ALTER TABLE processed_messages_v2 RENAME TO processed_messages;
+
+      CREATE INDEX processed_messages_by_age ON processed_messages (receiver_id, processed_at);
+    `,
+  },
 ];
 
 // The list must be 1, 2, 3, …: a gap or a duplicate would skip or repeat a migration in the field.

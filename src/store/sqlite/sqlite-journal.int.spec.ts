@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type AppendRequest, ConcurrentWriteError } from '../journal.js';
+import { type AppendRequest, ConcurrentWriteError, type MessageKey } from '../journal.js';
 import { describeJournalContract } from '../journal-contract.js';
-import { latestSchemaVersion, SchemaTooNewError } from './migrations.js';
+import { latestSchemaVersion, migrations, SchemaTooNewError } from './migrations.js';
 import {
   busyTimeoutMs,
   openDatabase,
@@ -13,6 +13,7 @@ import {
   pageSizeBytes,
   type SqliteStore,
 } from './open-database.js';
+import { selectProcessedSql } from './sqlite-journal.js';
 
 function temporaryDirectory(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'remit-sqlite-'));
@@ -107,7 +108,10 @@ describe.each(writerModes)('SQLite store, %s writer', (writer) => {
 
   it('keeps events, snapshots and processed ids across close and reopen', async () => {
     const first = open();
-    await first.journal.append({ ...request('a', 1, 3), processed: { receiverId: 'a', messageIds: ['m1'] } });
+    await first.journal.append({
+      ...request('a', 1, 3),
+      processed: { receiverId: 'a', messages: [{ id: 'm1', time: 7 }] },
+    });
     await first.snapshots.save({
       persistenceId: 'a',
       seqNr: 3,
@@ -121,7 +125,7 @@ describe.each(writerModes)('SQLite store, %s writer', (writer) => {
     const second = open();
     expect(await second.journal.readAll(0, 100)).toEqual(before);
     expect(await second.journal.highestSeqNr('a')).toBe(3);
-    expect(await second.journal.isProcessed('a', 'm1')).toBe(true);
+    expect(await second.journal.isProcessed('a', { id: 'm1', time: 7 })).toBe(true);
     expect((await second.snapshots.loadLatest('a'))?.seqNr).toBe(3);
     await second.journal.append(request('a', 4));
     const after = await second.journal.readAll(0, 100);
@@ -163,7 +167,60 @@ describe.each(writerModes)('SQLite store, %s writer', (writer) => {
         .run(latestSchemaVersion + 1, 0);
     });
     expect(() => openSqliteStore({ path: file })).toThrow(SchemaTooNewError);
-    expect(() => openSqliteStore({ path: file })).toThrow(/schema version 2, newer than this build/);
+    expect(() => openSqliteStore({ path: file })).toThrow(
+      new RegExp(`schema version ${latestSchemaVersion + 1}, newer than this build`),
+    );
+  });
+
+  it('upgrades a version-1 file: its processed records still answer, whatever the message time', async () => {
+    onOtherConnection(file, (database) => {
+      database.exec(
+        'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT',
+      );
+      database.exec(migrations[0]?.sql ?? '');
+      database.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0)').run();
+      const insert = database.prepare(
+        'INSERT INTO processed_messages (receiver_id, message_id, processed_at) VALUES (?, ?, ?)',
+      );
+      insert.run('executor-a', 'before-1', 500);
+      insert.run('executor-a', 'before-2', 1_500);
+    });
+    const store = open();
+    const key = (id: string, time: number): MessageKey => ({ id, time });
+    expect(await store.journal.isProcessed('executor-a', key('before-1', 1_700_000_000_000))).toBe(true);
+    expect(await store.journal.isProcessed('executor-a', key('before-2', 0))).toBe(true);
+    expect(await store.journal.isProcessed('executor-b', key('before-1', 0))).toBe(false);
+
+    await store.journal.append({
+      ...request('executor-a', 1),
+      processed: { receiverId: 'executor-a', messages: [key('after-1', 1_700_000_000_000)] },
+    });
+    expect(await store.journal.isProcessed('executor-a', key('after-1', 1_700_000_000_000))).toBe(true);
+    // Retention purges old and new records alike, by processing time.
+    expect(await store.journal.purgeProcessed('executor-a', 1_000)).toBe(1);
+    expect(await store.journal.isProcessed('executor-a', key('before-1', 0))).toBe(false);
+    expect(await store.journal.isProcessed('executor-a', key('before-2', 0))).toBe(true);
+    onOtherConnection(file, (database) => {
+      expect(database.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(
+        latestSchemaVersion,
+      );
+      expect(
+        database.prepare('SELECT message_time FROM processed_messages ORDER BY message_id').pluck().all(),
+      ).toEqual([1_700_000_000_000, 0]);
+    });
+  });
+
+  it('places processed records by message time: a lookup is a primary-key search, never a scan', async () => {
+    await open().close();
+    onOtherConnection(file, (database) => {
+      const plan = database
+        .prepare(`EXPLAIN QUERY PLAN ${selectProcessedSql}`)
+        .all('r', 1, 'm')
+        .map((row) => (row as { detail: string }).detail);
+      expect(plan).toEqual([
+        'SEARCH processed_messages USING PRIMARY KEY (receiver_id=? AND message_time=? AND message_id=?)',
+      ]);
+    });
   });
 
   it('fences a second store on the same file: only one writer of a seqNr wins', async () => {
@@ -194,7 +251,7 @@ describe.each(writerModes)('SQLite store, %s writer', (writer) => {
     const poisoned: AppendRequest = {
       ...request('a', 1, 1),
       events: [...request('a', 1, 1).events, { type: 'Poison', version: 1, payload: '{}' }],
-      processed: { receiverId: 'a', messageIds: ['m1'] },
+      processed: { receiverId: 'a', messages: [{ id: 'm1', time: 7 }] },
     };
     const results = await Promise.allSettled([
       store.journal.append(request('b', 1, 2)),
@@ -203,7 +260,7 @@ describe.each(writerModes)('SQLite store, %s writer', (writer) => {
     expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected']);
     expect(results[1]?.status === 'rejected' && String(results[1].reason)).toMatch(/disk on fire/);
     expect(await store.journal.readAll(0, 10)).toEqual([]);
-    expect(await store.journal.isProcessed('a', 'm1')).toBe(false);
+    expect(await store.journal.isProcessed('a', { id: 'm1', time: 7 })).toBe(false);
     expect(store.journal.stats()).toMatchObject({ appends: 0, events: 0, transactions: 0, failedAppends: 2 });
 
     onOtherConnection(file, (database) => database.exec('DROP TRIGGER fail_poison'));

@@ -7,6 +7,7 @@ import {
   type Journal,
   JournalClosedError,
   type JournalStats,
+  type MessageKey,
   type OffsetEvent,
   type PersistedEvent,
 } from '../journal.js';
@@ -41,13 +42,20 @@ export type CommitObserver = (seconds: number, appends: number) => void;
  * fsync) or in a writer thread (the event loop goes on; the next batch gathers meanwhile). Reads
  * run on this thread's own connection.
  */
+/**
+ * Two seeks at most: the message's time, and 0 (records written without one, see MessageKey).
+ * Exported for the test of its query plan.
+ */
+export const selectProcessedSql =
+  'SELECT 1 FROM processed_messages WHERE receiver_id = ? AND message_time IN (?, 0) AND message_id = ? LIMIT 1';
+
 export class SqliteJournal implements Journal {
   private readonly committer: GroupCommitter<AppendRequest>;
   private readonly counters = { appends: 0, events: 0, transactions: 0, failedAppends: 0 };
   private readonly selectHighest: Statement<[string], number>;
   private readonly selectRange: Statement<[string, number, number, number], unknown[]>;
   private readonly globalStream: GlobalStreamQuery;
-  private readonly selectProcessed: Statement<[string, string], number>;
+  private readonly selectProcessed: Statement<[string, number, string], number>;
   private closed = false;
 
   constructor(
@@ -66,11 +74,7 @@ export class SqliteJournal implements Journal {
       )
       .raw(true);
     this.globalStream = new GlobalStreamQuery(database);
-    this.selectProcessed = database
-      .prepare<[string, string], number>(
-        'SELECT 1 FROM processed_messages WHERE receiver_id = ? AND message_id = ?',
-      )
-      .pluck();
+    this.selectProcessed = database.prepare<[string, number, string], number>(selectProcessedSql).pluck();
     this.committer = new GroupCommitter<AppendRequest>((batch) => this.commitBatch(batch), {
       ...defaultGroupCommitSettings,
       // The writer thread commits batches in the order it gets them, and those queued while it is
@@ -128,9 +132,9 @@ export class SqliteJournal implements Journal {
     return this.globalStream.read(afterOffset, limit);
   }
 
-  async isProcessed(receiverId: string, messageId: string): Promise<boolean> {
+  async isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
     this.assertOpen();
-    return this.selectProcessed.get(receiverId, messageId) !== undefined;
+    return this.selectProcessed.get(receiverId, message.time, message.id) !== undefined;
   }
 
   async purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {

@@ -71,7 +71,7 @@ export function prepareSelectHighest(database: Database): Statement<[string], nu
 export class JournalWrites {
   private readonly selectHighest: Statement<[string], number>;
   private readonly insertEvent: Statement<[string, number, string, number, string, number, number]>;
-  private readonly insertProcessed: Statement<[string, string, number]>;
+  private readonly insertProcessed: Statement<[string, number, string, number]>;
   private readonly deleteProcessed: Statement<[string, number]>;
   private readonly upsertSnapshot: Statement<[string, number, number, string, number, number]>;
   private readonly deleteSnapshots: Statement<[string, number]>;
@@ -85,7 +85,8 @@ export class JournalWrites {
     );
     // OR IGNORE: a message recorded before keeps its first processing time.
     this.insertProcessed = database.prepare(
-      'INSERT OR IGNORE INTO processed_messages (receiver_id, message_id, processed_at) VALUES (?, ?, ?)',
+      'INSERT OR IGNORE INTO processed_messages (receiver_id, message_time, message_id, processed_at) ' +
+        'VALUES (?, ?, ?, ?)',
     );
     this.deleteProcessed = database.prepare(
       'DELETE FROM processed_messages WHERE receiver_id = ? AND processed_at < ?',
@@ -200,8 +201,8 @@ export class JournalWrites {
       }
       const processed = request.processed;
       if (processed !== undefined) {
-        for (const messageId of processed.messageIds) {
-          this.insertProcessed.run(processed.receiverId, messageId, request.timestamp);
+        for (const message of processed.messages) {
+          this.insertProcessed.run(processed.receiverId, message.time, message.id, request.timestamp);
         }
       }
       highestById.set(persistenceId, seqNr - 1);

@@ -1,4 +1,4 @@
-import type { AppendRequest, SerializedEvent } from '../journal.js';
+import type { AppendRequest, MessageKey, SerializedEvent } from '../journal.js';
 import type { BatchResult, SnapshotRow, VaultRow } from './store-writes.js';
 
 /** What the writer thread is asked to do, in order. Each op is answered once, by its id. */
@@ -39,7 +39,7 @@ export type WriterReply =
  * writer thread costs a third to a half of cloning the same requests as nested objects (measured:
  * 40 appends, ~13-34 µs against ~39-69 µs per post). Per append:
  * `persistenceId, fromSeqNr, timestamp, eventCount, (type, version, payload) × eventCount,
- * receiverId | null, [idCount, messageId × idCount]`.
+ * receiverId | null, [messageCount, (messageId, messageTime) × messageCount]`.
  */
 export type FlatBatch = ReadonlyArray<string | number | null>;
 
@@ -52,8 +52,8 @@ export function flattenBatch(batch: readonly AppendRequest[]): FlatBatch {
     if (processed === undefined) {
       flat.push(null);
     } else {
-      flat.push(processed.receiverId, processed.messageIds.length);
-      for (const messageId of processed.messageIds) flat.push(messageId);
+      flat.push(processed.receiverId, processed.messages.length);
+      for (const message of processed.messages) flat.push(message.id, message.time);
     }
   }
   return flat;
@@ -71,18 +71,18 @@ export function unflattenBatch(flat: FlatBatch): AppendRequest[] {
     if (typeof value !== 'string') throw new Error(`flat batch: expected a string at ${at - 1}`);
     return value;
   };
-  const count = (): number => {
+  const integer = (): number => {
     const value = next();
     if (typeof value !== 'number') throw new Error(`flat batch: expected a number at ${at - 1}`);
     return value;
   };
   while (at < flat.length) {
     const persistenceId = text();
-    const fromSeqNr = count();
-    const timestamp = count();
-    const events: SerializedEvent[] = new Array(count());
+    const fromSeqNr = integer();
+    const timestamp = integer();
+    const events: SerializedEvent[] = new Array(integer());
     for (let index = 0; index < events.length; index++) {
-      events[index] = { type: text(), version: count(), payload: text() };
+      events[index] = { type: text(), version: integer(), payload: text() };
     }
     const receiverId = next();
     if (receiverId === null) {
@@ -90,9 +90,9 @@ export function unflattenBatch(flat: FlatBatch): AppendRequest[] {
       continue;
     }
     if (typeof receiverId !== 'string') throw new Error(`flat batch: expected a receiver id at ${at - 1}`);
-    const messageIds: string[] = new Array(count());
-    for (let index = 0; index < messageIds.length; index++) messageIds[index] = text();
-    batch.push({ persistenceId, fromSeqNr, timestamp, events, processed: { receiverId, messageIds } });
+    const messages: MessageKey[] = new Array(integer());
+    for (let index = 0; index < messages.length; index++) messages[index] = { id: text(), time: integer() };
+    batch.push({ persistenceId, fromSeqNr, timestamp, events, processed: { receiverId, messages } });
   }
   return batch;
 }

@@ -13,7 +13,12 @@ const appendRequest: fc.Arbitrary<AppendRequest> = fc.record(
       fc.record({ type: identifier, version: fc.integer({ min: 1, max: 9 }), payload: fc.json() }),
       { minLength: 1, maxLength: 4 },
     ),
-    processed: fc.record({ receiverId: identifier, messageIds: fc.array(identifier, { maxLength: 3 }) }),
+    processed: fc.record({
+      receiverId: identifier,
+      messages: fc.array(fc.record({ id: identifier, time: fc.integer({ min: 0, max: 2 ** 45 }) }), {
+        maxLength: 3,
+      }),
+    }),
   },
   { requiredKeys: ['persistenceId', 'fromSeqNr', 'timestamp', 'events'] },
 );

@@ -14,8 +14,8 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
 import { type HostGuestMessage, runGuest } from '../../runtime/thread-guest.js';
-import { openWriterDatabase } from './open-database.js';
 import type { AppendRequest } from '../journal.js';
+import { openWriterDatabase } from './open-database.js';
 import {
   type BatchResult,
   JournalWrites,
