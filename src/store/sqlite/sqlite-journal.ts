@@ -43,11 +43,12 @@ export type CommitObserver = (seconds: number, appends: number) => void;
  * run on this thread's own connection.
  */
 /**
- * Two seeks at most: the message's time, and 0 (records written without one, see MessageKey).
- * Exported for the test of its query plan.
+ * One record, by its full key. A lookup with a time tries it, then time 0 (records written without
+ * one, see MessageKey): two point seeks, cheaper than one `message_time IN (?, 0)`, which SQLite
+ * runs through an ephemeral table per call. Exported for the test of its query plan.
  */
 export const selectProcessedSql =
-  'SELECT 1 FROM processed_messages WHERE receiver_id = ? AND message_time IN (?, 0) AND message_id = ? LIMIT 1';
+  'SELECT 1 FROM processed_messages WHERE receiver_id = ? AND message_time = ? AND message_id = ?';
 
 export class SqliteJournal implements Journal {
   private readonly committer: GroupCommitter<AppendRequest>;
@@ -134,7 +135,9 @@ export class SqliteJournal implements Journal {
 
   async isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
     this.assertOpen();
-    return this.selectProcessed.get(receiverId, message.time, message.id) !== undefined;
+    const select = this.selectProcessed;
+    if (select.get(receiverId, message.time, message.id) !== undefined) return true;
+    return message.time !== 0 && select.get(receiverId, 0, message.id) !== undefined;
   }
 
   async purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
