@@ -53,7 +53,7 @@ export function assertAppendRequest(request: AppendRequest): void {
   }
 }
 
-export function assertMessageKey(message: MessageKey): void {
+function assertMessageKey(message: MessageKey): void {
   assertIdentifier(message.id, 'messageId');
   if (!Number.isSafeInteger(message.time) || message.time < 0)
     assert.fail('message time must be an integer >= 0');
