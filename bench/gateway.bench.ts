@@ -26,6 +26,7 @@ import {
   type LoadResult,
   loadClients,
   runLoad,
+  sleepUntil,
 } from './gateway/load.js';
 import { clockTicksPerSecond, type ProcessSample, sampleProcess } from './gateway/process-stats.js';
 import {
@@ -196,23 +197,6 @@ function readMerchants(dataDir: string, count: number): BenchMerchant[] {
   if (merchants.length < count)
     throw new Error(`credentials.json has ${merchants.length} merchants, ${count} asked`);
   return merchants.slice(0, count);
-}
-
-/** Resolves at `at` (performance time), or at once when the signal aborts. */
-function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, at - performance.now()));
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**

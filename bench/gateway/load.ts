@@ -123,6 +123,22 @@ const ordersPerWorkerMax = 100_000_000;
 const drainGraceMs = 5_000;
 const drainPollMs = 10;
 const progressIntervalMs = 5_000;
+/** Resolves at `at` (performance time), or at once when `signal` (if any) aborts. */
+export function sleepUntil(at: number, signal?: AbortSignal): Promise<void> {
+  const waitMs = at - performance.now();
+  // Already due: no timer turn, so an open loop behind its schedule sends at once.
+  if (waitMs <= 0 || signal?.aborted === true) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, waitMs);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Histogram range in microseconds: 1 µs to 10 minutes, 3 significant digits. */
 const histogramMaxMicros = 600_000_000;
 const orderAmount = 1_250;
@@ -339,12 +355,6 @@ function errorKind(error: unknown): string {
 function codeOf(error: unknown): string | undefined {
   const code: unknown = typeof error === 'object' && error !== null ? Reflect.get(error, 'code') : undefined;
   return typeof code === 'string' ? code : undefined;
-}
-
-function sleepUntil(at: number): Promise<void> {
-  const waitMs = at - performance.now();
-  if (waitMs <= 0) return Promise.resolve();
-  return new Promise((resolve) => setTimeout(resolve, waitMs));
 }
 
 class Recorder {

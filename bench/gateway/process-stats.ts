@@ -32,12 +32,10 @@ export function sampleProcess(pid: number, ticksPerSecond: number): ProcessSampl
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     // Field 2, the command name, is in parentheses and may hold spaces: count fields after the last ')'.
     // After it come field 3 (state) onwards, so utime (field 14) and stime (field 15) are at 11 and 12.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+    const cpuTicks = cpuTicksOf(stat);
+    if (cpuTicks === undefined) return undefined;
     return {
-      cpuSeconds: (utime + stime) / ticksPerSecond,
+      cpuSeconds: cpuTicks / ticksPerSecond,
       rssMb: kilobytesField(status, 'VmRSS') / 1024,
       peakRssMb: kilobytesField(status, 'VmHWM') / 1024,
     };
@@ -49,4 +47,29 @@ export function sampleProcess(pid: number, ticksPerSecond: number): ProcessSampl
 function kilobytesField(status: string, name: string): number {
   const match = status.match(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm'));
   return match?.[1] === undefined ? Number.NaN : Number(match[1]);
+}
+
+/**
+ * CPU seconds (user + system) of one thread of a process (/proc/<pid>/task/<tid>/stat; the main
+ * thread's id is the pid), or undefined once it has gone. A Node server answers HTTP on its main
+ * thread, so that thread's share says how close it is to the one-core limit of a single process,
+ * whatever its other threads (garbage collector, writer thread) add.
+ */
+export function threadCpuSeconds(pid: number, tid: number, ticksPerSecond: number): number | undefined {
+  try {
+    const ticks = cpuTicksOf(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+    return ticks === undefined ? undefined : ticks / ticksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+
+/** utime + stime, in clock ticks, of a /proc `stat` line (of a process or of a thread). */
+function cpuTicksOf(stat: string): number | undefined {
+  // Field 2, the command name, is in parentheses and may hold spaces: count fields after the last ')'.
+  // After it come field 3 (state) onwards, so utime (field 14) and stime (field 15) are at 11 and 12.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : undefined;
 }

@@ -25,7 +25,7 @@ export const benchHost = '127.0.0.1';
  * (V8's default, 2 × 16 MB, is 16 MB more resident for no measurable gain), and glibc keeps 2 malloc arenas
  * instead of up to 8 per core, which would otherwise hold on to freed memory per thread.
  */
-const productionNodeFlags = ['--max-old-space-size=192', '--max-semi-space-size=8'];
+export const productionNodeFlags: readonly string[] = ['--max-old-space-size=192', '--max-semi-space-size=8'];
 const productionEnvironment = { MALLOC_ARENA_MAX: '2' };
 
 /** Output kept per child for error messages: its last this many characters. */
@@ -80,16 +80,48 @@ export async function startRemitChild(
 ): Promise<RemitChild> {
   if (!existsSync(mainPath))
     throw new Error(`${mainPath} is missing: run \`npm run build\` (npm run bench does)`);
+  return startBenchChild({
+    name: `remit ${name}`,
+    nodeArgs: (port) => [
+      ...nodeFlags,
+      ...productionNodeFlags,
+      mainPath,
+      ...args,
+      '--host',
+      benchHost,
+      '--port',
+      String(port),
+    ],
+    readyPath,
+    outputFile,
+  });
+}
+
+export interface BenchChildOptions {
+  /** Names the child in errors. */
+  readonly name: string;
+  /** The `node` arguments (flags, script, its arguments) for the port it is to listen on. */
+  readonly nodeArgs: (port: number) => readonly string[];
+  /** Polled with GET until it answers 200. */
+  readonly readyPath: string;
+  /** Also write everything the child prints here. */
+  readonly outputFile?: string | undefined;
+}
+
+/**
+ * Runs `node <nodeArgs(port)>` on a free port of 127.0.0.1, with the allocator setting of
+ * production, and resolves once `GET <readyPath>` answers 200 (bounded: readyAttemptsMax polls),
+ * or rejects with the child's output. The benchmark's gateway and bank, and the ceiling
+ * benchmark's stub servers, start here.
+ */
+export async function startBenchChild(options: BenchChildOptions): Promise<RemitChild> {
+  const { name, readyPath, outputFile } = options;
   const port = await freePort();
   const url = `http://${benchHost}:${port}`;
-  const child = spawn(
-    process.execPath,
-    [...nodeFlags, ...productionNodeFlags, mainPath, ...args, '--host', benchHost, '--port', String(port)],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...productionEnvironment },
-    },
-  );
+  const child = spawn(process.execPath, [...options.nodeArgs(port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...productionEnvironment },
+  });
   liveChildren.add(child);
   let output = '';
   const file = outputFile === undefined ? undefined : createWriteStream(outputFile, { flags: 'a' });
@@ -125,12 +157,12 @@ export async function startRemitChild(
   const pid = child.pid;
   if (pid === undefined) {
     await stop(0);
-    throw new Error(`could not start remit ${name}`);
+    throw new Error(`could not start ${name}`);
   }
   for (let attempt = 0; attempt < readyAttemptsMax; attempt++) {
     if (!running()) {
       throw new Error(
-        `remit ${name} exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${output}`,
+        `${name} exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${output}`,
       );
     }
     if (await answersOk(`${url}${readyPath}`)) {
@@ -139,7 +171,7 @@ export async function startRemitChild(
     await new Promise((resolve) => setTimeout(resolve, readyPollIntervalMs));
   }
   await stop(5_000);
-  throw new Error(`remit ${name} was not ready after ${readyAttemptsMax} polls:\n${output}`);
+  throw new Error(`${name} was not ready after ${readyAttemptsMax} polls:\n${output}`);
 }
 
 async function answersOk(url: string): Promise<boolean> {
