@@ -25,6 +25,7 @@ import { type Floor, floorOf } from './ceiling/floor.js';
 import { type MicroResult, runMicro } from './ceiling/micro.js';
 import { round, runServerStage, type ServerStageResult } from './ceiling/server-stage.js';
 import { type ServerStage, serverStages, stubNodeFlags } from './ceiling/stub-process.js';
+import { numberFlag } from './gateway/flags.js';
 
 const usage = `Usage: npx tsx bench/ceiling.bench.ts [flags]
 
@@ -43,14 +44,6 @@ interface Settings {
   readonly connections: number;
   readonly stages: readonly Stage[];
   readonly json: string | undefined;
-}
-
-function numberFlag(text: string | undefined, fallback: number, flag: string, integer: boolean): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value)))
-    throw new Error(`${flag} must be a ${integer ? 'whole ' : ''}number above 0, got ${text}`);
-  return value;
 }
 
 function stagesFlag(text: string | undefined): readonly Stage[] {
@@ -78,9 +71,9 @@ function parseSettings(args: readonly string[]): Settings | undefined {
   });
   if (values.help === true) return undefined;
   return {
-    durationS: numberFlag(values.duration, 10, '--duration', false),
-    warmupS: numberFlag(values.warmup, 3, '--warmup', false),
-    connections: numberFlag(values.connections, 64, '--connections', true),
+    durationS: numberFlag(values.duration, 10, '--duration', { integer: false }),
+    warmupS: numberFlag(values.warmup, 3, '--warmup', { integer: false }),
+    connections: numberFlag(values.connections, 64, '--connections', { integer: true }),
     stages: stagesFlag(values.stages),
     json: values.json,
   };

@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { luhnValid } from '../src/payments/card.js';
 import { approvedCard } from './gateway/cards.js';
+import { numberFlag } from './gateway/flags.js';
 import {
   type BenchMerchant,
   type LoadClient,
@@ -162,23 +163,6 @@ function parseSettings(args: readonly string[]): Settings | undefined {
 function profileFlags(dir: string | undefined, name: string): readonly string[] {
   if (dir === undefined) return [];
   return ['--cpu-prof', '--cpu-prof-dir', path.join(dir, name)];
-}
-
-function numberFlag(
-  text: string | undefined,
-  fallback: number,
-  flag: string,
-  rules: { integer: boolean; zero?: boolean },
-): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  const valid =
-    Number.isFinite(value) &&
-    (rules.zero === true ? value >= 0 : value > 0) &&
-    (!rules.integer || Number.isSafeInteger(value));
-  if (!valid)
-    throw new Error(`${flag} must be a ${rules.integer ? 'whole ' : ''}number above 0, got ${text}`);
-  return value;
 }
 
 function readMerchants(dataDir: string, count: number): BenchMerchant[] {
