@@ -12,7 +12,10 @@ const src = path.join(root, 'src');
 const dist = path.join(root, 'dist');
 
 const sources = readdirSync(src, { recursive: true, encoding: 'utf8' })
-  .filter((file) => file.endsWith('.ts') && !file.endsWith('.spec.ts') && !file.endsWith('.d.ts'))
+  .filter(
+    (file) =>
+      file.endsWith('.ts') && !/(\.spec|\.fixture|\.d)\.ts$/.test(file) && !file.startsWith('testing'),
+  )
   .map((file) => path.join(src, file));
 
 rmSync(dist, { recursive: true, force: true });
