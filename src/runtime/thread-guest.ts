@@ -3,8 +3,8 @@ import type { MessagePort } from 'node:worker_threads';
 /**
  * A guest: a service that runs inside a worker thread another component owns, instead of in a
  * thread of its own. Each worker thread is a V8 isolate, and on this machine one costs ~20 MB of
- * resident memory before it does anything (measured in session 6: a worker doing nothing but
- * allocate took 20–27 MB, whatever its young generation); a service that is busy a small share of
+ * resident memory before it does anything (a worker doing nothing but allocate takes 20–27 MB,
+ * whatever its young generation; bench/README.md); a service that is busy a small share of
  * the time can share a thread that is also busy a small share of the time.
  *
  * A guest module exports `serveGuest`. It is given a port to talk to its owner on and its settings

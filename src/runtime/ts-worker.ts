@@ -6,8 +6,7 @@ const bootstrap = new URL('./ts-worker-bootstrap.mjs', import.meta.url);
 /**
  * A worker's young generation. The workers (journal writer, read-model projection) keep little
  * alive between batches, so a small nursery costs them next to nothing, while V8's default (the
- * main thread's) made each of them hold tens of MB: gateway RSS after ~106,000 orders in 90 s
- * closed-loop runs, 357 MB with the default, 313 MB with 8 MB (bench/README.md).
+ * main thread's) makes each of them hold tens of MB (bench/README.md, the young-generation rows).
  */
 export const workerYoungGenerationMbMax = 8;
 
