@@ -5,7 +5,7 @@ import {
   type MerchantCommand,
   merchantAddress,
   type ProcessOrderReply,
-} from '../payments/merchant.js';
+} from '../payments/merchant-protocol.js';
 import type { Currency } from '../payments/money.js';
 import { isTerminal, type Order, type OrderStatus, orderIdFor } from '../payments/order.js';
 import type { EntityRegistry } from '../persistence/entity-registry.js';

@@ -13,27 +13,19 @@ import { replyProbe } from '../testing/decider-spec.js';
 import '../testing/entity-test-kit.js';
 import type { CardSummary } from './card.js';
 import { cardActivityGenerations } from './card-activity.js';
-import {
-  defaultExecutorSettings,
-  type ExecutorEvent,
-  type ExecutorState,
-  executorDefinition,
-  executorSnapshotCodec,
-} from './executor.js';
-import {
-  type AwaitOrderReply,
-  defaultMerchantSettings,
-  evolveMerchant,
-  type GetOrderReply,
-  type MerchantCommand,
-  type MerchantEvent,
-  type MerchantSettings,
-  type MerchantState,
-  merchantDefinition,
-  merchantSnapshotCodec,
-  type NewOrder,
-  type ProcessOrderReply,
-} from './merchant.js';
+import { defaultExecutorSettings, executorDefinition } from './executor.js';
+import type { ExecutorState } from './executor-decider.js';
+import { type ExecutorEvent, executorSnapshotCodec } from './executor-events.js';
+import { defaultMerchantSettings, type MerchantSettings, merchantDefinition } from './merchant.js';
+import { evolveMerchant, type MerchantState } from './merchant-decider.js';
+import { type MerchantEvent, merchantSnapshotCodec } from './merchant-events.js';
+import type {
+  AwaitOrderReply,
+  GetOrderReply,
+  MerchantCommand,
+  NewOrder,
+  ProcessOrderReply,
+} from './merchant-protocol.js';
 import { orderIdFor } from './order.js';
 import { OrderWaiters } from './order-waiters.js';
 import type { MerchantConfig } from './validator.js';

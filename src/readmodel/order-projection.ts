@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { type ExecutorEvent, executorEvents } from '../payments/executor.js';
-import { type MerchantEvent, merchantEvents } from '../payments/merchant.js';
+import { type ExecutorEvent, executorEvents } from '../payments/executor-events.js';
+import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
 import { SerializationError } from '../persistence/serialization.js';
 import { assertNever } from '../runtime/assert-never.js';
 import type { Cancellable, Clock } from '../runtime/clock.js';
