@@ -8,16 +8,11 @@
  * can say that an unknown outcome was resolved by an inquiry and never by a second authorization.
  */
 import { describe, expect, it } from 'vitest';
-import { SimulatedClock } from '../runtime/clock.js';
+import { SimulatedClock, settle } from '../runtime/clock.js';
 import { SeededRandom } from '../runtime/random.js';
 import { deciderSpec, EntityContextProbe } from '../testing/decider-spec.js';
 import { waitFor } from '../testing/entity-test-kit.js';
-import {
-  classifySimulatedBankError,
-  InMemoryCards,
-  SimulatedBank,
-  SimulatedBankUnavailable,
-} from '../testing/simulated-bank.js';
+import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
 import type { CardSummary } from './card.js';
 import { defaultExecutorSettings, type ExecutorSettings, executorDefinition } from './executor.js';
 import type { ExecutorEvent } from './executor-events.js';
@@ -147,7 +142,7 @@ describe('Executor: ExecuteOrder', () => {
     ]);
   });
 
-  it('a duplicate ExecuteOrder of an execution in flight is confirmed again, never executed again', () => {
+  it('a duplicate ExecuteOrder of an execution in flight is confirmed again, never executed again', async () => {
     const { spec, context, bank: port } = executor();
     const order = executeOrder(1);
     spec
@@ -157,26 +152,32 @@ describe('Executor: ExecuteOrder', () => {
     expect(context.sent).toEqual([
       { to: merchantInbox('merchant-a'), message: { type: 'ConfirmExecuteOrder', orderId: order.orderId } },
     ]);
+    // A bank call would have begun by now: its first step is a few promise turns away.
+    await settle();
     expect(port.operations).toEqual([]);
   });
 
-  it('a duplicate ExecuteOrder the store remembers (the execution long forgotten) is confirmed again', () => {
+  it('a duplicate ExecuteOrder the store remembers (the execution long forgotten) is confirmed again', async () => {
     const { spec, context, bank: port } = executor();
     const order = executeOrder(1);
     spec.given([]).whenDuplicate(order).expectNothingPersisted();
     expect(context.sent).toEqual([
       { to: merchantInbox('merchant-a'), message: { type: 'ConfirmExecuteOrder', orderId: order.orderId } },
     ]);
+    // A bank call would have begun by now: its first step is a few promise turns away.
+    await settle();
     expect(port.operations).toEqual([]);
   });
 
-  it('with executionsInFlightMax executions in flight, a new order gets no answer (the Merchant redelivers)', () => {
+  it('with executionsInFlightMax executions in flight, a new order gets no answer (the Merchant redelivers)', async () => {
     const { spec, context, bank: port } = executor({ ...defaultExecutorSettings, executionsInFlightMax: 1 });
     spec
       .given([requested(executeOrder(1))])
       .when(executeOrder(2))
       .expectNothingPersisted();
     expect(context.sent).toEqual([]);
+    // A bank call would have begun by now: its first step is a few promise turns away.
+    await settle();
     expect(port.operations).toEqual([]);
   });
 });
@@ -272,6 +273,8 @@ describe('Executor: retries', () => {
       .when({ type: 'RetryExecution', orderId: order.orderId })
       .expectNothingPersisted();
     spec.given([]).when({ type: 'RetryExecution', orderId: order.orderId }).expectNothingPersisted();
+    // A bank call would have begun by now: its first step is a few promise turns away.
+    await settle();
     expect(port.operations).toEqual([]);
   });
 
@@ -394,7 +397,7 @@ describe('Executor: an unknown outcome is resolved by an inquiry, never by a bli
     expect(port.operationsFor(order.orderId)).toEqual(['inquire', 'authorize']);
   });
 
-  it('after a restart, a settled order is not called about at all', () => {
+  it('after a restart, a settled order is not called about at all', async () => {
     const { definition, context, bank: port } = executor();
     const order = executeOrder(1);
     const state = [requested(order), settled(order, { kind: 'declined', reason: 'card_declined' })].reduce(
@@ -402,6 +405,8 @@ describe('Executor: an unknown outcome is resolved by an inquiry, never by a bli
       definition.initialState(bank),
     );
     definition.onRecoveryCompleted?.(state, context);
+    // A bank call would have begun by now: its first step is a few promise turns away.
+    await settle();
     expect(port.operations).toEqual([]);
   });
 });
