@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EntityAddress, Messenger } from '../persistence/entity.js';
 import { ActorSystem } from '../runtime/actor-system.js';
-import { SimulatedClock } from '../runtime/clock.js';
+import { SimulatedClock, settle } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
@@ -266,5 +266,88 @@ describe('Executor entity: recovery equals live state, and a restart keeps it', 
       'ResultConfirmed',
       'ResultConfirmed',
     ]);
+  });
+});
+
+describe('deduplication records: the cleanup timer forgets them after their retention window', () => {
+  /** Polls the store (an async question) until it answers `expected`, letting timers' work run. */
+  async function expectProcessed(journal: MemoryJournal, receiverId: string, id: string, expected: boolean) {
+    for (let round = 0; round < 1_000; round++) {
+      if ((await journal.isProcessed(receiverId, { id, time: 0 })) === expected) return;
+      await settle();
+    }
+    expect(await journal.isProcessed(receiverId, { id, time: 0 })).toBe(expected);
+  }
+
+  it('the Executor remembers an executed order id for deduplicationRetentionMs, then forgets it', async () => {
+    const w = world();
+    const retentionMs = 60_000;
+    const cleanupIntervalMs = 10_000;
+    const cards = new InMemoryCards();
+    cards.cards.set(token, '4242424242424242');
+    const kit = new EntityTestKit({
+      definition: executorDefinition(
+        { bank: new SimulatedBank(w.random.fork()), cards, classify: classifySimulatedBankError },
+        {
+          ...defaultExecutorSettings,
+          deduplicationRetentionMs: retentionMs,
+          deduplicationCleanupIntervalMs: cleanupIntervalMs,
+        },
+      ),
+      system: w.system,
+      journal: w.journal,
+      clock: w.clock,
+      random: w.random.fork(),
+      entityId: 'bank-a',
+      messenger: w.messenger,
+    });
+    const order: ExecuteOrder = {
+      type: 'ExecuteOrder',
+      orderId: 'ord_1',
+      merchantId: 'merchant-a',
+      amount: 2_500n,
+      currency: 'EUR',
+      card,
+      deadlineAt: start + 60_000,
+      merchant: merchantInbox('merchant-a'),
+    };
+    await kit.tellAndCheck(
+      order,
+      () => kit.recoveryCount > 0 && kit.state.executions.get('ord_1')?.outcome !== undefined,
+    );
+    await expectProcessed(w.journal, kit.persistenceId, 'ord_1', true);
+    w.clock.advance(retentionMs - cleanupIntervalMs);
+    await settle();
+    await expectProcessed(w.journal, kit.persistenceId, 'ord_1', true);
+    w.clock.advance(2 * cleanupIntervalMs);
+    await expectProcessed(w.journal, kit.persistenceId, 'ord_1', false);
+  });
+
+  it('the Merchant remembers a processed order id for idempotencyRetentionMs, then forgets it', async () => {
+    const w = world();
+    const retentionMs = 3_600_000;
+    const cleanupIntervalMs = 60_000;
+    const kit = new EntityTestKit({
+      definition: merchantDefinition(new OrderWaiters(), {
+        ...defaultMerchantSettings,
+        idempotencyRetentionMs: retentionMs,
+        idempotencyCleanupIntervalMs: cleanupIntervalMs,
+      }),
+      system: w.system,
+      journal: w.journal,
+      clock: w.clock,
+      random: w.random.fork(),
+      entityId: 'merchant-a',
+      messenger: w.messenger,
+    });
+    await kit.ask<ConfigureReply>((replyTo) => ({ type: 'ConfigureMerchant', config, replyTo }));
+    const order = newOrder(1, { amount: 0n });
+    await kit.ask<ProcessOrderReply>((replyTo) => ({ type: 'ProcessNewOrder', order, replyTo }));
+    await expectProcessed(w.journal, kit.persistenceId, order.orderId, true);
+    w.clock.advance(retentionMs - cleanupIntervalMs);
+    await settle();
+    await expectProcessed(w.journal, kit.persistenceId, order.orderId, true);
+    w.clock.advance(2 * cleanupIntervalMs);
+    await expectProcessed(w.journal, kit.persistenceId, order.orderId, false);
   });
 });
