@@ -21,12 +21,8 @@ import { type OrderQueries, OrderService } from '../src/api/order-service.js';
 import { demoConfig } from '../src/cli/demo-merchants.js';
 import { CardVault } from '../src/payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition } from '../src/payments/executor.js';
-import {
-  defaultMerchantSettings,
-  type MerchantCommand,
-  merchantAddress,
-  merchantDefinition,
-} from '../src/payments/merchant.js';
+import { defaultMerchantSettings, merchantDefinition } from '../src/payments/merchant.js';
+import { type MerchantCommand, merchantAddress } from '../src/payments/merchant-protocol.js';
 import { OrderWaiters } from '../src/payments/order-waiters.js';
 import { EntityRegistry } from '../src/persistence/entity-registry.js';
 import { ActorSystem } from '../src/runtime/actor-system.js';

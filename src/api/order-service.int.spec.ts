@@ -9,15 +9,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
-import {
-  defaultMerchantSettings,
-  isOrderEvent,
-  type MerchantCommand,
-  merchantAddress,
-  merchantDefinition,
-  merchantEvents,
-  orderAfter,
-} from '../payments/merchant.js';
+import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
+import { isOrderEvent, orderAfter } from '../payments/merchant-decider.js';
+import { merchantEvents } from '../payments/merchant-events.js';
+import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { type Order, orderIdFor } from '../payments/order.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';

@@ -5,11 +5,12 @@ import {
   type MerchantCommand,
   merchantAddress,
   type ProcessOrderReply,
-} from '../payments/merchant.js';
+} from '../payments/merchant-protocol.js';
 import type { Currency } from '../payments/money.js';
 import { isTerminal, type Order, type OrderStatus, orderIdFor } from '../payments/order.js';
 import type { EntityRegistry } from '../persistence/entity-registry.js';
 import { type ActorRef, AskTimeoutError } from '../runtime/actor.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
 import { ApiError } from './problem.js';
 
@@ -340,8 +341,4 @@ export function canonicalJson(value: unknown): string {
     return `{${entries.map(([key, field]) => `${JSON.stringify(key)}:${canonicalJson(field)}`).join(',')}}`;
   }
   return JSON.stringify(value);
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
 import { systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -401,12 +402,8 @@ function paymentResult(outcome: PaymentOutcome): PaymentResult {
     case 'unavailable':
       return { ok: false, problem: bankUnavailable };
     default:
-      return assertNever(outcome);
+      return assertNever(outcome, 'payment outcome');
   }
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected payment outcome ${JSON.stringify(value)}`);
 }
 
 /**
@@ -461,7 +458,7 @@ function logOutcome(logger: Logger, request: PaymentRequestBody, outcome: Paymen
       logger.info(fields, 'payment refused by the errorRate fault');
       return;
     default:
-      assertNever(outcome);
+      assertNever(outcome, 'payment outcome');
   }
 }
 

@@ -1,4 +1,5 @@
 import { type OrderStatus, terminalStatuses } from '../payments/order.js';
+import { assertNever } from '../runtime/assert-never.js';
 
 /**
  * The chaos run's judge: a pure function from the evidence gathered after the run (what the
@@ -350,8 +351,4 @@ function checkJournal(journal: readonly JournalSequence[]): Violation[] {
     });
   }
   return violations;
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected value ${JSON.stringify(value)}`);
 }

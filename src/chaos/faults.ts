@@ -1,5 +1,6 @@
 import type { BankFaults } from '../bank/bank-protocol.js';
 import { noFaults } from '../bank/bank-protocol.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Random } from '../runtime/random.js';
 import type { ManagedProcess } from './processes.js';
 import { monotonicMs, sleep } from './timing.js';
@@ -112,7 +113,7 @@ function disruption(random: Random, kind: Disruption['kind'], atMs: number, limi
     case 'pause-bank':
       return { kind, atMs, downMs: pauseMs(random, limits) };
     default:
-      return assertNever(kind);
+      return assertNever(kind, 'disruption');
   }
 }
 
@@ -259,7 +260,7 @@ export async function runChaosPlan(
           if (!faultsApplied) faultsApplied = await targets.setBankFaults(currentFaults);
           break;
         default:
-          assertNever(step);
+          assertNever(step, 'disruption');
       }
     }
     // The plan may end well before the run does: keep watching for crashes until it is over.
@@ -267,8 +268,4 @@ export async function runChaosPlan(
   };
 
   await Promise.all([faultsLoop(), disruptionsLoop()]);
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected disruption ${JSON.stringify(value)}`);
 }

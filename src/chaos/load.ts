@@ -1,5 +1,6 @@
 import type { OrderStatus } from '../payments/order.js';
 import { terminalStatuses } from '../payments/order.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Random } from '../runtime/random.js';
 import { SeededRandom } from '../runtime/random.js';
 import type { Expectation, SentOrder } from './checker.js';
@@ -353,7 +354,7 @@ async function send(record: OrderRecord, idempotencyKey: string, context: LoadCo
       else counts.serverErrors++;
       break;
     default:
-      assertNever(outcome);
+      assertNever(outcome, 'outcome');
   }
   return outcome;
 }
@@ -373,8 +374,4 @@ async function pollUntilTerminal(
       if (order !== undefined) record.noteOrder(order);
     }
   }
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected outcome ${JSON.stringify(value)}`);
 }

@@ -10,12 +10,8 @@ import { type RunningBankServer, startBankServer } from '../bank/bank-server.js'
 import { BankConnection, classifyBankError } from '../payments/bank-connection.js';
 import { CardVault, vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
-import {
-  defaultMerchantSettings,
-  type MerchantCommand,
-  merchantAddress,
-  merchantDefinition,
-} from '../payments/merchant.js';
+import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
+import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
 import { orderQueries } from '../readmodel/audit-trail.js';

@@ -1,5 +1,6 @@
 import type { BankClient, BankAnswer as ClientAnswer } from '../bank/bank-client.js';
 import { BankOutcomeUnknownError, BankRejectedError, BankUnavailableError } from '../bank/bank-errors.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type {
   BankAnswer,
   BankErrorKind,
@@ -56,7 +57,7 @@ function answerOf(answer: ClientAnswer): BankAnswer {
     case 'declined':
       return { kind: 'declined', reference: answer.reference, declineReason: answer.declineReason };
     default:
-      return assertNever(answer);
+      return assertNever(answer, 'bank answer');
   }
 }
 
@@ -78,8 +79,4 @@ export function classifyBankError(error: unknown): BankErrorKind {
   if (error instanceof BankUnavailableError) return 'retryable';
   if (error instanceof BankRejectedError) return 'refused';
   return 'retryable';
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected bank answer: ${JSON.stringify(value)}`);
 }

@@ -1,4 +1,4 @@
-import { Map as ImmutableMap } from 'immutable';
+import { hash, Map as ImmutableMap, type ValueObject } from 'immutable';
 
 /** A card's order times, oldest first; one time is kept as a bare number (most cards have one). */
 type Times = number | readonly number[];
@@ -47,7 +47,7 @@ const newestOf = (times: Times): number =>
  * times inside the window); and `cardsMax` forgets a generation's cards at once (the least recently
  * active eighth), not one card at a time.
  */
-export class CardActivity {
+export class CardActivity implements ValueObject {
   static readonly empty = new CardActivity([], ImmutableMap(), Number.NEGATIVE_INFINITY, 0);
 
   private constructor(
@@ -148,6 +148,31 @@ export class CardActivity {
 
   *keys(): IterableIterator<string> {
     for (const [token] of this.entries()) yield token;
+  }
+
+  /**
+   * The same cards with the same times. How they are split into generations is not compared: a
+   * snapshot keeps the cards and their order of activity, not the generations (see `of`).
+   */
+  equals(other: unknown): boolean {
+    if (!(other instanceof CardActivity)) return false;
+    let count = 0;
+    for (const [token, times] of this.entries()) {
+      const others = other.get(token);
+      if (others === undefined || others.length !== times.length) return false;
+      if (times.some((time, index) => others[index] !== time)) return false;
+      count++;
+    }
+    let otherCount = 0;
+    for (const _ of other.keys()) otherCount++;
+    return count === otherCount;
+  }
+
+  /** Agrees with `equals`: a sum over the cards, so independent of their order. */
+  hashCode(): number {
+    let sum = 0;
+    for (const [token, times] of this.entries()) sum = (sum + hash(token) + hash(times.join(','))) | 0;
+    return sum;
   }
 
   private lookup(token: string): Times | undefined {

@@ -18,16 +18,16 @@ import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import { CardActivity } from './card-activity.js';
 import '../testing/entity-test-kit.js';
 import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
-import { defaultExecutorSettings, type ExecutorState, executorDefinition } from './executor.js';
+import { defaultExecutorSettings, executorDefinition } from './executor.js';
+import type { ExecutorState } from './executor-decider.js';
+import { defaultMerchantSettings, merchantDefinition } from './merchant.js';
+import type { MerchantState } from './merchant-decider.js';
 import {
-  defaultMerchantSettings,
   type MerchantCommand,
-  type MerchantState,
   merchantAddress,
-  merchantDefinition,
   type NewOrder,
   type ProcessOrderReply,
-} from './merchant.js';
+} from './merchant-protocol.js';
 import { orderIdFor } from './order.js';
 import { OrderWaiters } from './order-waiters.js';
 import type { MerchantConfig } from './validator.js';

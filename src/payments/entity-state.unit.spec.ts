@@ -8,32 +8,23 @@
  */
 import { Map as ImmutableMap, isImmutable } from 'immutable';
 import { describe, expect, it } from 'vitest';
-import type { EntityContext } from '../persistence/entity.js';
-import { replyProbe } from '../testing/decider-spec.js';
+import { EntityContextProbe, replyProbe } from '../testing/decider-spec.js';
 import '../testing/entity-test-kit.js';
 import type { CardSummary } from './card.js';
 import { cardActivityGenerations } from './card-activity.js';
-import {
-  defaultExecutorSettings,
-  type ExecutorEvent,
-  type ExecutorState,
-  executorDefinition,
-  executorSnapshotCodec,
-} from './executor.js';
-import {
-  type AwaitOrderReply,
-  defaultMerchantSettings,
-  evolveMerchant,
-  type GetOrderReply,
-  type MerchantCommand,
-  type MerchantEvent,
-  type MerchantSettings,
-  type MerchantState,
-  merchantDefinition,
-  merchantSnapshotCodec,
-  type NewOrder,
-  type ProcessOrderReply,
-} from './merchant.js';
+import { defaultExecutorSettings, executorDefinition } from './executor.js';
+import type { ExecutorState } from './executor-decider.js';
+import { type ExecutorEvent, executorSnapshotCodec } from './executor-events.js';
+import { defaultMerchantSettings, type MerchantSettings, merchantDefinition } from './merchant.js';
+import { evolveMerchant, type MerchantState } from './merchant-decider.js';
+import { type MerchantEvent, merchantSnapshotCodec } from './merchant-events.js';
+import type {
+  AwaitOrderReply,
+  GetOrderReply,
+  MerchantCommand,
+  NewOrder,
+  ProcessOrderReply,
+} from './merchant-protocol.js';
 import { orderIdFor } from './order.js';
 import { OrderWaiters } from './order-waiters.js';
 import type { MerchantConfig } from './validator.js';
@@ -96,6 +87,7 @@ class PureMerchant {
   readonly definition;
   state: MerchantState;
   private readonly processed = new Set<string>();
+  private readonly context = new EntityContextProbe<MerchantCommand>('merchant-a');
 
   constructor(
     readonly waiters = new OrderWaiters(),
@@ -122,8 +114,10 @@ class PureMerchant {
     for (const event of effect.events) this.state = this.definition.evolve(this.state, event);
     for (const sideEffect of effect.sideEffects) {
       if (sideEffect.kind === 'reply') sideEffect.to.tell(sideEffect.message(this.state));
-      if (sideEffect.kind === 'run') sideEffect.run(this.state, runContext);
+      if (sideEffect.kind === 'run') sideEffect.run(this.state, this.context);
     }
+    // What the side effects told the Executor is not this spec's subject; only memory is.
+    this.context.clear();
     return [...effect.events];
   }
 
@@ -148,7 +142,6 @@ class PureMerchant {
 }
 
 /** The Merchant's side effects only tell the Executor (here: nobody) and complete waiters. */
-const runContext = { messenger: { tell: () => {} } } as unknown as EntityContext<MerchantCommand>;
 
 function snapshotBytes<S>(codec: { encode(state: S): unknown }, state: S): number {
   return JSON.stringify(codec.encode(state)).length;

@@ -1,36 +1,31 @@
-import type { EntityAddress } from '../persistence/entity.js';
-import type { CardSummary } from './card.js';
-import type { ExecutionOutcome, MerchantCommand } from './merchant.js';
+import { type EntityAddress, entityAddress } from '../persistence/entity.js';
 import type { Currency } from './money.js';
+import { type ExecutionOutcome, type ExecutorInbox, executorTypeName } from './protocol.js';
+import type { BankId } from './validator.js';
 
 /**
- * Messages the Executor accepts. `ExecuteOrder` and `ConfirmResult` come from Merchants; the
- * others are the Executor's own bank calls reporting back and its retry timers — the bank is
- * called outside the actor, and what it said comes back in as a command, so it is decided and
- * persisted like any other.
+ * Messages the Executor accepts, and the bank it talks to. `ExecuteOrder` and `ConfirmResult` come
+ * from Merchants (`protocol.ts`); the others are the Executor's own bank calls reporting back and
+ * its retry timers — the bank is called outside the actor, and what it said comes back in as a
+ * command, so it is decided and persisted like any other.
  */
 export type ExecutorCommand =
+  | ExecutorInbox
+  /** Record what the bank's answer came to (from an authorization, an inquiry or a cancellation). */
   | {
-      readonly type: 'ExecuteOrder';
-      readonly orderId: string;
-      readonly merchantId: string;
-      readonly amount: bigint;
-      readonly currency: Currency;
-      readonly card: CardSummary;
-      readonly deadlineAt: number;
-      readonly merchant: EntityAddress<MerchantCommand>;
-    }
-  | { readonly type: 'ConfirmResult'; readonly orderId: string }
-  | {
-      readonly type: 'BankSettled';
+      readonly type: 'RecordBankOutcome';
       readonly orderId: string;
       readonly outcome: ExecutionOutcome;
       readonly at: number;
     }
-  | { readonly type: 'BankAttemptFailed'; readonly orderId: string; readonly reason: string }
+  /** A bank call settled nothing (see `BankErrorKind`): try the order again after a backoff. */
+  | { readonly type: 'RetryExecutionLater'; readonly orderId: string; readonly reason: BankErrorKind }
+  /** The backoff is over: make the next bank call for the order. */
   | { readonly type: 'RetryExecution'; readonly orderId: string };
 
-export type ExecuteOrder = Extract<ExecutorCommand, { type: 'ExecuteOrder' }>;
+export function executorAddress(bank: BankId): EntityAddress<ExecutorCommand> {
+  return entityAddress<ExecutorCommand>(executorTypeName, bank);
+}
 
 /** A card as the bank needs it: only ever in memory, only on the way to the bank. */
 export interface CardDetails {

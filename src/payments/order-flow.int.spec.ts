@@ -17,14 +17,13 @@ import { waitFor } from '../testing/entity-test-kit.js';
 import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
 import { brandOf, luhnValid } from './card.js';
 import { defaultExecutorSettings, executorDefinition } from './executor.js';
+import { defaultMerchantSettings, merchantDefinition } from './merchant.js';
 import {
   type AwaitOrderReply,
-  defaultMerchantSettings,
   type MerchantCommand,
   merchantAddress,
-  merchantDefinition,
   type ProcessOrderReply,
-} from './merchant.js';
+} from './merchant-protocol.js';
 import type { Currency } from './money.js';
 import { isTerminal, type Order, orderIdFor } from './order.js';
 import { defaultOrderWaitersSettings, OrderWaiters } from './order-waiters.js';

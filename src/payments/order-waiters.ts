@@ -1,5 +1,5 @@
 import type { ActorRef } from '../runtime/actor.js';
-import type { OrderFinished } from './merchant.js';
+import type { OrderFinished } from './merchant-protocol.js';
 import type { Order } from './order.js';
 
 export interface OrderWaitersSettings {

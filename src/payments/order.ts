@@ -31,7 +31,14 @@ export function isTerminal(status: OrderStatus): boolean {
 }
 
 export type DeclineReason = string;
-export type FailureReason = 'bank_unavailable' | 'deadline_exceeded' | 'card_unavailable' | 'bank_refused';
+/** Why an order could not be executed; in every case the bank confirmed nothing was charged. */
+export const failureReasons = [
+  'bank_unavailable',
+  'deadline_exceeded',
+  'card_unavailable',
+  'bank_refused',
+] as const;
+export type FailureReason = (typeof failureReasons)[number];
 
 /** An order as the Merchant holds it and as clients see it. Never holds a card number. */
 export interface Order {

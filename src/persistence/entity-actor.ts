@@ -2,6 +2,7 @@ import { AtLeastOnceDelivery } from '../delivery/at-least-once.js';
 import { IdempotentReceiver } from '../delivery/idempotent-receiver.js';
 import { emptyOutbox, type Outbox } from '../delivery/outbox.js';
 import type { Actor, ActorContext, Timers } from '../runtime/actor.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
@@ -419,8 +420,4 @@ function asError(error: unknown): Error {
 function describe(command: unknown): string {
   if (typeof command === 'object' && command !== null && 'type' in command) return String(command.type);
   return typeof command;
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected value: ${JSON.stringify(value)}`);
 }

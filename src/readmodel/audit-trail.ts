@@ -1,5 +1,5 @@
-import { executorEvents } from '../payments/executor.js';
-import { merchantEvents } from '../payments/merchant.js';
+import { executorEvents } from '../payments/executor-events.js';
+import { merchantEvents } from '../payments/merchant-events.js';
 import type { Journal, OffsetEvent } from '../store/journal.js';
 import { type DecodedEvent, decodeJournalRow } from './order-projection.js';
 import type { ListOrdersQuery, OrderReadModel } from './order-read-model.js';

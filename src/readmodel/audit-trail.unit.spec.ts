@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { merchantEvents } from '../payments/merchant.js';
+import { merchantEvents } from '../payments/merchant-events.js';
 import type { OffsetEvent } from '../store/journal.js';
 import { AuditTrailError, readAuditTrail } from './audit-trail.js';
 

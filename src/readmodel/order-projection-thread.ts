@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import { assertNever } from '../runtime/assert-never.js';
 import { systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { CommitWatch } from './commit-signal.js';
@@ -159,8 +160,4 @@ function portLogger(
     error: send('error'),
     child: (more) => portLogger(post, { ...bindings, ...more }),
   };
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CardSummary } from '../payments/card.js';
-import { type MerchantEvent, merchantEvents } from '../payments/merchant.js';
+import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
 import { systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';

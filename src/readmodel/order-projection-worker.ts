@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
+import { assertNever } from '../runtime/assert-never.js';
 import { type BackoffSettings, backoffDelayMs } from '../runtime/backoff.js';
 import type { Cancellable, Clock } from '../runtime/clock.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
@@ -551,8 +552,4 @@ export class OrderProjectionWorker {
     this.offsetWaiters = [];
     for (const waiter of waiters) waiter.reject(error);
   }
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

@@ -16,13 +16,12 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
+import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
 import {
-  defaultMerchantSettings,
   type MerchantCommand,
   merchantAddress,
-  merchantDefinition,
   type ProcessOrderReply,
-} from '../payments/merchant.js';
+} from '../payments/merchant-protocol.js';
 import type { Currency } from '../payments/money.js';
 import { isTerminal, type Order, orderIdFor } from '../payments/order.js';
 import { OrderWaiters } from '../payments/order-waiters.js';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { type ExecutorEvent, executorEvents } from '../payments/executor.js';
-import { type MerchantEvent, merchantEvents } from '../payments/merchant.js';
+import { type ExecutorEvent, executorEvents } from '../payments/executor-events.js';
+import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
 import { SerializationError } from '../persistence/serialization.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Cancellable, Clock } from '../runtime/clock.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
 import { CorruptRowError, type OffsetEvent } from '../store/journal.js';
@@ -421,8 +422,4 @@ function positionOf(error: unknown): OrderProjectionError['position'] {
     return { persistenceId: source.persistenceId, seqNr: source.seqNr };
   }
   return undefined;
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { CardBrand } from '../payments/card.js';
 import { type Currency, isCurrency } from '../payments/money.js';
 import { type OrderStatus, orderStatuses } from '../payments/order.js';
+import { assertNever } from '../runtime/assert-never.js';
 
 /**
  * The order read model: the journal projected into a queryable SQLite table — one row per order
@@ -738,8 +739,4 @@ function foldByOrder(changes: readonly OrderChange[]): FoldedOrder[] | undefined
 /** The folded writes of a batch do not fit the table; they are undone and applied one by one. */
 class FoldRefused extends Error {
   override readonly name = 'FoldRefused';
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

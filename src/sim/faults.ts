@@ -1,3 +1,4 @@
+import { assertNever } from '../runtime/assert-never.js';
 import type { Random } from '../runtime/random.js';
 
 /**
@@ -228,10 +229,6 @@ export function withoutFaults(profile: FaultProfile, kinds: readonly FaultKind[]
     }
   }
   return result;
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }
 
 /**

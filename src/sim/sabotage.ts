@@ -1,4 +1,5 @@
-import { type ExecutorServices, type ExecutorSettings, executorDefinition } from '../payments/executor.js';
+import type { ExecutorServices } from '../payments/bank-calls.js';
+import { type ExecutorSettings, executorDefinition } from '../payments/executor.js';
 import { type MerchantSettings, merchantDefinition } from '../payments/merchant.js';
 import type { OrderWaiters } from '../payments/order-waiters.js';
 import type { Messenger } from '../persistence/entity.js';

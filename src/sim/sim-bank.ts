@@ -10,6 +10,7 @@ import { type BankFaults, referenceCancelled } from '../bank/bank-protocol.js';
 import { processCancel } from '../bank/cancellation.js';
 import type { BankLedger, PaymentRecord } from '../bank/ledger.js';
 import type { BankAnswer, BankPort, BankResolution, PaymentRequest } from '../payments/executor-protocol.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { BankFaultProfile } from './faults.js';
@@ -305,8 +306,4 @@ function describe(outcome: Outcome<unknown>): string {
   const kind = Reflect.get(value, 'kind');
   const detail = Reflect.get(value, 'declineReason') ?? Reflect.get(value, 'authorizationCode') ?? '';
   return `${String(kind)} ${String(detail)}`.trim();
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

@@ -14,15 +14,9 @@ import { demoConfig } from '../cli/demo-merchants.js';
 import { classifyBankError } from '../payments/bank-connection.js';
 import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
-import type { BankPort } from '../payments/executor-protocol.js';
-import {
-  defaultMerchantSettings,
-  executorAddress,
-  type GetOrderReply,
-  type MerchantCommand,
-  merchantAddress,
-  merchantDefinition,
-} from '../payments/merchant.js';
+import { type BankPort, executorAddress } from '../payments/executor-protocol.js';
+import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
+import { type GetOrderReply, type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { orderIdFor } from '../payments/order.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';

@@ -6,20 +6,18 @@ import { BankLedger } from '../bank/ledger.js';
 import { demoConfig } from '../cli/demo-merchants.js';
 import { classifyBankError } from '../payments/bank-connection.js';
 import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
-import { defaultExecutorSettings, executorDefinition, executorEvents } from '../payments/executor.js';
+import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
+import { executorEvents } from '../payments/executor-events.js';
+import { executorAddress } from '../payments/executor-protocol.js';
+import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
+import { isOrderEvent, type MerchantState, orderAfter } from '../payments/merchant-decider.js';
+import { merchantEvents } from '../payments/merchant-events.js';
 import {
-  defaultMerchantSettings,
-  executorAddress,
-  isOrderEvent,
   type MerchantCommand,
-  type MerchantState,
   merchantAddress,
-  merchantDefinition,
-  merchantEvents,
   type NewOrder,
-  orderAfter,
   type ProcessOrderReply,
-} from '../payments/merchant.js';
+} from '../payments/merchant-protocol.js';
 import { isTerminal, type Order } from '../payments/order.js';
 import { OrderWaiters } from '../payments/order-waiters.js';
 import { type EntityAddress, persistenceIdOf } from '../persistence/entity.js';

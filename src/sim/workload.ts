@@ -1,5 +1,6 @@
 import type { Currency } from '../payments/money.js';
 import { orderIdFor } from '../payments/order.js';
+import { assertNever } from '../runtime/assert-never.js';
 import type { Random } from '../runtime/random.js';
 import { refusedCard } from './sim-bank.js';
 
@@ -159,8 +160,4 @@ export function generateWorkload(random: Random, settings: WorkloadSettings): Wo
     .map((request, order) => ({ request, order }))
     .sort((left, right) => left.request.at - right.request.at || left.order - right.order)
     .map(({ request }) => request);
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

@@ -1,0 +1,212 @@
+import { Map as ImmutableMap } from 'immutable';
+import { emptyOutbox, type Outbox, type OutboxEntry, outboxWith, outboxWithout } from '../delivery/outbox.js';
+import { type Effect, effectsFor } from '../persistence/effect.js';
+import { type EntityAddress, type EntityContext, entityAddress } from '../persistence/entity.js';
+import { assertNever } from '../runtime/assert-never.js';
+import type { CardSummary } from './card.js';
+import type { ExecutorEvent } from './executor-events.js';
+import type { ExecutorCommand } from './executor-protocol.js';
+import type { Currency } from './money.js';
+import {
+  type ExecutionOutcome,
+  executorInbox,
+  type MerchantInbox,
+  merchantInbox,
+  merchantTypeName,
+  type ProcessExecutionResult,
+} from './protocol.js';
+import type { BankId } from './validator.js';
+
+/**
+ * How an Executor decides (`decideExecutor`: a command and the state in, an effect out, no I/O)
+ * and how its events change its state (`evolveExecutor`, the only place they do, live and in
+ * recovery alike). The bank itself is called by `BankCalls` (`bank-calls.ts`), which a decision
+ * starts, paces or ends only as a side effect, once the decision's events are durable.
+ */
+
+export interface Execution {
+  readonly orderId: string;
+  readonly merchantId: string;
+  readonly merchant: EntityAddress<MerchantInbox>;
+  readonly amount: bigint;
+  readonly currency: Currency;
+  readonly card: CardSummary;
+  readonly deadlineAt: number;
+  /** Set once the bank's answer is durable; the entry stays until the Merchant confirms the result. */
+  readonly outcome: ExecutionOutcome | undefined;
+  /** When the outcome was recorded (the time reported to the Merchant); set with `outcome`. */
+  readonly settledAt: number | undefined;
+}
+
+export interface ExecutorState {
+  readonly bank: BankId;
+  /** Executions in flight: requested, and not yet confirmed back by the Merchant. */
+  readonly executions: ImmutableMap<string, Execution>;
+  /** Results not yet confirmed: exactly the executions with an outcome. */
+  readonly outbox: Outbox<ProcessExecutionResult>;
+}
+
+export function initialExecutorState(bank: BankId): ExecutorState {
+  return { bank, executions: ImmutableMap(), outbox: emptyOutbox };
+}
+
+/** What a decision may ask of the bank calls; `BankCalls` is the implementation. */
+export interface BankCallControl {
+  /** Makes the next bank call for a pending execution (unless one is under way). */
+  start(execution: Execution, context: EntityContext<ExecutorCommand>): void;
+  /** Asks for a `RetryExecution` after the order's next backoff delay. */
+  retryLater(orderId: string, context: EntityContext<ExecutorCommand>): void;
+  /** The order's outcome is durable: forget its attempts and cancel its retry. */
+  settled(orderId: string, context: EntityContext<ExecutorCommand>): void;
+}
+
+export interface ExecutorDeciderSettings {
+  /** Orders accepted and not yet confirmed back; past it new ones are not confirmed (the Merchant retries). */
+  readonly executionsInFlightMax: number;
+}
+
+type ExecutorEffect = Effect<ExecutorState, ExecutorCommand, ExecutorEvent>;
+const effect = effectsFor<ExecutorState, ExecutorCommand, ExecutorEvent>();
+
+export function decideExecutor(
+  state: ExecutorState,
+  command: ExecutorCommand,
+  settings: ExecutorDeciderSettings,
+  calls: BankCallControl,
+): ExecutorEffect {
+  switch (command.type) {
+    case 'ExecuteOrder': {
+      if (state.executions.has(command.orderId)) return confirmDelivery(command);
+      // Full: say nothing. The Merchant redelivers later; nothing is lost, only delayed.
+      if (state.executions.size >= settings.executionsInFlightMax) return effect.none();
+      return (
+        effect
+          .persist({
+            type: 'ExecutionRequested',
+            orderId: command.orderId,
+            merchantId: command.merchantId,
+            amount: command.amount,
+            currency: command.currency,
+            card: command.card,
+            deadlineAt: command.deadlineAt,
+          })
+          // No confirmation now: the result, a few milliseconds away, ends the delivery at the
+          // Merchant anyway. Only an order that takes longer than the Merchant's first redelivery
+          // backoff (1 s) comes again, and that duplicate is confirmed (confirmDelivery): one
+          // message per order saved on the way of every order, one resend for a slow one.
+          .thenRun((after, context) => {
+            const execution = after.executions.get(command.orderId);
+            if (execution !== undefined) calls.start(execution, context);
+          })
+      );
+    }
+    case 'RecordBankOutcome': {
+      const execution = state.executions.get(command.orderId);
+      if (execution === undefined || execution.outcome !== undefined) return effect.none();
+      return (
+        effect
+          .persist({
+            type: 'ExecutionSettled',
+            orderId: command.orderId,
+            outcome: command.outcome,
+            at: command.at,
+          })
+          // No thenDeliver: the Merchant was told when the bank answered. The recorded result stays in
+          // the outbox, and redelivery sends it (within redeliverIntervalMs) until it is confirmed.
+          .thenRun((_after, context) => calls.settled(command.orderId, context))
+      );
+    }
+    case 'RetryExecutionLater':
+      if (state.executions.get(command.orderId)?.outcome !== undefined) return effect.none();
+      return effect.none().thenRun((_after, context) => calls.retryLater(command.orderId, context));
+    case 'RetryExecution': {
+      const execution = state.executions.get(command.orderId);
+      if (execution === undefined || execution.outcome !== undefined) return effect.none();
+      return effect.none().thenRun((_after, context) => calls.start(execution, context));
+    }
+    case 'ConfirmResult':
+      if (!state.outbox.has(command.orderId)) return effect.none();
+      return effect.persist({ type: 'ResultConfirmed', orderId: command.orderId });
+    default:
+      return assertNever(command, 'Executor command');
+  }
+}
+
+/**
+ * The answer to an `ExecuteOrder` the Executor has (or had) already: confirm the delivery again,
+ * change nothing. Also the answer to a duplicate the store's deduplication records catch.
+ */
+export function confirmDelivery(command: ExecutorCommand): ExecutorEffect {
+  if (command.type !== 'ExecuteOrder') return effect.none();
+  return effect.none().thenRun((_state, context) => {
+    context.messenger.tell(command.merchant, { type: 'ConfirmExecuteOrder', orderId: command.orderId });
+  });
+}
+
+export function evolveExecutor(state: ExecutorState, event: ExecutorEvent): ExecutorState {
+  switch (event.type) {
+    case 'ExecutionRequested':
+      return {
+        ...state,
+        executions: state.executions.set(event.orderId, {
+          orderId: event.orderId,
+          merchantId: event.merchantId,
+          merchant: merchantInbox(event.merchantId),
+          amount: event.amount,
+          currency: event.currency,
+          card: event.card,
+          deadlineAt: event.deadlineAt,
+          outcome: undefined,
+          settledAt: undefined,
+        }),
+      };
+    case 'ExecutionSettled': {
+      const execution = state.executions.get(event.orderId);
+      if (execution === undefined) throw new Error(`ExecutionSettled for unknown order ${event.orderId}`);
+      const settled: Execution = { ...execution, outcome: event.outcome, settledAt: event.at };
+      return {
+        ...state,
+        executions: state.executions.set(event.orderId, settled),
+        outbox: outboxWith(state.outbox, resultEntry(state.bank, settled, event.outcome, event.at)),
+      };
+    }
+    case 'ResultConfirmed':
+      return {
+        ...state,
+        executions: state.executions.delete(event.orderId),
+        outbox: outboxWithout(state.outbox, event.orderId),
+      };
+    default:
+      return assertNever(event, 'Executor event');
+  }
+}
+
+/** The delivery of an execution's result to its Merchant, kept until the Merchant confirms it. */
+export function resultEntry(
+  bank: BankId,
+  execution: Execution,
+  outcome: ExecutionOutcome,
+  at: number,
+): OutboxEntry<ProcessExecutionResult> {
+  return {
+    deliveryId: execution.orderId,
+    // The Merchant accepts more than ProcessExecutionResult; this entry only ever carries that one.
+    destination: entityAddress<ProcessExecutionResult>(merchantTypeName, execution.merchantId),
+    message: resultMessage(execution, outcome, at, bank),
+  };
+}
+
+export function resultMessage(
+  execution: Execution,
+  outcome: ExecutionOutcome,
+  at: number,
+  bank: BankId,
+): ProcessExecutionResult {
+  return {
+    type: 'ProcessExecutionResult',
+    orderId: execution.orderId,
+    outcome,
+    at,
+    executor: executorInbox(bank),
+  };
+}
