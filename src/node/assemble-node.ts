@@ -121,6 +121,8 @@ export interface AssembledNode {
   readonly entities: EntityRegistry;
   readonly orders: OrderService;
   readonly vault: CardVault;
+  /** The requests waiting for their orders to finish, and the orders finished last. */
+  readonly waiters: OrderWaiters;
   readonly projection: NodeProjection | undefined;
   readonly settings: NodeSettings;
   /**
@@ -159,7 +161,8 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
     ...(options.observer === undefined ? {} : { observer: options.observer }),
   });
   const messenger = options.messenger ?? entities;
-  const merchant = merchantDefinition(new OrderWaiters(settings.orderWaiters), settings.merchant);
+  const waiters = new OrderWaiters(settings.orderWaiters);
+  const merchant = merchantDefinition(waiters, settings.merchant);
   entities.register(variants.merchant?.(merchant, messenger) ?? merchant, settings.entities);
   const executor = executorDefinition(
     { bank: options.bank, cards: vault, classify: options.classifyBankError },
@@ -182,6 +185,7 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
     entities,
     orders,
     vault,
+    waiters,
     projection,
     settings,
     async boot(merchants, timeoutMs) {

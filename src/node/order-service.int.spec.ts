@@ -9,64 +9,22 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryVaultStorage, type VaultStorage } from '../payments/card-vault.js';
 import { defaultExecutorSettings } from '../payments/executor.js';
-import { defaultMerchantSettings, isOrderEvent, merchantEvents, orderAfter } from '../payments/merchant.js';
-import { type Order, orderIdFor } from '../payments/order.js';
+import { defaultMerchantSettings } from '../payments/merchant.js';
+import { orderIdFor } from '../payments/order.js';
 import type { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
+import { JournalQueries } from '../testing/journal-queries.js';
 import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
 import { ApiError } from './api-error.js';
 import { assembleNode } from './assemble-node.js';
-import {
-  type CreatedOrder,
-  type OrderQueries,
-  type OrderRequest,
-  type OrderService,
-  type OrderView,
-  viewOf,
-} from './order-service.js';
+import type { CreatedOrder, OrderRequest, OrderService } from './order-service.js';
 
 const merchantId = 'merchant-a';
 const day = 24 * 3_600_000;
-
-/** The read model as the journal's fold; `lagging` makes it show nothing new, as a busy projection would. */
-class JournalQueries implements OrderQueries {
-  lagging = false;
-  private frozen = new Map<string, OrderView>();
-
-  constructor(private readonly journal: MemoryJournal) {}
-
-  getOrder(merchant: string, orderId: string): OrderView | undefined {
-    const view = (this.lagging ? this.frozen : this.current()).get(orderId);
-    return view?.merchantId === merchant ? view : undefined;
-  }
-
-  listOrders(): { data: OrderView[]; hasMore: boolean } {
-    return { data: [...this.current().values()], hasMore: false };
-  }
-
-  orderEvents(): Promise<undefined> {
-    return Promise.resolve(undefined);
-  }
-
-  lag(): void {
-    this.frozen = this.current();
-    this.lagging = true;
-  }
-
-  private current(): Map<string, OrderView> {
-    const orders = new Map<string, Order>();
-    for (const row of this.journal.eventsOf(`merchant-${merchantId}`)) {
-      const event = merchantEvents.deserialize(row);
-      if (isOrderEvent(event))
-        orders.set(event.orderId, orderAfter(orders.get(event.orderId), event, merchantId));
-    }
-    return new Map([...orders].map(([id, order]) => [id, viewOf(order)]));
-  }
-}
 
 interface World {
   readonly clock: SimulatedClock;
