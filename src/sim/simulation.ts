@@ -59,10 +59,11 @@ import { generateWorkload, simMerchants, type WorkloadRequest } from './workload
 
 /**
  * One seed of the deterministic simulation: a fresh world — simulated clock, seeded randomness,
- * the in-memory journal, a node running the real runtime and payments code (Merchant and Executor
- * entities, at-least-once delivery, idempotent receiving, the read model's projection), an
- * in-memory network and the real bank simulator's core behind a simulated wire — driven through a
- * fault phase and a heal phase, then checked against the invariants.
+ * the in-memory journal, nodes assembled as the gateway assembles one (`assembleNode`: the API's
+ * OrderService, Merchant and Executor entities, at-least-once delivery, idempotent receiving) with
+ * the read model's projection, an in-memory network and the real bank simulator's core behind a
+ * simulated wire, and clients sending orders through OrderService — driven through a fault phase
+ * and a heal phase, then checked against the invariants.
  *
  * Determinism: every choice comes from `SeededRandom(seed)`, forked once per concern (faults,
  * journal, network, wire, bank, workload, client, node), so adding draws to one concern does not
