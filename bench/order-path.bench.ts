@@ -17,15 +17,9 @@ import path from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
-import { type OrderQueries, OrderService } from '../src/api/order-service.js';
-import { demoConfig } from '../src/cli/demo-merchants.js';
-import { CardVault } from '../src/payments/card-vault.js';
-import { defaultExecutorSettings, executorDefinition } from '../src/payments/executor.js';
-import { defaultMerchantSettings, merchantDefinition } from '../src/payments/merchant.js';
-import { type MerchantCommand, merchantAddress } from '../src/payments/merchant-protocol.js';
-import { OrderWaiters } from '../src/payments/order-waiters.js';
-import { EntityRegistry } from '../src/persistence/entity-registry.js';
-import { ActorSystem } from '../src/runtime/actor-system.js';
+import { assembleNode } from '../src/node/assemble-node.js';
+import { demoConfig } from '../src/node/demo-merchants.js';
+import type { OrderQueries } from '../src/node/order-service.js';
 import { systemClock } from '../src/runtime/clock.js';
 import { silentLogger } from '../src/runtime/logger.js';
 import { SeededRandom, systemRandom } from '../src/runtime/random.js';
@@ -88,34 +82,24 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'remit-order-path-'));
   const store = openSqliteStore({ path: path.join(dataDir, 'journal.db'), writer: 'thread' });
   const vaultStorage = new SqliteVaultStorage(path.join(dataDir, 'vault.db'), store.writer);
-  const vault = new CardVault(Buffer.alloc(32, 7), vaultStorage, () => systemClock.now());
-  const system = new ActorSystem({
+  const node = assembleNode({
+    stores: { journal: store.journal, snapshots: store.snapshots, vault: vaultStorage, queries: noOrders },
+    vaultKey: Buffer.alloc(32, 7),
+    bank: new SimulatedBank(new SeededRandom(1)),
+    classifyBankError: classifySimulatedBankError,
+    clock: systemClock,
+    random: systemRandom,
+    logger: silentLogger,
     name: 'bench',
-    clock: systemClock,
-    random: systemRandom,
-    logger: silentLogger,
   });
-  const registry = new EntityRegistry({
-    system,
-    journal: store.journal,
-    snapshots: store.snapshots,
-    clock: systemClock,
-    random: systemRandom,
-    logger: silentLogger,
-  });
-  registry.register(merchantDefinition(new OrderWaiters(), defaultMerchantSettings));
-  const bank = new SimulatedBank(new SeededRandom(1));
-  registry.register(
-    executorDefinition({ bank, cards: vault, classify: classifySimulatedBankError }, defaultExecutorSettings),
+  await node.boot(
+    merchantIds.map((merchantId, index) => ({
+      id: merchantId,
+      config: demoConfig(banks[index] ?? 'bank-a'),
+    })),
+    10_000,
   );
-  for (const [index, merchantId] of merchantIds.entries()) {
-    await registry.ask<MerchantCommand, unknown>(
-      merchantAddress(merchantId),
-      (replyTo) => ({ type: 'ConfigureMerchant', config: demoConfig(banks[index] ?? 'bank-a'), replyTo }),
-      10_000,
-    );
-  }
-  const service = new OrderService(registry, vault, noOrders, systemClock);
+  const service = node.orders;
   const runId = `run-${process.pid}`;
   let failures = 0;
   let next = 0;
@@ -160,7 +144,7 @@ async function main(): Promise<void> {
   const heapAfter = v8.getHeapStatistics();
   observer.disconnect();
 
-  await system.terminate();
+  await node.close();
   await store.close();
   vaultStorage.close();
   rmSync(dataDir, { recursive: true, force: true });

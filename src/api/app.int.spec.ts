@@ -10,25 +10,18 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoConfig } from '../cli/demo-merchants.js';
-import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
-import { executorDefinition } from '../payments/executor.js';
-import { merchantDefinition } from '../payments/merchant.js';
-import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
-import { OrderWaiters } from '../payments/order-waiters.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
+import { assembleNode } from '../node/assemble-node.js';
+import { demoConfig } from '../node/demo-merchants.js';
+import { MemoryVaultStorage } from '../payments/card-vault.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
 import { OrderReadModel } from '../readmodel/order-read-model.js';
-import { ActorSystem } from '../runtime/actor-system.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
-import { ObservedJournal } from '../store/observed-journal.js';
 import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
 import { buildApp, MerchantDirectory } from './app.js';
-import { OrderService } from './order-service.js';
 
 const apiKey = 'sk_test_property';
 let app: FastifyInstance;
@@ -43,34 +36,23 @@ beforeAll(async () => {
   stops.push(() => readModel.close());
   const projection = new OrderProjection({ journal: memory, readModel, clock: systemClock });
   stops.push(() => projection.stop());
-  const journal = new ObservedJournal(memory, () => projection.notify());
-  const system = new ActorSystem({
-    name: 'api',
+  const queries = orderQueries(readModel, memory);
+  const node = assembleNode({
+    stores: { journal: memory, vault: new MemoryVaultStorage(), queries },
+    vaultKey: randomBytes(32),
+    bank: new SimulatedBank(new SeededRandom(3)),
+    classifyBankError: classifySimulatedBankError,
     clock: systemClock,
     random: new SeededRandom(1),
     logger: silentLogger,
+    projection,
+    name: 'api',
   });
-  stops.push(() => system.terminate());
-  const registry = new EntityRegistry({
-    system,
-    journal,
-    clock: systemClock,
-    random: new SeededRandom(2),
-    logger: silentLogger,
-  });
-  const vault = new CardVault(randomBytes(32), new MemoryVaultStorage(), () => systemClock.now());
-  const bank = new SimulatedBank(new SeededRandom(3));
-  registry.register(merchantDefinition(new OrderWaiters()));
-  registry.register(executorDefinition({ bank, cards: vault, classify: classifySimulatedBankError }));
-  await registry.ask<MerchantCommand, unknown>(
-    merchantAddress('merchant-a'),
-    (replyTo) => ({ type: 'ConfigureMerchant', config: demoConfig('bank-a'), replyTo }),
-    5_000,
-  );
+  stops.push(() => node.close());
+  await node.boot([{ id: 'merchant-a', config: demoConfig('bank-a') }], 5_000);
   void projection.start();
-  const queries = orderQueries(readModel, memory);
   app = await buildApp({
-    orders: new OrderService(registry, vault, queries, systemClock),
+    orders: node.orders,
     queries,
     merchants: new MerchantDirectory([
       { merchantId: 'merchant-a', apiKeyHash: MerchantDirectory.hashKey(apiKey) },

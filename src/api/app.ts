@@ -15,11 +15,11 @@ import {
   Registry as MetricsRegistry,
   type Registry,
 } from 'prom-client';
+import type { OrderQueries, OrderRequest, OrderService, OrderView } from '../node/order-service.js';
 import { brandOf, luhnValid } from '../payments/card.js';
 import { isCurrency } from '../payments/money.js';
 import { type OrderStatus, orderStatuses } from '../payments/order.js';
 import { InvalidCursorError } from '../readmodel/order-read-model.js';
-import type { OrderQueries, OrderRequest, OrderService, OrderView } from './order-service.js';
 import { ApiError, installProblemHandlers } from './problem.js';
 
 /** The merchants' API keys, as SHA-256 hashes: a leaked key file does not leak keys. */

@@ -1,4 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../node/api-error.js';
+
+export { ApiError };
 
 /**
  * Every error the API returns is `application/problem+json` (RFC 9457) with a stable `code` a
@@ -12,19 +15,6 @@ export interface Problem {
   readonly code: string;
   readonly detail: string;
   readonly param?: string;
-}
-
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly detail: string,
-    readonly param?: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(detail);
-  }
 }
 
 const titles: Record<number, string> = {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { MerchantDirectory } from '../api/app.js';
-import type { MerchantConfig } from '../payments/validator.js';
+import { demoMerchants } from '../node/demo-merchants.js';
 
 /**
  * The merchants this node serves, with their API keys stored as hashes (`merchants.json`). On
@@ -21,25 +21,6 @@ const recordsSchema = z.object({
     z.object({ id: z.string().min(1), bank: z.string().min(1), apiKeyHash: z.string().length(64) }).strict(),
   ),
 });
-
-export const demoMerchants = [
-  { id: 'merchant-a', bank: 'bank-a' },
-  { id: 'merchant-b', bank: 'bank-b' },
-  { id: 'merchant-c', bank: 'bank-c' },
-] as const;
-
-/** EUR and USD, up to 10,000.00 per order; at most 20 orders per card per minute. */
-export function demoConfig(bank: string): MerchantConfig {
-  return {
-    bank,
-    currencies: [
-      { currency: 'EUR', perOrderLimit: 1_000_000n },
-      { currency: 'USD', perOrderLimit: 1_000_000n },
-    ],
-    blockedBins: ['999999'],
-    velocity: { maxOrdersPerCard: 20, windowMs: 60_000 },
-  };
-}
 
 export interface MerchantsFile {
   readonly merchants: readonly MerchantRecord[];

@@ -4,29 +4,24 @@ import { join, resolve } from 'node:path';
 import pino, { type Logger as PinoLogger } from 'pino';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { buildApp, MerchantDirectory } from '../api/app.js';
-import { defaultOrderServiceSettings, OrderService } from '../api/order-service.js';
 import { BankClient } from '../bank/bank-client.js';
 import { type RunningBankServer, startBankServer } from '../bank/bank-server.js';
+import { assembleNode } from '../node/assemble-node.js';
+import { demoConfig } from '../node/demo-merchants.js';
 import { BankConnection, classifyBankError } from '../payments/bank-connection.js';
-import { CardVault, vaultKeyBytes } from '../payments/card-vault.js';
-import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
-import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
-import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
-import { OrderWaiters } from '../payments/order-waiters.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
+import { vaultKeyBytes } from '../payments/card-vault.js';
+import { defaultMerchantSettings } from '../payments/merchant.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
 import { hostedThread, OrderProjectionWorker } from '../readmodel/order-projection-worker.js';
 import { OrderReadModel, readModelPath } from '../readmodel/order-read-model.js';
-import { ActorSystem } from '../runtime/actor-system.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import type { Journal, JournalStats } from '../store/journal.js';
-import { ObservedJournal } from '../store/observed-journal.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
 import { ThreadWriter } from '../store/sqlite/sqlite-writer.js';
 import type { StartConfig } from './config.js';
-import { demoConfig, loadOrCreateMerchants } from './demo-merchants.js';
+import { loadOrCreateMerchants } from './demo-merchants.js';
 
 export interface RunningGateway {
   readonly url: string;
@@ -43,8 +38,9 @@ export interface GatewayOptions {
 }
 
 /**
- * Wires one node together: the SQLite journal, the vault, the entities, the read model, the bank
- * connection (and the embedded bank simulator unless a bank URL is given) and the HTTP API. It
+ * The gateway: one node (`assembleNode`) over the SQLite journal, vault and read model and the bank
+ * connection (and the embedded bank simulator unless a bank URL is given), with the HTTP API and
+ * metrics around it. It
  * returns once recovery is done and the API listens; every merchant and executor is started at
  * boot, so orders in flight before a crash are finished without waiting for new traffic.
  */
@@ -97,7 +93,6 @@ export async function startGateway(
     closers.push(() => store.close());
     const vaultStorage = new SqliteVaultStorage(join(dataDir, 'vault.db'), store.writer);
     closers.push(() => vaultStorage.close());
-    const vault = new CardVault(vaultKey(config, dataDir), vaultStorage, () => clock.now());
 
     // The projection runs in the writer thread, as its guest, and is the read model's only writer;
     // this thread queries it over a read-only connection.
@@ -112,9 +107,6 @@ export async function startGateway(
       ...(store.writer instanceof ThreadWriter ? { startThread: hostedThread(store.writer) } : {}),
     });
     closers.push(() => projection.stop());
-    // Every durable append is signalled to the projection, so the read model trails the journal by
-    // moments (through shared memory; see readmodel/commit-signal.ts).
-    const journal = new ObservedJournal(store.journal, () => projection.notify());
 
     // Closed after the entities stop (closers run in reverse), so no bank call loses its client.
     const bankClient = new BankClient({
@@ -124,54 +116,35 @@ export async function startGateway(
       clock,
     });
     closers.push(() => bankClient.close());
-    const system = new ActorSystem({
-      name: 'remit',
+    const queries = orderQueries(readModel, store.journal);
+    const node = assembleNode({
+      stores: { journal: store.journal, snapshots: store.snapshots, vault: vaultStorage, queries },
+      vaultKey: vaultKey(config, dataDir),
+      bank: new BankConnection(bankClient),
+      classifyBankError,
       clock,
       random: systemRandom,
       logger: logger.child({ component: 'actors' }),
+      // Every durable append is signalled to the projection, so the read model trails the journal by
+      // moments (through shared memory; see readmodel/commit-signal.ts).
+      projection,
+      settings: {
+        merchant: { ...defaultMerchantSettings, executionDeadlineMs: config.executionDeadlineMs },
+      },
     });
-    closers.push(() => system.terminate());
-    const registry = new EntityRegistry({
-      system,
-      journal,
-      snapshots: store.snapshots,
-      clock,
-      random: systemRandom,
-      logger,
-    });
-    registry.register(
-      merchantDefinition(new OrderWaiters(), {
-        ...defaultMerchantSettings,
-        executionDeadlineMs: config.executionDeadlineMs,
-      }),
-    );
-    registry.register(
-      executorDefinition(
-        { bank: new BankConnection(bankClient), cards: vault, classify: classifyBankError },
-        defaultExecutorSettings,
-      ),
-    );
+    closers.push(() => node.close());
 
     const { merchants } = loadOrCreateMerchants(dataDir);
     // Start (and so recover) every entity now: unconfirmed deliveries resume without new traffic.
-    for (const bankId of new Set(merchants.map((merchant) => merchant.bank))) {
-      registry.refFor({ typeName: 'executor', entityId: bankId });
-    }
-    await Promise.all(
-      merchants.map((merchant) =>
-        registry.ask<MerchantCommand, unknown>(
-          merchantAddress(merchant.id),
-          (replyTo) => ({ type: 'ConfigureMerchant', config: demoConfig(merchant.bank), replyTo }),
-          60_000,
-        ),
-      ),
+    await node.boot(
+      merchants.map((merchant) => ({ id: merchant.id, config: demoConfig(merchant.bank) })),
+      60_000,
     );
     // A worker that crashes is restarted; one that keeps crashing is reported (logs, metrics, ready).
     projection.start();
     await projection.caughtUp();
 
-    const queries = orderQueries(readModel, store.journal);
-    const orders = new OrderService(registry, vault, queries, clock, defaultOrderServiceSettings);
+    const orders = node.orders;
     addGatewayMetrics(metrics, store.journal, projection, readModel);
     const app = await buildApp({
       metrics,
@@ -183,8 +156,8 @@ export async function startGateway(
       // Not ready while the read model is not being updated: its answers would be stale.
       ready: () => projection.status().state !== 'failed',
       logger: logger.child({ component: 'api' }),
-      waitDefaultMs: defaultOrderServiceSettings.waitDefaultMs,
-      waitMaxMs: defaultOrderServiceSettings.waitMaxMs,
+      waitDefaultMs: node.settings.orderService.waitDefaultMs,
+      waitMaxMs: node.settings.orderService.waitMaxMs,
       readModelCaughtUp: () => projection.caughtUp(),
     });
     const address = await app.listen({ host: config.host, port: config.port });

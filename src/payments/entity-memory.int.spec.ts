@@ -7,20 +7,22 @@
  * still refuse to create an order twice.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { EntityRegistry } from '../persistence/entity-registry.js';
-import { ActorSystem } from '../runtime/actor-system.js';
+import type { EntityRegistry } from '../persistence/entity-registry.js';
+import type { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
-import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import type { Journal, PersistedEvent } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import { CardActivity } from './card-activity.js';
 import '../testing/entity-test-kit.js';
-import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
-import { defaultExecutorSettings, executorDefinition } from './executor.js';
+import { SimulatedBank } from '../testing/simulated-bank.js';
+import { testNode, testVaultKey } from '../testing/test-node.js';
+import { luhnValid } from './card.js';
+import { CardVault, MemoryVaultStorage } from './card-vault.js';
+import { defaultExecutorSettings } from './executor.js';
 import type { ExecutorState } from './executor-decider.js';
-import { defaultMerchantSettings, merchantDefinition } from './merchant.js';
+import { defaultMerchantSettings } from './merchant.js';
 import type { MerchantState } from './merchant-decider.js';
 import {
   type MerchantCommand,
@@ -29,7 +31,7 @@ import {
   type ProcessOrderReply,
 } from './merchant-protocol.js';
 import { orderIdFor } from './order.js';
-import { OrderWaiters } from './order-waiters.js';
+import type { OrderWaiters } from './order-waiters.js';
 import type { MerchantConfig } from './validator.js';
 
 const snapshotEveryEvents = 500;
@@ -71,7 +73,9 @@ interface World {
   readonly journal: CountingJournal;
   readonly snapshots: MemorySnapshotStore;
   readonly bank: SimulatedBank;
-  readonly cards: InMemoryCards;
+  readonly vaultStorage: MemoryVaultStorage;
+  /** The client's side: tokenizes cards into the storage the nodes' vaults read. */
+  readonly vault: CardVault;
 }
 
 /** One gateway process: its own actor system, registry, waiters; the stores outlive it. */
@@ -91,61 +95,49 @@ afterEach(async () => {
 function world(): World {
   const clock = new SimulatedClock(Date.UTC(2026, 10, 24));
   const memory = new MemoryJournal({ clock });
+  const vaultStorage = new MemoryVaultStorage();
   return {
     clock,
     memory,
     journal: new CountingJournal(memory),
     snapshots: new MemorySnapshotStore(),
     bank: new SimulatedBank(new SeededRandom(7)),
-    cards: new InMemoryCards(),
+    vaultStorage,
+    vault: new CardVault(testVaultKey, vaultStorage, () => clock.now()),
   };
 }
 
 async function startProcess(w: World): Promise<Process> {
-  const random = new SeededRandom(11);
-  const system = new ActorSystem({
-    name: 'gateway',
-    clock: w.clock,
-    random: random.fork(),
-    logger: silentLogger,
-  });
-  systems.push(system);
   const states = new Map<string, { state: unknown; seqNr: number }>();
-  const registry = new EntityRegistry({
-    system,
+  const node = testNode({
+    memory: w.memory,
     journal: w.journal,
-    snapshots: w.snapshots,
+    stores: { snapshots: w.snapshots, vault: w.vaultStorage },
+    bank: w.bank,
     clock: w.clock,
-    random: random.fork(),
-    logger: silentLogger,
+    random: new SeededRandom(11),
     observer: {
       onRecovered: (id, state, seqNr) => states.set(id, { state, seqNr }),
       onDurable: (id, state, seqNr) => states.set(id, { state, seqNr }),
     },
+    settings: {
+      merchant: { ...defaultMerchantSettings, snapshotEveryEvents },
+      executor: { ...defaultExecutorSettings, snapshotEveryEvents },
+      orderWaiters: { waitersPerOrderMax: 4, ordersWaitedOnMax: 1_000, recentlyFinishedMax },
+    },
+    name: 'gateway',
   });
-  const waiters = new OrderWaiters({ waitersPerOrderMax: 4, ordersWaitedOnMax: 1_000, recentlyFinishedMax });
-  registry.register(merchantDefinition(waiters, { ...defaultMerchantSettings, snapshotEveryEvents }));
-  registry.register(
-    executorDefinition(
-      { bank: w.bank, cards: w.cards, classify: classifySimulatedBankError },
-      { ...defaultExecutorSettings, snapshotEveryEvents },
-    ),
-  );
-  const configured = registry.ask(
-    merchantAddress(merchantId),
-    (replyTo) => ({ type: 'ConfigureMerchant' as const, config, replyTo }),
-    10_000,
-  );
+  systems.push(node.system);
+  const configured = node.boot([{ id: merchantId, config }], 10_000);
   await w.clock.advanceAsync(10);
   await configured;
-  return { system, registry, waiters, states };
+  return { system: node.system, registry: node.entities, waiters: node.waiters, states };
 }
 
 function newOrder(w: World, n: number): NewOrder {
   // Each order its own card: the velocity window, not the history, bounds the cards tracked.
-  const number = `42${String(n).padStart(13, '0')}7`;
-  const token = `tok_${String(n).padStart(32, '0')}`;
-  w.cards.cards.set(token, number);
+  const partial = `42${String(n).padStart(13, '0')}`;
+  const number = [...'0123456789'].map((digit) => partial + digit).find(luhnValid) ?? partial;
   const key = `key-${n}`;
   return {
     orderId: orderIdFor(merchantId, key),
@@ -153,15 +145,7 @@ function newOrder(w: World, n: number): NewOrder {
     requestHash: `hash-${key}`,
     amount: 1_000n,
     currency: 'EUR',
-    card: {
-      token,
-      brand: 'visa',
-      bin: number.slice(0, 6),
-      last4: number.slice(-4),
-      expMonth: 12,
-      expYear: 2030,
-      luhnValid: true,
-    },
+    card: w.vault.tokenize({ number, expMonth: 12, expYear: 2030 }),
     description: undefined,
     reference: undefined,
     receivedAt: w.clock.now(),

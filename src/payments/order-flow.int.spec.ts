@@ -6,18 +6,17 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type EntityAddress, persistenceIdOf } from '../persistence/entity.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
+import type { EntityRegistry } from '../persistence/entity-registry.js';
 import type { ActorRef } from '../runtime/actor.js';
-import { ActorSystem } from '../runtime/actor-system.js';
+import type { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
-import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { waitFor } from '../testing/entity-test-kit.js';
-import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
-import { brandOf, luhnValid } from './card.js';
-import { defaultExecutorSettings, executorDefinition } from './executor.js';
-import { defaultMerchantSettings, merchantDefinition } from './merchant.js';
+import { SimulatedBank } from '../testing/simulated-bank.js';
+import { testNode } from '../testing/test-node.js';
+import type { CardVault } from './card-vault.js';
+import { defaultMerchantSettings } from './merchant.js';
 import {
   type AwaitOrderReply,
   type MerchantCommand,
@@ -26,7 +25,7 @@ import {
 } from './merchant-protocol.js';
 import type { Currency } from './money.js';
 import { isTerminal, type Order, orderIdFor } from './order.js';
-import { defaultOrderWaitersSettings, OrderWaiters } from './order-waiters.js';
+import { defaultOrderWaitersSettings } from './order-waiters.js';
 import type { MerchantConfig } from './validator.js';
 
 const approvedCard = '4242424242424242';
@@ -48,7 +47,7 @@ interface Gateway {
   journal: MemoryJournal;
   registry: EntityRegistry;
   bank: SimulatedBank;
-  cards: InMemoryCards;
+  vault: CardVault;
   merchant: EntityAddress<MerchantCommand>;
 }
 
@@ -61,35 +60,30 @@ afterEach(async () => {
   }
 });
 
-async function gateway(seed = 1, waiters = new OrderWaiters()): Promise<Gateway> {
+async function gateway(seed = 1, orderWaiters = defaultOrderWaitersSettings): Promise<Gateway> {
   const clock = new SimulatedClock(Date.UTC(2026, 10, 24));
   const random = new SeededRandom(seed);
-  const system = new ActorSystem({ name: 'gateway', clock, random: random.fork(), logger: silentLogger });
   const journal = new MemoryJournal();
-  const registry = new EntityRegistry({
-    system,
-    journal,
+  const bank = new SimulatedBank(random.fork());
+  const node = testNode({
+    memory: journal,
+    bank,
     clock,
     random: random.fork(),
-    logger: silentLogger,
+    settings: { orderWaiters },
+    name: 'gateway',
   });
-  const bank = new SimulatedBank(random.fork());
-  const cards = new InMemoryCards();
-  registry.register(merchantDefinition(waiters, defaultMerchantSettings));
-  registry.register(
-    executorDefinition({ bank, cards, classify: classifySimulatedBankError }, defaultExecutorSettings),
-  );
   const created: Gateway = {
     clock,
-    system,
+    system: node.system,
     journal,
-    registry,
+    registry: node.entities,
     bank,
-    cards,
+    vault: node.vault,
     merchant: merchantAddress('merchant-a'),
   };
   gateways.push(created);
-  await registry.ask(
+  await node.entities.ask(
     created.merchant,
     (replyTo) => ({ type: 'ConfigureMerchant' as const, config, replyTo }),
     1_000,
@@ -104,23 +98,13 @@ function newOrder(
   amount = 1_000n,
   currency: Currency = 'EUR',
 ) {
-  const token = `tok_${cardNumber}`;
-  g.cards.cards.set(token, cardNumber);
   return {
     orderId: orderIdFor('merchant-a', key),
     idempotencyKey: key,
     requestHash: `hash-${key}-${cardNumber}-${amount}`,
     amount,
     currency,
-    card: {
-      token,
-      brand: brandOf(cardNumber),
-      bin: cardNumber.slice(0, 6),
-      last4: cardNumber.slice(-4),
-      expMonth: 12,
-      expYear: 2030,
-      luhnValid: luhnValid(cardNumber),
-    },
+    card: g.vault.tokenize({ number: cardNumber, expMonth: 12, expYear: 2030 }),
     description: undefined,
     reference: undefined,
     receivedAt: g.clock.now(),
@@ -262,7 +246,7 @@ describe('order flow: Merchant → Executor → bank', () => {
   });
 
   it('an order submitted to be awaited is answered as accepted when no more waiters fit', async () => {
-    const g = await gateway(1, new OrderWaiters({ ...defaultOrderWaitersSettings, ordersWaitedOnMax: 0 }));
+    const g = await gateway(1, { ...defaultOrderWaitersSettings, ordersWaitedOnMax: 0 });
     const order = newOrder(g, 'key-no-room');
 
     const reply = await g.registry.ask<MerchantCommand, ProcessOrderReply>(

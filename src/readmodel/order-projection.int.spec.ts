@@ -14,9 +14,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
-import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
-import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
+import { assembleNode } from '../node/assemble-node.js';
+import { type CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
+import { defaultMerchantSettings } from '../payments/merchant.js';
 import {
   type MerchantCommand,
   merchantAddress,
@@ -24,17 +24,16 @@ import {
 } from '../payments/merchant-protocol.js';
 import type { Currency } from '../payments/money.js';
 import { isTerminal, type Order, orderIdFor } from '../payments/order.js';
-import { OrderWaiters } from '../payments/order-waiters.js';
 import type { MerchantConfig } from '../payments/validator.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
-import { ActorSystem } from '../runtime/actor-system.js';
+import type { EntityRegistry } from '../persistence/entity-registry.js';
+import type { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/open-database.js';
 import { dumpReadModel, listedEventOffsets } from '../testing/read-model-dump.js';
 import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
-import { orderAuditTrail } from './audit-trail.js';
+import { orderAuditTrail, orderQueries } from './audit-trail.js';
 import { OrderProjection } from './order-projection.js';
 import { OrderReadModel, type OrderRow, readModelPath } from './order-read-model.js';
 
@@ -76,7 +75,6 @@ async function gateway(): Promise<Gateway> {
   const clock = new SimulatedClock(Date.UTC(2026, 10, 24));
   const random = new SeededRandom(7);
   const store = openSqliteStore({ path: join(directory, 'journal.db'), clock });
-  const system = new ActorSystem({ name: 'gateway', clock, random: random.fork(), logger: silentLogger });
   const readModel = OrderReadModel.open(readModelPath(directory));
   const projection = new OrderProjection({
     journal: store.journal,
@@ -86,21 +84,25 @@ async function gateway(): Promise<Gateway> {
   });
   // Filled in below; the observer reads the current projection, which a restart replaces.
   const holder: { g?: Gateway } = {};
-  const registry = new EntityRegistry({
-    system,
-    journal: store.journal,
-    snapshots: store.snapshots,
+  const bank = new SimulatedBank(random.fork());
+  const node = assembleNode({
+    // The spec reads the read model directly; the order service's queries see the first one.
+    stores: {
+      journal: store.journal,
+      snapshots: store.snapshots,
+      vault: new MemoryVaultStorage(),
+      queries: orderQueries(readModel, store.journal),
+    },
+    vaultKey: Buffer.alloc(32, 7),
+    bank,
+    classifyBankError: classifySimulatedBankError,
     clock,
     random: random.fork(),
     logger: silentLogger,
     observer: { onDurable: () => holder.g?.projection.notify() },
+    name: 'gateway',
   });
-  const bank = new SimulatedBank(random.fork());
-  const vault = new CardVault(Buffer.alloc(32, 7), new MemoryVaultStorage(), () => clock.now());
-  registry.register(merchantDefinition(new OrderWaiters(), defaultMerchantSettings));
-  registry.register(
-    executorDefinition({ bank, cards: vault, classify: classifySimulatedBankError }, defaultExecutorSettings),
-  );
+  const { system, entities: registry, vault } = node;
   const g: Gateway = {
     directory,
     clock,
@@ -122,15 +124,12 @@ async function gateway(): Promise<Gateway> {
       await g.projection.stop();
       await g.done;
     },
-    () => system.terminate(),
+    () => node.close(),
   );
-  for (const merchantId of ['merchant-a', 'merchant-b']) {
-    await registry.ask(
-      merchantAddress(merchantId),
-      (replyTo) => ({ type: 'ConfigureMerchant' as const, config, replyTo }),
-      1_000,
-    );
-  }
+  await node.boot(
+    ['merchant-a', 'merchant-b'].map((id) => ({ id, config })),
+    1_000,
+  );
   return g;
 }
 

@@ -27,12 +27,20 @@ export interface ObservedOrder {
   readonly authorizationCode: string | undefined;
 }
 
-/** A reply the gateway emitted to a client request (whether or not the client received it). */
-export interface ObservedReply {
-  readonly type: string;
-  readonly orderId: string | undefined;
-  readonly requestHash: string | undefined;
-  readonly sameRequest: boolean | undefined;
+/**
+ * An answer the API's OrderService gave a client request (whether or not the client received it):
+ * an order, or an error.
+ */
+export interface ObservedAnswer {
+  /** Its place among every answer of the seed, in the order they were given. */
+  readonly seq: number;
+  readonly order:
+    | { readonly id: string; readonly requestHash: string; readonly status: string; readonly amount: bigint }
+    | undefined;
+  /** The API error's HTTP status and code; 500 `internal` for anything that is not an API error. */
+  readonly error: { readonly status: number; readonly code: string } | undefined;
+  /** False when the answer was lost on its way to the client. */
+  readonly received: boolean;
 }
 
 export interface ObservedRequest {
@@ -41,9 +49,9 @@ export interface ObservedRequest {
   readonly orderId: string;
   readonly requestHash: string;
   readonly variant: string;
-  /** The client got a final answer (not busy, not a lost reply). */
+  /** The client got a final answer: a terminal order or the key-reuse error. */
   readonly answered: boolean;
-  readonly replies: readonly ObservedReply[];
+  readonly answers: readonly ObservedAnswer[];
 }
 
 export interface ObservedCreation {
@@ -124,71 +132,128 @@ export function checkQuiescence(observation: SeedObservation): Violation[] {
   ];
 }
 
-/** Every client request got an answer, and every answer told the truth about the key. */
+/** How far along its lifecycle a status is: an order's answers may never go back. */
+const progress: Readonly<Record<string, number>> = {
+  new: 0,
+  validated: 1,
+  rejected: 2,
+  executed: 2,
+  declined: 2,
+  failed: 2,
+};
+
+/**
+ * Every client request got an answer, and every answer told the truth: about the key (one order per
+ * key, a replay answers the same order, another body gets the key-reuse error), and for good — no
+ * answer that a crash later takes back (an order answered exists, and ends as it was answered).
+ */
 export function checkClients(observation: SeedObservation): Violation[] {
   const violations: Violation[] = [];
   const creations = new Map(observation.creations.map((creation) => [creation.orderId, creation]));
-  const acceptedFor = new Map<string, number>();
+  const answersOf = new Map<
+    string,
+    Array<{ readonly seq: number; readonly status: string; readonly what: string }>
+  >();
   for (const request of observation.requests) {
     const what = `${request.merchantId}/${request.idempotencyKey} (${request.variant})`;
     if (!request.answered) {
       violations.push({ invariant: 'client.answered', detail: `${what} never got an answer` });
     }
     const created = creations.get(request.orderId);
-    for (const reply of request.replies) {
-      if (reply.orderId !== undefined && reply.orderId !== request.orderId) {
-        violations.push({
-          invariant: 'client.same-order',
-          detail: `${what} was answered about order ${reply.orderId}, not ${request.orderId}`,
-        });
-      }
-      if (reply.type === 'OrderAccepted') {
-        acceptedFor.set(request.orderId, (acceptedFor.get(request.orderId) ?? 0) + 1);
-        if (reply.requestHash !== request.requestHash) {
-          violations.push({
-            invariant: 'client.accepted-own-body',
-            detail: `${what} was accepted as an order with another body`,
-          });
-        }
-      }
-      if (reply.type === 'OrderExists' && created !== undefined) {
-        const same = created.requestHash === request.requestHash;
-        if (reply.sameRequest !== same) {
-          violations.push({
-            invariant: 'client.same-request-flag',
-            detail: `${what} was told sameRequest=${String(reply.sameRequest)}, but it is ${same}`,
-          });
-        }
-      }
-      if (reply.type === 'OrderProcessedEarlier' && created === undefined) {
-        // The answer sends the client to the read model; it must find the order there.
-        violations.push({
-          invariant: 'client.processed-earlier-exists',
-          detail: `${what} was told the order was processed earlier, but it was never created`,
-        });
-      }
-    }
-    if ((request.answered || request.replies.length > 0) && created === undefined) {
-      const accepted = request.replies.some(
-        (reply) => reply.type === 'OrderAccepted' || reply.type === 'OrderExists',
-      );
-      if (accepted) {
-        violations.push({
-          invariant: 'client.accepted-durable',
-          detail: `${what} was told its order exists, but no OrderCreated is in the journal`,
-        });
+    for (const answer of request.answers) {
+      if (answer.order !== undefined) {
+        violations.push(...checkOrderAnswer(observation, request, what, answer.order, created !== undefined));
+        const list = answersOf.get(answer.order.id) ?? [];
+        list.push({ seq: answer.seq, status: answer.order.status, what });
+        answersOf.set(answer.order.id, list);
+      } else if (answer.error !== undefined) {
+        violations.push(...checkErrorAnswer(request, what, answer.error, created));
       }
     }
   }
-  for (const [orderId, count] of acceptedFor) {
-    if (count > 1) {
-      violations.push({
-        invariant: 'client.accepted-once',
-        detail: `order ${orderId} was answered OrderAccepted ${count} times (created more than once?)`,
-      });
+  for (const [orderId, answers] of answersOf) {
+    const inOrder = [...answers].sort((left, right) => left.seq - right.seq);
+    for (let index = 1; index < inOrder.length; index++) {
+      const before = inOrder[index - 1];
+      const after = inOrder[index];
+      if (before === undefined || after === undefined) continue;
+      const backwards = (progress[after.status] ?? 0) < (progress[before.status] ?? 0);
+      const otherEnd =
+        progress[before.status] === 2 && progress[after.status] === 2 && before.status !== after.status;
+      if (backwards || otherEnd) {
+        violations.push({
+          invariant: 'client.replay-same-order',
+          detail: `order ${orderId} was answered ${before.status} (${before.what}), then ${after.status} (${after.what})`,
+        });
+      }
     }
   }
   return violations;
+}
+
+function checkOrderAnswer(
+  observation: SeedObservation,
+  request: ObservedRequest,
+  what: string,
+  order: NonNullable<ObservedAnswer['order']>,
+  created: boolean,
+): Violation[] {
+  const violations: Violation[] = [];
+  if (order.id !== request.orderId) {
+    violations.push({
+      invariant: 'client.same-order',
+      detail: `${what} was answered about order ${order.id}, not ${request.orderId}`,
+    });
+  }
+  if (order.requestHash !== request.requestHash) {
+    violations.push({
+      invariant: 'client.answer-own-body',
+      detail: `${what} was answered with order ${order.id} of another body (amount ${order.amount}), not the key-reuse error`,
+    });
+  }
+  if (!created) {
+    violations.push({
+      invariant: 'client.answer-exists',
+      detail: `${what} was answered order ${order.id} ${order.status}, but no OrderCreated is in the journal`,
+    });
+    return violations;
+  }
+  const recovered = observation.recovered.get(order.id);
+  if (recovered === undefined) return violations;
+  const answeredEnd = progress[order.status] === 2;
+  const holds = answeredEnd
+    ? recovered.status === order.status
+    : order.status !== 'validated' || (recovered.status !== 'new' && recovered.status !== 'rejected');
+  if (!holds) {
+    violations.push({
+      invariant: 'client.answer-holds',
+      detail: `${what} was answered order ${order.id} ${order.status}, but it ended ${recovered.status}`,
+    });
+  }
+  return violations;
+}
+
+function checkErrorAnswer(
+  request: ObservedRequest,
+  what: string,
+  error: NonNullable<ObservedAnswer['error']>,
+  created: ObservedCreation | undefined,
+): Violation[] {
+  if (error.code === 'idempotency_key_reused') {
+    if (created !== undefined && created.requestHash !== request.requestHash) return [];
+    return [
+      {
+        invariant: 'client.key-reuse-truthful',
+        detail: `${what} was told its key was used with another body, but ${created === undefined ? 'no order exists for it' : 'the order has this body'}`,
+      },
+    ];
+  }
+  if (error.status >= 500 && error.status !== 503) {
+    return [
+      { invariant: 'client.no-server-error', detail: `${what} was answered ${error.status} ${error.code}` },
+    ];
+  }
+  return [];
 }
 
 /** One order id per (merchant, idempotency key), created once. */

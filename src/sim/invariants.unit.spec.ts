@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { orderIdFor } from '../payments/order.js';
 import {
   checkInvariants,
+  type ObservedAnswer,
   type ObservedOrder,
   type ObservedPayment,
   type ObservedRequest,
@@ -35,7 +36,23 @@ const executed = order(executedId, 'key-1', 'executed', { authorizationCode: 'AB
 const rejected = order(rejectedId, 'key-2', 'rejected', { reason: 'card_expired' });
 const failed = order(failedId, 'key-3', 'failed', { reason: 'deadline_exceeded' });
 
-function request(of: ObservedOrder, replyType = 'OrderAccepted'): ObservedRequest {
+let answers = 0;
+
+/** An answer carrying `of` as the API shows it, with `status` (by default its final one). */
+function answer(of: ObservedOrder, status = of.status): ObservedAnswer {
+  return {
+    seq: ++answers,
+    order: { id: of.id, requestHash: of.requestHash, status, amount: of.amount },
+    error: undefined,
+    received: true,
+  };
+}
+
+function errorAnswer(status: number, code: string): ObservedAnswer {
+  return { seq: ++answers, order: undefined, error: { status, code }, received: true };
+}
+
+function request(of: ObservedOrder, ...given: ObservedAnswer[]): ObservedRequest {
   return {
     merchantId: of.merchantId,
     idempotencyKey: of.idempotencyKey,
@@ -43,7 +60,7 @@ function request(of: ObservedOrder, replyType = 'OrderAccepted'): ObservedReques
     requestHash: of.requestHash,
     variant: 'first',
     answered: true,
-    replies: [{ type: replyType, orderId: of.id, requestHash: of.requestHash, sameRequest: undefined }],
+    answers: given.length > 0 ? given : [answer(of)],
   };
 }
 
@@ -166,23 +183,73 @@ describe('simulation invariants', () => {
     ]);
   });
 
-  it('a client accepted twice, or told the wrong sameRequest', () => {
+  it('a replay answers the same order; polling sees its status move forward, never back', () => {
     const base = consistent();
-    const twice = request(executed);
-    const again: ObservedRequest = { ...twice, variant: 'retry' };
-    expect(invariants({ ...base, requests: [...base.requests, again] })).toEqual(['client.accepted-once']);
-    const otherBody: ObservedRequest = {
-      ...request(executed, 'OrderExists'),
-      requestHash: 'another body',
-      replies: [
-        { type: 'OrderExists', orderId: executedId, requestHash: executed.requestHash, sameRequest: true },
-      ],
-    };
-    expect(invariants({ ...base, requests: [...base.requests, otherBody] })).toEqual([
-      'client.same-request-flag',
+    const polled = request(executed, answer(executed, 'validated'), errorAnswer(503, 'gateway_busy'));
+    const replay: ObservedRequest = { ...request(executed), variant: 'retry' };
+    expect(invariants({ ...base, requests: [polled, replay, ...base.requests.slice(1)] })).toEqual([]);
+    const backwards = request(executed, answer(executed), answer(executed, 'validated'));
+    expect(invariants({ ...base, requests: [backwards, ...base.requests.slice(1)] })).toEqual([
+      'client.replay-same-order',
     ]);
-    const unanswered: ObservedRequest = { ...request(rejected), answered: false, replies: [] };
+    const otherEnd: ObservedRequest = {
+      ...request(executed, answer(executed, 'declined')),
+      variant: 'retry',
+    };
+    expect(invariants({ ...base, requests: [...base.requests, otherEnd] })).toEqual(
+      expect.arrayContaining(['client.replay-same-order']),
+    );
+  });
+
+  it("a key reused with another body gets the key-reuse error, never the first body's order", () => {
+    const base = consistent();
+    const reused: ObservedRequest = {
+      ...request(executed, errorAnswer(422, 'idempotency_key_reused')),
+      requestHash: 'another body',
+      variant: 'other-body',
+    };
+    expect(invariants({ ...base, requests: [...base.requests, reused] })).toEqual([]);
+    const answeredWithFirst: ObservedRequest = { ...reused, answers: [answer(executed)] };
+    expect(invariants({ ...base, requests: [...base.requests, answeredWithFirst] })).toEqual([
+      'client.answer-own-body',
+    ]);
+    // The key-reuse error for the very body that created the order, or for a key with no order, lies.
+    const sameBody = request(executed, errorAnswer(422, 'idempotency_key_reused'));
+    expect(invariants({ ...base, requests: [sameBody, ...base.requests.slice(1)] })).toEqual([
+      'client.key-reuse-truthful',
+    ]);
+    const wrongOrder: ObservedRequest = { ...request(executed, answer(rejected)), orderId: executedId };
+    expect(invariants({ ...base, requests: [...base.requests, wrongOrder] })).toEqual(
+      expect.arrayContaining(['client.same-order']),
+    );
+  });
+
+  it('no answer that a crash takes back: an order answered exists and ends as it was answered', () => {
+    const base = consistent();
+    const lost = order(orderIdFor('merchant-a', 'key-9'), 'key-9', 'executed');
+    expect(invariants({ ...base, requests: [...base.requests, request(lost)] })).toEqual([
+      'client.answer-exists',
+    ]);
+    // Answered executed, recovered declined: the answer was taken back.
+    const takenBack = request(executed, answer(executed));
+    const recovered = new Map(base.recovered);
+    recovered.set(executedId, { ...executed, status: 'declined' });
+    expect(invariants({ ...base, recovered, requests: [takenBack, ...base.requests.slice(1)] })).toEqual(
+      expect.arrayContaining(['client.answer-holds']),
+    );
+    // Answered validated, ended rejected: also taken back.
+    const validatedThenRejected = request(rejected, answer(rejected, 'validated'), answer(rejected));
+    expect(invariants({ ...base, requests: [base.requests[0] ?? takenBack, validatedThenRejected] })).toEqual(
+      expect.arrayContaining(['client.answer-holds']),
+    );
+  });
+
+  it('an unanswered request, and a server error', () => {
+    const base = consistent();
+    const unanswered: ObservedRequest = { ...request(rejected), answered: false, answers: [] };
     expect(invariants({ ...base, requests: [unanswered] })).toEqual(['client.answered']);
+    const crashed = request(rejected, errorAnswer(500, 'TypeError'), answer(rejected));
+    expect(invariants({ ...base, requests: [crashed] })).toEqual(['client.no-server-error']);
   });
 
   it('a gap in a journal', () => {

@@ -113,6 +113,9 @@ async function main(): Promise<number> {
     bankTimeouts: 0,
     bankLateRequests: 0,
     bankApproved: 0,
+    apiReplays: 0,
+    apiKeyReused: 0,
+    clientAnswersLost: 0,
     bankRequestCountMax: 0,
     authorizationsPerReferenceMax: 0,
   };
@@ -132,6 +135,9 @@ async function main(): Promise<number> {
     addTo(totals, 'bankTimeouts', stats.bank.timeouts);
     addTo(totals, 'bankLateRequests', stats.bank.lateRequests);
     addTo(totals, 'bankApproved', stats.bankApproved);
+    addTo(totals, 'apiReplays', stats.answers.replay ?? 0);
+    addTo(totals, 'apiKeyReused', stats.answers['422 idempotency_key_reused'] ?? 0);
+    addTo(totals, 'clientAnswersLost', stats.clientRepliesLost);
     totals.bankRequestCountMax = Math.max(totals.bankRequestCountMax ?? 0, stats.bankRequestCountMax);
     totals.authorizationsPerReferenceMax = Math.max(
       totals.authorizationsPerReferenceMax ?? 0,

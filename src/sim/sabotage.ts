@@ -1,7 +1,7 @@
-import type { ExecutorServices } from '../payments/bank-calls.js';
-import { type ExecutorSettings, executorDefinition } from '../payments/executor.js';
-import { type MerchantSettings, merchantDefinition } from '../payments/merchant.js';
-import type { OrderWaiters } from '../payments/order-waiters.js';
+import type { NodeVariants } from '../node/assemble-node.js';
+import { type CreatedOrder, OrderService, type OrderView } from '../node/order-service.js';
+import type { executorDefinition } from '../payments/executor.js';
+import type { merchantDefinition } from '../payments/merchant.js';
 import type { Messenger } from '../persistence/entity.js';
 
 /**
@@ -9,12 +9,41 @@ import type { Messenger } from '../persistence/entity.js';
  * touching production code. They exist to prove the simulator's checkers can fail: a simulator
  * that passes a broken system proves nothing about a working one.
  */
-export type Sabotage = 'executor-without-deduplication' | 'merchant-confirms-before-durable';
+export type Sabotage =
+  | 'executor-without-deduplication'
+  | 'merchant-confirms-before-durable'
+  | 'api-without-replay-check';
 
 export const sabotages: readonly Sabotage[] = [
   'executor-without-deduplication',
   'merchant-confirms-before-durable',
+  'api-without-replay-check',
 ];
+
+/** The node's parts a sabotage replaces (see `assembleNode`'s variants). */
+export function sabotagedVariants(sabotage: Sabotage | undefined): NodeVariants {
+  switch (sabotage) {
+    case undefined:
+      return {};
+    case 'executor-without-deduplication':
+      return { executor: executorWithoutDeduplication };
+    case 'merchant-confirms-before-durable':
+      return { merchant: merchantConfirmingBeforeDurable };
+    case 'api-without-replay-check':
+      return {
+        orderService: (parts) =>
+          new OrderServiceWithoutReplayCheck(
+            parts.entities,
+            parts.vault,
+            parts.queries,
+            parts.clock,
+            parts.settings,
+          ),
+      };
+    default:
+      return assertNever(sabotage);
+  }
+}
 
 /**
  * The Executor without its idempotent receiver: a redelivered `ExecuteOrder` that arrives after the
@@ -22,8 +51,10 @@ export const sabotages: readonly Sabotage[] = [
  * again — a second ExecutionRequested and a second authorization of the reference, which only the
  * bank's own deduplication keeps from becoming a second charge.
  */
-export function executorWithoutDeduplication(services: ExecutorServices, settings: ExecutorSettings) {
-  return { ...executorDefinition(services, settings), deduplication: undefined };
+export function executorWithoutDeduplication(
+  definition: ReturnType<typeof executorDefinition>,
+): ReturnType<typeof executorDefinition> {
+  return { ...definition, deduplication: undefined };
 }
 
 /**
@@ -33,11 +64,9 @@ export function executorWithoutDeduplication(services: ExecutorServices, setting
  * ever, although the bank may have charged it.
  */
 export function merchantConfirmingBeforeDurable(
-  waiters: OrderWaiters,
-  settings: MerchantSettings,
+  definition: ReturnType<typeof merchantDefinition>,
   network: Messenger,
-) {
-  const definition = merchantDefinition(waiters, settings);
+): ReturnType<typeof merchantDefinition> {
   return {
     ...definition,
     decide: (...[state, command]: Parameters<typeof definition.decide>) => {
@@ -47,4 +76,23 @@ export function merchantConfirmingBeforeDurable(
       return definition.decide(state, command);
     },
   };
+}
+
+/**
+ * The API without its replay check: a request whose key names a known order is answered with that
+ * order whatever its body — a client that reused a key for another payment is told it went through
+ * (with the first payment's amount), instead of getting the key-reuse error.
+ */
+class OrderServiceWithoutReplayCheck extends OrderService {
+  protected override async replay(
+    known: OrderView,
+    _requestHash: string,
+    deadline: number,
+  ): Promise<CreatedOrder> {
+    return { order: await this.awaitTerminal(known, deadline), replayed: true };
+  }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected: ${JSON.stringify(value)}`);
 }

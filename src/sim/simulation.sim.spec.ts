@@ -1,8 +1,8 @@
 /**
  * The deterministic simulation, as CI runs it: a bounded batch of seeds under every fault the
- * simulator injects by default, the same seed replayed to the same trace, and two deliberately
- * broken systems that the checkers must catch — a simulator that passes a broken system proves
- * nothing. Last, the bugs it found: two fixed (regression tests) and one latent, behind faults
+ * simulator injects by default, the same seed replayed to the same trace, and three deliberately
+ * broken systems that the checkers must catch (two entities, one API) — a simulator that passes a
+ * broken system proves nothing. Last, the bugs it found: two fixed (regression tests) and one latent, behind faults
  * that are off by default (passivation), pinned down as it behaves today.
  */
 import fs from 'node:fs';
@@ -10,17 +10,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BankLedger } from '../bank/ledger.js';
-import { demoConfig } from '../cli/demo-merchants.js';
+import { assembleNode } from '../node/assemble-node.js';
+import { demoConfig } from '../node/demo-merchants.js';
 import { classifyBankError } from '../payments/bank-connection.js';
-import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
-import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
-import { type BankPort, executorAddress } from '../payments/executor-protocol.js';
-import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
+import { MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
+import type { BankPort } from '../payments/executor-protocol.js';
+import { executorAddress } from '../payments/executor-protocol.js';
 import { type GetOrderReply, type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { orderIdFor } from '../payments/order.js';
-import { OrderWaiters } from '../payments/order-waiters.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
-import { ActorSystem } from '../runtime/actor-system.js';
+import { orderQueries } from '../readmodel/audit-trail.js';
+import { OrderReadModel } from '../readmodel/order-read-model.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
@@ -62,6 +61,8 @@ describe('deterministic simulation', () => {
       duplicated: 0,
       timeouts: 0,
       lateRequests: 0,
+      replays: 0,
+      keyReused: 0,
     };
     const statuses: Record<string, number> = {};
     for (let seed = 1; seed <= batchSeeds; seed++) {
@@ -75,6 +76,8 @@ describe('deterministic simulation', () => {
       totals.duplicated += stats.network.duplicated;
       totals.timeouts += stats.bank.timeouts;
       totals.lateRequests += stats.bank.lateRequests;
+      totals.replays += stats.answers.replay ?? 0;
+      totals.keyReused += stats.answers['422 idempotency_key_reused'] ?? 0;
       for (const [status, count] of Object.entries(stats.statuses))
         statuses[status] = (statuses[status] ?? 0) + count;
       if (!result.ok) {
@@ -92,6 +95,9 @@ describe('deterministic simulation', () => {
     expect(totals.duplicated).toBeGreaterThan(100);
     expect(totals.timeouts).toBeGreaterThan(100);
     expect(totals.lateRequests).toBeGreaterThan(10);
+    // Through the API: keys sent again were replayed, keys reused with another body refused.
+    expect(totals.replays).toBeGreaterThan(50);
+    expect(totals.keyReused).toBeGreaterThan(5);
     for (const status of ['executed', 'declined', 'failed', 'rejected'])
       expect(statuses[status]).toBeGreaterThan(0);
   }, 120_000);
@@ -155,6 +161,20 @@ describe('the checkers can fail: deliberately broken systems are caught', () => 
     expect(found, `no seed in 1..${sabotageSeedsMax} stranded an order`).toBeDefined();
     if (found === undefined) return;
     expect(invariantsOf(found)).toEqual(expect.arrayContaining(['orders.terminal', 'liveness.quiescent']));
+  });
+});
+
+describe('the API under the simulator', () => {
+  it('API without its replay check: a key reused with another body is answered with the first order', async () => {
+    const found = await firstFailing({ sabotage: 'api-without-replay-check' }, (result) =>
+      invariantsOf(result).includes('client.answer-own-body'),
+    );
+    expect(found, `no seed in 1..${sabotageSeedsMax} exposed the missing replay check`).toBeDefined();
+    if (found === undefined) return;
+    expect(invariantsOf(found)).toEqual(['client.answer-own-body']);
+    expect(found.violations[0]?.detail).toMatch(/was answered with order ord_\w+ of another body/);
+    // The real system, same seed: the key-reuse error instead.
+    expect((await runSeed(found.seed)).ok).toBe(true);
   });
 });
 
@@ -230,24 +250,13 @@ function scriptedWorld(options: { readonly passivateAfterMs?: number; readonly b
   const clock = new SimulatedClock(Date.UTC(2026, 10, 24, 12));
   const random = new SeededRandom(1);
   const memory = new MemoryJournal({ clock });
-  const system = new ActorSystem({ name: 'remit', clock, random: random.fork(), logger: silentLogger });
-  const registry = new EntityRegistry({
-    system,
-    journal: memory,
-    clock,
-    random: random.fork(),
-    logger: silentLogger,
-  });
   const trace = new Trace(() => clock.now(), false);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-sim-known-'));
   const ledger = BankLedger.open({ dataDir, clock });
+  const readModel = OrderReadModel.open(path.join(dataDir, 'readmodel.db'));
   const bank = new SimBank(ledger, clock, random.fork(), random.fork(), calmFaults.bank, trace, {
     onSend: () => {},
   });
-  const vault = new CardVault(Buffer.alloc(vaultKeyBytes, 7), new MemoryVaultStorage(), () => clock.now());
-  const settings =
-    options.passivateAfterMs === undefined ? {} : { passivateAfterMs: options.passivateAfterMs };
-  registry.register(merchantDefinition(new OrderWaiters(), defaultMerchantSettings), settings);
   const prompt = bank.endpoint(1, () => true);
   let delayMs = options.bankDelayMs ?? 0;
   const later = <T>(call: () => Promise<T>): Promise<T> =>
@@ -258,10 +267,19 @@ function scriptedWorld(options: { readonly passivateAfterMs?: number; readonly b
     cancel: (reference) => later(() => prompt.cancel(reference)),
   };
   let stoppedForGood = false;
-  registry.register(
-    executorDefinition({ bank: slow, cards: vault, classify: classifyBankError }, defaultExecutorSettings),
-    settings,
-  );
+  const node = assembleNode({
+    stores: { journal: memory, vault: new MemoryVaultStorage(), queries: orderQueries(readModel, memory) },
+    vaultKey: Buffer.alloc(vaultKeyBytes, 7),
+    bank: slow,
+    classifyBankError,
+    clock,
+    random: random.fork(),
+    logger: silentLogger,
+    settings: {
+      entities: options.passivateAfterMs === undefined ? {} : { passivateAfterMs: options.passivateAfterMs },
+    },
+  });
+  const { system, entities: registry, vault } = node;
   void system.whenStopped(registry.refFor(executorAddress('bank-a'))).then((reason) => {
     stoppedForGood = reason.kind === 'failed';
   });
@@ -312,7 +330,8 @@ function scriptedWorld(options: { readonly passivateAfterMs?: number; readonly b
       delayMs = ms;
     },
     close(): void {
-      void system.terminate();
+      void node.close();
+      readModel.close();
       ledger.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

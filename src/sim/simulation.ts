@@ -1,38 +1,37 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { orderRequestText } from '../api/order-service.js';
 import { BankLedger } from '../bank/ledger.js';
-import { demoConfig } from '../cli/demo-merchants.js';
+import { ApiError } from '../node/api-error.js';
+import { type AssembledNode, assembleNode } from '../node/assemble-node.js';
+import { demoConfig } from '../node/demo-merchants.js';
+import { type CreatedOrder, defaultOrderServiceSettings, orderRequestText } from '../node/order-service.js';
 import { classifyBankError } from '../payments/bank-connection.js';
 import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
-import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
+import { defaultExecutorSettings } from '../payments/executor.js';
 import { executorEvents } from '../payments/executor-events.js';
 import { executorAddress } from '../payments/executor-protocol.js';
-import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
-import { isOrderEvent, type MerchantState, orderAfter } from '../payments/merchant-decider.js';
-import { merchantEvents } from '../payments/merchant-events.js';
+import { defaultMerchantSettings } from '../payments/merchant.js';
 import {
-  type MerchantCommand,
-  merchantAddress,
-  type NewOrder,
-  type ProcessOrderReply,
-} from '../payments/merchant-protocol.js';
+  evolveMerchant,
+  initialMerchantState,
+  isOrderEvent,
+  type MerchantState,
+  orderAfter,
+} from '../payments/merchant-decider.js';
+import { merchantEvents } from '../payments/merchant-events.js';
+import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { isTerminal, type Order } from '../payments/order.js';
-import { OrderWaiters } from '../payments/order-waiters.js';
 import { type EntityAddress, persistenceIdOf } from '../persistence/entity.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
+import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
 import { OrderReadModel, type OrderRow } from '../readmodel/order-read-model.js';
-import type { ActorRef } from '../runtime/actor.js';
-import { ActorSystem } from '../runtime/actor-system.js';
 import type { Cancellable } from '../runtime/clock.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
-import { ObservedJournal } from '../store/observed-journal.js';
 import {
   describeProfile,
   disabledFaults,
@@ -43,15 +42,15 @@ import {
 } from './faults.js';
 import {
   checkInvariants,
+  type ObservedAnswer,
   type ObservedExecution,
   type ObservedOrder,
-  type ObservedReply,
   type SeedObservation,
   type Violation,
 } from './invariants.js';
 import { SimNetwork } from './network.js';
 import { OnlineChecks } from './online-checks.js';
-import { executorWithoutDeduplication, merchantConfirmingBeforeDurable, type Sabotage } from './sabotage.js';
+import { type Sabotage, sabotagedVariants } from './sabotage.js';
 import { SimBank } from './sim-bank.js';
 import { DurableLog, NodeJournal, NodeSnapshots } from './sim-journal.js';
 import { Trace } from './trace.js';
@@ -60,10 +59,11 @@ import { generateWorkload, simMerchants, type WorkloadRequest } from './workload
 
 /**
  * One seed of the deterministic simulation: a fresh world — simulated clock, seeded randomness,
- * the in-memory journal, a node running the real runtime and payments code (Merchant and Executor
- * entities, at-least-once delivery, idempotent receiving, the read model's projection), an
- * in-memory network and the real bank simulator's core behind a simulated wire — driven through a
- * fault phase and a heal phase, then checked against the invariants.
+ * the in-memory journal, nodes assembled as the gateway assembles one (`assembleNode`: the API's
+ * OrderService, Merchant and Executor entities, at-least-once delivery, idempotent receiving) with
+ * the read model's projection, an in-memory network and the real bank simulator's core behind a
+ * simulated wire, and clients sending orders through OrderService — driven through a fault phase
+ * and a heal phase, then checked against the invariants.
  *
  * Determinism: every choice comes from `SeededRandom(seed)`, forked once per concern (faults,
  * journal, network, wire, bank, workload, client, node), so adding draws to one concern does not
@@ -90,6 +90,12 @@ export interface SimOptions {
   readonly ordersMax?: number;
   /** Where the seed's temporary SQLite files go; /dev/shm when it exists (no fsync cost). */
   readonly tempRoot?: string;
+  /**
+   * Nodes the world runs, each assembled as the gateway assembles one, with its own read model;
+   * 1 by default. Nothing shards entities yet, so with more every node runs every entity and the
+   * journal's fencing is all that keeps their owners apart.
+   */
+  readonly nodes?: number;
 }
 
 export interface SeedStats {
@@ -116,6 +122,8 @@ export interface SeedStats {
   /** The most authorizations the gateway sent for one reference. */
   authorizationsPerReferenceMax: number;
   clientRepliesLost: number;
+  /** The API's answers by kind: `order` (a new request), `replay` (the key again), or `<status> <code>`. */
+  answers: Record<string, number>;
   simulatedMs: number;
   healMs: number;
 }
@@ -141,19 +149,32 @@ const healMsMax = 10 * 60_000;
 const finalQueryRoundsMax = 200;
 /** A client gives up on an attempt after this long and retries (the API's accept timeout). */
 const clientAttemptTimeoutMs = 10_000;
+/** After a 503 or an answer with an order still in flight, the client asks again this much later. */
+const clientRetryAfterMs = 1_000;
+/** How long a request may wait for a terminal status: the API's default, as a client that says nothing gets. */
+const clientWaitMs = defaultOrderServiceSettings.waitDefaultMs;
 const clientAttemptsMax = 500;
 const startMs = Date.UTC(2026, 10, 24, 12, 0, 0);
 
+/** One incarnation of a node: what a process holds between its start and its crash. */
 interface Node {
+  /** Unique among every incarnation of every slot. */
   readonly id: number;
-  readonly system: ActorSystem;
-  readonly registry: EntityRegistry;
+  readonly parts: AssembledNode;
   readonly projection: OrderProjection;
   readonly readModel: OrderReadModel;
   readonly bootedAt: number;
-  /** Merchants whose ConfigureMerchant has not been answered yet. */
-  readonly unconfigured: Set<string>;
+  /** Every Merchant answered its ConfigureMerchant. */
+  configured: boolean;
   projectionCaughtUp: boolean;
+}
+
+/** A place a node runs: down, or one incarnation after another. */
+interface NodeSlot {
+  readonly index: number;
+  readonly readModelPath: string;
+  node: Node | undefined;
+  downUntil: number;
 }
 
 /** The gateway's boot waits this long for its merchants to be configured, then fails (and exits). */
@@ -165,10 +186,20 @@ interface ClientRequest {
   readonly requestHash: string;
   attempts: number;
   lastSentAt: number;
+  /** Not sent again before this (the API's retry-after). */
+  retryAt: number;
   inFlight: number | undefined;
   answered: boolean;
-  readonly replies: ObservedReply[];
+  readonly answers: ObservedAnswer[];
 }
+
+/** The API's answer to one attempt, as the client sees it. */
+type ClientAnswer =
+  | { readonly kind: 'order'; readonly created: CreatedOrder }
+  | { readonly kind: 'error'; readonly status: number; readonly code: string };
+
+/** The vault key of every node of a seed: tokens and fingerprints are the same in every run. */
+const simVaultKey = Buffer.alloc(vaultKeyBytes, 7);
 
 export async function runSeed(seed: number, options: SimOptions = {}): Promise<SeedResult> {
   const world = new World(seed, options);
@@ -194,17 +225,20 @@ class World {
   private readonly online: OnlineChecks;
   private readonly network: SimNetwork;
   private readonly bank: SimBank;
+  /** The client's copy of the vault: it fingerprints requests as the API does, to check the answers. */
   private readonly vault: CardVault;
+  private readonly vaultStorage = new MemoryVaultStorage();
   private readonly tempDir: string;
-  private readonly readModelPath: string;
+  private readonly slots: NodeSlot[];
+  /** The ids of the node incarnations that run; a crashed one's chains can send nothing any more. */
+  private readonly live = new Set<number>();
   private readonly requests: ClientRequest[];
   private readonly extraViolations: Violation[] = [];
 
-  private node: Node | undefined;
-  private liveNode: number | undefined;
   private nodeCount = 0;
-  private nodeDownUntil = 0;
   private attemptCount = 0;
+  private answerCount = 0;
+  private readonly answerKinds: Record<string, number> = {};
   private healed = false;
   private writeFailureUntil = Number.NEGATIVE_INFINITY;
   private journalDownUntil = Number.NEGATIVE_INFINITY;
@@ -250,10 +284,17 @@ class World {
     this.network = new SimNetwork(this.clock, networkRandom, this.profile.network, this.trace, {
       onSend: (address, message) => this.online.onMessage(address, message),
       deliver: (node, address, message) => this.deliver(node, address, message),
-      isAlive: (node) => this.liveNode === node,
+      isAlive: (node) => this.live.has(node),
     });
     this.tempDir = fs.mkdtempSync(path.join(options.tempRoot ?? defaultTempRoot(), 'remit-sim-'));
-    this.readModelPath = path.join(this.tempDir, 'readmodel.db');
+    const nodes = options.nodes ?? 1;
+    if (!Number.isSafeInteger(nodes) || nodes < 1) throw new Error('nodes must be an integer >= 1');
+    this.slots = Array.from({ length: nodes }, (_, index) => ({
+      index,
+      readModelPath: path.join(this.tempDir, `readmodel-${index}.db`),
+      node: undefined,
+      downUntil: 0,
+    }));
     const ledger = BankLedger.open({ dataDir: this.tempDir, clock: this.clock });
     this.bank = new SimBank(ledger, this.clock, bankRandom, wireRandom, this.profile.bank, this.trace, {
       onSend: (operation, reference) => {
@@ -263,10 +304,7 @@ class World {
         this.online.onBankCall(operation, reference);
       },
     });
-    // A fixed vault key: tokens (HMACs of the card number) are the same in every run of a seed.
-    this.vault = new CardVault(Buffer.alloc(vaultKeyBytes, 7), new MemoryVaultStorage(), () =>
-      this.clock.now(),
-    );
+    this.vault = new CardVault(simVaultKey, new MemoryVaultStorage(), () => this.clock.now());
     const workload = generateWorkload(workloadRandom, {
       ordersMin: options.ordersMin ?? 10,
       ordersMax: options.ordersMax ?? 40,
@@ -278,9 +316,10 @@ class World {
       requestHash: this.vault.fingerprint(orderRequestText(request.body)),
       attempts: 0,
       lastSentAt: Number.NEGATIVE_INFINITY,
+      retryAt: Number.NEGATIVE_INFINITY,
       inFlight: undefined,
       answered: false,
-      replies: [],
+      answers: [],
     }));
   }
 
@@ -300,7 +339,7 @@ class World {
         (this.clock.now() < this.writeFailureUntil &&
           this.journalRandom.chance(this.profile.journal.failureRate)),
     );
-    this.bootNode();
+    for (const slot of this.slots) this.bootNode(slot);
 
     const faultEnd = startMs + this.profile.faultPhaseMs;
     for (let step = 0; this.clock.now() < faultEnd; step++) {
@@ -350,94 +389,78 @@ class World {
   }
 
   dispose(): void {
-    const node = this.node;
-    this.liveNode = undefined;
-    this.node = undefined;
-    if (node !== undefined) this.stopNode(node);
+    for (const slot of this.slots) {
+      const node = slot.node;
+      slot.node = undefined;
+      if (node !== undefined) this.stopNode(node);
+    }
     this.bank.ledger.close();
     fs.rmSync(this.tempDir, { recursive: true, force: true });
   }
 
   // ---- the node --------------------------------------------------------------------------------
 
-  /** Wires one node as `startGateway` does, over the seed's journal, network and bank. */
-  private bootNode(): void {
+  /** Assembles a node as `startGateway` does, over the seed's journal, network and bank. */
+  private bootNode(slot: NodeSlot): void {
     const id = ++this.nodeCount;
-    this.liveNode = id;
-    const alive = (): boolean => this.liveNode === id;
+    this.live.add(id);
+    const alive = (): boolean => this.live.has(id);
     this.trace.record(`node ${id} boots`);
-    const readModel = OrderReadModel.open(this.readModelPath);
-    const projection = new OrderProjection({
-      journal: new NodeJournal(this.log, id, alive),
-      readModel,
-      clock: this.clock,
-      logger: silentLogger,
-    });
-    const journal = new ObservedJournal(new NodeJournal(this.log, id, alive), () => projection.notify());
-    const logger = traceLogger(this.trace, { node: id });
-    const system = new ActorSystem({
-      name: 'remit',
-      clock: this.clock,
-      random: this.nodeRandom.fork(),
-      logger,
-    });
-    const messenger = this.network.endpoint(id);
-    const registry = new EntityRegistry({
-      system,
-      journal,
-      snapshots: new NodeSnapshots(this.snapshots, id, alive),
+    const readModel = OrderReadModel.open(slot.readModelPath);
+    const journal = new NodeJournal(this.log, id, alive);
+    const projection = new OrderProjection({ journal, readModel, clock: this.clock, logger: silentLogger });
+    const parts = assembleNode({
+      stores: {
+        journal,
+        snapshots: new NodeSnapshots(this.snapshots, id, alive),
+        vault: this.vaultStorage,
+        queries: orderQueries(readModel, journal),
+      },
+      vaultKey: simVaultKey,
+      bank: this.bank.endpoint(id, alive),
+      classifyBankError,
       clock: this.clock,
       random: this.nodeRandom.fork(),
-      logger,
-      messenger,
+      logger: traceLogger(this.trace, { node: id }),
+      messenger: this.network.endpoint(id),
+      projection,
       observer: {
         onRecovered: (persistenceId, _state, seqNr) =>
           this.trace.record(`n${id} ${persistenceId} recovered at seqNr ${seqNr}`),
       },
+      settings: {
+        merchant: simMerchantSettings,
+        executor: simExecutorSettings,
+        entities:
+          this.profile.passivateAfterMs > 0 ? { passivateAfterMs: this.profile.passivateAfterMs } : {},
+      },
+      variants: sabotagedVariants(this.options.sabotage),
     });
-    const waiters = new OrderWaiters();
-    const settings =
-      this.profile.passivateAfterMs > 0 ? { passivateAfterMs: this.profile.passivateAfterMs } : {};
-    registry.register(
-      this.options.sabotage === 'merchant-confirms-before-durable'
-        ? merchantConfirmingBeforeDurable(waiters, simMerchantSettings, messenger)
-        : merchantDefinition(waiters, simMerchantSettings),
-      settings,
-    );
-    const services = { bank: this.bank.endpoint(id, alive), cards: this.vault, classify: classifyBankError };
-    registry.register(
-      this.options.sabotage === 'executor-without-deduplication'
-        ? executorWithoutDeduplication(services, simExecutorSettings)
-        : executorDefinition(services, simExecutorSettings),
-      settings,
-    );
     const node: Node = {
       id,
-      system,
-      registry,
+      parts,
       projection,
       readModel,
       bootedAt: this.clock.now(),
-      unconfigured: new Set(simMerchants.map((merchant) => merchant.id)),
+      configured: false,
       projectionCaughtUp: false,
     };
-    this.node = node;
+    slot.node = node;
     // As the gateway does at boot: every Executor and Merchant starts now, so work in flight before
     // a crash resumes without waiting for new traffic; the API opens once every merchant is
-    // configured and the read model has caught up (see `ready`).
-    for (const merchant of simMerchants) registry.refFor(executorAddress(merchant.bank));
-    for (const merchant of simMerchants) {
-      registry.tell(merchantAddress(merchant.id), {
-        type: 'ConfigureMerchant',
-        config: demoConfig(merchant.bank),
-        replyTo: {
-          path: `/boot/configure-${id}-${merchant.id}`,
-          tell: () => {
-            if (alive()) node.unconfigured.delete(merchant.id);
-          },
+    // configured and the read model has caught up (see `ready`). A boot that times out is
+    // `superviseBoot`'s to restart.
+    parts
+      .boot(
+        simMerchants.map((merchant) => ({ id: merchant.id, config: demoConfig(merchant.bank) })),
+        bootTimeoutMs,
+      )
+      .then(
+        () => {
+          if (alive()) node.configured = true;
         },
-      });
-    }
+        () => {},
+      );
     projection.caughtUp().then(
       () => {
         node.projectionCaughtUp = true;
@@ -456,28 +479,39 @@ class World {
   }
 
   /** Everything the process held is gone; the journal and the read model file stay. */
-  private crashNode(): void {
-    const node = this.node;
+  private crashNode(slot: NodeSlot): void {
+    const node = slot.node;
     if (node === undefined) return;
     this.counters.nodeCrashes++;
-    this.liveNode = undefined;
-    this.node = undefined;
-    this.nodeDownUntil = this.clock.now() + this.faultRandom.int(this.profile.nodeDowntimeMsMax + 1);
-    this.trace.record(`FAULT node ${node.id} crashes; back at +${this.nodeDownUntil - this.clock.now()} ms`);
+    slot.node = undefined;
+    slot.downUntil = this.clock.now() + this.faultRandom.int(this.profile.nodeDowntimeMsMax + 1);
+    this.trace.record(`FAULT node ${node.id} crashes; back at +${slot.downUntil - this.clock.now()} ms`);
     this.stopNode(node);
   }
 
   private stopNode(node: Node): void {
+    this.live.delete(node.id);
     // Not awaited: a crashed process waits for nothing. Its actors stop, its asks fail, and with the
     // read model closed its projection can apply nothing more.
-    void node.system.terminate();
+    void node.parts.close();
     void node.projection.stop();
     node.readModel.close();
   }
 
   /** The API listens: boot finished. */
   private ready(node: Node): boolean {
-    return node.unconfigured.size === 0 && node.projectionCaughtUp;
+    return node.configured && node.projectionCaughtUp;
+  }
+
+  private readyNodes(): Node[] {
+    return this.slots.flatMap((slot) =>
+      slot.node !== undefined && this.ready(slot.node) ? [slot.node] : [],
+    );
+  }
+
+  /** The node the end of the seed is observed through: the first that runs. */
+  private observedNode(): Node | undefined {
+    return this.slots.find((slot) => slot.node !== undefined)?.node;
   }
 
   /**
@@ -486,19 +520,22 @@ class World {
    * dropped with the crashed incarnation, so without this a node could wait for ever.
    */
   private superviseBoot(): void {
-    const node = this.node;
-    if (node === undefined || this.ready(node) || this.clock.now() - node.bootedAt < bootTimeoutMs) return;
-    this.trace.record(`node ${node.id} failed to start within ${bootTimeoutMs} ms; restarting it`);
-    this.counters.bootFailures++;
-    this.liveNode = undefined;
-    this.node = undefined;
-    this.stopNode(node);
-    this.bootNode();
+    for (const slot of this.slots) {
+      const node = slot.node;
+      if (node === undefined || this.ready(node) || this.clock.now() - node.bootedAt < bootTimeoutMs)
+        continue;
+      this.trace.record(`node ${node.id} failed to start within ${bootTimeoutMs} ms; restarting it`);
+      this.counters.bootFailures++;
+      slot.node = undefined;
+      this.stopNode(node);
+      this.bootNode(slot);
+    }
   }
 
-  private deliver(node: number, address: EntityAddress<unknown>, message: unknown): void {
-    if (node !== this.liveNode || this.node === undefined) return;
-    this.node.registry.tell(address, message);
+  private deliver(nodeId: number, address: EntityAddress<unknown>, message: unknown): void {
+    if (!this.live.has(nodeId)) return;
+    const node = this.slots.find((slot) => slot.node?.id === nodeId)?.node;
+    node?.parts.entities.tell(address, message);
   }
 
   // ---- faults ----------------------------------------------------------------------------------
@@ -517,24 +554,28 @@ class World {
     const outage = random.chance(profile.bank.outageRate);
     const journalOutage = random.chance(profile.journal.outageRate);
     const entity = this.entityAddresses()[random.int(this.entityAddresses().length)];
+    // The node this step's node faults strike.
+    const struck = this.slots[random.int(this.slots.length)];
     const windowMs = 1 + random.int(profile.journal.windowMsMax + 1);
     const slowMs = 1 + random.int(profile.journal.slowWriteMsMax + 1);
     const partitionMs = 1 + random.int(profile.network.partitionMsMax + 1);
     const outageMs = 1 + random.int(profile.bank.outageMsMax + 1);
     const journalOutageMs = 1 + random.int(profile.journal.outageMsMax + 1);
 
-    if (this.node === undefined) {
-      if (now >= this.nodeDownUntil) this.bootNode();
-    } else if (nodeCrash) {
-      this.crashNode();
+    for (const slot of this.slots) {
+      if (slot.node === undefined) {
+        if (now >= slot.downUntil) this.bootNode(slot);
+      } else if (nodeCrash && slot === struck) {
+        this.crashNode(slot);
+      }
     }
-    const node = this.node;
-    if (entityStop && node !== undefined && entity !== undefined) {
-      const live = node.system.lookup(`/${node.system.name}/${persistenceIdOf(entity)}`);
+    const system = struck?.node?.parts.system;
+    if (entityStop && system !== undefined && entity !== undefined) {
+      const live = system.lookup(`/${system.name}/${persistenceIdOf(entity)}`);
       if (live !== undefined) {
         this.counters.entityStops++;
         this.trace.record(`FAULT stop ${persistenceIdOf(entity)}`);
-        node.system.stop(live);
+        system.stop(live);
       }
     }
     if (entityCrash && entity !== undefined) {
@@ -601,7 +642,7 @@ class World {
     this.memory.setWriteDelayMs(0, this.clock);
     this.slowWritesUntil = undefined;
     this.trace.record('HEAL');
-    if (this.node === undefined) this.bootNode();
+    for (const slot of this.slots) if (slot.node === undefined) this.bootNode(slot);
   }
 
   // ---- the client ------------------------------------------------------------------------------
@@ -610,77 +651,83 @@ class World {
   private clientTick(): void {
     const now = this.clock.now();
     for (const request of this.requests) {
-      if (request.answered || startMs + request.workload.at > now) continue;
+      if (request.answered || startMs + request.workload.at > now || now < request.retryAt) continue;
       const waiting = request.inFlight !== undefined && now - request.lastSentAt < clientAttemptTimeoutMs;
       if (waiting || request.attempts >= clientAttemptsMax) continue;
       this.sendAttempt(request);
     }
   }
 
+  /** One POST /orders with the request's Idempotency-Key, through the node's OrderService. */
   private sendAttempt(request: ClientRequest): void {
-    const node = this.node;
-    const nodeId = this.liveNode;
     request.lastSentAt = this.clock.now();
     request.attempts++;
     const attempt = ++this.attemptCount;
+    request.inFlight = attempt;
     const { workload } = request;
     const what = `client #${request.index} attempt ${request.attempts}`;
-    if (node === undefined || nodeId === undefined || !this.ready(node)) {
+    const ready = this.readyNodes();
+    const node = ready[attempt % Math.max(1, ready.length)];
+    if (node === undefined) {
       // Connection refused (down, or still booting): the client will try again after its timeout.
-      request.inFlight = attempt;
-      this.trace.record(`${what}: node ${node === undefined ? 'down' : 'booting'}`);
+      const booting = this.slots.some((slot) => slot.node !== undefined);
+      this.trace.record(`${what}: ${booting ? 'node booting' : 'node down'}`);
       return;
     }
-    request.inFlight = attempt;
-    const replyTo: ActorRef<ProcessOrderReply> = {
-      path: `/client/attempt-${attempt}`,
-      tell: (reply) => this.onReply(request, attempt, what, nodeId, reply),
-    };
-    const order: NewOrder = {
-      orderId: workload.orderId,
-      idempotencyKey: workload.idempotencyKey,
-      requestHash: request.requestHash,
-      amount: BigInt(workload.body.amount),
-      currency: workload.body.currency,
-      card: this.vault.tokenize(workload.body.card),
-      description: workload.body.description,
-      reference: workload.body.reference,
-      receivedAt: this.clock.now(),
-    };
-    this.trace.record(`${what} -> n${nodeId}`);
-    node.registry.tell<MerchantCommand>(merchantAddress(workload.merchantId), {
-      type: 'ProcessNewOrder',
-      order,
-      replyTo,
-    });
+    this.trace.record(`${what} -> n${node.id}`);
+    node.parts.orders.create(workload.merchantId, workload.idempotencyKey, workload.body, clientWaitMs).then(
+      (created) => this.onAnswer(request, attempt, what, node.id, { kind: 'order', created }),
+      (error: unknown) => this.onAnswer(request, attempt, what, node.id, errorAnswer(error)),
+    );
   }
 
-  private onReply(
+  private onAnswer(
     request: ClientRequest,
     attempt: number,
     what: string,
     nodeId: number,
-    reply: ProcessOrderReply,
+    answer: ClientAnswer,
   ): void {
-    // The connection died with its node: the reply goes nowhere (and the node emitted nothing real).
-    if (nodeId !== this.liveNode) return;
-    this.online.onReply(reply);
-    const order = 'order' in reply ? reply.order : undefined;
-    request.replies.push({
-      type: reply.type,
-      orderId: order?.id ?? ('orderId' in reply ? reply.orderId : undefined),
-      requestHash: order?.requestHash,
-      sameRequest: reply.type === 'OrderExists' ? reply.sameRequest : undefined,
-    });
+    // The connection died with its node: the answer goes nowhere (and the node emitted nothing real).
+    if (!this.live.has(nodeId)) return;
+    const order = answer.kind === 'order' ? answer.created.order : undefined;
+    if (order !== undefined) this.online.onReply({ type: 'OrderService answer', order });
     if (request.inFlight === attempt) request.inFlight = undefined;
-    if (!this.healed && this.clientRandom.chance(this.profile.clientReplyLossRate)) {
+    const lost = !this.healed && this.clientRandom.chance(this.profile.clientReplyLossRate);
+    const kind =
+      answer.kind === 'error'
+        ? `${answer.status} ${answer.code}`
+        : answer.created.replayed
+          ? 'replay'
+          : 'order';
+    this.answerKinds[kind] = (this.answerKinds[kind] ?? 0) + 1;
+    request.answers.push({
+      seq: ++this.answerCount,
+      order:
+        order === undefined
+          ? undefined
+          : { id: order.id, requestHash: order.requestHash, status: order.status, amount: order.amount },
+      error: answer.kind === 'error' ? { status: answer.status, code: answer.code } : undefined,
+      received: !lost,
+    });
+    const shown =
+      answer.kind === 'order'
+        ? `${order?.status}${answer.created.replayed ? ' (replay)' : ''}`
+        : `${answer.status} ${answer.code}`;
+    if (lost) {
       this.counters.clientRepliesLost++;
-      this.trace.record(`${what} <- ${reply.type} LOST`);
+      this.trace.record(`${what} <- ${shown} LOST`);
       return;
     }
-    this.trace.record(`${what} <- ${reply.type}${order === undefined ? '' : ` ${order.status}`}`);
-    if (reply.type === 'MerchantBusy' || reply.type === 'MerchantNotConfigured') return;
-    request.answered = true;
+    this.trace.record(`${what} <- ${shown}`);
+    // Final: a terminal order, or the key-reuse error. Anything else the client asks again, after a
+    // pause: a 503 says so, and an order still in flight is polled with the same key.
+    const final =
+      answer.kind === 'order'
+        ? isTerminal(answer.created.order.status)
+        : answer.code === 'idempotency_key_reused';
+    if (final) request.answered = true;
+    else request.retryAt = this.clock.now() + clientRetryAfterMs;
   }
 
   // ---- the end -----------------------------------------------------------------------------------
@@ -703,10 +750,12 @@ class World {
       if (confirmed < settled) pending.push(`order ${orderId} result unconfirmed`);
     }
     if (this.memory.pendingAppends() > 0) pending.push(`${this.memory.pendingAppends()} appends pending`);
-    const node = this.node;
-    if (node === undefined) pending.push('node down');
-    else if (!this.ready(node)) pending.push('node booting');
-    else if (node.readModel.offset() < this.memory.stats().events) pending.push('read model behind');
+    for (const { node, index } of this.slots) {
+      if (node === undefined) pending.push(`node ${index} down`);
+      else if (!this.ready(node)) pending.push(`node ${index} booting`);
+      else if (node.readModel.offset() < this.memory.stats().events)
+        pending.push(`node ${index}'s read model behind`);
+    }
     return pending;
   }
 
@@ -718,7 +767,6 @@ class World {
     const creations: SeedObservation['creations'][number][] = [];
     const recovered = new Map<string, ObservedOrder>();
     const executions = new Map<string, { requested: number; settled: string[]; confirmed: number }>();
-    const merchant = merchantDefinition(new OrderWaiters(), simMerchantSettings);
     const memoryViolations: Violation[] = [];
     for (const persistenceId of [...this.memory.persistenceIds()].sort()) {
       const rows = this.memory.eventsOf(persistenceId);
@@ -727,7 +775,7 @@ class World {
         const merchantId = persistenceId.slice('merchant-'.length);
         // The Merchant's state holds only orders in flight; each order's whole history is folded
         // from its own events with the same transition function the Merchant's evolve uses.
-        let state: MerchantState = merchant.initialState(merchantId);
+        let state: MerchantState = initialMerchantState(merchantId);
         const orders = new Map<string, Order>();
         for (const row of rows) {
           const event = merchantEvents.deserialize(row, { persistenceId, seqNr: row.seqNr });
@@ -741,7 +789,7 @@ class World {
           }
           if (isOrderEvent(event))
             orders.set(event.orderId, orderAfter(orders.get(event.orderId), event, merchantId));
-          state = merchant.evolve(state, event);
+          state = evolveMerchant(state, event, simMerchantSettings);
         }
         for (const [id, order] of orders) recovered.set(id, observedOrder(order));
         memoryViolations.push(...merchantMemoryViolations(persistenceId, state, orders));
@@ -760,7 +808,7 @@ class World {
       }
     }
     const readModel = new Map<string, ObservedOrder>();
-    const node = this.node;
+    const node = this.observedNode();
     if (node !== undefined) {
       for (const id of new Set([
         ...recovered.keys(),
@@ -780,7 +828,7 @@ class World {
         requestHash: request.requestHash,
         variant: request.workload.variant,
         answered: request.answered,
-        replies: request.replies,
+        answers: request.answers,
       })),
       journals,
       creations,
@@ -807,13 +855,13 @@ class World {
     orders: ReadonlyArray<{ readonly orderId: string; readonly merchantId: string }>,
   ): Promise<Map<string, ObservedOrder | undefined>> {
     const answers = new Map<string, ObservedOrder | undefined>();
-    const node = this.node;
+    const node = this.observedNode();
     if (node === undefined) return answers;
     const asked = new Set<string>();
     for (const { orderId, merchantId } of orders) {
       if (asked.has(orderId)) continue;
       asked.add(orderId);
-      node.registry.tell<MerchantCommand>(merchantAddress(merchantId), {
+      node.parts.entities.tell<MerchantCommand>(merchantAddress(merchantId), {
         type: 'GetOrder',
         orderId,
         replyTo: {
@@ -841,6 +889,7 @@ class World {
       attempts: this.attemptCount,
       statuses,
       ...this.counters,
+      answers: { ...this.answerKinds },
       failedAppends: this.memory.stats().failedAppends,
       journalEvents: this.memory.stats().events,
       network: { ...this.network.stats },
@@ -920,6 +969,12 @@ function rowOrder(row: OrderRow): ObservedOrder {
     reason: row.reason,
     authorizationCode: row.authorizationCode,
   };
+}
+
+/** An error as the API would answer it: its status and code, or a 500 for anything else. */
+function errorAnswer(error: unknown): ClientAnswer {
+  if (error instanceof ApiError) return { kind: 'error', status: error.status, code: error.code };
+  return { kind: 'error', status: 500, code: error instanceof Error ? error.name : 'internal' };
 }
 
 function defaultTempRoot(): string {

@@ -1,3 +1,4 @@
+import { demoMerchants } from '../node/demo-merchants.js';
 import type { Currency } from '../payments/money.js';
 import { orderIdFor } from '../payments/order.js';
 import { assertNever } from '../runtime/assert-never.js';
@@ -5,11 +6,7 @@ import type { Random } from '../runtime/random.js';
 import { refusedCard } from './sim-bank.js';
 
 /** The three merchants of the demo, each with its own acquiring bank (and so its own Executor). */
-export const simMerchants = [
-  { id: 'merchant-a', bank: 'bank-a' },
-  { id: 'merchant-b', bank: 'bank-b' },
-  { id: 'merchant-c', bank: 'bank-c' },
-] as const;
+export const simMerchants = demoMerchants;
 
 /** An order request as a client sends it (the body OrderService fingerprints). */
 export interface ClientOrderRequest {

@@ -7,77 +7,31 @@
  * switch to make it lag.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CardVault, MemoryVaultStorage } from '../payments/card-vault.js';
-import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
-import { defaultMerchantSettings, merchantDefinition } from '../payments/merchant.js';
-import { isOrderEvent, orderAfter } from '../payments/merchant-decider.js';
-import { merchantEvents } from '../payments/merchant-events.js';
-import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
-import { type Order, orderIdFor } from '../payments/order.js';
-import { OrderWaiters } from '../payments/order-waiters.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
-import { ActorSystem } from '../runtime/actor-system.js';
+import { MemoryVaultStorage, type VaultStorage } from '../payments/card-vault.js';
+import { defaultExecutorSettings } from '../payments/executor.js';
+import { defaultMerchantSettings } from '../payments/merchant.js';
+import { orderIdFor } from '../payments/order.js';
+import type { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
+import { JournalQueries } from '../testing/journal-queries.js';
 import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
-import {
-  type CreatedOrder,
-  type OrderQueries,
-  type OrderRequest,
-  OrderService,
-  type OrderView,
-  viewOf,
-} from './order-service.js';
-import { ApiError } from './problem.js';
+import { ApiError } from './api-error.js';
+import { assembleNode } from './assemble-node.js';
+import type { CreatedOrder, OrderRequest, OrderService } from './order-service.js';
 
 const merchantId = 'merchant-a';
 const day = 24 * 3_600_000;
-
-/** The read model as the journal's fold; `lagging` makes it show nothing new, as a busy projection would. */
-class JournalQueries implements OrderQueries {
-  lagging = false;
-  private frozen = new Map<string, OrderView>();
-
-  constructor(private readonly journal: MemoryJournal) {}
-
-  getOrder(merchant: string, orderId: string): OrderView | undefined {
-    const view = (this.lagging ? this.frozen : this.current()).get(orderId);
-    return view?.merchantId === merchant ? view : undefined;
-  }
-
-  listOrders(): { data: OrderView[]; hasMore: boolean } {
-    return { data: [...this.current().values()], hasMore: false };
-  }
-
-  orderEvents(): Promise<undefined> {
-    return Promise.resolve(undefined);
-  }
-
-  lag(): void {
-    this.frozen = this.current();
-    this.lagging = true;
-  }
-
-  private current(): Map<string, OrderView> {
-    const orders = new Map<string, Order>();
-    for (const row of this.journal.eventsOf(`merchant-${merchantId}`)) {
-      const event = merchantEvents.deserialize(row);
-      if (isOrderEvent(event))
-        orders.set(event.orderId, orderAfter(orders.get(event.orderId), event, merchantId));
-    }
-    return new Map([...orders].map(([id, order]) => [id, viewOf(order)]));
-  }
-}
 
 interface World {
   readonly clock: SimulatedClock;
   readonly journal: MemoryJournal;
   readonly snapshots: MemorySnapshotStore;
   readonly bank: SimulatedBank;
-  readonly vault: CardVault;
+  readonly vault: VaultStorage;
   readonly queries: JournalQueries;
 }
 
@@ -94,55 +48,37 @@ function world(): World {
     journal,
     snapshots: new MemorySnapshotStore(),
     bank: new SimulatedBank(new SeededRandom(3)),
-    vault: new CardVault(Buffer.alloc(32, 7), new MemoryVaultStorage(), () => clock.now()),
+    vault: new MemoryVaultStorage(),
     queries: new JournalQueries(journal),
   };
 }
 
 /** One gateway process: entities and OrderService; the journal, vault and bank outlive it. */
 async function startProcess(w: World): Promise<{ service: OrderService; system: ActorSystem }> {
-  const random = new SeededRandom(5);
-  const system = new ActorSystem({
+  const node = assembleNode({
+    stores: { journal: w.journal, snapshots: w.snapshots, vault: w.vault, queries: w.queries },
+    vaultKey: Buffer.alloc(32, 7),
+    bank: w.bank,
+    classifyBankError: classifySimulatedBankError,
+    clock: w.clock,
+    random: new SeededRandom(5),
+    logger: silentLogger,
+    settings: {
+      merchant: { ...defaultMerchantSettings, snapshotEveryEvents: 50 },
+      executor: { ...defaultExecutorSettings, snapshotEveryEvents: 50 },
+      orderWaiters: { waitersPerOrderMax: 4, ordersWaitedOnMax: 100, recentlyFinishedMax: 8 },
+    },
     name: 'gateway',
-    clock: w.clock,
-    random: random.fork(),
-    logger: silentLogger,
   });
-  systems.push(system);
-  const registry = new EntityRegistry({
-    system,
-    journal: w.journal,
-    snapshots: w.snapshots,
-    clock: w.clock,
-    random: random.fork(),
-    logger: silentLogger,
-  });
-  const waiters = new OrderWaiters({ waitersPerOrderMax: 4, ordersWaitedOnMax: 100, recentlyFinishedMax: 8 });
-  registry.register(merchantDefinition(waiters, { ...defaultMerchantSettings, snapshotEveryEvents: 50 }));
-  registry.register(
-    executorDefinition(
-      { bank: w.bank, cards: w.vault, classify: classifySimulatedBankError },
-      { ...defaultExecutorSettings, snapshotEveryEvents: 50 },
-    ),
-  );
-  await settled(
-    w,
-    registry.ask<MerchantCommand, unknown>(
-      merchantAddress(merchantId),
-      (replyTo) => ({
-        type: 'ConfigureMerchant',
-        config: {
-          bank: 'bank-a',
-          currencies: [{ currency: 'EUR', perOrderLimit: 1_000_000n }],
-          blockedBins: [],
-          velocity: { maxOrdersPerCard: 1_000, windowMs: 60_000 },
-        },
-        replyTo,
-      }),
-      10_000,
-    ),
-  );
-  return { service: new OrderService(registry, w.vault, w.queries, w.clock), system };
+  systems.push(node.system);
+  const config = {
+    bank: 'bank-a',
+    currencies: [{ currency: 'EUR' as const, perOrderLimit: 1_000_000n }],
+    blockedBins: [],
+    velocity: { maxOrdersPerCard: 1_000, windowMs: 60_000 },
+  };
+  await settled(w, node.boot([{ id: merchantId, config }], 10_000));
+  return { service: node.orders, system: node.system };
 }
 
 /** Advances simulated time until the promise settles. */

@@ -12,7 +12,7 @@ import type { EntityRegistry } from '../persistence/entity-registry.js';
 import { type ActorRef, AskTimeoutError } from '../runtime/actor.js';
 import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
-import { ApiError } from './problem.js';
+import { ApiError } from './api-error.js';
 
 /** An order as the API shows it (and as the read model stores it). */
 export interface OrderView {
@@ -198,12 +198,13 @@ export class OrderService {
     return { order: current, replayed: false };
   }
 
-  private async replay(known: OrderView, requestHash: string, deadline: number): Promise<CreatedOrder> {
+  /** The same key again: the same order if the body is the same, else the key-reuse error. */
+  protected async replay(known: OrderView, requestHash: string, deadline: number): Promise<CreatedOrder> {
     if (known.requestHash !== requestHash) throw keyReused();
     return { order: await this.awaitTerminal(known, deadline), replayed: true };
   }
 
-  private async awaitTerminal(order: OrderView, deadline: number): Promise<OrderView> {
+  protected async awaitTerminal(order: OrderView, deadline: number): Promise<OrderView> {
     if (isTerminal(order.status)) return order;
     const remainingMs = deadline - this.clock.now();
     if (remainingMs <= 0) return order;

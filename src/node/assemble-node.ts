@@ -1,0 +1,205 @@
+import { CardVault, type VaultStorage } from '../payments/card-vault.js';
+import { defaultExecutorSettings, type ExecutorSettings, executorDefinition } from '../payments/executor.js';
+import type { BankErrorKind, BankPort } from '../payments/executor-protocol.js';
+import { executorAddress } from '../payments/executor-protocol.js';
+import { defaultMerchantSettings, type MerchantSettings, merchantDefinition } from '../payments/merchant.js';
+import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
+import {
+  defaultOrderWaitersSettings,
+  OrderWaiters,
+  type OrderWaitersSettings,
+} from '../payments/order-waiters.js';
+import type { MerchantConfig } from '../payments/validator.js';
+import type { EntityObserver, EntitySettings, Messenger } from '../persistence/entity.js';
+import { EntityRegistry } from '../persistence/entity-registry.js';
+import { ActorSystem } from '../runtime/actor-system.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Random } from '../runtime/random.js';
+import type { Journal, SnapshotStore } from '../store/journal.js';
+import { ObservedJournal } from '../store/observed-journal.js';
+import {
+  defaultOrderServiceSettings,
+  type OrderQueries,
+  OrderService,
+  type OrderServiceSettings,
+} from './order-service.js';
+
+/** Where a node keeps what outlives it. The node opens and closes none of them. */
+export interface NodeStores {
+  readonly journal: Journal;
+  readonly snapshots?: SnapshotStore;
+  readonly vault: VaultStorage;
+  /** The read model as the API reads it. */
+  readonly queries: OrderQueries;
+}
+
+/** The read model's writer, as far as the node drives it: told of every durable append, stopped last. */
+export interface NodeProjection {
+  notify(): void;
+  stop(): Promise<void>;
+}
+
+export interface NodeSettings {
+  readonly merchant: MerchantSettings;
+  readonly executor: ExecutorSettings;
+  readonly orderService: OrderServiceSettings;
+  readonly orderWaiters: OrderWaitersSettings;
+  /** Runtime settings of every entity (e.g. `passivateAfterMs`). */
+  readonly entities: Partial<EntitySettings>;
+}
+
+export const defaultNodeSettings: NodeSettings = {
+  merchant: defaultMerchantSettings,
+  executor: defaultExecutorSettings,
+  orderService: defaultOrderServiceSettings,
+  orderWaiters: defaultOrderWaitersSettings,
+  entities: {},
+};
+
+type MerchantDefinition = ReturnType<typeof merchantDefinition>;
+type ExecutorDefinition = ReturnType<typeof executorDefinition>;
+
+/**
+ * Replacements of the node's parts, for a deliberately broken system in the simulator: each gets
+ * the real part and the node's messenger and returns the one to run instead.
+ */
+export interface NodeVariants {
+  readonly merchant?: (definition: MerchantDefinition, messenger: Messenger) => MerchantDefinition;
+  readonly executor?: (definition: ExecutorDefinition) => ExecutorDefinition;
+  readonly orderService?: (parts: OrderServiceParts) => OrderService;
+}
+
+/** What an OrderService is built from. */
+export interface OrderServiceParts {
+  readonly entities: EntityRegistry;
+  readonly vault: CardVault;
+  readonly queries: OrderQueries;
+  readonly clock: Clock;
+  readonly settings: OrderServiceSettings;
+}
+
+export interface AssembleNodeOptions {
+  readonly stores: NodeStores;
+  /** The key the card vault seals card numbers with and derives tokens and fingerprints from. */
+  readonly vaultKey: Buffer;
+  /** The acquiring banks, one port for all of them (the reference names the order). */
+  readonly bank: BankPort;
+  /** Tells the Executor whether an error of the bank port is worth retrying. */
+  readonly classifyBankError: (error: unknown) => BankErrorKind;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  /**
+   * How entities send to other entities. Without one they send through this node's registry (all
+   * entities in one process); the simulator puts its faulty network here, a cluster its shard
+   * regions.
+   */
+  readonly messenger?: Messenger;
+  /** Tells a projection of the read model of every durable append. */
+  readonly projection?: NodeProjection;
+  readonly observer?: EntityObserver;
+  readonly settings?: Partial<NodeSettings>;
+  readonly variants?: NodeVariants;
+  /** The actor system's name (the root of every actor path). */
+  readonly name?: string;
+}
+
+/** A merchant this node serves, with the configuration it is given at boot. */
+export interface NodeMerchant {
+  readonly id: string;
+  readonly config: MerchantConfig;
+}
+
+export interface AssembledNode {
+  readonly system: ActorSystem;
+  readonly entities: EntityRegistry;
+  readonly orders: OrderService;
+  readonly vault: CardVault;
+  /** The requests waiting for their orders to finish, and the orders finished last. */
+  readonly waiters: OrderWaiters;
+  readonly projection: NodeProjection | undefined;
+  readonly settings: NodeSettings;
+  /**
+   * Starts (and so recovers) every merchant's Executor and Merchant, so that work in flight before a
+   * crash resumes without new traffic, and configures each Merchant. Rejects when a Merchant does
+   * not answer within `timeoutMs`.
+   */
+  boot(merchants: readonly NodeMerchant[], timeoutMs: number): Promise<void>;
+  /** Stops the entities, then the projection. The stores stay open: their owner closes them. */
+  close(): Promise<void>;
+}
+
+/**
+ * One node of Remit: the actor system, the entity registry with the Merchant and Executor
+ * definitions, the card vault and the order service, over stores, a bank port and a messenger the
+ * caller brings. The gateway wraps it in SQLite, HTTP and metrics; the simulator, the benchmarks
+ * and the tests run the very same node over their own stores and transports.
+ */
+export function assembleNode(options: AssembleNodeOptions): AssembledNode {
+  const { stores, clock, random, logger, projection, variants = {} } = options;
+  const settings: NodeSettings = { ...defaultNodeSettings, ...options.settings };
+  const vault = new CardVault(options.vaultKey, stores.vault, () => clock.now());
+  const system = new ActorSystem({ name: options.name ?? 'remit', clock, random, logger });
+  const journal =
+    projection === undefined
+      ? stores.journal
+      : new ObservedJournal(stores.journal, () => projection.notify());
+  const entities = new EntityRegistry({
+    system,
+    journal,
+    clock,
+    random,
+    logger,
+    ...(stores.snapshots === undefined ? {} : { snapshots: stores.snapshots }),
+    ...(options.messenger === undefined ? {} : { messenger: options.messenger }),
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
+  });
+  const messenger = options.messenger ?? entities;
+  const waiters = new OrderWaiters(settings.orderWaiters);
+  const merchant = merchantDefinition(waiters, settings.merchant);
+  entities.register(variants.merchant?.(merchant, messenger) ?? merchant, settings.entities);
+  const executor = executorDefinition(
+    { bank: options.bank, cards: vault, classify: options.classifyBankError },
+    settings.executor,
+  );
+  entities.register(variants.executor?.(executor) ?? executor, settings.entities);
+  const parts: OrderServiceParts = {
+    entities,
+    vault,
+    queries: stores.queries,
+    clock,
+    settings: settings.orderService,
+  };
+  const orders =
+    variants.orderService?.(parts) ??
+    new OrderService(parts.entities, parts.vault, parts.queries, parts.clock, parts.settings);
+
+  return {
+    system,
+    entities,
+    orders,
+    vault,
+    waiters,
+    projection,
+    settings,
+    async boot(merchants, timeoutMs) {
+      for (const bank of new Set(merchants.map((each) => each.config.bank))) {
+        entities.refFor(executorAddress(bank));
+      }
+      await Promise.all(
+        merchants.map((each) =>
+          entities.ask<MerchantCommand, unknown>(
+            merchantAddress(each.id),
+            (replyTo) => ({ type: 'ConfigureMerchant', config: each.config, replyTo }),
+            timeoutMs,
+          ),
+        ),
+      );
+    },
+    async close() {
+      await system.terminate();
+      await projection?.stop();
+    },
+  };
+}
