@@ -17,6 +17,7 @@ import path from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
+import { classifySimulatedBankError, SimulatedBank } from '../src/bank/simulated-bank.js';
 import { assembleNode } from '../src/node/assemble-node.js';
 import { demoConfig } from '../src/node/demo-merchants.js';
 import type { OrderQueries } from '../src/node/order-service.js';
@@ -25,7 +26,6 @@ import { silentLogger } from '../src/runtime/logger.js';
 import { SeededRandom, systemRandom } from '../src/runtime/random.js';
 import { openSqliteStore } from '../src/store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../src/store/sqlite/sqlite-vault-storage.js';
-import { classifySimulatedBankError, SimulatedBank } from '../src/testing/simulated-bank.js';
 import { approvedCard } from './gateway/cards.js';
 
 const usage = `Usage: npm run bench:order-path -- [--orders N] [--warmup N] [--concurrency C] [--merchants K] [--json FILE]`;

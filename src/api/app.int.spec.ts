@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { classifySimulatedBankError, SimulatedBank } from '../bank/simulated-bank.js';
 import { assembleNode } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
 import { MemoryVaultStorage } from '../payments/card-vault.js';
@@ -20,7 +21,6 @@ import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
-import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
 import { buildApp, MerchantDirectory } from './app.js';
 
 const apiKey = 'sk_test_property';

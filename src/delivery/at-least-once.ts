@@ -1,6 +1,6 @@
-import type { Messenger } from '../persistence/entity.js';
 import { type BackoffSettings, backoffDelayMs } from '../runtime/backoff.js';
 import type { Clock } from '../runtime/clock.js';
+import type { Messenger } from '../runtime/entity-address.js';
 import type { Random } from '../runtime/random.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 

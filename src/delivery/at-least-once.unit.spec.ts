@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type EntityAddress, entityAddress, type Messenger } from '../persistence/entity.js';
 import { SimulatedClock } from '../runtime/clock.js';
+import { type EntityAddress, entityAddress, type Messenger } from '../runtime/entity-address.js';
 import { SeededRandom } from '../runtime/random.js';
 import { AtLeastOnceDelivery } from './at-least-once.js';
 import { emptyOutbox, type Outbox, outboxWith } from './outbox.js';

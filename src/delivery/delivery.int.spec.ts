@@ -7,10 +7,11 @@
  * Everything runs on a SimulatedClock and a SeededRandom, so a run is the same every time.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EntityAddress, entityAddress, type Messenger, persistenceIdOf } from '../persistence/entity.js';
+import { persistenceIdOf } from '../persistence/entity.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
 import { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
+import { type EntityAddress, entityAddress, type Messenger } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { type Random, SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';

@@ -1,5 +1,5 @@
 import { Map as ImmutableMap } from 'immutable';
-import type { EntityAddress } from '../persistence/entity.js';
+import type { EntityAddress } from '../runtime/entity-address.js';
 
 /**
  * The unconfirmed deliveries of a producer, as part of its event-sourced state: `evolve` adds an

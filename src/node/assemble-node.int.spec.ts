@@ -5,10 +5,10 @@
  * and runs the variants it is given instead of the real parts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedBank } from '../bank/simulated-bank.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
-import { SimulatedBank } from '../testing/simulated-bank.js';
 import { testNode } from '../testing/test-node.js';
 import type { AssembledNode } from './assemble-node.js';
 import { demoConfig } from './demo-merchants.js';

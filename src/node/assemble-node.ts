@@ -10,10 +10,11 @@ import {
   type OrderWaitersSettings,
 } from '../payments/order-waiters.js';
 import type { MerchantConfig } from '../payments/validator.js';
-import type { EntityObserver, EntitySettings, Messenger } from '../persistence/entity.js';
+import type { EntityObserver, EntitySettings } from '../persistence/entity.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
 import { ActorSystem } from '../runtime/actor-system.js';
 import type { Clock } from '../runtime/clock.js';
+import type { Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Journal, SnapshotStore } from '../store/journal.js';

@@ -7,6 +7,7 @@
  * switch to make it lag.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { classifySimulatedBankError, SimulatedBank } from '../bank/simulated-bank.js';
 import { MemoryVaultStorage, type VaultStorage } from '../payments/card-vault.js';
 import { defaultExecutorSettings } from '../payments/executor.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
@@ -18,7 +19,6 @@ import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import { JournalQueries } from '../testing/journal-queries.js';
-import { classifySimulatedBankError, SimulatedBank } from '../testing/simulated-bank.js';
 import { ApiError } from './api-error.js';
 import { assembleNode } from './assemble-node.js';
 import type { CreatedOrder, OrderRequest, OrderService } from './order-service.js';

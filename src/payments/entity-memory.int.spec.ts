@@ -16,7 +16,7 @@ import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import { CardActivity } from './card-activity.js';
 import '../testing/entity-test-kit.js';
-import { SimulatedBank } from '../testing/simulated-bank.js';
+import { SimulatedBank } from '../bank/simulated-bank.js';
 import { testNode, testVaultKey } from '../testing/test-node.js';
 import { luhnValid } from './card.js';
 import { CardVault, MemoryVaultStorage } from './card-vault.js';

@@ -8,15 +8,16 @@
  * recorded by the messenger and answered by the test, as the other entity would.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EntityAddress, Messenger } from '../persistence/entity.js';
+import { classifySimulatedBankError, SimulatedBank } from '../bank/simulated-bank.js';
 import { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock, settle } from '../runtime/clock.js';
+import type { EntityAddress, Messenger } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import { EntityTestKit, waitFor } from '../testing/entity-test-kit.js';
-import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
+import { InMemoryCards } from '../testing/in-memory-cards.js';
 import type { CardSummary } from './card.js';
 import { defaultExecutorSettings, executorDefinition } from './executor.js';
 import type { ExecutorCommand } from './executor-protocol.js';

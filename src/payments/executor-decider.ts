@@ -1,8 +1,9 @@
 import { Map as ImmutableMap } from 'immutable';
 import { emptyOutbox, type Outbox, type OutboxEntry, outboxWith, outboxWithout } from '../delivery/outbox.js';
 import { type Effect, effectsFor } from '../persistence/effect.js';
-import { type EntityAddress, type EntityContext, entityAddress } from '../persistence/entity.js';
+import type { EntityContext } from '../persistence/entity.js';
 import { assertNever } from '../runtime/assert-never.js';
+import { type EntityAddress, entityAddress } from '../runtime/entity-address.js';
 import type { CardSummary } from './card.js';
 import type { ExecutorEvent } from './executor-events.js';
 import type { ExecutorCommand } from './executor-protocol.js';

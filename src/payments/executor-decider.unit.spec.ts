@@ -8,11 +8,12 @@
  * can say that an unknown outcome was resolved by an inquiry and never by a second authorization.
  */
 import { describe, expect, it } from 'vitest';
+import { classifySimulatedBankError, SimulatedBank } from '../bank/simulated-bank.js';
 import { SimulatedClock, settle } from '../runtime/clock.js';
 import { SeededRandom } from '../runtime/random.js';
 import { deciderSpec, EntityContextProbe } from '../testing/decider-spec.js';
 import { waitFor } from '../testing/entity-test-kit.js';
-import { classifySimulatedBankError, InMemoryCards, SimulatedBank } from '../testing/simulated-bank.js';
+import { InMemoryCards } from '../testing/in-memory-cards.js';
 import type { CardSummary } from './card.js';
 import { defaultExecutorSettings, type ExecutorSettings, executorDefinition } from './executor.js';
 import type { ExecutorEvent } from './executor-events.js';

@@ -1,4 +1,4 @@
-import { type EntityAddress, entityAddress } from '../persistence/entity.js';
+import { type EntityAddress, entityAddress } from '../runtime/entity-address.js';
 import type { Currency } from './money.js';
 import { type ExecutionOutcome, type ExecutorInbox, executorTypeName } from './protocol.js';
 import type { BankId } from './validator.js';

@@ -8,9 +8,9 @@ import {
   outboxWithout,
 } from '../delivery/outbox.js';
 import { type Effect, effectsFor } from '../persistence/effect.js';
-import { entityAddress } from '../persistence/entity.js';
 import { toJsonText } from '../persistence/serialization.js';
 import { assertNever } from '../runtime/assert-never.js';
+import { entityAddress } from '../runtime/entity-address.js';
 import { CardActivity } from './card-activity.js';
 import type { MerchantSettings } from './merchant.js';
 import type { MerchantEvent } from './merchant-events.js';

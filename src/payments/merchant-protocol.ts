@@ -1,5 +1,5 @@
-import { type EntityAddress, entityAddress } from '../persistence/entity.js';
 import type { ActorRef } from '../runtime/actor.js';
+import { type EntityAddress, entityAddress } from '../runtime/entity-address.js';
 import type { CardSummary } from './card.js';
 import type { Currency } from './money.js';
 import type { Order } from './order.js';

@@ -5,15 +5,16 @@
  * what the bank charged — executed orders exactly once, everything else never.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type EntityAddress, persistenceIdOf } from '../persistence/entity.js';
+import { SimulatedBank } from '../bank/simulated-bank.js';
+import { persistenceIdOf } from '../persistence/entity.js';
 import type { EntityRegistry } from '../persistence/entity-registry.js';
 import type { ActorRef } from '../runtime/actor.js';
 import type { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
+import type { EntityAddress } from '../runtime/entity-address.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { waitFor } from '../testing/entity-test-kit.js';
-import { SimulatedBank } from '../testing/simulated-bank.js';
 import { testNode } from '../testing/test-node.js';
 import type { CardVault } from './card-vault.js';
 import { defaultMerchantSettings } from './merchant.js';

@@ -1,4 +1,4 @@
-import { type EntityAddress, entityAddress } from '../persistence/entity.js';
+import { type EntityAddress, entityAddress } from '../runtime/entity-address.js';
 import type { CardSummary } from './card.js';
 import type { Currency } from './money.js';
 import type { FailureReason } from './order.js';

@@ -4,11 +4,12 @@ import { emptyOutbox, type Outbox } from '../delivery/outbox.js';
 import type { Actor, ActorContext, Timers } from '../runtime/actor.js';
 import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
+import type { Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Journal, MessageKey, SnapshotStore } from '../store/journal.js';
 import type { Effect, SideEffect } from './effect.js';
-import type { EntityContext, EntityDefinition, EntityObserver, EntitySettings, Messenger } from './entity.js';
+import type { EntityContext, EntityDefinition, EntityObserver, EntitySettings } from './entity.js';
 import { recoverState } from './recovery.js';
 
 /** Messages the entity runtime sends itself; commands never look like these. */

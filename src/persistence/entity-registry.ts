@@ -1,16 +1,15 @@
 import type { ActorRef, ActorSystemApi } from '../runtime/actor.js';
 import { ActorSystemTerminatedError } from '../runtime/actor-system.js';
 import type { Clock } from '../runtime/clock.js';
+import type { EntityAddress, Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Journal, SnapshotStore } from '../store/journal.js';
 import {
   defaultEntitySettings,
-  type EntityAddress,
   type EntityDefinition,
   type EntityObserver,
   type EntitySettings,
-  type Messenger,
   persistenceIdOf,
 } from './entity.js';
 import { EntityActor, type EntitySignal } from './entity-actor.js';

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
+import { entityAddress } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
@@ -24,7 +25,7 @@ import {
   accountDefinition,
 } from '../testing/fixtures/account.js';
 import { effectsFor } from './effect.js';
-import { type EntityDefinition, entityAddress } from './entity.js';
+import type { EntityDefinition } from './entity.js';
 import { EntityRegistry } from './entity-registry.js';
 import { EventRegistry } from './serialization.js';
 

@@ -2,34 +2,14 @@ import type { Outbox } from '../delivery/outbox.js';
 import type { ActorRef, Timers } from '../runtime/actor.js';
 import type { BackoffSettings } from '../runtime/backoff.js';
 import type { Clock } from '../runtime/clock.js';
+import type { Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Effect } from './effect.js';
 import type { EventRegistry, VersionedCodec } from './serialization.js';
 
-/**
- * An entity is addressed by its type and id, never by an in-process object, so the same code
- * works when the entity lives on another node. `M` is the type of message it accepts; it exists
- * only for the compiler.
- */
-export interface EntityAddress<M> {
-  readonly typeName: string;
-  readonly entityId: string;
-  /** Phantom: never set. */
-  readonly __message?: M;
-}
-
-export function entityAddress<M>(typeName: string, entityId: string): EntityAddress<M> {
-  return { typeName, entityId };
-}
-
 export function persistenceIdOf(address: { readonly typeName: string; readonly entityId: string }): string {
   return `${address.typeName}-${address.entityId}`;
-}
-
-/** Sends messages to entities wherever they live (in this process for now; across a cluster later). */
-export interface Messenger {
-  tell<M>(address: EntityAddress<M>, message: M): void;
 }
 
 /** What a side effect may use. Only side effects see it: `decide` and `evolve` stay pure. */

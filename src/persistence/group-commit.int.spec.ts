@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
+import { entityAddress } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/open-database.js';
 import { type AccountCommand, type AccountReply, accountDefinition } from '../testing/fixtures/account.js';
-import { entityAddress } from './entity.js';
 import { EntityRegistry } from './entity-registry.js';
 
 let cleanup: Array<() => Promise<void> | void> = [];

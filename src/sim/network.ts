@@ -1,5 +1,5 @@
-import type { EntityAddress, Messenger } from '../persistence/entity.js';
 import type { Clock } from '../runtime/clock.js';
+import type { EntityAddress, Messenger } from '../runtime/entity-address.js';
 import type { Random } from '../runtime/random.js';
 import type { NetworkFaults } from './faults.js';
 import type { Trace } from './trace.js';

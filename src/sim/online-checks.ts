@@ -1,5 +1,5 @@
 import type { BankOperation } from '../bank/bank-errors.js';
-import type { EntityAddress } from '../persistence/entity.js';
+import type { EntityAddress } from '../runtime/entity-address.js';
 import type { Violation } from './invariants.js';
 import type { DurableLog } from './sim-journal.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { entityAddress } from '../persistence/entity.js';
+import { entityAddress } from '../runtime/entity-address.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { OnlineChecks } from './online-checks.js';
 import { DurableLog } from './sim-journal.js';

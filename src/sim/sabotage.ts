@@ -2,7 +2,7 @@ import type { NodeVariants } from '../node/assemble-node.js';
 import { type CreatedOrder, OrderService, type OrderView } from '../node/order-service.js';
 import type { executorDefinition } from '../payments/executor.js';
 import type { merchantDefinition } from '../payments/merchant.js';
-import type { Messenger } from '../persistence/entity.js';
+import type { Messenger } from '../runtime/entity-address.js';
 
 /**
  * Deliberately broken variants of the real entities, built from the real definitions without

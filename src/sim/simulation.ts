@@ -22,12 +22,13 @@ import {
 import { merchantEvents } from '../payments/merchant-events.js';
 import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { isTerminal, type Order } from '../payments/order.js';
-import { type EntityAddress, persistenceIdOf } from '../persistence/entity.js';
+import { persistenceIdOf } from '../persistence/entity.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
 import { OrderReadModel, type OrderRow } from '../readmodel/order-read-model.js';
 import type { Cancellable } from '../runtime/clock.js';
 import { SimulatedClock } from '../runtime/clock.js';
+import type { EntityAddress } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';

@@ -1,8 +1,9 @@
 import { expect } from 'vitest';
 import type { Effect } from '../persistence/effect.js';
-import type { EntityAddress, EntityContext, EntityDefinition, Messenger } from '../persistence/entity.js';
+import type { EntityContext, EntityDefinition } from '../persistence/entity.js';
 import type { ActorRef, Timers } from '../runtime/actor.js';
 import { type Clock, SimulatedClock } from '../runtime/clock.js';
+import type { EntityAddress, Messenger } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { type Random, SeededRandom } from '../runtime/random.js';
 

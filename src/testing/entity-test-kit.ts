@@ -2,17 +2,15 @@ import { Map as ImmutableMap, isImmutable, isOrdered, isValueObject } from 'immu
 import { expect } from 'vitest';
 import {
   defaultEntitySettings,
-  type EntityAddress,
   type EntityDefinition,
   type EntitySettings,
-  entityAddress,
-  type Messenger,
   persistenceIdOf,
 } from '../persistence/entity.js';
 import { EntityRegistry } from '../persistence/entity-registry.js';
 import { recoverState } from '../persistence/recovery.js';
 import type { ActorRef, ActorSystemApi } from '../runtime/actor.js';
 import type { Clock } from '../runtime/clock.js';
+import { type EntityAddress, entityAddress, type Messenger } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Journal, SnapshotStore } from '../store/journal.js';

@@ -1,3 +1,4 @@
+import { classifySimulatedBankError } from '../bank/simulated-bank.js';
 import { type AssembledNode, type AssembleNodeOptions, assembleNode } from '../node/assemble-node.js';
 import { MemoryVaultStorage } from '../payments/card-vault.js';
 import type { BankPort } from '../payments/executor-protocol.js';
@@ -7,7 +8,6 @@ import type { Random } from '../runtime/random.js';
 import type { Journal } from '../store/journal.js';
 import type { MemoryJournal } from '../store/memory/memory-journal.js';
 import { JournalQueries } from './journal-queries.js';
-import { classifySimulatedBankError } from './simulated-bank.js';
 
 /** The vault key of every test node: a vault made with it tokenizes as the node's does. */
 export const testVaultKey = Buffer.alloc(32, 7);

@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock, settle } from '../../runtime/clock.js';
+import { describeJournalContract } from '../../testing/journal-contract.js';
 import {
   type AppendRequest,
   ConcurrentWriteError,
   CorruptRowError,
   JournalOverloadedError,
 } from '../journal.js';
-import { describeJournalContract } from '../journal-contract.js';
 import { InjectedWriteError, MemoryJournal } from './memory-journal.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
 

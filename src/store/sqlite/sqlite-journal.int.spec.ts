@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeJournalContract } from '../../testing/journal-contract.js';
 import { type AppendRequest, ConcurrentWriteError, type MessageKey } from '../journal.js';
-import { describeJournalContract } from '../journal-contract.js';
 import { latestSchemaVersion, migrations, SchemaTooNewError } from './migrations.js';
 import {
   busyTimeoutMs,

@@ -3,7 +3,6 @@ import type {
   BankErrorKind,
   BankPort,
   BankResolution,
-  CardReader,
   PaymentRequest,
 } from '../payments/executor-protocol.js';
 import type { Random } from '../runtime/random.js';
@@ -130,13 +129,4 @@ export function classifySimulatedBankError(error: unknown): BankErrorKind {
   if (error instanceof SimulatedBankTimeout) return 'unknown_outcome';
   if (error instanceof SimulatedBankRefusal) return 'refused';
   return 'retryable';
-}
-
-/** A vault stand-in for domain tests: token → card number, in memory. */
-export class InMemoryCards implements CardReader {
-  readonly cards = new Map<string, string>();
-
-  async reveal(token: string): Promise<string | undefined> {
-    return this.cards.get(token);
-  }
 }

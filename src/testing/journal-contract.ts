@@ -1,5 +1,4 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { accountEvents } from '../testing/fixtures/account.js';
 import {
   type AppendRequest,
   ConcurrentWriteError,
@@ -9,7 +8,8 @@ import {
   type MessageKey,
   type SerializedEvent,
   type SnapshotStore,
-} from './journal.js';
+} from '../store/journal.js';
+import { accountEvents } from './fixtures/account.js';
 
 /** What a backend hands the contract suite: a fresh, empty store and ways to disturb it. */
 export interface JournalContractFixture {
