@@ -232,6 +232,16 @@ export class PostgresJournal implements Journal {
   }
 }
 
+/**
+ * The values of `insertBatch` for appends already checked: for a test that holds such a write
+ * open in a transaction of its own.
+ */
+export function insertBatchValues(requests: readonly AppendRequest[]): unknown[] {
+  const rows = new BatchRows();
+  for (const request of requests) rows.add(request);
+  return rows.values();
+}
+
 /** The columns of one batch's insert, as arrays (one element per row) for `unnest`. */
 class BatchRows {
   private readonly persistenceIds: string[] = [];

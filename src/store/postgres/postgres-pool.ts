@@ -35,7 +35,7 @@ export function createPool(settings: PostgresSettings, onConnectionLost?: Connec
     idle_in_transaction_session_timeout: settings.idleInTransactionSessionTimeoutMs,
     query_timeout: settings.queryTimeoutMs,
     keepAlive: true,
-    application_name: 'remit',
+    application_name: settings.applicationName,
     types: typeParsers,
   });
   pool.on('error', (error) => onConnectionLost?.(error));

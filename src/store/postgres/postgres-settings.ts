@@ -32,6 +32,8 @@ export const postgresSettingsSchema = z.object({
    * Longer than `statementTimeoutMs`, so the server's own cancellation normally comes first.
    */
   queryTimeoutMs: z.number().int().min(1),
+  /** How the node's connections are named in `pg_stat_activity`. */
+  applicationName: z.string().min(1).max(63),
   /** An idle connection is closed after this long. */
   idleConnectionTimeoutMs: z.number().int().min(1),
 });
@@ -46,6 +48,7 @@ export const defaultPostgresSettings: Omit<PostgresSettings, 'url'> = {
   connectionTimeoutMs: 5_000,
   queryTimeoutMs: 15_000,
   idleConnectionTimeoutMs: 30_000,
+  applicationName: 'remit',
 };
 
 /** Parses settings given in part, filling the rest from the defaults. */
