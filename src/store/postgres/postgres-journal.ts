@@ -22,6 +22,12 @@ import { assertAppendRequest, assertReadRange, verifiedEvent, withOffset } from 
  */
 export const conflictRetriesMax = 3;
 
+/**
+ * Ids whose highest sequence number this journal remembers from its own commits (see
+ * `knownHighest`); past it the least recently written are forgotten. About 100 bytes each.
+ */
+export const knownHighestIdsMax = 100_000;
+
 /** PostgreSQL's SQLSTATE for a unique violation. */
 const uniqueViolation = '23505';
 
@@ -41,12 +47,19 @@ export type CommitObserver = (seconds: number, appends: number) => void;
  * records) as multi-row inserts of arrays (`unnest`). That statement is its own transaction;
  * each waiter is released after it has committed.
  *
- * **Fencing.** Each append is checked against the highest sequence number read for its id (carried
+ * **Fencing.** Each append is checked against the highest sequence number of its id (carried
  * forward past earlier appends of the same id in the batch) and refused alone with
  * `ConcurrentWriteError` if it is not the next one. The `UNIQUE (persistence_id, seq_nr)`
  * constraint is the fence itself: if another node commits a row of one of the batch's ids between
  * the check and the write, the write fails whole and the batch is checked and written again, and
  * the append that lost is then refused by the check.
+ *
+ * The highest sequence number is read from the database, except for an id whose latest append
+ * this journal committed itself and which continues right after it: an entity lives on one node,
+ * so that is the usual case, and the batch then needs no read at all. If another writer has
+ * appended to the id since, the row this append would write exists already (the journal is
+ * contiguous and rows are never deleted), so the write fails on the unique constraint and the
+ * retry reads every id of the batch from the database.
  *
  * **Global offsets a projection can trust: commit-ordered offsets.** An offset from a sequence is
  * assigned before commit, so a reader could see offset 12 while 11 is uncommitted, move past 11
@@ -67,6 +80,11 @@ export class PostgresJournal implements Journal {
   private readonly committer: GroupCommitter<AppendRequest>;
   private readonly counters = { appends: 0, events: 0, transactions: 0, failedAppends: 0 };
   private readonly statements: JournalStatements;
+  /**
+   * The highest sequence number of ids this journal last wrote, as committed; least recently
+   * written first (a Map keeps insertion order). A hint, never the fence: see the class comment.
+   */
+  private readonly knownHighest = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -164,18 +182,40 @@ export class PostgresJournal implements Journal {
     const startedAt = performance.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const outcomes = await this.writeBatch(batch);
+        const outcomes = await this.writeBatch(batch, attempt === 0);
         this.onCommitted?.((performance.now() - startedAt) / 1_000, batch.length);
         return outcomes;
       } catch (error) {
+        // What this journal remembers of the batch's ids may be what another writer overtook.
+        for (const request of batch) this.knownHighest.delete(request.persistenceId);
         if (!isUniqueViolation(error) || attempt >= conflictRetriesMax) throw error;
       }
     }
   }
 
-  /** Checks every append of the batch, then writes the ones that pass in one statement. */
-  private async writeBatch(batch: readonly AppendRequest[]): Promise<ReadonlyArray<Error | undefined>> {
-    const highestById = await this.highestOf(batch.map((request) => request.persistenceId));
+  /**
+   * Checks every append of the batch, then writes the ones that pass in one statement. With
+   * `trustKnown`, ids whose first append here continues right after what this journal last
+   * committed for them are not read from the database.
+   */
+  private async writeBatch(
+    batch: readonly AppendRequest[],
+    trustKnown: boolean,
+  ): Promise<ReadonlyArray<Error | undefined>> {
+    const highestById = new Map<string, number>();
+    const unknown: string[] = [];
+    for (const request of batch) {
+      const id = request.persistenceId;
+      if (highestById.has(id)) continue;
+      const known = trustKnown ? this.knownHighest.get(id) : undefined;
+      if (known !== undefined && request.fromSeqNr === known + 1) highestById.set(id, known);
+      else {
+        highestById.set(id, 0);
+        unknown.push(id);
+      }
+    }
+    if (unknown.length > 0)
+      for (const [id, highest] of await this.highestOf(unknown)) highestById.set(id, highest);
     const rows = new BatchRows();
     const outcomes: Array<Error | undefined> = new Array(batch.length);
     let appends = 0;
@@ -201,10 +241,26 @@ export class PostgresJournal implements Journal {
         `a batch of ${rows.eventCount} events inserted ${String(result.rowCount)} rows`,
       );
       this.counters.transactions++;
+      this.remember(batch, outcomes);
     }
     this.counters.appends += appends;
     this.counters.events += rows.eventCount;
     return outcomes;
+  }
+
+  /** Remembers the highest sequence number of each id the committed batch wrote. */
+  private remember(batch: readonly AppendRequest[], outcomes: ReadonlyArray<Error | undefined>): void {
+    batch.forEach((request, index) => {
+      if (outcomes[index] !== undefined) return;
+      const id = request.persistenceId;
+      // Deleted first, so the id moves to the most recently written end.
+      this.knownHighest.delete(id);
+      this.knownHighest.set(id, request.fromSeqNr + request.events.length - 1);
+    });
+    for (const id of this.knownHighest.keys()) {
+      if (this.knownHighest.size <= knownHighestIdsMax) break;
+      this.knownHighest.delete(id);
+    }
   }
 
   /** The highest sequence number of each id (ids without events are absent), one index seek each. */

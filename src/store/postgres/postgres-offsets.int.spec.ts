@@ -223,4 +223,25 @@ describe('fencing between nodes on PostgreSQL', () => {
     expect(stored.map((event) => event.payload)).toEqual(winner.events.map((event) => event.payload));
     expect(await node.journal.highestSeqNr('merchant-2')).toBe(1);
   });
+
+  it('refuses an append that continues what this node last wrote when another node wrote since', async () => {
+    const schemaName = newSchema('overtaken');
+    const stale = await openStore(schemaName, `${schemaName}-stale`);
+    const current = await openStore(schemaName, `${schemaName}-current`);
+
+    await stale.journal.append(request('merchant-1', 1, 1));
+    // The entity moved to another node, which appended after it.
+    await current.journal.append(request('merchant-1', 2, 2));
+    // The old node still believes merchant-1 ends at 1; the unique constraint tells it otherwise.
+    const overtaken = stale.journal.append(request('merchant-1', 2, 1));
+    await expect(overtaken).rejects.toBeInstanceOf(ConcurrentWriteError);
+    await expect(overtaken).rejects.toMatchObject({ expectedSeqNr: 2, actualHighestSeqNr: 3 });
+    expect((await stale.journal.read('merchant-1', 1)).map((event) => event.payload)).toEqual([
+      ...request('merchant-1', 1, 1).events.map((event) => event.payload),
+      ...request('merchant-1', 2, 2).events.map((event) => event.payload),
+    ]);
+    // Told, it appends after the real end.
+    await stale.journal.append(request('merchant-1', 4, 1));
+    expect(await current.journal.highestSeqNr('merchant-1')).toBe(4);
+  });
 });
