@@ -171,6 +171,7 @@ async function stopServerOf(dataFolder: string): Promise<boolean> {
   try {
     pid = Number.parseInt(
       fs.readFileSync(path.join(dataFolder, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
+      10,
     );
   } catch {
     return true;
