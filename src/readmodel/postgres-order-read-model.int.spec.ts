@@ -18,6 +18,7 @@ import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { openPostgresStore, type PostgresStore } from '../store/postgres/open-postgres-store.js';
 import { postgresSettings } from '../store/postgres/postgres-settings.js';
 import { dropSchema, testSchemaName } from '../testing/postgres-test-schema.js';
+import { orderAuditTrail } from './audit-trail.js';
 import { OrderProjection, OrderProjectionError } from './order-projection.js';
 import { InvalidCursorError, OrderReadModel, type OrderRow, readModelPath } from './order-read-model.js';
 import { PostgresOrderReadModel } from './postgres-order-read-model.js';
@@ -149,12 +150,17 @@ async function writeOrders(s: Sides, count: number, firstIndex = 0): Promise<str
 }
 
 /** Everything a client can ask, of one read model. */
-async function everything(readModel: OrderReadModel | PostgresOrderReadModel, ids: readonly string[]) {
+async function everything(
+  readModel: OrderReadModel | PostgresOrderReadModel,
+  ids: readonly string[],
+  journal: MemoryJournal,
+) {
   const orders = [];
   for (const id of ids) {
     for (const merchantId of merchants) {
       orders.push(await readModel.getOrder(merchantId, id));
       orders.push(await readModel.orderEventOffsets(merchantId, id));
+      orders.push(await orderAuditTrail(readModel, journal, merchantId, id));
     }
   }
   const pages = [];
@@ -182,10 +188,10 @@ describe('order read model on PostgreSQL', () => {
     await sqlite.projection.caughtUp();
     await postgres.projection.caughtUp();
 
-    const expected = await everything(s.sqlite, ids);
+    const expected = await everything(s.sqlite, ids, s.journal);
     expect(expected.offset).toBeGreaterThan(0);
     expect(expected.pages.some((page) => page.data.length > 0)).toBe(true);
-    expect(await everything(s.postgres, ids)).toEqual(expected);
+    expect(await everything(s.postgres, ids, s.journal)).toEqual(expected);
 
     // A projection restarted on the same tables continues where the last one committed.
     await postgres.projection.stop();
@@ -194,7 +200,9 @@ describe('order read model on PostgreSQL', () => {
     const restarted = project(s, s.postgres, 11);
     await sqlite.projection.caughtUp();
     await restarted.projection.caughtUp();
-    expect(await everything(s.postgres, more)).toEqual(await everything(s.sqlite, more));
+    expect(await everything(s.postgres, more, s.journal)).toEqual(
+      await everything(s.sqlite, more, s.journal),
+    );
 
     // A reset empties the tables; projected again from offset 0, they are the same.
     await restarted.projection.stop();
@@ -204,7 +212,9 @@ describe('order read model on PostgreSQL', () => {
     expect(await s.postgres.getOrderById('o001')).toBeUndefined();
     const rebuilt = project(s, s.postgres, 64);
     await rebuilt.projection.caughtUp();
-    expect(await everything(s.postgres, more)).toEqual(await everything(s.sqlite, more));
+    expect(await everything(s.postgres, more, s.journal)).toEqual(
+      await everything(s.sqlite, more, s.journal),
+    );
   });
 
   it('refuses a cursor that is not an order of the merchant', async () => {
@@ -226,7 +236,7 @@ describe('order read model on PostgreSQL', () => {
     const first = project(s, s.postgres, 100);
     await first.projection.caughtUp();
     const before = await s.postgres.offset();
-    const beforeOrders = await everything(s.postgres, ['o000', 'o001', 'o002']);
+    const beforeOrders = await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal);
 
     // o001 belongs to m2; another merchant's stream creates it again, after a harmless order.
     await appendMerchant(s, 'm1', created('o100', start + 500), created('o001', start + 501));
@@ -237,6 +247,6 @@ describe('order read model on PostgreSQL', () => {
 
     expect(await s.postgres.offset()).toBe(before);
     expect(await s.postgres.getOrderById('o100')).toBeUndefined();
-    expect(await everything(s.postgres, ['o000', 'o001', 'o002'])).toEqual(beforeOrders);
+    expect(await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal)).toEqual(beforeOrders);
   });
 });
