@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { withClient } from '../store/postgres/postgres-pool.js';
+import { statementName, withClient } from '../store/postgres/postgres-pool.js';
 import {
   cursorSchema,
   eventOffsetsRowSchema,
@@ -399,7 +399,7 @@ function schemaSql(schema: string): string {
 }
 
 function statements(schema: string) {
-  const named = (name: string, text: string) => ({ name: `remit-readmodel-${name}-${schema}`, text });
+  const named = (name: string, text: string) => ({ name: statementName(`readmodel-${name}`, schema), text });
   const orders = `${schema}.orders`;
   const offsets = `${schema}.projection_offsets`;
   const insertColumns =

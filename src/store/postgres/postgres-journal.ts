@@ -13,6 +13,7 @@ import {
   type PersistedEvent,
 } from '../journal.js';
 import { assertAppendRequest, assertReadRange, verifiedEvent, withOffset } from '../row-integrity.js';
+import { statementName } from './postgres-pool.js';
 
 /**
  * A batch whose insert met a row another writer committed after this batch's check is checked and
@@ -382,7 +383,10 @@ export interface JournalStatements {
  * prepared statement by name and a pool may serve several schemas (tests do).
  */
 export function journalStatements(quotedSchema: string): JournalStatements {
-  const named = (name: string, text: string): Statement => ({ name: `remit-${name}-${quotedSchema}`, text });
+  const named = (name: string, text: string): Statement => ({
+    name: statementName(name, quotedSchema),
+    text,
+  });
   const journal = `${quotedSchema}.journal`;
   const processed = `${quotedSchema}.processed_messages`;
   return {

@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { crc32 } from 'node:zlib';
 import pg from 'pg';
 import type { PostgresSettings } from './postgres-settings.js';
 
@@ -111,4 +113,18 @@ export function connectionFailureReason(error: unknown): string {
     default:
       return error.message;
   }
+}
+
+/** PostgreSQL truncates longer identifiers, prepared statements' names included. */
+const identifierBytesMax = 63;
+
+/**
+ * The name of a prepared statement of one schema's stores. A connection keeps its prepared
+ * statements by name, so the name carries the schema (as a hash, to stay short: PostgreSQL would
+ * cut a long name, and two cut names could collide).
+ */
+export function statementName(what: string, quotedSchema: string): string {
+  const name = `remit-${what}-${crc32(quotedSchema).toString(16)}`;
+  assert.ok(name.length <= identifierBytesMax, `statement name ${name} is too long`);
+  return name;
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { JournalClosedError, type Snapshot, type SnapshotStore } from '../journal.js';
 import { assertIdentifier, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
+import { statementName } from './postgres-pool.js';
 
 /**
  * Snapshots in the stores' PostgreSQL schema. A save is its own small statement, not part of group
@@ -22,7 +23,7 @@ export class PostgresSnapshotStore implements SnapshotStore {
     const table = `${quotedSchema}.snapshots`;
     // A second snapshot at the same seqNr (e.g. after a restart) supersedes the first.
     this.upsert = {
-      name: `remit-snapshot-save-${quotedSchema}`,
+      name: statementName('snapshot-save', quotedSchema),
       text:
         `INSERT INTO ${table} (persistence_id, seq_nr, version, payload, written_at, checksum) ` +
         'VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (persistence_id, seq_nr) DO UPDATE SET ' +
@@ -30,13 +31,13 @@ export class PostgresSnapshotStore implements SnapshotStore {
         'checksum = excluded.checksum',
     };
     this.selectLatest = {
-      name: `remit-snapshot-latest-${quotedSchema}`,
+      name: statementName('snapshot-latest', quotedSchema),
       text:
         'SELECT persistence_id, seq_nr, version, payload, written_at, checksum ' +
         `FROM ${table} WHERE persistence_id = $1 ORDER BY seq_nr DESC LIMIT 1`,
     };
     this.deleteBefore = {
-      name: `remit-snapshot-delete-${quotedSchema}`,
+      name: statementName('snapshot-delete', quotedSchema),
       text: `DELETE FROM ${table} WHERE persistence_id = $1 AND seq_nr < $2`,
     };
   }

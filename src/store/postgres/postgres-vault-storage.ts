@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { defaultGroupCommitSettings, type GroupCommitSettings, GroupCommitter } from '../group-commit.js';
+import { statementName } from './postgres-pool.js';
 
 interface VaultRow {
   readonly token: string;
@@ -29,13 +30,13 @@ export class PostgresVaultStorage {
     const table = `${quotedSchema}.card_vault`;
     // DO NOTHING: one card always has one token, and its first sealed copy stays.
     this.insert = {
-      name: `remit-vault-insert-${quotedSchema}`,
+      name: statementName('vault-insert', quotedSchema),
       text:
         `INSERT INTO ${table} (token, sealed, created_at) ` +
         'SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[]) ON CONFLICT (token) DO NOTHING',
     };
     this.select = {
-      name: `remit-vault-select-${quotedSchema}`,
+      name: statementName('vault-select', quotedSchema),
       text: `SELECT sealed FROM ${table} WHERE token = $1`,
     };
     this.committer = new GroupCommitter<VaultRow>((rows) => this.write(rows), {
