@@ -6,7 +6,7 @@ import { dropSchema, testSchemaName } from '../../testing/postgres-test-schema.j
 import type { AppendRequest } from '../journal.js';
 import { latestSchemaVersion, migrate, SchemaTooNewError } from './migrations.js';
 import { openPostgresStore, type PostgresStore } from './open-postgres-store.js';
-import { createPool, DatabaseUnreachableError } from './postgres-pool.js';
+import { createPool, DatabaseUnreachableError, withClient } from './postgres-pool.js';
 import { postgresSettings } from './postgres-settings.js';
 
 /**
@@ -178,6 +178,27 @@ describe('PostgreSQL store', () => {
     await store.journal.append(request('merchant-1', 2));
     expect(await store.journal.highestSeqNr('merchant-1')).toBe(2);
     expect(await store.isReachable()).toBe(true);
+  });
+
+  it('survives the server ending a connection that is checked out, and drops that connection', async () => {
+    const schema = newSchema('checkedout');
+    const lost: Error[] = [];
+    const settings = postgresSettings({ url, schema, poolSizeMax: 1 });
+    const pool = createPool(settings, (error) => lost.push(error));
+    cleanups.push(() => pool.end());
+    const work = withClient(
+      pool,
+      async (client) => {
+        const own = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await query('SELECT pg_terminate_backend($1)', [own.rows[0]?.pid]);
+        await waitUntil(async () => lost.length > 0, 'the client reports its lost connection');
+        await client.query('SELECT 1');
+      },
+      (error) => lost.push(error),
+    );
+    await expect(work).rejects.toThrow();
+    // The one connection of the pool was dropped, not returned: the next query opens a new one.
+    expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
   });
 
   it('fails writes while the database is lost, loses nothing, and writes again once it is back', async () => {
