@@ -13,6 +13,7 @@ import {
   type PersistedEvent,
 } from '../journal.js';
 import { assertAppendRequest, assertReadRange, verifiedEvent, withOffset } from '../row-integrity.js';
+import { integerArrayLiteral, textArrayLiteral } from './array-literal.js';
 import { statementName } from './postgres-pool.js';
 
 /**
@@ -269,7 +270,7 @@ export class PostgresJournal implements Journal {
     const unique = [...new Set(persistenceIds)];
     const result = await this.pool.query<unknown[]>({
       ...this.statements.selectHighest,
-      values: [unique],
+      values: [textArrayLiteral(unique)],
       rowMode: 'array',
     });
     const highest = new Map<string, number>();
@@ -344,17 +345,17 @@ class BatchRows {
   values(): unknown[] {
     return [
       this.eventCount,
-      this.persistenceIds,
-      this.seqNrs,
-      this.types,
-      this.versions,
-      this.payloads,
-      this.writtenAt,
-      this.checksums,
-      this.receiverIds,
-      this.messageTimes,
-      this.messageIds,
-      this.processedAt,
+      textArrayLiteral(this.persistenceIds),
+      integerArrayLiteral(this.seqNrs),
+      textArrayLiteral(this.types),
+      integerArrayLiteral(this.versions),
+      textArrayLiteral(this.payloads),
+      integerArrayLiteral(this.writtenAt),
+      integerArrayLiteral(this.checksums),
+      textArrayLiteral(this.receiverIds),
+      integerArrayLiteral(this.messageTimes),
+      textArrayLiteral(this.messageIds),
+      integerArrayLiteral(this.processedAt),
     ];
   }
 }
