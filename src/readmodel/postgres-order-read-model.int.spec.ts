@@ -67,6 +67,11 @@ function rejected(orderId: string, at: number): MerchantEvent {
   return { type: 'OrderRejected', orderId, reason: 'amount_over_limit', rulesVersion: 1, at };
 }
 
+/** The Executor took the order: a change of the audit trail only. */
+function confirmed(orderId: string): MerchantEvent {
+  return { type: 'ExecuteOrderConfirmed', orderId };
+}
+
 function executed(orderId: string, at: number): MerchantEvent {
   return { type: 'OrderExecuted', orderId, authorizationCode: '123456', at };
 }
@@ -144,6 +149,7 @@ async function writeOrders(s: Sides, count: number, firstIndex = 0): Promise<str
     await appendMerchant(s, merchantId, created(orderId, at));
     if (index % 5 === 4) await appendMerchant(s, merchantId, rejected(orderId, at + 1));
     else if (index % 3 !== 0) await appendMerchant(s, merchantId, validated(orderId, at + 2));
+    if (index % 5 !== 4 && index % 3 !== 0) await appendMerchant(s, merchantId, confirmed(orderId));
     if (index % 5 !== 4 && index % 3 === 1) await appendMerchant(s, merchantId, executed(orderId, at + 3));
   }
   return ids;
@@ -247,6 +253,26 @@ describe('order read model on PostgreSQL', () => {
 
     expect(await s.postgres.offset()).toBe(before);
     expect(await s.postgres.getOrderById('o100')).toBeUndefined();
+    expect(await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal)).toEqual(beforeOrders);
+  });
+
+  it('stops at a transition from the wrong status, naming it, and writes nothing of its batch', async () => {
+    const s = await sides();
+    await writeOrders(s, 3);
+    const first = project(s, s.postgres, 100);
+    await first.projection.caughtUp();
+    const before = await s.postgres.offset();
+    const beforeOrders = await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal);
+    expect(beforeOrders.orders[0]).toMatchObject({ id: 'o000', status: 'new' });
+
+    // o000 is new: it cannot become executed. A harmless change of o001 comes first in the batch.
+    await appendMerchant(s, 'm2', confirmed('o001'));
+    await appendMerchant(s, 'm1', executed('o000', start + 700));
+    const failed = first.projection.caughtUp();
+    await expect(failed).rejects.toThrow(/order o000 cannot become executed: it is new, not validated/);
+    await expect(first.done).rejects.toBeInstanceOf(OrderProjectionError);
+
+    expect(await s.postgres.offset()).toBe(before);
     expect(await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal)).toEqual(beforeOrders);
   });
 });

@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
 import type pg from 'pg';
+import {
+  integerArrayLiteral,
+  nullableIntegerArrayLiteral,
+  nullableTextArrayLiteral,
+  textArrayLiteral,
+} from '../store/postgres/array-literal.js';
 import { statementName, withClient } from '../store/postgres/postgres-pool.js';
 import {
   cursorSchema,
@@ -199,66 +205,28 @@ export class PostgresOrderReadModel {
     await client.query({ ...this.sql.upsertOffset, values: [orderProjectionName, batch.toOffset] });
   }
 
-  /** Writes the folded changes, or undoes them all and answers false if the table refuses one. */
+  /**
+   * Writes the folded changes in two statements — one multi-row insert of the orders the batch
+   * creates, one multi-row update of the others — or undoes them and answers false if the table
+   * refuses any (an order already there, or not in the status its first transition requires).
+   */
   private async triedFolded(client: pg.PoolClient, folded: readonly FoldedOrder[]): Promise<boolean> {
-    await client.query('SAVEPOINT folded');
+    const created: Array<FoldedOrder & { readonly created: NewOrderRecord }> = [];
+    const updated: FoldedOrder[] = [];
     for (const order of folded) {
-      if (!(await this.wroteFolded(client, order))) {
-        await client.query('ROLLBACK TO SAVEPOINT folded');
-        return false;
-      }
+      if (order.created === undefined) updated.push(order);
+      else created.push({ ...order, created: order.created });
     }
-    await client.query('RELEASE SAVEPOINT folded');
-    return true;
-  }
-
-  /** One statement for all of one order's changes in a batch; false if the table disagrees. */
-  private async wroteFolded(client: pg.PoolClient, order: FoldedOrder): Promise<boolean> {
-    const offsets = order.offsets.join(',');
-    const created = order.created;
-    if (created !== undefined) {
-      const inserted = await client.query({
-        ...this.sql.insertOrder,
-        values: [
-          created.id,
-          created.merchantId,
-          order.status ?? 'new',
-          created.amount.toString(),
-          created.currency,
-          created.card.brand,
-          created.card.last4,
-          created.card.bin,
-          order.bank ?? null,
-          created.reference ?? null,
-          created.description ?? null,
-          order.reason ?? null,
-          order.authorizationCode ?? null,
-          created.idempotencyKey,
-          created.requestHash,
-          created.createdAt,
-          order.updatedAt ?? created.createdAt,
-          offsets,
-        ],
-      });
-      return inserted.rowCount === 1;
-    }
-    const updated =
-      order.firstFrom === undefined
-        ? await client.query({ ...this.sql.appendEvent, values: [offsets, order.orderId] })
-        : await client.query({
-            ...this.sql.updateStatus,
-            values: [
-              order.status,
-              order.updatedAt,
-              order.bank ?? null,
-              order.reason ?? null,
-              order.authorizationCode ?? null,
-              offsets,
-              order.orderId,
-              order.firstFrom,
-            ],
-          });
-    return updated.rowCount === 1;
+    await client.query('SAVEPOINT folded');
+    const fits =
+      (created.length === 0 ||
+        (await client.query({ ...this.sql.insertOrders, values: insertValues(created) })).rowCount ===
+          created.length) &&
+      (updated.length === 0 ||
+        (await client.query({ ...this.sql.updateOrders, values: updateValues(updated) })).rowCount ===
+          updated.length);
+    await client.query(fits ? 'RELEASE SAVEPOINT folded' : 'ROLLBACK TO SAVEPOINT folded');
+    return fits;
   }
 
   private async applyChange(client: pg.PoolClient, change: OrderChange): Promise<void> {
@@ -348,6 +316,46 @@ export class PostgresOrderReadModel {
   }
 }
 
+/** The columns of `insertOrders`, one array literal each, in its order. */
+function insertValues(orders: ReadonlyArray<FoldedOrder & { readonly created: NewOrderRecord }>): string[] {
+  const column = <T>(pick: (order: FoldedOrder & { readonly created: NewOrderRecord }) => T) =>
+    orders.map(pick);
+  return [
+    textArrayLiteral(column((order) => order.created.id)),
+    textArrayLiteral(column((order) => order.created.merchantId)),
+    textArrayLiteral(column((order) => order.status ?? 'new')),
+    textArrayLiteral(column((order) => order.created.amount.toString())),
+    textArrayLiteral(column((order) => order.created.currency)),
+    textArrayLiteral(column((order) => order.created.card.brand)),
+    textArrayLiteral(column((order) => order.created.card.last4)),
+    textArrayLiteral(column((order) => order.created.card.bin)),
+    nullableTextArrayLiteral(column((order) => order.bank)),
+    nullableTextArrayLiteral(column((order) => order.created.reference)),
+    nullableTextArrayLiteral(column((order) => order.created.description)),
+    nullableTextArrayLiteral(column((order) => order.reason)),
+    nullableTextArrayLiteral(column((order) => order.authorizationCode)),
+    textArrayLiteral(column((order) => order.created.idempotencyKey)),
+    textArrayLiteral(column((order) => order.created.requestHash)),
+    integerArrayLiteral(column((order) => order.created.createdAt)),
+    integerArrayLiteral(column((order) => order.updatedAt ?? order.created.createdAt)),
+    textArrayLiteral(column((order) => order.offsets.join(','))),
+  ];
+}
+
+/** The columns of `updateOrders`, one array literal each, in its order. */
+function updateValues(orders: readonly FoldedOrder[]): string[] {
+  return [
+    textArrayLiteral(orders.map((order) => order.orderId)),
+    nullableTextArrayLiteral(orders.map((order) => order.firstFrom)),
+    nullableTextArrayLiteral(orders.map((order) => order.status)),
+    nullableIntegerArrayLiteral(orders.map((order) => order.updatedAt)),
+    nullableTextArrayLiteral(orders.map((order) => order.bank)),
+    nullableTextArrayLiteral(orders.map((order) => order.reason)),
+    nullableTextArrayLiteral(orders.map((order) => order.authorizationCode)),
+    textArrayLiteral(orders.map((order) => order.offsets.join(','))),
+  ];
+}
+
 function parseOffset(stored: unknown): number {
   if (stored === undefined) return 0;
   if (typeof stored !== 'number' || !Number.isSafeInteger(stored) || stored < 0) {
@@ -432,6 +440,27 @@ function statements(schema: string) {
       `INSERT INTO ${orders} (${insertColumns}) VALUES ` +
         '($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ' +
         'ON CONFLICT (order_id) DO NOTHING',
+    ),
+    // The folded writes of a batch: every order it creates in one statement, every other order it
+    // changes in another. An order without a transition in the batch (first_from NULL) only gets
+    // its events' offsets; the others must be in the status their first transition requires.
+    insertOrders: named(
+      'insert-orders',
+      `INSERT INTO ${orders} (${insertColumns}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], ` +
+        '$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], ' +
+        '$12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[], $18::text[]) ' +
+        'ON CONFLICT (order_id) DO NOTHING',
+    ),
+    updateOrders: named(
+      'update-orders',
+      `UPDATE ${orders} AS o SET status = coalesce(v.status, o.status), ` +
+        'updated_at = coalesce(v.updated_at, o.updated_at), bank = coalesce(v.bank, o.bank), ' +
+        'reason = coalesce(v.reason, o.reason), ' +
+        'authorization_code = coalesce(v.authorization_code, o.authorization_code), ' +
+        "event_offsets = o.event_offsets || ',' || v.event_offsets " +
+        'FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], ' +
+        '$8::text[]) AS v(order_id, first_from, status, updated_at, bank, reason, authorization_code, event_offsets) ' +
+        'WHERE o.order_id = v.order_id AND (v.first_from IS NULL OR o.status = v.first_from)',
     ),
     updateStatus: named(
       'update-status',
