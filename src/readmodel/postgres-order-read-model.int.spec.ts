@@ -5,7 +5,8 @@
  * that contradicts the tables stops the projection and writes nothing of its batch, a cursor of
  * another merchant is refused, and a reset rebuilds the same tables.
  *
- * The journal is an in-memory one on a simulated clock; every wait is a condition (`caughtUp`).
+ * The journal is an in-memory one on a simulated clock, and for the comparison also the PostgreSQL
+ * journal in the same schema as the read model; every wait is a condition (`caughtUp`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { CardSummary } from '../payments/card.js';
 import { type MerchantEvent, merchantEvents } from '../payments/merchant.js';
 import { SimulatedClock } from '../runtime/clock.js';
+import type { Journal } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { openPostgresStore, type PostgresStore } from '../store/postgres/open-postgres-store.js';
 import { postgresSettings } from '../store/postgres/postgres-settings.js';
@@ -84,15 +86,14 @@ afterEach(async () => {
 
 interface Sides {
   readonly clock: SimulatedClock;
-  readonly journal: MemoryJournal;
+  readonly journal: Journal;
   readonly sqlite: OrderReadModel;
   readonly postgres: PostgresOrderReadModel;
   readonly store: PostgresStore;
 }
 
-async function sides(): Promise<Sides> {
+async function sides(journalKind: 'memory' | 'postgres' = 'memory'): Promise<Sides> {
   const clock = new SimulatedClock(start);
-  const journal = new MemoryJournal({ clock });
   const directory = mkdtempSync(join(tmpdir(), 'remit-pg-readmodel-'));
   const sqlite = OrderReadModel.open(readModelPath(directory));
   const schema = testSchemaName('readmodel');
@@ -101,6 +102,7 @@ async function sides(): Promise<Sides> {
     clock,
   });
   const postgres = await PostgresOrderReadModel.open(store.pool, store.quotedSchema);
+  const journal = journalKind === 'memory' ? new MemoryJournal({ clock }) : store.journal;
   cleanups.push(
     () => rmSync(directory, { recursive: true, force: true }),
     () => dropSchema(url, schema),
@@ -159,7 +161,7 @@ async function writeOrders(s: Sides, count: number, firstIndex = 0): Promise<str
 async function everything(
   readModel: OrderReadModel | PostgresOrderReadModel,
   ids: readonly string[],
-  journal: MemoryJournal,
+  journal: Journal,
 ) {
   const orders = [];
   for (const id of ids) {
@@ -186,42 +188,45 @@ async function everything(
 }
 
 describe('order read model on PostgreSQL', () => {
-  it('answers every query as the SQLite read model does, whatever the batches', async () => {
-    const s = await sides();
-    const ids = await writeOrders(s, 40);
-    const sqlite = project(s, s.sqlite, 7);
-    const postgres = project(s, s.postgres, 3);
-    await sqlite.projection.caughtUp();
-    await postgres.projection.caughtUp();
+  it.each(['memory', 'postgres'] as const)(
+    'answers every query as the SQLite read model does, whatever the batches (journal: %s)',
+    async (journalKind) => {
+      const s = await sides(journalKind);
+      const ids = await writeOrders(s, 40);
+      const sqlite = project(s, s.sqlite, 7);
+      const postgres = project(s, s.postgres, 3);
+      await sqlite.projection.caughtUp();
+      await postgres.projection.caughtUp();
 
-    const expected = await everything(s.sqlite, ids, s.journal);
-    expect(expected.offset).toBeGreaterThan(0);
-    expect(expected.pages.some((page) => page.data.length > 0)).toBe(true);
-    expect(await everything(s.postgres, ids, s.journal)).toEqual(expected);
+      const expected = await everything(s.sqlite, ids, s.journal);
+      expect(expected.offset).toBeGreaterThan(0);
+      expect(expected.pages.some((page) => page.data.length > 0)).toBe(true);
+      expect(await everything(s.postgres, ids, s.journal)).toEqual(expected);
 
-    // A projection restarted on the same tables continues where the last one committed.
-    await postgres.projection.stop();
-    await postgres.done;
-    const more = [...ids, ...(await writeOrders(s, 50, ids.length))];
-    const restarted = project(s, s.postgres, 11);
-    await sqlite.projection.caughtUp();
-    await restarted.projection.caughtUp();
-    expect(await everything(s.postgres, more, s.journal)).toEqual(
-      await everything(s.sqlite, more, s.journal),
-    );
+      // A projection restarted on the same tables continues where the last one committed.
+      await postgres.projection.stop();
+      await postgres.done;
+      const more = [...ids, ...(await writeOrders(s, 50, ids.length))];
+      const restarted = project(s, s.postgres, 11);
+      await sqlite.projection.caughtUp();
+      await restarted.projection.caughtUp();
+      expect(await everything(s.postgres, more, s.journal)).toEqual(
+        await everything(s.sqlite, more, s.journal),
+      );
 
-    // A reset empties the tables; projected again from offset 0, they are the same.
-    await restarted.projection.stop();
-    await restarted.done;
-    await s.postgres.reset();
-    expect(await s.postgres.offset()).toBe(0);
-    expect(await s.postgres.getOrderById('o001')).toBeUndefined();
-    const rebuilt = project(s, s.postgres, 64);
-    await rebuilt.projection.caughtUp();
-    expect(await everything(s.postgres, more, s.journal)).toEqual(
-      await everything(s.sqlite, more, s.journal),
-    );
-  });
+      // A reset empties the tables; projected again from offset 0, they are the same.
+      await restarted.projection.stop();
+      await restarted.done;
+      await s.postgres.reset();
+      expect(await s.postgres.offset()).toBe(0);
+      expect(await s.postgres.getOrderById('o001')).toBeUndefined();
+      const rebuilt = project(s, s.postgres, 64);
+      await rebuilt.projection.caughtUp();
+      expect(await everything(s.postgres, more, s.journal)).toEqual(
+        await everything(s.sqlite, more, s.journal),
+      );
+    },
+  );
 
   it('refuses a cursor that is not an order of the merchant', async () => {
     const s = await sides();
