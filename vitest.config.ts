@@ -11,7 +11,15 @@ export default defineConfig({
         extends: true,
         test: { name: 'unit', include: ['src/**/*.unit.spec.ts', 'bench/**/*.unit.spec.ts'] },
       },
-      { extends: true, test: { name: 'int', include: ['src/**/*.int.spec.ts'] } },
+      {
+        extends: true,
+        // One embedded PostgreSQL per run for the stores' integration tests (postgres-global-setup.ts).
+        test: {
+          name: 'int',
+          include: ['src/**/*.int.spec.ts'],
+          globalSetup: ['src/testing/postgres-global-setup.ts'],
+        },
+      },
       { extends: true, test: { name: 'e2e', include: ['src/**/*.e2e.spec.ts'] } },
       { extends: true, test: { name: 'sim', include: ['src/**/*.sim.spec.ts'] } },
     ],

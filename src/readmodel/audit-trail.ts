@@ -66,14 +66,19 @@ export async function readAuditTrail(
   return entries;
 }
 
+type OrderEventOffsets = number[] | undefined;
+
 /** The merchant's order's audit trail, or undefined when the read model has no such order. */
 export async function orderAuditTrail(
-  readModel: Pick<OrderReadModel, 'orderEventOffsets'>,
+  readModel: {
+    /** SQLite's read model answers at once, PostgreSQL's with a promise. */
+    orderEventOffsets(merchantId: string, orderId: string): OrderEventOffsets | Promise<OrderEventOffsets>;
+  },
   journal: Pick<Journal, 'readAll'>,
   merchantId: string,
   orderId: string,
 ): Promise<AuditEntry[] | undefined> {
-  const offsets = readModel.orderEventOffsets(merchantId, orderId);
+  const offsets = await readModel.orderEventOffsets(merchantId, orderId);
   return offsets === undefined ? undefined : readAuditTrail(journal, offsets);
 }
 

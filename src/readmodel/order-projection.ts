@@ -10,9 +10,19 @@ import type { JournalFeed } from './journal-reader.js';
 import {
   InconsistentEventError,
   type JournalPosition,
+  type OrderBatch,
   type OrderChange,
-  type OrderReadModel,
 } from './order-read-model.js';
+
+/**
+ * What the projection needs of a read model: its stored offset and a way to apply a batch with
+ * its last offset in one transaction. SQLite's `OrderReadModel` answers at once, PostgreSQL's
+ * `PostgresOrderReadModel` with promises; the projection awaits either.
+ */
+export interface ProjectedReadModel {
+  offset(): number | Promise<number>;
+  applyBatch(batch: OrderBatch): void | Promise<void>;
+}
 
 /**
  * The order projection: follows the journal's global stream and applies Merchant and Executor
@@ -55,7 +65,7 @@ export const defaultOrderProjectionSettings: OrderProjectionSettings = {
 export interface OrderProjectionOptions {
   /** The journal, or only a reader of its global stream (`SqliteJournalReader` in a worker). */
   readonly journal: JournalFeed;
-  readonly readModel: OrderReadModel;
+  readonly readModel: ProjectedReadModel;
   readonly clock: Clock;
   readonly logger?: Logger;
   readonly settings?: Partial<OrderProjectionSettings>;
@@ -216,7 +226,7 @@ type State = 'new' | 'running' | 'stopped' | 'failed';
 export class OrderProjection {
   private readonly journal: JournalFeed;
   private readonly onApplied: ((offset: number) => void) | undefined;
-  private readonly readModel: OrderReadModel;
+  private readonly readModel: ProjectedReadModel;
   private readonly clock: Clock;
   private readonly log: Logger;
   readonly settings: OrderProjectionSettings;
@@ -233,7 +243,10 @@ export class OrderProjection {
   private caughtUpWaiters: Waiter[] = [];
   private offsetWaiters: OffsetWaiter[] = [];
   private counters = { batches: 0, events: 0 };
-  /** The last offset this instance applied or found, for logs (the read model may be closed by then). */
+  /**
+   * The last offset this instance applied or found in the read model: for logs (the read model may
+   * be closed by then), and for `waitForOffset` on a read model that answers asynchronously.
+   */
   private lastOffset = 0;
 
   constructor(options: OrderProjectionOptions) {
@@ -256,8 +269,6 @@ export class OrderProjection {
   start(): Promise<void> {
     assert.ok(this.state === 'new', `order projection cannot start: it is ${this.state}`);
     this.state = 'running';
-    this.lastOffset = this.readModel.offset();
-    this.log.info({ offset: this.lastOffset }, 'order projection started');
     const outcome = this.run().then(
       () => this.stopped(),
       (error: unknown) => {
@@ -285,7 +296,10 @@ export class OrderProjection {
   /** Resolves once the event at global `offset` (and all before it) is applied. */
   waitForOffset(offset: number): Promise<void> {
     assert.ok(Number.isSafeInteger(offset) && offset >= 0, 'offset must be an integer >= 0');
-    if (this.readModel.offset() >= offset) return Promise.resolve();
+    // A read model that answers at once is asked; otherwise the next batch (which `enqueue`
+    // prompts) releases the waiter if the read model is there already.
+    const current = this.readModel.offset();
+    if ((typeof current === 'number' ? current : this.lastOffset) >= offset) return Promise.resolve();
     return this.enqueue((waiter) => this.offsetWaiters.push({ ...waiter, offset }));
   }
 
@@ -314,6 +328,8 @@ export class OrderProjection {
   }
 
   private async run(): Promise<void> {
+    this.lastOffset = await this.readModel.offset();
+    this.log.info({ offset: this.lastOffset }, 'order projection started');
     while (!this.stopping) {
       this.notified = false;
       // Waiters registered before this read began are caught up once a read reaches the end.
@@ -339,7 +355,9 @@ export class OrderProjection {
 
   /** Reads and applies one batch; returns how many journal events it read. */
   private async step(): Promise<number> {
-    const afterOffset = this.readModel.offset();
+    const afterOffset = await this.readModel.offset();
+    this.lastOffset = afterOffset;
+    this.releaseOffsetWaiters(afterOffset);
     try {
       const rows = await this.journal.readAll(afterOffset, this.settings.batchSize);
       if (rows.length === 0) return 0;
@@ -351,7 +369,7 @@ export class OrderProjection {
         const decoded = decodeJournalRow(row);
         if (decoded !== undefined) changes.push(...orderChangesOf(row, decoded));
       }
-      this.readModel.applyBatch({ afterOffset, toOffset, changes });
+      await this.readModel.applyBatch({ afterOffset, toOffset, changes });
       this.counters.batches++;
       this.counters.events += rows.length;
       this.lastOffset = toOffset;

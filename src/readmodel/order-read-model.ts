@@ -169,7 +169,8 @@ export class InconsistentEventError extends Error {
 
 // ---- rows as stored -------------------------------------------------------------------------
 
-const orderColumns =
+/** The columns a query of orders returns (shared by the PostgreSQL read model). */
+export const orderColumns =
   'order_id, merchant_id, status, amount, currency, card_brand, card_last4, bank, reference, description, ' +
   'reason, authorization_code, idempotency_key, request_hash, created_at, updated_at';
 
@@ -182,7 +183,7 @@ const statusSchema = z.enum(orderStatuses as [OrderStatus, ...OrderStatus[]]);
 const currencySchema = z.custom<Currency>((value) => typeof value === 'string' && isCurrency(value));
 const brandSchema = z.enum(['visa', 'mastercard', 'amex', 'discover', 'jcb', 'unknown']);
 
-const orderRowSchema = z
+export const orderRowSchema = z
   .object({
     order_id: z.string().min(1),
     merchant_id: z.string().min(1),
@@ -226,15 +227,15 @@ const orderRowSchema = z
   );
 
 /** Comma-separated global offsets, ascending. */
-const eventOffsetsRowSchema = z
+export const eventOffsetsRowSchema = z
   .object({ merchant_id: z.string().min(1), event_offsets: z.string().regex(/^\d+(,\d+)*$/) })
   .strict()
   .transform((row) => ({ merchantId: row.merchant_id, offsets: row.event_offsets.split(',').map(Number) }));
 
-const cursorSchema = z.object({ created_at: timestamp, order_id: z.string().min(1) }).strict();
+export const cursorSchema = z.object({ created_at: timestamp, order_id: z.string().min(1) }).strict();
 
 /** Parses a row read from the file; a row that does not parse means the file is broken. */
-function parseRow<T>(schema: z.ZodType<T>, row: unknown, what: string): T {
+export function parseRow<T>(schema: z.ZodType<T>, row: unknown, what: string): T {
   const result = schema.safeParse(row);
   if (!result.success) assert.fail(`read model ${what} row does not parse: ${result.error.message}`);
   return result.data;
@@ -670,7 +671,7 @@ export class OrderReadModel {
  * events mostly arrive within a few batches of each other; every statement was a descent of the
  * order-id index and a rewrite of the row (and of a status index entry).
  */
-interface FoldedOrder {
+export interface FoldedOrder {
   readonly orderId: string;
   /** Set when the batch creates the order. */
   readonly created: NewOrderRecord | undefined;
@@ -686,7 +687,7 @@ interface FoldedOrder {
 }
 
 /** The changes of a batch folded by order, or undefined when they contradict each other. */
-function foldByOrder(changes: readonly OrderChange[]): FoldedOrder[] | undefined {
+export function foldByOrder(changes: readonly OrderChange[]): FoldedOrder[] | undefined {
   const byOrder = new Map<string, FoldedOrder>();
   for (const change of changes) {
     const orderId = change.kind === 'created' ? change.order.id : change.orderId;

@@ -16,7 +16,7 @@ export interface TestNodeOptions
   extends Partial<Omit<AssembleNodeOptions, 'stores' | 'bank' | 'clock' | 'random'>> {
   readonly clock: Clock;
   readonly random: Random;
-  /** Usually the simulated bank of `testing/simulated-bank.ts`. */
+  /** Usually the simulated bank of `bank/simulated-bank.ts`. */
   readonly bank: BankPort;
   /** The store the read model stand-in folds; the entities write to `journal` (a wrapper of it) if given. */
   readonly memory: MemoryJournal;

@@ -1,0 +1,483 @@
+import assert from 'node:assert/strict';
+import type pg from 'pg';
+import {
+  integerArrayLiteral,
+  nullableIntegerArrayLiteral,
+  nullableTextArrayLiteral,
+  textArrayLiteral,
+} from '../store/postgres/array-literal.js';
+import { statementName, withClient } from '../store/postgres/postgres-pool.js';
+import {
+  cursorSchema,
+  eventOffsetsRowSchema,
+  type FoldedOrder,
+  foldByOrder,
+  InconsistentEventError,
+  InvalidCursorError,
+  type JournalPosition,
+  type ListOrdersQuery,
+  listLimitMax,
+  type NewOrderRecord,
+  type OrderBatch,
+  type OrderChange,
+  type OrderPage,
+  type OrderRow,
+  orderColumns,
+  orderProjectionName,
+  orderRowSchema,
+  parseRow,
+  readModelSchemaVersion,
+} from './order-read-model.js';
+
+/**
+ * The order read model in PostgreSQL, in the stores' schema: the same tables, rows, checks and
+ * answers as the SQLite read model (`order-read-model.ts`, whose row schemas and folding it
+ * shares), with asynchronous methods.
+ *
+ * It is derived data: tables of another read-model version are dropped and created again (under
+ * an advisory lock, so nodes starting at once do it once), and the projection then rebuilds them
+ * from offset 0. A batch is one transaction that first locks the projection's offset row, so two
+ * projections writing the same schema cannot interleave: the second finds the offset moved and
+ * stops. The transaction waits on nothing but the database.
+ */
+export class PostgresOrderReadModel {
+  private readonly sql: ReturnType<typeof statements>;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    quotedSchema: string,
+  ) {
+    this.sql = statements(quotedSchema);
+  }
+
+  /** Creates (or, at another version, recreates) the read model's tables, then opens it. */
+  static async open(pool: pg.Pool, quotedSchema: string): Promise<PostgresOrderReadModel> {
+    await withClient(pool, async (client) => {
+      await client.query('BEGIN');
+      try {
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+          `remit read model in ${quotedSchema}`,
+        ]);
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${quotedSchema}.read_model_version (singleton boolean PRIMARY KEY ` +
+            'DEFAULT true CHECK (singleton), version integer NOT NULL)',
+        );
+        const stored = await client.query<{ version: unknown }>(
+          `SELECT version FROM ${quotedSchema}.read_model_version`,
+        );
+        if (stored.rows[0]?.version !== readModelSchemaVersion) {
+          await client.query(schemaSql(quotedSchema));
+          await client.query(
+            `INSERT INTO ${quotedSchema}.read_model_version (singleton, version) VALUES (true, $1) ` +
+              'ON CONFLICT (singleton) DO UPDATE SET version = excluded.version',
+            [readModelSchemaVersion],
+          );
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+    return new PostgresOrderReadModel(pool, quotedSchema);
+  }
+
+  // ---- queries ------------------------------------------------------------------------------
+
+  /** The merchant's order, or undefined — also when the order belongs to another merchant. */
+  async getOrder(merchantId: string, orderId: string): Promise<OrderRow | undefined> {
+    const order = await this.getOrderById(orderId);
+    return order?.merchantId === merchantId ? order : undefined;
+  }
+
+  /** Any merchant's order. For internal use only: it does not isolate merchants. */
+  async getOrderById(orderId: string): Promise<OrderRow | undefined> {
+    const result = await this.pool.query({ ...this.sql.selectOrder, values: [orderId] });
+    const row: unknown = result.rows[0];
+    return row === undefined ? undefined : parseRow(orderRowSchema, row, 'orders');
+  }
+
+  /**
+   * A page of the merchant's orders, newest first (ties by order id, descending). Rejects with
+   * `InvalidCursorError` when `startingAfter` is not one of the merchant's orders.
+   */
+  async listOrders(query: ListOrdersQuery): Promise<OrderPage> {
+    const { merchantId, status, limit, startingAfter } = query;
+    assert.ok(
+      Number.isSafeInteger(limit) && limit >= 1 && limit <= listLimitMax,
+      `limit must be 1 to ${listLimitMax}, got ${limit}`,
+    );
+    // One row more than asked tells whether another page follows.
+    const fetch = limit + 1;
+    const cursor = startingAfter === undefined ? undefined : await this.cursorOf(merchantId, startingAfter);
+    const result = await this.pool.query({
+      ...this.sql.list,
+      values: [merchantId, status ?? null, cursor?.created_at ?? null, cursor?.order_id ?? null, fetch],
+    });
+    const rows: unknown[] = result.rows;
+    const data = rows.slice(0, limit).map((row) => parseRow(orderRowSchema, row, 'orders'));
+    return { data, hasMore: rows.length > limit };
+  }
+
+  /** The global journal offsets of the order's events, ascending, or undefined when not the merchant's. */
+  async orderEventOffsets(merchantId: string, orderId: string): Promise<number[] | undefined> {
+    const result = await this.pool.query({ ...this.sql.selectEventOffsets, values: [orderId] });
+    const row: unknown = result.rows[0];
+    if (row === undefined) return undefined;
+    const parsed = parseRow(eventOffsetsRowSchema, row, 'orders event_offsets');
+    return parsed.merchantId === merchantId ? parsed.offsets : undefined;
+  }
+
+  /** The global offset of the last event projected; 0 before the first. */
+  async offset(): Promise<number> {
+    const result = await this.pool.query<unknown[]>({
+      ...this.sql.selectOffset,
+      values: [orderProjectionName],
+      rowMode: 'array',
+    });
+    return parseOffset(result.rows[0]?.[0]);
+  }
+
+  // ---- writes (the projection's) ------------------------------------------------------------
+
+  /**
+   * Applies one batch's changes and stores its last offset in one transaction. Rejects (and writes
+   * nothing) when the read model is not at `afterOffset` or a change contradicts the tables.
+   */
+  async applyBatch(batch: OrderBatch): Promise<void> {
+    assert.ok(
+      Number.isSafeInteger(batch.toOffset) && batch.toOffset > batch.afterOffset,
+      `a batch must move the offset forward (from ${batch.afterOffset} to ${batch.toOffset})`,
+    );
+    await withClient(this.pool, async (client) => {
+      await client.query('BEGIN');
+      try {
+        await this.applyInTransaction(client, batch);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  /** Empties the tables, so the projection starts again from offset 0. Stop the projection first. */
+  async reset(): Promise<void> {
+    await withClient(this.pool, async (client) => {
+      await client.query('BEGIN');
+      try {
+        await client.query(this.sql.deleteOrders);
+        await client.query(this.sql.resetOffset, [orderProjectionName]);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  private async cursorOf(merchantId: string, orderId: string) {
+    const result = await this.pool.query({ ...this.sql.selectCursor, values: [orderId, merchantId] });
+    const row: unknown = result.rows[0];
+    if (row === undefined) throw new InvalidCursorError(merchantId, orderId);
+    return parseRow(cursorSchema, row, 'orders cursor');
+  }
+
+  private async applyInTransaction(client: pg.PoolClient, batch: OrderBatch): Promise<void> {
+    // The row lock orders this batch after any other projection's on the same schema.
+    const locked = await client.query<unknown[]>({
+      text: this.sql.lockOffset.text,
+      values: [orderProjectionName],
+      rowMode: 'array',
+    });
+    const current = parseOffset(locked.rows[0]?.[0]);
+    assert.ok(
+      current === batch.afterOffset,
+      `read model is at offset ${current}, but the batch continues from ${batch.afterOffset}: ` +
+        'another projection writes to the same schema, or a batch was lost',
+    );
+    const folded = foldByOrder(batch.changes);
+    if (folded === undefined || !(await this.triedFolded(client, folded))) {
+      // Something does not add up: the folded writes were undone, and the changes are applied one
+      // by one, which stops at the very change that is wrong and names it.
+      for (const change of batch.changes) await this.applyChange(client, change);
+    }
+    await client.query({ ...this.sql.upsertOffset, values: [orderProjectionName, batch.toOffset] });
+  }
+
+  /**
+   * Writes the folded changes in two statements — one multi-row insert of the orders the batch
+   * creates, one multi-row update of the others — or undoes them and answers false if the table
+   * refuses any (an order already there, or not in the status its first transition requires).
+   */
+  private async triedFolded(client: pg.PoolClient, folded: readonly FoldedOrder[]): Promise<boolean> {
+    const created: Array<FoldedOrder & { readonly created: NewOrderRecord }> = [];
+    const updated: FoldedOrder[] = [];
+    for (const order of folded) {
+      if (order.created === undefined) updated.push(order);
+      else created.push({ ...order, created: order.created });
+    }
+    await client.query('SAVEPOINT folded');
+    const fits =
+      (created.length === 0 ||
+        (await client.query({ ...this.sql.insertOrders, values: insertValues(created) })).rowCount ===
+          created.length) &&
+      (updated.length === 0 ||
+        (await client.query({ ...this.sql.updateOrders, values: updateValues(updated) })).rowCount ===
+          updated.length);
+    await client.query(fits ? 'RELEASE SAVEPOINT folded' : 'ROLLBACK TO SAVEPOINT folded');
+    return fits;
+  }
+
+  private async applyChange(client: pg.PoolClient, change: OrderChange): Promise<void> {
+    switch (change.kind) {
+      case 'created':
+        return this.create(client, change.order, change.position);
+      case 'transitioned':
+        return this.transition(client, change);
+      case 'audited':
+        return this.audit(client, change);
+      default:
+        assertNever(change);
+    }
+  }
+
+  private async create(
+    client: pg.PoolClient,
+    order: NewOrderRecord,
+    position: JournalPosition,
+  ): Promise<void> {
+    const inserted = await client.query({
+      ...this.sql.insertOrder,
+      values: [
+        order.id,
+        order.merchantId,
+        'new',
+        order.amount.toString(),
+        order.currency,
+        order.card.brand,
+        order.card.last4,
+        order.card.bin,
+        null,
+        order.reference ?? null,
+        order.description ?? null,
+        null,
+        null,
+        order.idempotencyKey,
+        order.requestHash,
+        order.createdAt,
+        order.createdAt,
+        String(position.offset),
+      ],
+    });
+    if (inserted.rowCount === 0) {
+      throw new InconsistentEventError(`order ${order.id} is created a second time`, position);
+    }
+  }
+
+  private async transition(
+    client: pg.PoolClient,
+    change: Extract<OrderChange, { kind: 'transitioned' }>,
+  ): Promise<void> {
+    const updated = await client.query({
+      ...this.sql.updateStatus,
+      values: [
+        change.to,
+        change.at,
+        change.bank ?? null,
+        change.reason ?? null,
+        change.authorizationCode ?? null,
+        String(change.position.offset),
+        change.orderId,
+        change.from,
+      ],
+    });
+    if (updated.rowCount === 1) return;
+    const found = await client.query({ ...this.sql.selectOrder, values: [change.orderId] });
+    const row: unknown = found.rows[0];
+    const status = row === undefined ? undefined : parseRow(orderRowSchema, row, 'orders').status;
+    throw new InconsistentEventError(
+      `order ${change.orderId} cannot become ${change.to}: it is ${status ?? 'unknown'}, not ${change.from}`,
+      change.position,
+    );
+  }
+
+  private async audit(
+    client: pg.PoolClient,
+    change: Extract<OrderChange, { kind: 'audited' }>,
+  ): Promise<void> {
+    const updated = await client.query({
+      ...this.sql.appendEvent,
+      values: [String(change.position.offset), change.orderId],
+    });
+    if (updated.rowCount === 0) {
+      throw new InconsistentEventError(`${change.type} for unknown order ${change.orderId}`, change.position);
+    }
+  }
+}
+
+/** The columns of `insertOrders`, one array literal each, in its order. */
+function insertValues(orders: ReadonlyArray<FoldedOrder & { readonly created: NewOrderRecord }>): string[] {
+  const column = <T>(pick: (order: FoldedOrder & { readonly created: NewOrderRecord }) => T) =>
+    orders.map(pick);
+  return [
+    textArrayLiteral(column((order) => order.created.id)),
+    textArrayLiteral(column((order) => order.created.merchantId)),
+    textArrayLiteral(column((order) => order.status ?? 'new')),
+    textArrayLiteral(column((order) => order.created.amount.toString())),
+    textArrayLiteral(column((order) => order.created.currency)),
+    textArrayLiteral(column((order) => order.created.card.brand)),
+    textArrayLiteral(column((order) => order.created.card.last4)),
+    textArrayLiteral(column((order) => order.created.card.bin)),
+    nullableTextArrayLiteral(column((order) => order.bank)),
+    nullableTextArrayLiteral(column((order) => order.created.reference)),
+    nullableTextArrayLiteral(column((order) => order.created.description)),
+    nullableTextArrayLiteral(column((order) => order.reason)),
+    nullableTextArrayLiteral(column((order) => order.authorizationCode)),
+    textArrayLiteral(column((order) => order.created.idempotencyKey)),
+    textArrayLiteral(column((order) => order.created.requestHash)),
+    integerArrayLiteral(column((order) => order.created.createdAt)),
+    integerArrayLiteral(column((order) => order.updatedAt ?? order.created.createdAt)),
+    textArrayLiteral(column((order) => order.offsets.join(','))),
+  ];
+}
+
+/** The columns of `updateOrders`, one array literal each, in its order. */
+function updateValues(orders: readonly FoldedOrder[]): string[] {
+  return [
+    textArrayLiteral(orders.map((order) => order.orderId)),
+    nullableTextArrayLiteral(orders.map((order) => order.firstFrom)),
+    nullableTextArrayLiteral(orders.map((order) => order.status)),
+    nullableIntegerArrayLiteral(orders.map((order) => order.updatedAt)),
+    nullableTextArrayLiteral(orders.map((order) => order.bank)),
+    nullableTextArrayLiteral(orders.map((order) => order.reason)),
+    nullableTextArrayLiteral(orders.map((order) => order.authorizationCode)),
+    textArrayLiteral(orders.map((order) => order.offsets.join(','))),
+  ];
+}
+
+function parseOffset(stored: unknown): number {
+  if (stored === undefined) return 0;
+  if (typeof stored !== 'number' || !Number.isSafeInteger(stored) || stored < 0) {
+    assert.fail(`read model projection_offsets row does not parse: ${String(stored)}`);
+  }
+  return stored;
+}
+
+/**
+ * The tables, as in SQLite: amounts are decimal text (money never passes through a float), order
+ * ids compare bytewise (COLLATE "C") so pages come in the same order on both stores, and the
+ * projection's offset row exists from the start so a batch can always lock it.
+ */
+function schemaSql(schema: string): string {
+  return `
+    DROP TABLE IF EXISTS ${schema}.orders;
+    DROP TABLE IF EXISTS ${schema}.projection_offsets;
+
+    CREATE TABLE ${schema}.orders (
+      order_id text COLLATE "C" PRIMARY KEY,
+      merchant_id text COLLATE "C" NOT NULL,
+      status text NOT NULL,
+      amount text NOT NULL CHECK (amount ~ '^-?[0-9]+$'),
+      currency text NOT NULL,
+      card_brand text NOT NULL,
+      card_last4 text NOT NULL,
+      card_bin text NOT NULL,
+      bank text,
+      reference text,
+      description text,
+      reason text,
+      authorization_code text,
+      idempotency_key text NOT NULL,
+      request_hash text NOT NULL,
+      created_at bigint NOT NULL,
+      updated_at bigint NOT NULL,
+      event_offsets text NOT NULL
+    );
+    CREATE INDEX orders_by_merchant ON ${schema}.orders (merchant_id, created_at DESC, order_id DESC);
+    CREATE INDEX orders_by_merchant_status
+      ON ${schema}.orders (merchant_id, status, created_at DESC, order_id DESC);
+
+    CREATE TABLE ${schema}.projection_offsets (
+      name text PRIMARY KEY,
+      "offset" bigint NOT NULL CHECK ("offset" >= 0)
+    );
+    INSERT INTO ${schema}.projection_offsets (name, "offset") VALUES ('${orderProjectionName}', 0);
+  `;
+}
+
+function statements(schema: string) {
+  const named = (name: string, text: string) => ({ name: statementName(`readmodel-${name}`, schema), text });
+  const orders = `${schema}.orders`;
+  const offsets = `${schema}.projection_offsets`;
+  const insertColumns =
+    'order_id, merchant_id, status, amount, currency, card_brand, card_last4, card_bin, bank, reference, ' +
+    'description, reason, authorization_code, idempotency_key, request_hash, created_at, updated_at, event_offsets';
+  return {
+    selectOrder: named('select-order', `SELECT ${orderColumns} FROM ${orders} WHERE order_id = $1`),
+    selectCursor: named(
+      'select-cursor',
+      `SELECT created_at, order_id FROM ${orders} WHERE order_id = $1 AND merchant_id = $2`,
+    ),
+    // One statement for the four listings: an absent status or cursor is NULL and drops its test.
+    list: named(
+      'list',
+      `SELECT ${orderColumns} FROM ${orders} WHERE merchant_id = $1 ` +
+        'AND ($2::text IS NULL OR status = $2) ' +
+        'AND ($3::bigint IS NULL OR (created_at, order_id) < ($3, $4::text COLLATE "C")) ' +
+        'ORDER BY created_at DESC, order_id DESC LIMIT $5',
+    ),
+    selectEventOffsets: named(
+      'select-event-offsets',
+      `SELECT merchant_id, event_offsets FROM ${orders} WHERE order_id = $1`,
+    ),
+    selectOffset: named('select-offset', `SELECT "offset" FROM ${offsets} WHERE name = $1`),
+    lockOffset: named('lock-offset', `SELECT "offset" FROM ${offsets} WHERE name = $1 FOR UPDATE`),
+    // ON CONFLICT DO NOTHING, then a check of the row count: a second creation is reported with
+    // its event's position, not thrown as a bare constraint error.
+    insertOrder: named(
+      'insert-order',
+      `INSERT INTO ${orders} (${insertColumns}) VALUES ` +
+        '($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ' +
+        'ON CONFLICT (order_id) DO NOTHING',
+    ),
+    // The folded writes of a batch: every order it creates in one statement, every other order it
+    // changes in another. An order without a transition in the batch (first_from NULL) only gets
+    // its events' offsets; the others must be in the status their first transition requires.
+    insertOrders: named(
+      'insert-orders',
+      `INSERT INTO ${orders} (${insertColumns}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], ` +
+        '$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], ' +
+        '$12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[], $18::text[]) ' +
+        'ON CONFLICT (order_id) DO NOTHING',
+    ),
+    updateOrders: named(
+      'update-orders',
+      `UPDATE ${orders} AS o SET status = coalesce(v.status, o.status), ` +
+        'updated_at = coalesce(v.updated_at, o.updated_at), bank = coalesce(v.bank, o.bank), ' +
+        'reason = coalesce(v.reason, o.reason), ' +
+        'authorization_code = coalesce(v.authorization_code, o.authorization_code), ' +
+        "event_offsets = o.event_offsets || ',' || v.event_offsets " +
+        'FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], ' +
+        '$8::text[]) AS v(order_id, first_from, status, updated_at, bank, reason, authorization_code, event_offsets) ' +
+        'WHERE o.order_id = v.order_id AND (v.first_from IS NULL OR o.status = v.first_from)',
+    ),
+    updateStatus: named(
+      'update-status',
+      `UPDATE ${orders} SET status = $1, updated_at = $2, bank = COALESCE($3, bank), ` +
+        'reason = COALESCE($4, reason), authorization_code = COALESCE($5, authorization_code), ' +
+        "event_offsets = event_offsets || ',' || $6 WHERE order_id = $7 AND status = $8",
+    ),
+    appendEvent: named(
+      'append-event',
+      `UPDATE ${orders} SET event_offsets = event_offsets || ',' || $1 WHERE order_id = $2`,
+    ),
+    upsertOffset: named('upsert-offset', `UPDATE ${offsets} SET "offset" = $2 WHERE name = $1`),
+    deleteOrders: `DELETE FROM ${orders}`,
+    resetOffset: `UPDATE ${offsets} SET "offset" = 0 WHERE name = $1`,
+  };
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected: ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import type pg from 'pg';
+import { JournalClosedError, type Snapshot, type SnapshotStore } from '../journal.js';
+import { assertIdentifier, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
+import { statementName } from './postgres-pool.js';
+
+/**
+ * Snapshots in the stores' PostgreSQL schema. A save is its own small statement, not part of group
+ * commit: snapshots are an optimisation of recovery, rare, and losing the newest one only means
+ * replaying a few more events.
+ */
+export class PostgresSnapshotStore implements SnapshotStore {
+  private readonly upsert: { readonly name: string; readonly text: string };
+  private readonly selectLatest: { readonly name: string; readonly text: string };
+  private readonly deleteBefore: { readonly name: string; readonly text: string };
+  private closed = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    /** The schema's quoted name (`escapeIdentifier`). */
+    quotedSchema: string,
+  ) {
+    const table = `${quotedSchema}.snapshots`;
+    // A second snapshot at the same seqNr (e.g. after a restart) supersedes the first.
+    this.upsert = {
+      name: statementName('snapshot-save', quotedSchema),
+      text:
+        `INSERT INTO ${table} (persistence_id, seq_nr, version, payload, written_at, checksum) ` +
+        'VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (persistence_id, seq_nr) DO UPDATE SET ' +
+        'version = excluded.version, payload = excluded.payload, written_at = excluded.written_at, ' +
+        'checksum = excluded.checksum',
+    };
+    this.selectLatest = {
+      name: statementName('snapshot-latest', quotedSchema),
+      text:
+        'SELECT persistence_id, seq_nr, version, payload, written_at, checksum ' +
+        `FROM ${table} WHERE persistence_id = $1 ORDER BY seq_nr DESC LIMIT 1`,
+    };
+    this.deleteBefore = {
+      name: statementName('snapshot-delete', quotedSchema),
+      text: `DELETE FROM ${table} WHERE persistence_id = $1 AND seq_nr < $2`,
+    };
+  }
+
+  async save(snapshot: Snapshot): Promise<void> {
+    this.assertOpen();
+    assertSnapshot(snapshot);
+    await this.pool.query({
+      ...this.upsert,
+      values: [
+        snapshot.persistenceId,
+        snapshot.seqNr,
+        snapshot.version,
+        snapshot.payload,
+        snapshot.timestamp,
+        snapshotChecksum(snapshot),
+      ],
+    });
+  }
+
+  async loadLatest(persistenceId: string): Promise<Snapshot | undefined> {
+    this.assertOpen();
+    const result = await this.pool.query<unknown[]>({
+      ...this.selectLatest,
+      values: [persistenceId],
+      rowMode: 'array',
+    });
+    const row = result.rows[0];
+    if (row === undefined) return undefined;
+    const snapshot = verifiedSnapshot(row[0], row[1], row[2], row[3], row[4], row[5]);
+    assert.ok(
+      snapshot.persistenceId === persistenceId,
+      `loadLatest(${persistenceId}) read ${snapshot.persistenceId}`,
+    );
+    return snapshot;
+  }
+
+  async deleteOlderThan(persistenceId: string, beforeSeqNr: number): Promise<void> {
+    this.assertOpen();
+    assertIdentifier(persistenceId, 'persistenceId');
+    assert.ok(Number.isSafeInteger(beforeSeqNr), 'beforeSeqNr must be an integer');
+    await this.pool.query({ ...this.deleteBefore, values: [persistenceId, beforeSeqNr] });
+  }
+
+  /** The pool is its owner's to end. */
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new JournalClosedError();
+  }
+}
