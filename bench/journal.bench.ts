@@ -9,7 +9,7 @@
  * On PostgreSQL the ceiling is raw `pg` multi-row inserts (`INSERT … SELECT FROM unnest(…)`, arrays
  * sent as literals) of the same rows into the same table, one statement (one transaction) per batch of the size group commit
  * reached, one batch in flight. The server is `--database-url` (or DATABASE_URL), each scenario in a
- * fresh schema dropped after; without one, an embedded PostgreSQL (src/testing/embedded-postgres.ts)
+ * fresh schema dropped after; without one, an embedded PostgreSQL (src/store/postgres/embedded-postgres.ts)
  * with `fsync` and `synchronous_commit` on, in a temp folder removed after.
  *
  * Run: `npm run bench:journal -- --json results.json [--store sqlite|postgres] [--database-url URL]
@@ -26,10 +26,10 @@ import pg from 'pg';
 import { rowChecksum } from '../src/store/checksum.js';
 import type { Journal, SerializedEvent } from '../src/store/journal.js';
 import { integerArrayLiteral, textArrayLiteral } from '../src/store/postgres/array-literal.js';
+import { startEmbeddedPostgres } from '../src/store/postgres/embedded-postgres.js';
 import { openPostgresStore } from '../src/store/postgres/open-postgres-store.js';
 import { postgresSettings } from '../src/store/postgres/postgres-settings.js';
 import { openDatabase, openSqliteStore } from '../src/store/sqlite/open-database.js';
-import { startEmbeddedPostgres } from '../src/testing/embedded-postgres.js';
 
 interface ScenarioResult {
   readonly name: string;
