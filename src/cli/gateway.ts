@@ -6,8 +6,8 @@ import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { buildApp, MerchantDirectory } from '../api/app.js';
 import { defaultOrderServiceSettings, OrderService } from '../api/order-service.js';
 import { BankClient } from '../bank/bank-client.js';
+import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
 import { type RunningBankServer, startBankServer } from '../bank/bank-server.js';
-import { BankConnection, classifyBankError } from '../payments/bank-connection.js';
 import { CardVault, vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition } from '../payments/executor.js';
 import {

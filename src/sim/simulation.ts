@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { orderRequestText } from '../api/order-service.js';
+import { classifyBankError } from '../bank/bank-connection.js';
 import { BankLedger } from '../bank/ledger.js';
 import { demoConfig } from '../cli/demo-merchants.js';
-import { classifyBankError } from '../payments/bank-connection.js';
 import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultExecutorSettings, executorDefinition, executorEvents } from '../payments/executor.js';
 import {
