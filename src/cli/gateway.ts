@@ -187,6 +187,7 @@ export async function startGateway(
       // Not ready while the read model is not being updated: its answers would be stale.
       ready: () => projection.status().state !== 'failed',
       logger: logger.child({ component: 'api' }),
+      accessLogLevel: config.accessLogLevel,
       waitDefaultMs: defaultOrderServiceSettings.waitDefaultMs,
       waitMaxMs: defaultOrderServiceSettings.waitMaxMs,
       readModelCaughtUp: () => projection.caughtUp(),
@@ -197,7 +198,12 @@ export async function startGateway(
     const port = app.server.address();
     const boundPort = typeof port === 'object' && port !== null ? port.port : config.port;
     logger.info({ url: address, bankUrl, dataDir }, 'gateway ready');
-    return { url: address, port: boundPort, bankUrl, dataDir, close: closeAll };
+    const close = async (): Promise<void> => {
+      await closeAll();
+      // The last line: whoever reads the log knows the gateway ended as asked, not mid-flight.
+      logger.info({ url: address }, 'gateway stopped');
+    };
+    return { url: address, port: boundPort, bankUrl, dataDir, close };
   } catch (error) {
     await closeAll();
     throw error;
