@@ -363,7 +363,7 @@ export class BankClient {
   private async authorizeBatch(
     payments: readonly PaymentRequestBody[],
   ): Promise<ReadonlyArray<CallResult<BankAnswer>>> {
-    const body: PaymentBatchRequestBody = { payments };
+    const body: PaymentBatchRequestBody = { payments: [...payments] };
     const exchange: Exchange = {
       operation: 'authorize',
       reference: undefined,
