@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BankClient, type BankLedgerReport } from '../bank/bank-client.js';
 import { type RemitProcess, startRemit } from '../testing/processes.js';
 import { quickstartCommand } from './quickstart.js';
 
@@ -37,17 +38,9 @@ interface OrderJson {
   reason: string | null;
 }
 
-interface LedgerJson {
-  payments: Array<{
-    reference: string;
-    status: string;
-    amount: number;
-    currency: string;
-    requestCount: number;
-  }>;
-}
-
 let bank: RemitProcess;
+/** The ledger is read through the bank's own client, as every caller of the bank does. */
+let auditor: BankClient;
 let gateway: RemitProcess;
 let bankDir: string;
 let dataDir: string;
@@ -76,6 +69,7 @@ beforeAll(async () => {
   // Named `data` so the README's quickstart (which reads ./data/credentials.json) runs beside it.
   dataDir = join(mkdtempSync(join(tmpdir(), 'remit-e2e-')), 'data');
   bank = await startRemit(['bank', '--port', '0', '--data', bankDir]);
+  auditor = new BankClient({ baseUrl: bank.url, requestTimeoutMs: 10_000, connections: 1 });
   gateway = await startRemit(gatewayArgs(bank.url));
   const credentials = JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')) as Credentials;
   keyA = credentials.merchants.find((merchant) => merchant.id === 'merchant-a')?.apiKey ?? '';
@@ -85,6 +79,7 @@ beforeAll(async () => {
 afterAll(async () => {
   gatewayOutputs.push(gateway?.output() ?? '');
   await gateway?.kill('SIGTERM');
+  await auditor?.close();
   await bank?.kill('SIGTERM');
   rmSync(bankDir, { recursive: true, force: true });
   rmSync(dirname(dataDir), { recursive: true, force: true });
@@ -127,8 +122,8 @@ async function getOrder(apiKey: string, id: string) {
   return { status: response.status, json: (await response.json()) as OrderJson };
 }
 
-async function ledger(): Promise<LedgerJson> {
-  return (await (await fetch(`${bank.url}/v1/ledger`)).json()) as LedgerJson;
+function ledger(): Promise<BankLedgerReport> {
+  return auditor.ledger();
 }
 
 /** Polls until the order is terminal (bounded). */
@@ -153,7 +148,7 @@ describe.sequential('remit end to end', () => {
       bank: 'bank-a',
     });
     const payment = (await ledger()).payments.find((entry) => entry.reference === json.id);
-    expect(payment).toMatchObject({ status: 'approved', amount: 1250, currency: 'EUR', requestCount: 1 });
+    expect(payment).toMatchObject({ status: 'approved', amount: 1250n, currency: 'EUR', requestCount: 1 });
   });
 
   it.each([
@@ -344,6 +339,7 @@ describe.sequential('remit end to end', () => {
       headers: { 'content-type': 'application/json' },
       body: '{"latencyMs":0}',
     });
+    auditor = new BankClient({ baseUrl: bank.url, requestTimeoutMs: 10_000, connections: 1 });
     gateway = await startRemit(gatewayArgs(bank.url));
     const finished = await Promise.all(ids.map((id) => untilTerminal(keyA, id)));
     const payments = new Map((await ledger()).payments.map((entry) => [entry.reference, entry]));
