@@ -1,20 +1,4 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
-
-const credentialsSchema = z.object({
-  merchants: z.array(z.object({ id: z.string(), apiKey: z.string(), bank: z.string() })),
-});
-
-/** The first merchant's key from `credentials.json`, if the file is there (it is after a first start). */
-export function firstApiKey(dataDir: string): string | undefined {
-  try {
-    return credentialsSchema.parse(JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')))
-      .merchants[0]?.apiKey;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * A curl command that works as printed: it reads the key from the credentials file. It holds a
