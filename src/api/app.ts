@@ -330,10 +330,10 @@ function idempotencyKeyOf(request: FastifyRequest): string {
 
 export async function buildApp(dependencies: AppDependencies): Promise<FastifyInstance> {
   const settings = dependencies.settings ?? defaultAppSettings;
+  // Widened to Fastify's logger type, so the app is a plain FastifyInstance whatever logger it has.
+  const logger: FastifyBaseLogger | false = dependencies.logger ?? false;
   const app = Fastify({
-    ...(dependencies.logger
-      ? { loggerInstance: dependencies.logger as FastifyBaseLogger }
-      : { logger: false }),
+    ...(logger ? { loggerInstance: logger } : { logger: false }),
     // Fastify's own access log is two lines per request, the second without the route, and the
     // first quotes the URL (a client may put anything in it); the onResponse hook below writes one.
     disableRequestLogging: true,
