@@ -8,6 +8,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
   type RouteOptions,
 } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
@@ -328,15 +329,46 @@ function idempotencyKeyOf(request: FastifyRequest): string {
   return key;
 }
 
+function routeOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? 'unknown';
+}
+
+/**
+ * The access log: one line per request answered, `request answered`, at the operator's level.
+ * Fastify's own is two lines per request (`incoming request`, `request completed`), and the first
+ * quotes the URL, which a client fills with whatever it likes; this names the route instead. A
+ * response that failed on the socket is still an error line, whatever the level.
+ */
+class AccessLog extends LogController {
+  constructor(private readonly level: AccessLogLevel) {
+    super();
+  }
+
+  override incomingRequest(): void {}
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    const fields = {
+      method: request.method,
+      route: routeOf(request),
+      status: reply.statusCode,
+      responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
+    };
+    if (error) reply.log.error({ ...fields, err: error }, 'request errored');
+    else if (this.level !== 'silent') reply.log[this.level](fields, 'request answered');
+  }
+}
+
 export async function buildApp(dependencies: AppDependencies): Promise<FastifyInstance> {
   const settings = dependencies.settings ?? defaultAppSettings;
   // Widened to Fastify's logger type, so the app is a plain FastifyInstance whatever logger it has.
   const logger: FastifyBaseLogger | false = dependencies.logger ?? false;
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: false }),
-    // Fastify's own access log is two lines per request, the second without the route, and the
-    // first quotes the URL (a client may put anything in it); the onResponse hook below writes one.
-    disableRequestLogging: true,
+    logController: new AccessLog(dependencies.accessLogLevel ?? 'info'),
     bodyLimit: settings.bodyLimitBytes,
     requestTimeout: settings.requestTimeoutMs,
     // Validation is strict: no coercion, no silently dropped fields. Unknown fields are errors.
@@ -362,25 +394,11 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
     registers: [metrics],
   });
   if (dependencies.metrics === undefined) collectDefaultMetrics({ register: metrics });
-  const accessLogLevel = dependencies.accessLogLevel ?? 'info';
   app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unknown';
     requests.observe(
-      { method: request.method, route, status: String(reply.statusCode) },
+      { method: request.method, route: routeOf(request), status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
-    // The route, not the URL: a path or query string is the client's text and may hold anything.
-    if (accessLogLevel !== 'silent') {
-      request.log[accessLogLevel](
-        {
-          method: request.method,
-          route,
-          status: reply.statusCode,
-          responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
-        },
-        'request answered',
-      );
-    }
   });
 
   const routes: RegisteredRoute[] = [];
