@@ -407,6 +407,17 @@ describe.sequential('remit end to end', () => {
     gatewayOutputs.push(gateway.output());
   });
 
+  it('writes every log line as JSON with each key once', () => {
+    const lines = [...gatewayOutputs, gateway.output(), bank.output()]
+      .join('\n')
+      .split('\n')
+      .filter((line) => line.startsWith('{'));
+    expect(lines.length).toBeGreaterThan(0);
+    // JSON.parse keeps one of a repeated key, so the line written again from it has fewer keys.
+    const keysIn = (text: string): number => text.match(/"[^"]*":/g)?.length ?? 0;
+    for (const line of lines) expect(keysIn(line), line).toBe(keysIn(JSON.stringify(JSON.parse(line))));
+  });
+
   it('leaves no card number in the data folder or the logs', async () => {
     const logs = [...gatewayOutputs, gateway.output()].join('\n');
     for (const card of [...usedCards, quickstartCard]) expect(logs).not.toContain(card);

@@ -78,7 +78,8 @@ export async function startGateway(
         host: config.host,
         port: config.bankPort,
         dataDir: join(dataDir, 'bank'),
-        logger: logger.child({ component: 'bank-simulator' }),
+        // The bank binds component=bank itself; binding it here too would write the key twice.
+        logger,
       });
       closers.push(() => bank?.close());
     }

@@ -70,13 +70,14 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * Resolves at the first SIGTERM or SIGINT. The handlers stay: a repeated signal during the graceful
+ * stop is ignored rather than ending the process half-way (npm forwards to its child the SIGINT
+ * the terminal already sent to the whole process group, so Ctrl-C under `npm start` arrives twice).
+ */
 function untilStopSignal(): Promise<void> {
   return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
+    const stop = (): void => resolve();
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
