@@ -17,6 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { BankClient } from '../src/bank/bank-client.js';
+import type { BankFaults } from '../src/bank/bank-protocol.js';
 import { luhnValid } from '../src/payments/card.js';
 import { approvedCard } from './gateway/cards.js';
 import { numberFlag } from './gateway/flags.js';
@@ -248,7 +250,7 @@ function report(
   end: Sample,
   final: { gateway: ProcessSample | undefined; bank: ProcessSample | undefined },
   setup: {
-    faults: unknown;
+    faults: BankFaults;
     dataDir: string;
     startedAt: string;
     gatewayExitedEarly: boolean;
@@ -407,7 +409,7 @@ async function main(args: readonly string[]): Promise<number> {
       [...profileFlags(settings.cpuProfDir, 'gateway'), ...settings.gatewayNodeFlags],
       settings.gatewayOutput,
     );
-    const faults: unknown = await (await fetch(`${bank.url}/v1/faults`)).json();
+    const faults = await bankFaults(bank.url);
     const merchants = readMerchants(gatewayDir, settings.merchants);
     const ticks = clockTicksPerSecond();
     const startAt = performance.now() + startDelayMs;
@@ -489,3 +491,13 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/** The faults the bank runs with, for the report, read through the bank's own client. */
+async function bankFaults(bankUrl: string): Promise<BankFaults> {
+  const client = new BankClient({ baseUrl: bankUrl, requestTimeoutMs: 10_000, connections: 1 });
+  try {
+    return await client.faults();
+  } finally {
+    await client.close();
+  }
+}

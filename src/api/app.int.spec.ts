@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifySimulatedBankError, SimulatedBank } from '../bank/simulated-bank.js';
 import { assembleNode } from '../node/assemble-node.js';
@@ -21,10 +22,11 @@ import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
-import { buildApp, MerchantDirectory } from './app.js';
+import { type AppDependencies, buildApp, MerchantDirectory, registeredRoutes } from './app.js';
 
 const apiKey = 'sk_test_property';
 let app: FastifyInstance;
+let dependencies: AppDependencies;
 const stops: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
@@ -51,7 +53,7 @@ beforeAll(async () => {
   stops.push(() => node.close());
   await node.boot([{ id: 'merchant-a', config: demoConfig('bank-a') }], 5_000);
   void projection.start();
-  app = await buildApp({
+  dependencies = {
     orders: node.orders,
     queries,
     merchants: new MerchantDirectory([
@@ -60,7 +62,8 @@ beforeAll(async () => {
     ready: () => true,
     waitDefaultMs: 2_000,
     waitMaxMs: 5_000,
-  });
+  };
+  app = await buildApp(dependencies);
   stops.push(() => app.close());
 });
 
@@ -143,5 +146,72 @@ describe('API under arbitrary input', () => {
       }),
       { numRuns: 200, seed: 8 },
     );
+  });
+});
+
+describe('OpenAPI document', () => {
+  it('lists every route the app registered, each with a summary, tags and responses', async () => {
+    const document = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as {
+      paths: Record<string, Record<string, { summary?: string; tags?: string[]; responses?: object }>>;
+    };
+    const routes = registeredRoutes(app);
+    expect(routes.map((route) => `${route.method} ${route.url}`)).toEqual(
+      expect.arrayContaining(['GET /health/live', 'GET /health/ready', 'GET /metrics', 'POST /v1/orders']),
+    );
+    for (const route of routes) {
+      const path = route.url.replace(/:([A-Za-z]+)/g, '{$1}');
+      const operation = document.paths[path]?.[route.method.toLowerCase()];
+      expect(operation, `${route.method} ${route.url}`).toBeDefined();
+      expect(operation?.summary, `${route.method} ${route.url}`).toMatch(/\w/);
+      expect(operation?.tags?.length, `${route.method} ${route.url}`).toBeGreaterThan(0);
+      const answers = Object.keys(operation?.responses ?? {});
+      expect(
+        answers.some((status) => status.startsWith('2')),
+        `${route.method} ${route.url}`,
+      ).toBe(true);
+    }
+    const operations = Object.values(document.paths).flatMap((methods) => Object.keys(methods));
+    expect(operations).toHaveLength(routes.length);
+  });
+});
+
+describe('access log', () => {
+  it('writes one line per request answered, at the level asked for, naming the route and never the URL', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const logged = await buildApp({ ...dependencies, logger, accessLogLevel: 'debug' });
+    try {
+      await logged.inject({ method: 'GET', url: '/health/live' });
+      await logged.inject({
+        method: 'GET',
+        url: '/v1/orders/4242424242424242',
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
+    } finally {
+      await logged.close();
+    }
+
+    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(records).toEqual([
+      expect.objectContaining({ level: 20, msg: 'request answered', route: '/health/live', status: 200 }),
+      expect.objectContaining({ level: 20, msg: 'request answered', route: '/v1/orders/:id', status: 404 }),
+    ]);
+    expect(lines.join('')).not.toContain('4242424242424242');
+    for (const line of lines) {
+      const keys = [...line.matchAll(/"([A-Za-z]+)":/g)].map((match) => match[1]);
+      expect(keys).toEqual([...new Set(keys)]);
+    }
+  });
+
+  it('writes none when the level is silent', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
+    const quiet = await buildApp({ ...dependencies, logger, accessLogLevel: 'silent' });
+    try {
+      await quiet.inject({ method: 'GET', url: '/health/live' });
+    } finally {
+      await quiet.close();
+    }
+    expect(lines).toEqual([]);
   });
 });

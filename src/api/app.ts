@@ -1,11 +1,15 @@
+import assert from 'node:assert/strict';
 import { hash } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
+  type RouteOptions,
 } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import {
@@ -18,7 +22,7 @@ import {
 import type { OrderQueries, OrderRequest, OrderService, OrderView } from '../node/order-service.js';
 import { brandOf, luhnValid } from '../payments/card.js';
 import { isCurrency } from '../payments/money.js';
-import { type OrderStatus, orderStatuses } from '../payments/order.js';
+import { orderStatuses } from '../payments/order.js';
 import { InvalidCursorError } from '../readmodel/order-read-model.js';
 import { ApiError, installProblemHandlers } from './problem.js';
 
@@ -60,6 +64,8 @@ export const defaultAppSettings: AppSettings = {
   readModelWaitMaxMs: 1_000,
 };
 
+export type AccessLogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
 export interface AppDependencies {
   readonly orders: OrderService;
   readonly queries: OrderQueries;
@@ -67,6 +73,8 @@ export interface AppDependencies {
   /** True once recovery is done and orders are accepted. */
   readonly ready: () => boolean;
   readonly logger?: PinoLogger | false;
+  /** The level of the one line logged per request answered; `silent` logs none. */
+  readonly accessLogLevel?: AccessLogLevel;
   readonly metrics?: Registry;
   readonly settings?: AppSettings;
   readonly waitDefaultMs: number;
@@ -188,7 +196,47 @@ const errorResponses = {
   404: problemSchema,
   422: problemSchema,
   503: problemSchema,
-};
+} as const;
+
+const healthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { status: { type: 'string' } },
+  required: ['status'],
+} as const;
+
+/** Where the documentation UI lives; its routes are a page, not part of the API it documents. */
+const docsPrefix = '/docs';
+
+/** A route of the API: method and URL as registered (`/v1/orders/:id`). */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+}
+
+const registeredRoutesByApp = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route `buildApp` registered outside the documentation UI, HEAD aside. */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return registeredRoutesByApp.get(app) ?? [];
+}
+
+/**
+ * A route without a summary, tags and a response schema would be missing from, or unexplained in,
+ * the OpenAPI document: a programmer's error, caught when the route is registered.
+ */
+function assertDocumented(route: RouteOptions): void {
+  const schema = route.schema;
+  assert.ok(
+    schema !== undefined &&
+      schema.hide !== true &&
+      typeof schema.summary === 'string' &&
+      Array.isArray(schema.tags) &&
+      schema.tags.length > 0 &&
+      schema.response !== undefined,
+    `route ${String(route.method)} ${route.url} needs a schema with a summary, tags and responses`,
+  );
+}
 
 function toJson(order: OrderView) {
   return {
@@ -281,12 +329,46 @@ function idempotencyKeyOf(request: FastifyRequest): string {
   return key;
 }
 
+function routeOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? 'unknown';
+}
+
+/**
+ * The access log: one line per request answered, `request answered`, at the operator's level.
+ * Fastify's own is two lines per request (`incoming request`, `request completed`), and the first
+ * quotes the URL, which a client fills with whatever it likes; this names the route instead. A
+ * response that failed on the socket is still an error line, whatever the level.
+ */
+class AccessLog extends LogController {
+  constructor(private readonly level: AccessLogLevel) {
+    super();
+  }
+
+  override incomingRequest(): void {}
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    const fields = {
+      method: request.method,
+      route: routeOf(request),
+      status: reply.statusCode,
+      responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
+    };
+    if (error) reply.log.error({ ...fields, err: error }, 'request errored');
+    else if (this.level !== 'silent') reply.log[this.level](fields, 'request answered');
+  }
+}
+
 export async function buildApp(dependencies: AppDependencies): Promise<FastifyInstance> {
   const settings = dependencies.settings ?? defaultAppSettings;
+  // Widened to Fastify's logger type, so the app is a plain FastifyInstance whatever logger it has.
+  const logger: FastifyBaseLogger | false = dependencies.logger ?? false;
   const app = Fastify({
-    ...(dependencies.logger
-      ? { loggerInstance: dependencies.logger as FastifyBaseLogger }
-      : { logger: false }),
+    ...(logger ? { loggerInstance: logger } : { logger: false }),
+    logController: new AccessLog(dependencies.accessLogLevel ?? 'info'),
     bodyLimit: settings.bodyLimitBytes,
     requestTimeout: settings.requestTimeoutMs,
     // Validation is strict: no coercion, no silently dropped fields. Unknown fields are errors.
@@ -314,13 +396,20 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
   if (dependencies.metrics === undefined) collectDefaultMetrics({ register: metrics });
   app.addHook('onResponse', async (request, reply) => {
     requests.observe(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unknown',
-        status: String(reply.statusCode),
-      },
+      { method: request.method, route: routeOf(request), status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+  });
+
+  const routes: RegisteredRoute[] = [];
+  registeredRoutesByApp.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith(docsPrefix)) return;
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD') continue;
+      assertDocumented(route);
+      routes.push({ method, url: route.url });
+    }
   });
 
   await app.register(swagger, {
@@ -330,23 +419,69 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         version: '1',
         description: 'Payment orders, executed effectively once.',
       },
+      tags: [
+        { name: 'orders', description: 'Payment orders of the merchant whose API key is sent' },
+        { name: 'operations', description: 'Health, metrics and this document, without an API key' },
+      ],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: docsPrefix });
 
-  app.get('/health/live', { schema: { hide: true } }, async () => ({ status: 'live' }));
-  app.get('/health/ready', { schema: { hide: true } }, async (_request, reply) => {
-    if (!dependencies.ready()) return reply.code(503).send({ status: 'recovering' });
-    return { status: 'ready' };
-  });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    return reply.type(metrics.contentType).send(await metrics.metrics());
-  });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  api.get(
+    '/health/live',
+    {
+      schema: {
+        summary: 'Whether the process is up',
+        tags: ['operations'],
+        response: { 200: healthSchema },
+      },
+    },
+    async () => ({ status: 'live' }),
+  );
+  api.get(
+    '/health/ready',
+    {
+      schema: {
+        summary: 'Whether the gateway takes orders (503 while its read model is not being updated)',
+        tags: ['operations'],
+        response: { 200: healthSchema, 503: healthSchema },
+      },
+    },
+    async (_request, reply) => {
+      if (!dependencies.ready()) return reply.code(503).send({ status: 'recovering' });
+      return { status: 'ready' };
+    },
+  );
+  api.get(
+    '/metrics',
+    {
+      schema: {
+        summary: 'Prometheus metrics, in the text exposition format',
+        tags: ['operations'],
+        produces: ['text/plain'],
+        response: { 200: { type: 'string', description: 'Prometheus text exposition format 0.0.4' } },
+      },
+    },
+    async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
+  // Untyped: the document is @fastify/swagger's own type, and its schema only describes it.
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        summary: 'This OpenAPI document',
+        tags: ['operations'],
+        response: { 200: { type: 'object', additionalProperties: true } },
+      },
+    },
+    async () => app.swagger(),
+  );
 
   await app.register(
-    async (v1) => {
+    async (plugin) => {
+      const v1 = plugin.withTypeProvider<JsonSchemaToTsProvider>();
       v1.decorateRequest('merchantId', '');
       v1.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
         const header = request.headers.authorization;
@@ -369,6 +504,9 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         {
           schema: {
             summary: 'Submit a payment order',
+            description:
+              '201 with a final status (executed, rejected, declined or failed), or 202 while the order is still in flight. A Luhn-invalid card is not a 4xx: the order is created and rejected (201, status rejected).',
+            tags: ['orders'],
             security: [{ bearer: [] }],
             headers: {
               type: 'object',
@@ -386,7 +524,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         },
         async (request, reply) => {
           const key = idempotencyKeyOf(request);
-          const body = request.body as OrderRequest;
+          const body = request.body;
           for (const field of ['description', 'reference'] as const) {
             if (containsCardNumber(body[field])) {
               throw new ApiError(
@@ -397,21 +535,23 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
               );
             }
           }
-          if (!isCurrency(body.currency)) {
+          const currency = body.currency;
+          if (!isCurrency(currency)) {
             throw new ApiError(
               400,
               'currency_invalid',
-              `${body.currency} is not an ISO 4217 currency Remit knows.`,
+              `${currency} is not an ISO 4217 currency Remit knows.`,
               'currency',
             );
           }
           const prefer = request.headers.prefer;
-          const waitMs = preferredWaitMs(
-            Array.isArray(prefer) ? prefer.join(',') : prefer,
-            dependencies.waitDefaultMs,
-            dependencies.waitMaxMs,
+          const waitMs = preferredWaitMs(prefer, dependencies.waitDefaultMs, dependencies.waitMaxMs);
+          const { order, replayed } = await dependencies.orders.create(
+            request.merchantId,
+            key,
+            { ...body, currency },
+            waitMs,
           );
-          const { order, replayed } = await dependencies.orders.create(request.merchantId, key, body, waitMs);
           ordersAnswered.inc({ status: order.status, replayed: String(replayed) });
           if (replayed) reply.header('idempotent-replayed', 'true');
           reply.header('location', `/v1/orders/${order.id}`);
@@ -425,13 +565,15 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         '/orders/:id',
         {
           schema: {
+            summary: 'Get an order',
+            tags: ['orders'],
             security: [{ bearer: [] }],
             params: orderIdParams,
             response: { 200: orderSchema, ...errorResponses },
           },
         },
         async (request) => {
-          const { id } = request.params as { id: string };
+          const { id } = request.params;
           const order = await dependencies.orders.get(request.merchantId, id);
           if (order === undefined) throw new ApiError(404, 'order_not_found', `No order ${id}.`, 'id');
           return toJson(order);
@@ -442,6 +584,8 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         '/orders',
         {
           schema: {
+            summary: 'List orders, newest first, a page at a time',
+            tags: ['orders'],
             security: [{ bearer: [] }],
             querystring: listQuery,
             response: {
@@ -457,7 +601,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         },
         async (request) => {
           await readModelFresh();
-          const query = request.query as { status?: OrderStatus; limit?: string; startingAfter?: string };
+          const query = request.query;
           const limit = query.limit === undefined ? 20 : Number(query.limit);
           if (limit < 1 || limit > 100)
             throw new ApiError(400, 'invalid_field', 'limit must be 1 to 100.', 'limit');
@@ -475,6 +619,8 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
         '/orders/:id/events',
         {
           schema: {
+            summary: "An order's audit trail: its events, oldest first",
+            tags: ['orders'],
             security: [{ bearer: [] }],
             params: orderIdParams,
             response: {
@@ -503,7 +649,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
           },
         },
         async (request) => {
-          const { id } = request.params as { id: string };
+          const { id } = request.params;
           await readModelFresh();
           const events = await dependencies.queries.orderEvents(request.merchantId, id);
           if (events === undefined) throw new ApiError(404, 'order_not_found', `No order ${id}.`, 'id');

@@ -16,8 +16,11 @@ import {
 import type {
   BankFaults,
   CancelRequestBody,
+  LedgerReportBody,
+  PaymentBatchAnswerBody,
   PaymentBatchRequestBody,
   PaymentRequestBody,
+  Problem,
 } from './bank-protocol.js';
 import { batchPaymentsMax } from './bank-schemas.js';
 import { CallBatches, type CallResult } from './call-batches.js';
@@ -192,6 +195,20 @@ const faultsSchema = z.object({
   timeoutRate: z.number().min(0).max(1),
 });
 
+/**
+ * The readers above are tolerant (a decline reason this build does not know is still a decline),
+ * so they are not the bank's schemas; but every answer the bank's schemas allow must be one they
+ * take. Checked by the compiler: a change to `bank-schemas.ts` the client could not read fails here.
+ */
+type Reads<Reader extends z.ZodType, Body> = [Body] extends [z.input<Reader>] ? true : false;
+type Holds<Check extends true> = Check;
+export type ReadersTakeTheBanksAnswers = [
+  Holds<Reads<typeof problemSchema, Problem>>,
+  Holds<Reads<typeof batchAnswerSchema, PaymentBatchAnswerBody>>,
+  Holds<Reads<typeof ledgerReportSchema, LedgerReportBody>>,
+  Holds<Reads<typeof faultsSchema, BankFaults>>,
+];
+
 /** A ledger entry as the client reads it; amounts are bigint minor units. */
 export type BankPaymentRecord = z.output<typeof paymentRecordSchema>;
 export type BankLedgerReport = z.output<typeof ledgerReportSchema>;
@@ -363,7 +380,7 @@ export class BankClient {
   private async authorizeBatch(
     payments: readonly PaymentRequestBody[],
   ): Promise<ReadonlyArray<CallResult<BankAnswer>>> {
-    const body: PaymentBatchRequestBody = { payments };
+    const body: PaymentBatchRequestBody = { payments: [...payments] };
     const exchange: Exchange = {
       operation: 'authorize',
       reference: undefined,

@@ -1,6 +1,21 @@
+import type { FromSchema } from 'json-schema-to-ts';
+import type {
+  cancelAnswerSchema,
+  cancelRequestSchema,
+  faultsSchema,
+  ledgerReportSchema,
+  paymentAnswerSchema,
+  paymentBatchAnswerSchema,
+  paymentBatchRequestSchema,
+  paymentRecordSchema,
+  paymentRequestSchema,
+} from './bank-schemas.js';
+
 /**
- * The bank simulator's wire protocol: the shapes of its JSON bodies, shared by the server (which
- * validates requests with Fastify JSON schemas) and the client (which parses answers with zod).
+ * The bank simulator's wire protocol: the shapes of its JSON bodies. The requests' shapes are
+ * their JSON schemas in `bank-schemas.ts` (the server validates with them and its routes are typed
+ * from them); the types here are derived from those schemas, never written a second time. The
+ * client, the chaos harness and the benchmarks send through `BankClient`, which takes these types.
  */
 
 export const declineReasons = [
@@ -57,29 +72,16 @@ export function problemType(code: ProblemCode): string {
 }
 
 /** `POST /v1/payments`. Amount is a JSON integer of minor units, at most MAX_SAFE_INTEGER. */
-export interface PaymentRequestBody {
-  readonly reference: string;
-  readonly merchantId: string;
-  readonly amount: number;
-  readonly currency: string;
-  readonly card: {
-    readonly number: string;
-    readonly expMonth: number;
-    readonly expYear: number;
-  };
-}
+export type PaymentRequestBody = FromSchema<typeof paymentRequestSchema>;
 
 /**
- * The answer to `POST /v1/payments` (the first answer the bank gave for the reference, never
- * `cancelled`: a cancelled reference is answered as declined with `reference_cancelled`) and to
- * `POST /v1/payments/:reference/cancel` (`cancelled`, or the answer the reference already had).
+ * The answer to `POST /v1/payments`: the first answer the bank gave for the reference, never
+ * `cancelled` (a cancelled reference is answered as declined with `reference_cancelled`).
  */
-export interface PaymentAnswerBody {
-  readonly reference: string;
-  readonly status: PaymentStatus;
-  readonly authorizationCode?: string;
-  readonly declineReason?: AnswerDeclineReason;
-}
+export type PaymentAnswerBody = FromSchema<typeof paymentAnswerSchema>;
+
+/** The answer to `POST /v1/payments/:reference/cancel`: `cancelled`, or the answer the reference already had. */
+export type CancelAnswerBody = FromSchema<typeof cancelAnswerSchema>;
 
 /**
  * `POST /v1/payments/batch`: several payments in one request, each decided exactly as if it had
@@ -87,9 +89,7 @@ export interface PaymentAnswerBody {
  * them committed before the answer is sent. One request carries many authorizations, as a
  * processor's multiplexed host link does: the per-request cost of HTTP is paid once per batch.
  */
-export interface PaymentBatchRequestBody {
-  readonly payments: readonly PaymentRequestBody[];
-}
+export type PaymentBatchRequestBody = FromSchema<typeof paymentBatchRequestSchema>;
 
 /**
  * One payment's result in a batch answer, in the order of the request: the answer the single
@@ -102,33 +102,19 @@ export type PaymentBatchResultBody =
   | PaymentAnswerBody
   | { readonly reference: string; readonly problem: Problem };
 
-export interface PaymentBatchAnswerBody {
-  readonly results: readonly PaymentBatchResultBody[];
-}
+export type PaymentBatchAnswerBody = FromSchema<typeof paymentBatchAnswerSchema>;
 
 /**
  * `POST /v1/payments/:reference/cancel`. The body is optional; `merchantId` is only recorded on the
  * tombstone of a reference the bank had not seen, so the ledger can be filtered by it.
  */
-export interface CancelRequestBody {
-  readonly merchantId?: string;
-}
+export type CancelRequestBody = FromSchema<typeof cancelRequestSchema>;
 
 /**
  * `GET /v1/payments/:reference`: the ledger entry. Times are ISO 8601 in UTC. A `cancelled` record
  * has amount 0 and no currency or card: nothing was ever requested with them.
  */
-export interface PaymentRecordBody extends PaymentAnswerBody {
-  readonly merchantId: string;
-  readonly amount: number;
-  readonly currency?: string;
-  readonly cardBrand?: string;
-  readonly cardBin?: string;
-  readonly cardLast4?: string;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly requestCount: number;
-}
+export type PaymentRecordBody = FromSchema<typeof paymentRecordSchema>;
 
 /**
  * A sum of amounts. It is a JSON integer while it fits in a double exactly; a larger sum is sent as
@@ -136,46 +122,19 @@ export interface PaymentRecordBody extends PaymentAnswerBody {
  */
 export type AmountTotal = number | string;
 
-export interface LedgerTotalsBody {
-  readonly payments: number;
-  readonly approved: number;
-  readonly declined: number;
-  /** Tombstones of references cancelled before any payment; never charged. */
-  readonly cancelled: number;
-  /** Every POST (payment or cancel) that reached a known or newly recorded reference, first ones included. */
-  readonly requests: number;
-  /** Requests beyond the first per reference (repeats and conflicts); none of them charged. */
-  readonly duplicateRequests: number;
-  /** Requests (payments and cancels) refused with 503 by the `errorRate` fault: not processed. */
-  readonly rejectedRequests: number;
-  readonly approvedAmountByCurrency: Readonly<Record<string, AmountTotal>>;
-}
-
-export interface LedgerReportBody {
-  readonly payments: readonly PaymentRecordBody[];
-  readonly totals: LedgerTotalsBody;
-}
+/**
+ * The ledger's totals: `cancelled` counts tombstones (never charged); `requests` every POST that
+ * reached a known or newly recorded reference, first ones included; `duplicateRequests` those
+ * beyond the first per reference (none of them charged); `rejectedRequests` those refused with 503
+ * by the `errorRate` fault (not processed).
+ */
+export type LedgerReportBody = FromSchema<typeof ledgerReportSchema>;
+export type LedgerTotalsBody = LedgerReportBody['totals'];
 
 /**
  * Faults injected into later `POST /v1/payments` of references the bank has not seen, and into
- * `POST /v1/payments/:reference/cancel` as each field says.
+ * `POST /v1/payments/:reference/cancel` as each field says (`faultsSchema` describes each one).
  */
-export interface BankFaults {
-  /** Wait this long after committing, before answering (also for repeats, and for cancels). */
-  readonly latencyMs: number;
-  /** Chance that a would-be-approved payment is declined with `do_not_honor`. */
-  readonly declineRate: number;
-  /**
-   * Chance of a 503 `bank_unavailable` without processing or recording anything. A cancel draws
-   * it first, even for a known reference: a bank that is down cannot cancel either.
-   */
-  readonly errorRate: number;
-  /**
-   * Chance the payment is processed and committed but the answer is never sent. Not applied to
-   * cancels: a lost cancel answer teaches a gateway nothing new (cancel is idempotent, it just asks
-   * again), and keeping cancel's faults to errors and latency keeps the simulator simple.
-   */
-  readonly timeoutRate: number;
-}
+export type BankFaults = Readonly<FromSchema<typeof faultsSchema>>;
 
 export const noFaults: BankFaults = { latencyMs: 0, declineRate: 0, errorRate: 0, timeoutRate: 0 };

@@ -1,9 +1,12 @@
 import { declineReasons, problemCodes, referenceCancelled } from './bank-protocol.js';
 
 /**
- * JSON schemas of the bank simulator's routes. Requests are validated against them (unknown
- * fields rejected, no type coercion); responses are serialized through them, which also keeps any
- * field not listed here (such as a card number) from ever leaving the server.
+ * JSON schemas of the bank simulator's routes: the one definition of its wire contract.
+ * Requests are validated against them (unknown fields rejected, no type coercion); responses are
+ * serialized through them, which also keeps any field not listed here (such as a card number) from
+ * ever leaving the server. The types of `bank-protocol.ts` are derived from them, and the server's
+ * routes are typed from them (a type provider), so a handler's answer that strays from its schema
+ * does not compile.
  */
 
 export const referenceLengthMax = 255;
@@ -75,10 +78,28 @@ export const faultsUpdateSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    latencyMs: { type: 'integer', minimum: 0, maximum: faultLatencyMsMax },
-    declineRate: rate,
-    errorRate: rate,
-    timeoutRate: rate,
+    latencyMs: {
+      type: 'integer',
+      minimum: 0,
+      maximum: faultLatencyMsMax,
+      description: 'Wait this long after committing, before answering (also for repeats, and for cancels).',
+    },
+    declineRate: {
+      ...rate,
+      description: 'Chance that a would-be-approved payment is declined with do_not_honor.',
+    },
+    errorRate: {
+      ...rate,
+      // A bank that is down cannot cancel either.
+      description:
+        'Chance of a 503 bank_unavailable without processing or recording anything; a cancel draws it first, even for a known reference.',
+    },
+    timeoutRate: {
+      ...rate,
+      // A lost cancel answer teaches a gateway nothing new: cancel is idempotent, it asks again.
+      description:
+        'Chance the payment is processed and committed but the answer is never sent. Not applied to cancels.',
+    },
   },
 } as const;
 
@@ -91,6 +112,7 @@ export const faultsSchema = {
 
 export const paymentAnswerSchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['reference', 'status'],
   properties: {
     reference: { type: 'string' },
@@ -102,6 +124,7 @@ export const paymentAnswerSchema = {
 
 export const problemSchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['type', 'title', 'status', 'code', 'detail'],
   properties: {
     type: { type: 'string' },
@@ -116,12 +139,14 @@ export const problemSchema = {
 /** Each result is a payment's answer or, under `problem`, the problem it would have been answered with. */
 export const paymentBatchAnswerSchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['results'],
   properties: {
     results: {
       type: 'array',
       items: {
         type: 'object',
+        additionalProperties: false,
         required: ['reference'],
         properties: {
           ...paymentAnswerSchema.properties,
@@ -135,6 +160,7 @@ export const paymentBatchAnswerSchema = {
 /** A cancel's answer: `cancelled`, or the answer the reference already had. */
 export const cancelAnswerSchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['reference', 'status'],
   properties: {
     ...paymentAnswerSchema.properties,
@@ -145,6 +171,7 @@ export const cancelAnswerSchema = {
 /** Currency and card are absent from a cancelled record: it never had them. */
 export const paymentRecordSchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['reference', 'merchantId', 'amount', 'status', 'createdAt', 'updatedAt', 'requestCount'],
   properties: {
     ...cancelAnswerSchema.properties,
@@ -162,11 +189,13 @@ export const paymentRecordSchema = {
 
 export const ledgerReportSchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['payments', 'totals'],
   properties: {
     payments: { type: 'array', items: paymentRecordSchema },
     totals: {
       type: 'object',
+      additionalProperties: false,
       required: [
         'payments',
         'approved',
@@ -196,6 +225,7 @@ export const ledgerReportSchema = {
 
 export const healthSchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['status'],
   properties: { status: { type: 'string' } },
 } as const;

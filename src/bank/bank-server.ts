@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
@@ -10,12 +11,11 @@ import { systemRandom } from '../runtime/random.js';
 import { authorizePayment, type PaymentOutcome } from './authorization.js';
 import {
   type BankFaults,
-  type CancelRequestBody,
+  type CancelAnswerBody,
   type LedgerReportBody,
   noFaults,
   type PaymentAnswerBody,
   type PaymentBatchAnswerBody,
-  type PaymentBatchRequestBody,
   type PaymentBatchResultBody,
   type PaymentRecordBody,
   type PaymentRequestBody,
@@ -41,7 +41,7 @@ import {
 } from './bank-schemas.js';
 import { type CancelOutcome, cancelReference } from './cancellation.js';
 import { HeldResponses } from './held-responses.js';
-import { BankLedger, ledgerTotals, type PaymentRecord } from './ledger.js';
+import { BankLedger, type DecidedPayment, ledgerTotals, type PaymentRecord } from './ledger.js';
 import { LedgerCommitter } from './ledger-committer.js';
 import { problem, problemFromError, sendProblem } from './problems.js';
 
@@ -173,12 +173,14 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
   // After the server stopped taking requests: the writes of requests in flight still commit.
   app.addHook('onClose', () => commits.close());
 
+  // Every route's request and answer types come from its JSON schemas (bank-schemas.ts).
+  const routes = app.withTypeProvider<JsonSchemaToTsProvider>();
   const pause = (ms: number): Promise<void> =>
     new Promise((resolve) => {
       deps.clock.schedule(ms, resolve);
     });
 
-  app.post<{ Body: PaymentRequestBody }>(
+  routes.post(
     '/v1/payments',
     { schema: { body: paymentRequestSchema, response: { 200: paymentAnswerSchema, ...problemResponses } } },
     async (request, reply) => {
@@ -196,7 +198,7 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
-  app.post<{ Body: PaymentBatchRequestBody }>(
+  routes.post(
     '/v1/payments/batch',
     {
       bodyLimit: settings.batchBodyLimitBytes,
@@ -237,7 +239,7 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
-  app.post<{ Params: { reference: string }; Body: CancelRequestBody }>(
+  routes.post(
     '/v1/payments/:reference/cancel',
     {
       schema: {
@@ -268,7 +270,7 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
-  app.get<{ Params: { reference: string } }>(
+  routes.get(
     '/v1/payments/:reference',
     {
       schema: { params: referenceParamsSchema, response: { 200: paymentRecordSchema, ...problemResponses } },
@@ -285,7 +287,7 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
-  app.get<{ Querystring: { merchantId?: string } }>(
+  routes.get(
     '/v1/ledger',
     {
       schema: { querystring: ledgerQuerySchema, response: { 200: ledgerReportSchema, ...problemResponses } },
@@ -300,13 +302,13 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
-  app.get(
+  routes.get(
     '/v1/faults',
     { schema: { response: { 200: faultsSchema, ...problemResponses } } },
     async (): Promise<BankFaults> => faults,
   );
 
-  app.put<{ Body: Partial<BankFaults> }>(
+  routes.put(
     '/v1/faults',
     { schema: { body: faultsUpdateSchema, response: { 200: faultsSchema, ...problemResponses } } },
     async (request): Promise<BankFaults> => {
@@ -316,7 +318,7 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
-  app.get('/health', { schema: { response: { 200: healthSchema } } }, async () => ({ status: 'ok' }));
+  routes.get('/health', { schema: { response: { 200: healthSchema } } }, async () => ({ status: 'ok' }));
 
   return app;
 }
@@ -330,8 +332,12 @@ function describeError(error: unknown): object {
 /** The `errorRate` fault's answer, to payments and cancels alike. */
 const bankUnavailable = problem(503, 'bank_unavailable', 'the bank is unavailable; nothing was processed');
 
-function answerBody(record: PaymentRecord): PaymentAnswerBody {
+function answerBody(record: PaymentRecord): CancelAnswerBody {
   if (record.status === 'cancelled') return { reference: record.reference, status: record.status };
+  return decidedAnswerBody(record);
+}
+
+function decidedAnswerBody(record: DecidedPayment): PaymentAnswerBody {
   return {
     reference: record.reference,
     status: record.status,
@@ -378,7 +384,7 @@ type PaymentResult =
 function paymentResult(outcome: PaymentOutcome): PaymentResult {
   switch (outcome.kind) {
     case 'answered':
-      return { ok: true, body: answerBody(outcome.record) };
+      return { ok: true, body: decidedAnswerBody(outcome.record) };
     case 'cancelled':
       return {
         ok: true,

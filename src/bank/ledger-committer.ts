@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import type { Logger } from '../runtime/logger.js';
-import { GroupCommitter } from '../store/group-commit.js';
-import { JournalClosedError, JournalOverloadedError } from '../store/journal.js';
 import type { BankLedger } from './ledger.js';
 
 /**
@@ -20,6 +18,10 @@ import type { BankLedger } from './ledger.js';
  *   recorded.
  * - Bounded: at most `batchWritesMax` writes per transaction, at most `pendingWritesMax` waiting
  *   or being committed; beyond that a request is refused before anything is done.
+ *
+ * The bank is an outside system and shares no code with the gateway's journal. A ledger
+ * transaction is synchronous (better-sqlite3), so one batch is committed at a time and a batch is
+ * never in flight across a turn of the event loop: the queue alone is what waits.
  */
 
 export interface LedgerCommitSettings {
@@ -56,24 +58,40 @@ export class LedgerClosedError extends Error {
   }
 }
 
-/** One request's work on the ledger and, once its batch has run it, what the work returned. */
-class LedgerWrite<T> {
+/** A write waiting in the queue, whatever its result type. */
+interface PendingWrite {
+  run(ledger: BankLedger): void;
+  /** Hands the result to the request; called once the transaction holding the write committed. */
+  answer(): void;
+  reject(error: unknown): void;
+}
+
+/** One request's work on the ledger and the promise that waits for its transaction to commit. */
+class LedgerWrite<T> implements PendingWrite {
   private outcome: { readonly value: T } | undefined;
 
-  constructor(private readonly work: (ledger: BankLedger) => T) {}
+  constructor(
+    private readonly work: (ledger: BankLedger) => T,
+    private readonly resolve: (value: T) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
 
   run(ledger: BankLedger): void {
     this.outcome = { value: this.work(ledger) };
   }
 
-  result(): T {
+  answer(): void {
     assert.ok(this.outcome !== undefined, 'a committed ledger write has a result');
-    return this.outcome.value;
+    this.resolve(this.outcome.value);
   }
 }
 
 export class LedgerCommitter {
-  private readonly committer: GroupCommitter<LedgerWrite<unknown>>;
+  /** Writes waiting for the next transaction, in submission order; at most `pendingWritesMax`. */
+  private queue: PendingWrite[] = [];
+  private scheduled = false;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
   /** Requests refused by the queue bound since the last warning about it. */
   private refusedSinceWarning = 0;
 
@@ -90,11 +108,6 @@ export class LedgerCommitter {
       Number.isSafeInteger(settings.pendingWritesMax) && settings.pendingWritesMax >= 1,
       `pendingWritesMax must be a positive integer, not ${settings.pendingWritesMax}`,
     );
-    this.committer = new GroupCommitter((batch) => this.commitBatch(batch), {
-      batchSizeMax: settings.batchWritesMax,
-      batchesInFlightMax: 1,
-      pendingAppendsMax: settings.pendingWritesMax,
-    });
   }
 
   /**
@@ -102,46 +115,66 @@ export class LedgerCommitter {
    * transaction has committed. Rejects with what `work` threw (its writes undone), with
    * LedgerCommitFailedError, LedgerOverloadedError or LedgerClosedError.
    */
-  async write<T>(work: (ledger: BankLedger) => T): Promise<T> {
-    const write = new LedgerWrite(work);
-    try {
-      await this.committer.submit(write);
-    } catch (error) {
-      throw this.refusal(error);
+  write<T>(work: (ledger: BankLedger) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new LedgerClosedError());
+    if (this.queue.length >= this.settings.pendingWritesMax) {
+      this.refusedSinceWarning++;
+      return Promise.reject(new LedgerOverloadedError(this.settings.pendingWritesMax));
     }
-    return write.result();
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push(new LedgerWrite<T>(work, resolve, reject));
+      this.schedule();
+    });
   }
 
   /** Stops taking writes and resolves once every write submitted has committed or failed. */
-  close(): Promise<void> {
-    return this.committer.close();
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.queue.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private refusal(error: unknown): unknown {
-    if (error instanceof JournalOverloadedError) {
-      this.refusedSinceWarning++;
-      return new LedgerOverloadedError(this.settings.pendingWritesMax);
-    }
-    if (error instanceof JournalClosedError) return new LedgerClosedError();
-    return error;
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: every write submitted in this turn of the event loop joins the batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.commitNextBatch();
+    });
   }
 
-  private commitBatch(batch: readonly LedgerWrite<unknown>[]): Promise<ReadonlyArray<Error | undefined>> {
+  private commitNextBatch(): void {
+    const batch = this.queue.splice(0, this.settings.batchWritesMax);
+    if (batch.length > 0) this.commitBatch(batch);
+    if (this.queue.length > 0) this.schedule();
+    else for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private commitBatch(batch: readonly PendingWrite[]): void {
     this.warnOfRefusals();
+    let outcomes: ReadonlyArray<Error | undefined>;
     try {
-      return Promise.resolve(this.ledger.transaction(() => batch.map((write) => this.runAlone(write))));
+      outcomes = this.ledger.transaction(() => batch.map((write) => this.runAlone(write)));
     } catch (error) {
       // Logged once here rather than once per request answered.
       this.logger.error(
         { writes: batch.length, error: messageOf(error) },
         'a ledger transaction failed to commit; every request in it is refused',
       );
-      return Promise.reject(new LedgerCommitFailedError(batch.length, error));
+      const failure = new LedgerCommitFailedError(batch.length, error);
+      for (const write of batch) write.reject(failure);
+      return;
     }
+    batch.forEach((write, index) => {
+      const outcome = outcomes[index];
+      if (outcome === undefined) write.answer();
+      else write.reject(outcome);
+    });
   }
 
   /** Runs one write in a savepoint of the batch's transaction: a throw undoes and fails it alone. */
-  private runAlone(write: LedgerWrite<unknown>): Error | undefined {
+  private runAlone(write: PendingWrite): Error | undefined {
     // After some errors (SQLITE_FULL, SQLITE_IOERR, ...) SQLite rolls the whole transaction back
     // by itself. The writes before this one are gone, and this one would commit on its own,
     // outside the batch: the batch fails instead.

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { BankClient } from '../bank/bank-client.js';
 import { noFaults } from '../bank/bank-protocol.js';
 import { terminalStatuses } from '../payments/order.js';
 import { SeededRandom } from '../runtime/random.js';
@@ -19,7 +20,7 @@ import {
   runLoad,
 } from './load.js';
 import { freePort, ManagedProcess } from './processes.js';
-import { fetchLedger, listOrders, setBankFaults } from './remit-api.js';
+import { listOrders, readLedger, setBankFaults } from './remit-api.js';
 import { buildReport, type ChaosReport } from './report.js';
 import { dropJournalEvent, type Sabotage, strayCharge } from './sabotage.js';
 import { monotonicMs, sleep } from './timing.js';
@@ -134,6 +135,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ],
     healthUrl: `${gatewayUrl}/health/ready`,
   });
+  // The harness talks to the bank through the bank's own client: changing faults during the chaos
+  // with the gateway's short bank timeout (a paused bank must not stall the plan), and auditing
+  // (faults off, the stray charge, the ledger) with the patient one of every other call.
+  const faultSetter = new BankClient({
+    baseUrl: bankUrl,
+    requestTimeoutMs: options.bankTimeoutMs,
+    connections: 1,
+  });
+  const auditor = new BankClient({
+    baseUrl: bankUrl,
+    requestTimeoutMs: limits.callTimeoutMs,
+    connections: 1,
+    authorizationBatchMax: 1,
+  });
   let keep = true;
   try {
     options.log(`data in ${dataDir}; bank ${bankUrl}, gateway ${gatewayUrl}`);
@@ -178,7 +193,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         {
           gateway,
           bank,
-          setBankFaults: (faults) => setBankFaults(bankUrl, faults, options.bankTimeoutMs),
+          setBankFaults: (faults) => setBankFaults(faultSetter, faults),
           log: options.log,
         },
         loadStop.signal,
@@ -198,7 +213,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const settle = await settleRun({
       bank,
       gateway,
-      bankUrl,
+      auditor,
       gatewayUrl,
       merchants,
       records,
@@ -210,7 +225,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // The ledger before the orders: an order executed after the ledger was read would otherwise
     // look charged-but-not-executed; this way a late execution can only show as not terminal.
-    const ledger = await fetchLedger(bankUrl, limits.callTimeoutMs);
+    const ledger = await readLedger(auditor);
     const gatewayOrders = await listAllOrders(gatewayUrl, merchants);
     await gateway.stop();
     await bank.stop();
@@ -250,7 +265,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       violations,
     });
   } finally {
-    await Promise.allSettled([gateway.stop(), bank.stop()]);
+    await Promise.allSettled([gateway.stop(), bank.stop(), faultSetter.close(), auditor.close()]);
     if (!keep) rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -296,7 +311,8 @@ async function listAllOrders(gatewayUrl: string, merchants: readonly Merchant[])
 interface SettleInputs {
   readonly bank: ManagedProcess;
   readonly gateway: ManagedProcess;
-  readonly bankUrl: string;
+  /** The bank's client for the harness's own calls (faults off, the stray charge). */
+  readonly auditor: BankClient;
   readonly gatewayUrl: string;
   readonly merchants: readonly Merchant[];
   readonly records: readonly OrderRecord[];
@@ -320,12 +336,12 @@ async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: 
   }
   let faultsOff = false;
   for (let attempt = 0; attempt < limits.faultsOffAttemptsMax && !faultsOff; attempt++) {
-    faultsOff = await setBankFaults(inputs.bankUrl, noFaults, limits.callTimeoutMs);
+    faultsOff = await setBankFaults(inputs.auditor, noFaults);
     if (!faultsOff) await sleep(250);
   }
   if (!faultsOff) throw new Error('the bank would not switch its faults off');
   if (options.sabotage.includes('stray-charge')) {
-    await strayCharge(inputs.bankUrl, limits.callTimeoutMs);
+    await strayCharge(inputs.auditor);
     options.log('sabotage: charged a reference the gateway never created');
   }
   const settleStop = AbortSignal.timeout(options.settleTimeoutMs);

@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import type { BankFaults } from '../bank/bank-protocol.js';
+import type { BankClient } from '../bank/bank-client.js';
+import type { BankFaults, LedgerTotalsBody } from '../bank/bank-protocol.js';
 import { orderStatuses } from '../payments/order.js';
 import type { GatewayOrder, LedgerPayment } from './checker.js';
 
 /**
- * The HTTP calls the harness makes, to the gateway as a merchant and to the bank simulator as an
- * auditor. Answers are parsed with schemas: the harness judges the system, so it trusts none of
- * its answers' shapes.
+ * The calls the harness makes: over HTTP to the gateway as a merchant, and to the bank simulator
+ * as an auditor through the bank's own client (`BankClient`, the one wire contract of the bank).
+ * Answers are parsed with schemas: the harness judges the system, so it trusts none of their shapes.
  */
 
 const orderJson = z.object({
@@ -22,28 +23,8 @@ export type OrderJson = z.infer<typeof orderJson>;
 const orderPage = z.object({ data: z.array(orderJson), hasMore: z.boolean() });
 const problemJson = z.object({ code: z.string() });
 
-const ledgerJson = z.object({
-  payments: z.array(
-    z.object({
-      reference: z.string(),
-      merchantId: z.string(),
-      status: z.enum(['approved', 'declined', 'cancelled']),
-      amount: z.number(),
-      currency: z.string().optional(),
-      requestCount: z.number().int(),
-    }),
-  ),
-  totals: z.object({
-    payments: z.number(),
-    approved: z.number(),
-    declined: z.number(),
-    cancelled: z.number(),
-    requests: z.number(),
-    duplicateRequests: z.number(),
-    rejectedRequests: z.number(),
-  }),
-});
-export type LedgerTotals = z.infer<typeof ledgerJson>['totals'];
+/** The ledger's counts; the sums by currency are not needed to judge a run. */
+export type LedgerTotals = Omit<LedgerTotalsBody, 'approvedAmountByCurrency'>;
 
 export interface OrderBody {
   readonly amount: number;
@@ -163,53 +144,32 @@ export interface Ledger {
   readonly totals: LedgerTotals;
 }
 
-export async function fetchLedger(bankUrl: string, timeoutMs: number): Promise<Ledger> {
-  const response = await fetch(`${bankUrl}/v1/ledger`, { signal: AbortSignal.timeout(timeoutMs) });
-  const text = await response.text();
-  if (response.status !== 200) throw new Error(`the bank's ledger answered ${response.status}: ${text}`);
-  return ledgerJson.parse(JSON.parse(text));
+/** The bank's whole ledger, through the bank's client (which parses it). */
+export async function readLedger(bank: BankClient): Promise<Ledger> {
+  const report = await bank.ledger();
+  const { approvedAmountByCurrency: _sums, ...totals } = report.totals;
+  return {
+    payments: report.payments.map((payment) => ({
+      reference: payment.reference,
+      merchantId: payment.merchantId,
+      status: payment.status,
+      // One payment's amount travelled as a JSON integer: it is a safe integer.
+      amount: Number(payment.amount),
+      currency: payment.currency,
+      requestCount: payment.requestCount,
+    })),
+    totals,
+  };
 }
 
 /** PUT /v1/faults; false when the bank did not take them (down, paused, slow). */
-export async function setBankFaults(
-  bankUrl: string,
-  faults: BankFaults,
-  timeoutMs: number,
-): Promise<boolean> {
+export async function setBankFaults(bank: BankClient, faults: BankFaults): Promise<boolean> {
   try {
-    const response = await fetch(`${bankUrl}/v1/faults`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(faults),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await response.arrayBuffer();
-    return response.status === 200;
+    await bank.setFaults(faults);
+    return true;
   } catch {
     return false;
   }
-}
-
-/** POST /v1/payments straight to the bank, bypassing the gateway (only the stray-charge sabotage does this). */
-export async function chargeAtBank(
-  bankUrl: string,
-  payment: { reference: string; merchantId: string; amount: number; currency: string; cardNumber: string },
-  timeoutMs: number,
-): Promise<number> {
-  const response = await fetch(`${bankUrl}/v1/payments`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      reference: payment.reference,
-      merchantId: payment.merchantId,
-      amount: payment.amount,
-      currency: payment.currency,
-      card: { number: payment.cardNumber, expMonth: 12, expYear: 2030 },
-    }),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  await response.arrayBuffer();
-  return response.status;
 }
 
 function isTimeout(error: unknown): boolean {

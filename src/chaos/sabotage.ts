@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { chargeAtBank } from './remit-api.js';
+import type { BankClient } from '../bank/bank-client.js';
 
 /**
  * Deliberate bugs, so the harness can prove its checker fails when the system misbehaves. They
@@ -36,19 +36,16 @@ export function parseSabotage(list: string): Sabotage[] {
 /** The reference of the stray charge: an order id the gateway can never have made. */
 export const strayReference = 'ord_chaos_stray_charge';
 
-export async function strayCharge(bankUrl: string, timeoutMs: number): Promise<void> {
-  const status = await chargeAtBank(
-    bankUrl,
-    {
-      reference: strayReference,
-      merchantId: 'merchant-a',
-      amount: 4_200,
-      currency: 'EUR',
-      cardNumber: '4111111111111111',
-    },
-    timeoutMs,
-  );
-  if (status !== 200) throw new Error(`the stray charge was answered ${status}`);
+/** Charges the stray reference at the bank directly, bypassing the gateway. */
+export async function strayCharge(bank: BankClient): Promise<void> {
+  const answer = await bank.authorize({
+    reference: strayReference,
+    merchantId: 'merchant-a',
+    amount: 4_200n,
+    currency: 'EUR',
+    card: { number: '4111111111111111', expMonth: 12, expYear: 2030 },
+  });
+  if (answer.kind !== 'approved') throw new Error(`the stray charge was ${answer.kind}`);
 }
 
 /** Deletes the middle event of the persistence id with the most events; returns what it deleted. */

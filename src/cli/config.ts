@@ -32,6 +32,7 @@ const startSchema = z
       .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes in base64 (44 characters)')
       .optional(),
     logLevel,
+    accessLogLevel: logLevel,
     executionDeadlineMs: z.coerce.number().int('must be a whole number').min(1_000, 'must be at least 1000'),
     bankTimeoutMs: z.coerce.number().int('must be a whole number').min(100, 'must be at least 100'),
     bankBatchMax: z.coerce
@@ -56,6 +57,7 @@ const startOptions = {
   'bank-url': { type: 'string' },
   'bank-port': { type: 'string' },
   'log-level': { type: 'string' },
+  'access-log-level': { type: 'string' },
   'execution-deadline-ms': { type: 'string' },
   'bank-timeout-ms': { type: 'string' },
   'bank-batch-max': { type: 'string' },
@@ -78,6 +80,7 @@ export function parseStartConfig(args: readonly string[], env: Environment): Sta
     bankPort: flags['bank-port'] ?? env.REMIT_BANK_PORT ?? '8081',
     vaultKey: env.REMIT_VAULT_KEY,
     logLevel: flags['log-level'] ?? env.REMIT_LOG_LEVEL ?? 'info',
+    accessLogLevel: flags['access-log-level'] ?? env.REMIT_ACCESS_LOG_LEVEL ?? 'info',
     executionDeadlineMs: flags['execution-deadline-ms'] ?? env.REMIT_EXECUTION_DEADLINE_MS ?? '60000',
     bankTimeoutMs: flags['bank-timeout-ms'] ?? env.REMIT_BANK_TIMEOUT_MS ?? '10000',
     bankBatchMax: flags['bank-batch-max'] ?? env.REMIT_BANK_BATCH_MAX ?? String(defaultAuthorizationBatchMax),

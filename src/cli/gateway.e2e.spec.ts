@@ -3,7 +3,8 @@
  * gateway process (`remit bank`, `remit start`), talked to over HTTP. The bank's ledger is the
  * ground truth. Covers every outcome (executed, rejected, declined, failed), idempotent retries,
  * merchant isolation, bad input, a SIGKILL with orders in flight, the absence of card numbers from
- * disk and logs, and the README's quickstart curl as printed.
+ * disk and logs (the quickstart's test card included), and the quickstart curl as built for the
+ * terminal banner and as the README writes it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -11,14 +12,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BankClient, type BankLedgerReport } from '../bank/bank-client.js';
 import { type RemitProcess, startRemit } from '../testing/processes.js';
+import { quickstartCommand } from './quickstart.js';
 
 const approved = '4111111111111111';
 const declined = '4000000000000002';
 const insufficient = '4000000000009995';
 /** Cards of the orders this suite sends; none may appear in the logs or on disk. */
 const usedCards = [approved, declined, insufficient, '5555555555554444'];
-/** The quickstart's card: printed by design in the start-up banner, so checked on disk only. */
+/** The quickstart's card: shown in the banner only at a terminal, never in the log. */
 const quickstartCard = '4242424242424242';
 
 interface Credentials {
@@ -35,17 +38,9 @@ interface OrderJson {
   reason: string | null;
 }
 
-interface LedgerJson {
-  payments: Array<{
-    reference: string;
-    status: string;
-    amount: number;
-    currency: string;
-    requestCount: number;
-  }>;
-}
-
 let bank: RemitProcess;
+/** The ledger is read through the bank's own client, as every caller of the bank does. */
+let auditor: BankClient;
 let gateway: RemitProcess;
 let bankDir: string;
 let dataDir: string;
@@ -74,6 +69,7 @@ beforeAll(async () => {
   // Named `data` so the README's quickstart (which reads ./data/credentials.json) runs beside it.
   dataDir = join(mkdtempSync(join(tmpdir(), 'remit-e2e-')), 'data');
   bank = await startRemit(['bank', '--port', '0', '--data', bankDir]);
+  auditor = new BankClient({ baseUrl: bank.url, requestTimeoutMs: 10_000, connections: 1 });
   gateway = await startRemit(gatewayArgs(bank.url));
   const credentials = JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')) as Credentials;
   keyA = credentials.merchants.find((merchant) => merchant.id === 'merchant-a')?.apiKey ?? '';
@@ -83,6 +79,7 @@ beforeAll(async () => {
 afterAll(async () => {
   gatewayOutputs.push(gateway?.output() ?? '');
   await gateway?.kill('SIGTERM');
+  await auditor?.close();
   await bank?.kill('SIGTERM');
   rmSync(bankDir, { recursive: true, force: true });
   rmSync(dirname(dataDir), { recursive: true, force: true });
@@ -125,8 +122,8 @@ async function getOrder(apiKey: string, id: string) {
   return { status: response.status, json: (await response.json()) as OrderJson };
 }
 
-async function ledger(): Promise<LedgerJson> {
-  return (await (await fetch(`${bank.url}/v1/ledger`)).json()) as LedgerJson;
+function ledger(): Promise<BankLedgerReport> {
+  return auditor.ledger();
 }
 
 /** Polls until the order is terminal (bounded). */
@@ -151,7 +148,7 @@ describe.sequential('remit end to end', () => {
       bank: 'bank-a',
     });
     const payment = (await ledger()).payments.find((entry) => entry.reference === json.id);
-    expect(payment).toMatchObject({ status: 'approved', amount: 1250, currency: 'EUR', requestCount: 1 });
+    expect(payment).toMatchObject({ status: 'approved', amount: 1250n, currency: 'EUR', requestCount: 1 });
   });
 
   it.each([
@@ -342,6 +339,7 @@ describe.sequential('remit end to end', () => {
       headers: { 'content-type': 'application/json' },
       body: '{"latencyMs":0}',
     });
+    auditor = new BankClient({ baseUrl: bank.url, requestTimeoutMs: 10_000, connections: 1 });
     gateway = await startRemit(gatewayArgs(bank.url));
     const finished = await Promise.all(ids.map((id) => untilTerminal(keyA, id)));
     const payments = new Map((await ledger()).payments.map((entry) => [entry.reference, entry]));
@@ -357,11 +355,10 @@ describe.sequential('remit end to end', () => {
     expect(retried.headers.get('idempotent-replayed')).toBe('true');
   }, 90_000);
 
-  it('prints a quickstart curl that works as printed', async () => {
-    const output = gateway.output();
-    const start = output.indexOf('  curl ');
-    expect(start).toBeGreaterThanOrEqual(0);
-    const command = output.slice(start).split('\n').slice(0, 5).join('\n');
+  it("runs the terminal banner's quickstart curl as built, and keeps it out of the log", async () => {
+    // Standard output here is a pipe, not a terminal: the banner (and its test card) is not shown.
+    expect(gateway.output()).not.toContain('curl ');
+    const command = quickstartCommand(gateway.url, dataDir);
     const { stdout } = await promisify(execFile)('bash', ['-c', command]);
     expect(JSON.parse(stdout)).toMatchObject({ status: 'executed', amount: 1250 });
   });
@@ -388,6 +385,9 @@ describe.sequential('remit end to end', () => {
     };
     expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/v1/orders', '/v1/orders/{id}']));
     expect((await fetch(`${gateway.url}/docs/`)).status).toBe(200);
+    // One access-log line per request, naming the route.
+    expect(gateway.output()).not.toContain('"incoming request"');
+    expect(gateway.output()).toContain('"route":"/metrics"');
   });
 
   it('refuses bad configuration with a clear message and exit code 2', async () => {
@@ -400,14 +400,27 @@ describe.sequential('remit end to end', () => {
     expect((failure as { stderr: string }).stderr).toContain('invalid --port');
   });
 
-  it('stops cleanly on SIGTERM', async () => {
-    gatewayOutputs.push(gateway.output());
+  it('stops cleanly on SIGTERM, and says so in its last line', async () => {
     expect(await gateway.kill('SIGTERM')).toBe(0);
+    const lines = gateway.output().trimEnd().split('\n');
+    expect(JSON.parse(lines.at(-1) ?? '')).toMatchObject({ msg: 'gateway stopped' });
+    gatewayOutputs.push(gateway.output());
+  });
+
+  it('writes every log line as JSON with each key once', () => {
+    const lines = [...gatewayOutputs, gateway.output(), bank.output()]
+      .join('\n')
+      .split('\n')
+      .filter((line) => line.startsWith('{'));
+    expect(lines.length).toBeGreaterThan(0);
+    // JSON.parse keeps one of a repeated key, so the line written again from it has fewer keys.
+    const keysIn = (text: string): number => text.match(/"[^"]*":/g)?.length ?? 0;
+    for (const line of lines) expect(keysIn(line), line).toBe(keysIn(JSON.stringify(JSON.parse(line))));
   });
 
   it('leaves no card number in the data folder or the logs', async () => {
     const logs = [...gatewayOutputs, gateway.output()].join('\n');
-    for (const card of usedCards) expect(logs).not.toContain(card);
+    for (const card of [...usedCards, quickstartCard]) expect(logs).not.toContain(card);
     for (const file of filesUnder(dataDir)) {
       const bytes = readFileSync(file);
       for (const card of [...usedCards, quickstartCard, '4111111111111112'])

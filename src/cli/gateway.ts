@@ -5,10 +5,10 @@ import pino, { type Logger as PinoLogger } from 'pino';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { buildApp, MerchantDirectory } from '../api/app.js';
 import { BankClient } from '../bank/bank-client.js';
+import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
 import { type RunningBankServer, startBankServer } from '../bank/bank-server.js';
 import { assembleNode } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
-import { BankConnection, classifyBankError } from '../payments/bank-connection.js';
 import { vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
@@ -70,7 +70,8 @@ export async function startGateway(
         host: config.host,
         port: config.bankPort,
         dataDir: join(dataDir, 'bank'),
-        logger: logger.child({ component: 'bank-simulator' }),
+        // The bank binds component=bank itself; binding it here too would write the key twice.
+        logger,
       });
       closers.push(() => bank?.close());
     }
@@ -156,6 +157,7 @@ export async function startGateway(
       // Not ready while the read model is not being updated: its answers would be stale.
       ready: () => projection.status().state !== 'failed',
       logger: logger.child({ component: 'api' }),
+      accessLogLevel: config.accessLogLevel,
       waitDefaultMs: node.settings.orderService.waitDefaultMs,
       waitMaxMs: node.settings.orderService.waitMaxMs,
       readModelCaughtUp: () => projection.caughtUp(),
@@ -166,7 +168,12 @@ export async function startGateway(
     const port = app.server.address();
     const boundPort = typeof port === 'object' && port !== null ? port.port : config.port;
     logger.info({ url: address, bankUrl, dataDir }, 'gateway ready');
-    return { url: address, port: boundPort, bankUrl, dataDir, close: closeAll };
+    const close = async (): Promise<void> => {
+      await closeAll();
+      // The last line: whoever reads the log knows the gateway ended as asked, not mid-flight.
+      logger.info({ url: address }, 'gateway stopped');
+    };
+    return { url: address, port: boundPort, bankUrl, dataDir, close };
   } catch (error) {
     await closeAll();
     throw error;

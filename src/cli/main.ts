@@ -3,13 +3,14 @@ import pino from 'pino';
 import { startBankServer } from '../bank/bank-server.js';
 import { ConfigError, parseBankConfig, parseStartConfig } from './config.js';
 import { startGateway } from './gateway.js';
-import { curlExample } from './quickstart.js';
+import { quickstartBanner } from './quickstart.js';
 
 const usage = `Usage: remit <command> [flags]
 
 Commands:
   start   run the gateway (and, unless --bank-url is given, a bank simulator beside it)
           --host 127.0.0.1 --port 8080 --data ./data --bank-url URL --bank-port 8081 --log-level info
+          --access-log-level info (one line per request answered; silent for none)
           --execution-deadline-ms 60000 (give up on the bank after this, proving nothing was charged)
           --bank-timeout-ms 10000 (a bank call without an answer by then has an unknown outcome)
   bank    run the acquiring-bank simulator alone
@@ -26,7 +27,9 @@ async function main(argv: readonly string[]): Promise<number> {
       case 'start': {
         const config = parseStartConfig(args, process.env);
         const gateway = await startGateway(config);
-        process.stdout.write(`${curlExample(gateway.url, gateway.dataDir)}\n`);
+        // The example holds a test card number: it is for a person at a terminal, and standard
+        // output that is not a terminal is a log (a file, a collector), which never holds one.
+        if (process.stdout.isTTY) process.stdout.write(`${quickstartBanner(gateway.url, gateway.dataDir)}\n`);
         await untilStopSignal();
         await gateway.close();
         return 0;
@@ -43,6 +46,7 @@ async function main(argv: readonly string[]): Promise<number> {
         logger.info({ url: bank.url }, 'bank simulator ready');
         await untilStopSignal();
         await bank.close();
+        logger.info({}, 'bank simulator stopped');
         return 0;
       }
       case undefined:
@@ -66,13 +70,14 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * Resolves at the first SIGTERM or SIGINT. The handlers stay: a repeated signal during the graceful
+ * stop is ignored rather than ending the process half-way (npm forwards to its child the SIGINT
+ * the terminal already sent to the whole process group, so Ctrl-C under `npm start` arrives twice).
+ */
 function untilStopSignal(): Promise<void> {
   return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
+    const stop = (): void => resolve();
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });

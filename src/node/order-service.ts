@@ -34,7 +34,8 @@ export interface OrderView {
 export interface AuditEntry {
   readonly type: string;
   readonly at: number;
-  readonly data: unknown;
+  /** The event as JSON, an object: the audit trail's schema says so to clients. */
+  readonly data: Readonly<Record<string, unknown>>;
 }
 
 /** What the API reads from the read model. */

@@ -79,15 +79,24 @@ interface LogRecord {
   readonly message: string;
 }
 
-function recordingLogger(records: LogRecord[]): Logger {
-  const logger: Logger = {
+/**
+ * Records each line's level and message, and in `keys` the keys the line would be written with
+ * (its logger's bindings, then its fields), as pino writes them: a key given twice appears twice.
+ */
+function recordingLogger(records: LogRecord[], keys: string[][] = [], bindings: object = {}): Logger {
+  const record =
+    (level: LogRecord['level']) =>
+    (fields: object, message: string): void => {
+      records.push({ level, message });
+      keys.push([...Object.keys(bindings), ...Object.keys(fields)]);
+    };
+  return {
     debug: () => undefined,
-    info: (_fields, message) => records.push({ level: 'info', message }),
-    warn: (_fields, message) => records.push({ level: 'warn', message }),
-    error: (_fields, message) => records.push({ level: 'error', message }),
-    child: () => logger,
+    info: record('info'),
+    warn: record('warn'),
+    error: record('error'),
+    child: (more) => recordingLogger(records, keys, { ...bindings, ...more }),
   };
-  return logger;
 }
 
 interface Harness {
@@ -96,6 +105,8 @@ interface Harness {
   readonly readModel: OrderReadModel;
   readonly projection: OrderProjectionWorker;
   readonly logs: LogRecord[];
+  /** The keys of each line in `logs`, in the same order. */
+  readonly logKeys: string[][];
 }
 
 const harnesses: Harness[] = [];
@@ -120,12 +131,13 @@ function harness(placement: Placement, settings: Partial<OrderProjectionWorkerSe
   });
   const readModel = OrderReadModel.openForQueries(readModelPath(directory));
   const logs: LogRecord[] = [];
+  const logKeys: string[][] = [];
   const projection = new OrderProjectionWorker({
     journalPath: store.path,
     readModelPath: readModel.path,
     clock: systemClock,
     random: new SeededRandom(11),
-    logger: recordingLogger(logs),
+    logger: recordingLogger(logs, logKeys),
     ...(store.writer instanceof ThreadWriter ? { startThread: hostedThread(store.writer) } : {}),
     settings: {
       ...settings,
@@ -133,7 +145,7 @@ function harness(placement: Placement, settings: Partial<OrderProjectionWorkerSe
       restart: { minBackoffMs: 10, maxBackoffMs: 50, randomFactor: 0, ...settings.restart },
     },
   });
-  const h: Harness = { directory, store, readModel, projection, logs };
+  const h: Harness = { directory, store, readModel, projection, logs, logKeys };
   harnesses.push(h);
   return h;
 }
@@ -196,6 +208,17 @@ describe.each<Placement>(['own thread', 'writer thread'])(
         /opened for queries only/,
       );
       expect(() => h.readModel.reset()).toThrow(/opened for queries only/);
+    });
+
+    it("logs the thread's lines on this thread with every key once", async () => {
+      const h = harness(placement);
+      h.projection.start();
+      await h.projection.caughtUp();
+      await h.projection.stop();
+
+      expect(h.logs).toContainEqual({ level: 'info', message: 'order projection started' });
+      expect(h.logKeys.length).toBe(h.logs.length);
+      for (const keys of h.logKeys) expect(keys).toEqual([...new Set(keys)]);
     });
 
     it('a worker asleep after a quiet spell is woken by one nudge at the next commit', async () => {

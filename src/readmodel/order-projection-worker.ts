@@ -400,7 +400,10 @@ export class OrderProjectionWorker {
     }
     const message: FromProjectionThread = parsed.data;
     if (message.type === 'log') {
-      this.log[message.level](message.fields, message.message);
+      // The thread's record carries the projection's own bindings; `projection` is bound here
+      // already, and pino would write a key given twice twice.
+      const { projection: _alreadyBound, ...fields } = message.fields;
+      this.log[message.level](fields, message.message);
       return;
     }
     if (message.type === 'failed') {

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { classifyBankError } from '../bank/bank-connection.js';
 import { BankLedger } from '../bank/ledger.js';
 import { ApiError } from '../node/api-error.js';
 import { type AssembledNode, assembleNode } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
 import { type CreatedOrder, defaultOrderServiceSettings, orderRequestText } from '../node/order-service.js';
-import { classifyBankError } from '../payments/bank-connection.js';
 import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultExecutorSettings } from '../payments/executor.js';
 import { executorEvents } from '../payments/executor-events.js';

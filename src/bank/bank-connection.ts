@@ -1,13 +1,13 @@
-import type { BankClient, BankAnswer as ClientAnswer } from '../bank/bank-client.js';
-import { BankOutcomeUnknownError, BankRejectedError, BankUnavailableError } from '../bank/bank-errors.js';
-import { assertNever } from '../runtime/assert-never.js';
 import type {
   BankAnswer,
   BankErrorKind,
   BankPort,
   BankResolution,
   PaymentRequest,
-} from './executor-protocol.js';
+} from '../payments/executor-protocol.js';
+import { assertNever } from '../runtime/assert-never.js';
+import type { BankClient, BankAnswer as ClientAnswer } from './bank-client.js';
+import { BankOutcomeUnknownError, BankRejectedError, BankUnavailableError } from './bank-errors.js';
 
 /**
  * The Executor's `BankPort` over HTTP: a thin adapter from the domain's types to the bank client's

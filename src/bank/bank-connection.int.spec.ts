@@ -2,18 +2,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BankClient } from '../bank/bank-client.js';
+import type { PaymentRequest } from '../payments/executor-protocol.js';
+import { SimulatedClock } from '../runtime/clock.js';
+import { SeededRandom } from '../runtime/random.js';
+import { BankClient } from './bank-client.js';
+import { BankConnection, classifyBankError } from './bank-connection.js';
 import {
   BankConnectionLostError,
   BankMalformedResponseError,
   BankRejectedError,
   BankTimeoutError,
-} from '../bank/bank-errors.js';
-import { type RunningBankServer, startBankServer } from '../bank/bank-server.js';
-import { SimulatedClock } from '../runtime/clock.js';
-import { SeededRandom } from '../runtime/random.js';
-import { BankConnection, classifyBankError } from './bank-connection.js';
-import type { PaymentRequest } from './executor-protocol.js';
+} from './bank-errors.js';
+import { type RunningBankServer, startBankServer } from './bank-server.js';
 
 /**
  * The Executor's BankPort over real HTTP: a BankConnection in front of the bank simulator on
