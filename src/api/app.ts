@@ -19,7 +19,7 @@ import {
   Registry as MetricsRegistry,
   type Registry,
 } from 'prom-client';
-import type { OrderQueries, OrderRequest, OrderService, OrderView } from '../node/order-service.js';
+import type { OrderQueries, OrderService, OrderView } from '../node/order-service.js';
 import { brandOf, luhnValid } from '../payments/card.js';
 import { isCurrency } from '../payments/money.js';
 import { orderStatuses } from '../payments/order.js';
