@@ -85,8 +85,8 @@ export async function orderAuditTrail(
 /** The read model's queries, with audit trails read from `journal`: what the API asks. */
 export function orderQueries(readModel: OrderReadModel, journal: Pick<Journal, 'readAll'>) {
   return {
-    getOrder: (merchantId: string, orderId: string) => readModel.getOrder(merchantId, orderId),
-    listOrders: (query: ListOrdersQuery) => readModel.listOrders(query),
+    getOrder: async (merchantId: string, orderId: string) => readModel.getOrder(merchantId, orderId),
+    listOrders: async (query: ListOrdersQuery) => readModel.listOrders(query),
     orderEvents: (merchantId: string, orderId: string) =>
       orderAuditTrail(readModel, journal, merchantId, orderId),
   };
