@@ -10,9 +10,11 @@
  * ledger, the ground truth, agrees with Remit: every executed order charged exactly once, and
  * nothing charged that Remit reports as not executed.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BankClient } from '../bank/bank-client.js';
 import { type KillablePostgres, startKillablePostgres } from '../testing/killable-postgres.js';
@@ -130,6 +132,26 @@ function failedRequests(output: string): string {
 }
 
 describe('remit on PostgreSQL, the database lost under load', () => {
+  it('refuses to start without its database: one sentence, no password, exit code 2', async () => {
+    const mainPath = join(import.meta.dirname, 'main.ts');
+    const args = ['--import', 'tsx', mainPath, 'start', '--port', '0', '--bank-port', '0'];
+    const failure = await promisify(execFile)(
+      process.execPath,
+      [
+        ...args,
+        '--data',
+        join(folder, 'unreachable'),
+        '--database-url',
+        'postgresql://remit:hunter2@127.0.0.1:1/remit',
+      ],
+      { env: { ...process.env } },
+    ).catch((error: { code: number; stderr: string }) => error);
+    expect(failure).toMatchObject({ code: 2 });
+    const stderr = (failure as { stderr: string }).stderr;
+    expect(stderr.trim()).toMatch(/^remit: cannot reach PostgreSQL at 127\.0\.0\.1:1\/remit: [^\n]+$/);
+    expect(stderr).not.toContain('hunter2');
+  });
+
   it('turns unready, recovers, and leaves every order terminal and charged at most once', async () => {
     const sent: SentOrder[] = [];
     const statuses = new Map<number, number>();
