@@ -17,6 +17,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BankClient, type BankLedgerReport } from '../bank/bank-client.js';
 import { dropSchema, testSchemaName } from '../testing/postgres-test-schema.js';
@@ -457,9 +458,39 @@ describe.each(stores)('on %s', (store) => {
         for (const card of [...usedCards, quickstartCard, '4111111111111112'])
           expect(bytes.includes(Buffer.from(card)), `${card} found in ${file}`).toBe(false);
       }
+      // On PostgreSQL the stores are the schema's tables: every row of every one, as text.
+      if (store === 'postgres') {
+        const text = await schemaText(inject('postgresUrl'), schema);
+        expect(text.length).toBeGreaterThan(0);
+        for (const card of [...usedCards, quickstartCard, '4111111111111112'])
+          expect(text.includes(card), `${card} found in schema ${schema}`).toBe(false);
+      }
     });
   });
 });
+
+/** Every row of every table in the schema, as PostgreSQL writes a row as text. */
+async function schemaText(url: string, schema: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const tables = await client.query<{ table_name: string }>(
+      'SELECT table_name FROM information_schema.tables WHERE table_schema = $1',
+      [schema],
+    );
+    const texts: string[] = [];
+    for (const { table_name } of tables.rows) {
+      const rows = await client.query<{ row: string }>(
+        `SELECT t::text AS row FROM ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table_name)} t`,
+      );
+      texts.push(...rows.rows.map((row) => row.row));
+    }
+    return texts.join('\n');
+  } finally {
+    await client.end();
+  }
+}
 
 function filesUnder(directory: string): string[] {
   return readdirSync(directory).flatMap((name) => {
