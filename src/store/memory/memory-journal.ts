@@ -290,12 +290,13 @@ export class MemoryJournal implements Journal {
   private commitOne(request: AppendRequest): Error | undefined {
     const injected = this.injectedFailure(request);
     if (injected !== undefined) return injected;
+    // The fence first: a writer that lost its shard learns that, not a symptom of it.
+    const fenceRefusal = this.fenceRefusal(request);
+    if (fenceRefusal !== undefined) return fenceRefusal;
     const highest = this.highest(request.persistenceId);
     if (request.fromSeqNr !== highest + 1) {
       return new ConcurrentWriteError(request.persistenceId, request.fromSeqNr, highest);
     }
-    const fenceRefusal = this.fenceRefusal(request);
-    if (fenceRefusal !== undefined) return fenceRefusal;
     // Asserted again right before writing: the request object may have changed since it was queued.
     assertAppendRequest(request);
     let seqNr = request.fromSeqNr;
