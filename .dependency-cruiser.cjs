@@ -58,6 +58,26 @@ module.exports = {
       to: { path: [storeImplementations, '^src/(api|bank|cli|sim|chaos)/', httpAndDatabaseDrivers] },
     },
     {
+      name: 'cluster-knows-no-domain-or-http',
+      comment:
+        'cluster/ (membership, leases, shards) uses runtime/ and the store/ interfaces and pools; the domain, the node assembly and HTTP are wired around it.',
+      severity: 'error',
+      from: { path: '^src/cluster/', pathNot: tests },
+      to: {
+        path: [
+          '^src/(payments|readmodel|node|api|bank|cli|sim|chaos)/',
+          '(^|/)node_modules/(fastify|@fastify/[^/]+|undici|better-sqlite3)/',
+        ],
+      },
+    },
+    {
+      name: 'store-knows-no-cluster',
+      comment: 'store/ defines the Fence and FenceCheck it checks; the cluster implements them, not the reverse.',
+      severity: 'error',
+      from: { path: '^src/store/', pathNot: tests },
+      to: { path: '^src/cluster/' },
+    },
+    {
       name: 'only-tests-use-test-kits',
       comment: 'src/testing/ and vitest are for tests; nothing that runs in production imports them.',
       severity: 'error',

@@ -1,5 +1,6 @@
 import type {
   AppendRequest,
+  Fence,
   Journal,
   JournalStats,
   MessageKey,
@@ -190,9 +191,9 @@ export class NodeSnapshots implements SnapshotStore {
     private readonly alive: () => boolean,
   ) {}
 
-  save(snapshot: Snapshot): Promise<void> {
+  save(snapshot: Snapshot, fence?: Fence): Promise<void> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.save(snapshot);
+    return this.inner.save(snapshot, fence);
   }
 
   loadLatest(persistenceId: string): Promise<Snapshot | undefined> {

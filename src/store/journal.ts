@@ -6,8 +6,35 @@
  * number for that id is not exactly one less, the append fails with `ConcurrentWriteError`. That is
  * the fencing that makes a second (stale) writer for the same entity harmless.
  *
+ * In a cluster, a write may also carry a `Fence`: the lease epoch of its entity's shard that the
+ * writer holds. A store that supports fencing checks it in the same transaction as the write and
+ * refuses the write with `StaleEpochError` when the shard's lease no longer holds that epoch and
+ * owner, so an owner that was paused or partitioned while another node took its shard over can
+ * write nothing after the takeover (Temporal checks its shard's `range_id` the same way).
+ *
  * Payloads are opaque JSON strings here: encoding and schema versions belong to `persistence/`.
  */
+
+/**
+ * The proof a writer gives that it owns the shard of what it writes: the lease epoch it was
+ * granted. Every takeover of a shard raises its epoch, so an older epoch is a stale owner.
+ */
+export interface Fence {
+  readonly shardId: string;
+  readonly epoch: number;
+  /** The owner the lease names (a node id). */
+  readonly owner: string;
+}
+
+/**
+ * Whether a fence still holds at this moment. A store whose writes happen in this process (the
+ * memory stores) asks it inside the write, where nothing can interleave; a database store checks
+ * its lease rows in the write's own transaction instead. The cluster's in-memory lease store
+ * implements it, so `store/` needs nothing of `cluster/`.
+ */
+export interface FenceCheck {
+  isCurrent(fence: Fence): boolean;
+}
 
 /** An event as the journal stores it, before it has a global offset. */
 export interface SerializedEvent {
@@ -60,6 +87,11 @@ export interface AppendRequest {
   readonly events: readonly SerializedEvent[];
   readonly timestamp: number;
   readonly processed?: ProcessedMessages;
+  /**
+   * The shard lease the writer holds. Checked in the write's transaction: events and
+   * processed-message records commit only while the lease holds this epoch and owner.
+   */
+  readonly fence?: Fence;
 }
 
 export interface JournalStats {
@@ -77,7 +109,9 @@ export interface Journal {
   /**
    * Appends events atomically. Resolves only once they are durable; rejects with
    * `ConcurrentWriteError` when `fromSeqNr` is not the next sequence number, with
-   * `JournalOverloadedError` when the write queue is full, or with the store's error.
+   * `StaleEpochError` when its fence no longer holds, with `JournalOverloadedError` when the write
+   * queue is full, or with the store's error. A refused append writes nothing; the other appends
+   * of its batch commit.
    */
   append(request: AppendRequest): Promise<void>;
   /** Events of one persistence id with `fromSeqNr <= seqNr <= toSeqNr`, in order, at most `max`. */
@@ -104,7 +138,8 @@ export interface Snapshot {
 }
 
 export interface SnapshotStore {
-  save(snapshot: Snapshot): Promise<void>;
+  /** Saves a snapshot; with a fence, only while it holds (else `StaleEpochError`, nothing saved). */
+  save(snapshot: Snapshot, fence?: Fence): Promise<void>;
   /** The newest snapshot, or undefined. A corrupt snapshot rejects with `CorruptRowError`. */
   loadLatest(persistenceId: string): Promise<Snapshot | undefined>;
   /** Deletes snapshots with `seqNr < beforeSeqNr`. */
@@ -123,6 +158,28 @@ export class ConcurrentWriteError extends Error {
       `concurrent write to ${persistenceId}: append expected to write seqNr ${expectedSeqNr} ` +
         `but the journal's highest is ${actualHighestSeqNr}`,
     );
+  }
+}
+
+/** A write's fence no longer holds: its shard was taken over (or released) since it was granted. */
+export class StaleEpochError extends Error {
+  override readonly name = 'StaleEpochError';
+  constructor(
+    readonly persistenceId: string,
+    readonly fence: Fence,
+  ) {
+    super(
+      `stale write to ${persistenceId}: shard ${fence.shardId} is no longer held by ${fence.owner} ` +
+        `at epoch ${fence.epoch}`,
+    );
+  }
+}
+
+/** A fenced write reached a store that cannot check fences (one that only a single node uses). */
+export class FencingUnsupportedError extends Error {
+  override readonly name = 'FencingUnsupportedError';
+  constructor(readonly store: string) {
+    super(`${store} cannot check shard fences: a fenced write needs a cluster store`);
   }
 }
 

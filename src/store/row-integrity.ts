@@ -3,6 +3,7 @@ import { rowChecksum } from './checksum.js';
 import {
   type AppendRequest,
   CorruptRowError,
+  type Fence,
   type MessageKey,
   type OffsetEvent,
   type PersistedEvent,
@@ -50,6 +51,16 @@ export function assertAppendRequest(request: AppendRequest): void {
       );
     }
     for (const message of processed.messages) assertMessageKey(message);
+  }
+  if (request.fence !== undefined) assertFence(request.fence);
+}
+
+/** A fence names a shard and an owner, and an epoch of 1 or more (the first lease's epoch is 1). */
+export function assertFence(fence: Fence): void {
+  assertIdentifier(fence.shardId, 'fence shardId');
+  assertIdentifier(fence.owner, 'fence owner');
+  if (!Number.isSafeInteger(fence.epoch) || fence.epoch < 1) {
+    assert.fail(`fence epoch must be an integer >= 1, got ${String(fence.epoch)}`);
   }
 }
 

@@ -1,13 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ClusterStore } from '../cluster/cluster-store.js';
 import {
   type AppendRequest,
   ConcurrentWriteError,
   CorruptRowError,
+  type Fence,
+  FencingUnsupportedError,
   type Journal,
   JournalClosedError,
   type MessageKey,
   type SerializedEvent,
   type SnapshotStore,
+  StaleEpochError,
 } from '../store/journal.js';
 import { accountEvents } from './fixtures/account.js';
 
@@ -19,6 +23,12 @@ export interface JournalContractFixture {
   corrupt(persistenceId: string, seqNr: number): Promise<void>;
   /** Alters a stored snapshot's payload without updating its checksum; its test is skipped without it. */
   corruptSnapshot?(persistenceId: string, seqNr: number): Promise<void>;
+  /**
+   * The shard leases on the same database, for a backend that checks fences (its writes are then
+   * checked against these leases). Without it, the backend must refuse every fenced write with
+   * `FencingUnsupportedError`.
+   */
+  readonly leases?: ClusterStore;
   /** Closes everything the fixture opened (tolerating what a test already closed) and removes files. */
   teardown(): Promise<void>;
 }
@@ -221,6 +231,144 @@ export function describeJournalContract(name: string, setup: () => Promise<Journ
         ]);
         expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected']);
         expect(await journal.highestSeqNr('merchant-1')).toBe(1);
+      });
+    });
+
+    describe('shard fences', () => {
+      /** A lease for `owner`, which the test then expects to hold. */
+      const acquire = async (leases: ClusterStore, shardId: string, owner: string): Promise<Fence> => {
+        const grant = await leases.acquireLease(shardId, owner);
+        if (grant === undefined) expect.fail(`${owner} could not take ${shardId}`);
+        return { shardId: grant.shardId, epoch: grant.epoch, owner: grant.owner };
+      };
+
+      /** node-a owns the shard, then gives it up and node-b takes it over at a higher epoch. */
+      const takeOver = async (
+        leases: ClusterStore,
+        shardId: string,
+      ): Promise<{ old: Fence; current: Fence }> => {
+        const old = await acquire(leases, shardId, 'node-a');
+        expect(await leases.releaseLease(old)).toBe(true);
+        const current = await acquire(leases, shardId, 'node-b');
+        expect(current.epoch).toBeGreaterThan(old.epoch);
+        return { old, current };
+      };
+
+      const snapshotOf = (persistenceId: string, seqNr: number) => ({
+        persistenceId,
+        seqNr,
+        version: 1,
+        payload: `{"at":${seqNr}}`,
+        timestamp: baseTimestamp,
+      });
+
+      it('commits events, processed-message records and snapshots under the current epoch', async (context) => {
+        const leases = fixture.leases;
+        if (leases === undefined) return context.skip();
+        const fence = await acquire(leases, 'orders/1', 'node-a');
+        await journal.append({
+          ...request('order-1', 1, 2),
+          processed: { receiverId: 'order-1', messages: [{ id: 'm1', time: 5_000 }] },
+          fence,
+        });
+        const renewed = await leases.renewLease(fence);
+        expect(renewed?.epoch).toBe(fence.epoch);
+        await journal.append({ ...request('order-1', 3, 1), fence });
+        await snapshots.save(snapshotOf('order-1', 3), fence);
+        expect(await journal.highestSeqNr('order-1')).toBe(3);
+        expect(await journal.isProcessed('order-1', { id: 'm1', time: 5_000 })).toBe(true);
+        expect((await snapshots.loadLatest('order-1'))?.seqNr).toBe(3);
+      });
+
+      it("refuses the old owner's events, records and snapshot after a takeover, leaving nothing of them", async (context) => {
+        const leases = fixture.leases;
+        if (leases === undefined) return context.skip();
+        const old = await acquire(leases, 'orders/2', 'node-a');
+        await journal.append({ ...request('order-2', 1, 1), fence: old });
+        await snapshots.save(snapshotOf('order-2', 1), old);
+        expect(await leases.releaseLease(old)).toBe(true);
+        const current = await acquire(leases, 'orders/2', 'node-b');
+
+        const stale = journal.append({
+          ...request('order-2', 2, 2),
+          processed: { receiverId: 'order-2', messages: [{ id: 'late', time: 5_000 }] },
+          fence: old,
+        });
+        await expect(stale).rejects.toBeInstanceOf(StaleEpochError);
+        await expect(snapshots.save(snapshotOf('order-2', 2), old)).rejects.toBeInstanceOf(StaleEpochError);
+        expect(await journal.highestSeqNr('order-2')).toBe(1);
+        expect(await journal.isProcessed('order-2', { id: 'late', time: 5_000 })).toBe(false);
+        expect((await snapshots.loadLatest('order-2'))?.seqNr).toBe(1);
+        expect((await journal.readAll(0, 100)).map((row) => row.seqNr)).toEqual([1]);
+
+        // The new owner continues where the journal is.
+        await journal.append({ ...request('order-2', 2, 1), fence: current });
+        expect(await journal.highestSeqNr('order-2')).toBe(2);
+      });
+
+      it('refuses a fence once its owner released the lease, and a fence of an epoch the owner replaced', async (context) => {
+        const leases = fixture.leases;
+        if (leases === undefined) return context.skip();
+        const first = await acquire(leases, 'orders/3', 'node-a');
+        const second = await acquire(leases, 'orders/3', 'node-a');
+        await expect(journal.append({ ...request('order-3', 1, 1), fence: first })).rejects.toBeInstanceOf(
+          StaleEpochError,
+        );
+        await journal.append({ ...request('order-3', 1, 1), fence: second });
+        expect(await leases.releaseLease(second)).toBe(true);
+        await expect(journal.append({ ...request('order-3', 2, 1), fence: second })).rejects.toBeInstanceOf(
+          StaleEpochError,
+        );
+        expect(await journal.highestSeqNr('order-3')).toBe(1);
+      });
+
+      it('commits the batch-mates of a stale append, fenced or not', async (context) => {
+        const leases = fixture.leases;
+        if (leases === undefined) return context.skip();
+        const { old, current } = await takeOver(leases, 'orders/4');
+        const other = await acquire(leases, 'orders/5', 'node-a');
+        // One turn of the event loop: the appends share one batch.
+        const results = await Promise.allSettled([
+          journal.append({ ...request('order-4', 1, 2), fence: old }),
+          journal.append({ ...request('order-5', 1, 1), fence: other }),
+          journal.append({ ...request('order-4', 3, 1), fence: old }),
+          journal.append(request('merchant-1', 1, 3)),
+          journal.append({
+            ...request('order-6', 1, 1),
+            processed: { receiverId: 'order-6', messages: [{ id: 'kept', time: 5_000 }] },
+            fence: current,
+          }),
+        ]);
+        expect(results.map((result) => result.status)).toEqual([
+          'rejected',
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+          'fulfilled',
+        ]);
+        const reasons = results.map((result) => (result.status === 'rejected' ? result.reason : undefined));
+        expect(reasons[0]).toBeInstanceOf(StaleEpochError);
+        expect(reasons[2]).toBeInstanceOf(StaleEpochError);
+        expect(await journal.highestSeqNr('order-4')).toBe(0);
+        expect(await journal.highestSeqNr('order-5')).toBe(1);
+        expect(await journal.highestSeqNr('merchant-1')).toBe(3);
+        expect(await journal.highestSeqNr('order-6')).toBe(1);
+        expect(await journal.isProcessed('order-6', { id: 'kept', time: 5_000 })).toBe(true);
+        const offsets = (await journal.readAll(0, 100)).map((row) => row.offset);
+        expect(offsets).toEqual([1, 2, 3, 4, 5]);
+      });
+
+      it('refuses every fenced write as unsupported where the backend cannot check fences', async (context) => {
+        if (fixture.leases !== undefined) return context.skip();
+        const fence: Fence = { shardId: 'orders/1', epoch: 1, owner: 'node-a' };
+        await expect(journal.append({ ...request('order-1', 1, 1), fence })).rejects.toBeInstanceOf(
+          FencingUnsupportedError,
+        );
+        await expect(snapshots.save(snapshotOf('order-1', 1), fence)).rejects.toBeInstanceOf(
+          FencingUnsupportedError,
+        );
+        expect(await journal.highestSeqNr('order-1')).toBe(0);
+        expect(await snapshots.loadLatest('order-1')).toBeUndefined();
       });
     });
 

@@ -6,12 +6,15 @@ import { defaultGroupCommitSettings, type GroupCommitSettings, GroupCommitter } 
 import {
   type AppendRequest,
   ConcurrentWriteError,
+  type FenceCheck,
+  FencingUnsupportedError,
   type Journal,
   JournalClosedError,
   type JournalStats,
   type MessageKey,
   type OffsetEvent,
   type PersistedEvent,
+  StaleEpochError,
 } from '../journal.js';
 import {
   assertAppendRequest,
@@ -27,6 +30,11 @@ export interface MemoryJournalOptions {
   readonly groupCommit?: Partial<GroupCommitSettings>;
   /** Drives `setWriteDelayMs` when no clock is passed there. */
   readonly clock?: Clock;
+  /**
+   * Checks the fences of fenced appends, inside the write (the cluster's memory store, shared by
+   * the simulated nodes). Without one, a fenced append is refused with `FencingUnsupportedError`.
+   */
+  readonly fenceCheck?: FenceCheck;
 }
 
 /** The error an injected write failure rejects with, unless the test supplies its own. */
@@ -57,6 +65,7 @@ type StoredRow = string;
 export class MemoryJournal implements Journal {
   private readonly committer: GroupCommitter<AppendRequest>;
   private readonly clock: Clock;
+  private readonly fenceCheck: FenceCheck | undefined;
   /** Index `offset - 1`. */
   private readonly rows: StoredRow[] = [];
   /** Per persistence id, index `seqNr - 1` holds the row's offset. */
@@ -72,6 +81,7 @@ export class MemoryJournal implements Journal {
 
   constructor(options: MemoryJournalOptions = {}) {
     this.clock = options.clock ?? systemClock;
+    this.fenceCheck = options.fenceCheck;
     this.committer = new GroupCommitter<AppendRequest>((batch) => this.commitBatch(batch), {
       ...defaultGroupCommitSettings,
       ...options.groupCommit,
@@ -280,6 +290,9 @@ export class MemoryJournal implements Journal {
   private commitOne(request: AppendRequest): Error | undefined {
     const injected = this.injectedFailure(request);
     if (injected !== undefined) return injected;
+    // The fence first: a writer that lost its shard learns that, not a symptom of it.
+    const fenceRefusal = this.fenceRefusal(request);
+    if (fenceRefusal !== undefined) return fenceRefusal;
     const highest = this.highest(request.persistenceId);
     if (request.fromSeqNr !== highest + 1) {
       return new ConcurrentWriteError(request.persistenceId, request.fromSeqNr, highest);
@@ -306,6 +319,15 @@ export class MemoryJournal implements Journal {
     this.counters.appends++;
     this.counters.events += request.events.length;
     return undefined;
+  }
+
+  /** Checked in the same synchronous step as the write, so no takeover can come in between. */
+  private fenceRefusal(request: AppendRequest): Error | undefined {
+    const fence = request.fence;
+    if (fence === undefined) return undefined;
+    if (this.fenceCheck === undefined)
+      return new FencingUnsupportedError('a memory journal without a fence check');
+    return this.fenceCheck.isCurrent(fence) ? undefined : new StaleEpochError(request.persistenceId, fence);
   }
 
   private injectedFailure(request: AppendRequest): Error | undefined {

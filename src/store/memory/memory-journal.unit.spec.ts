@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MemoryClusterStore } from '../../cluster/memory-cluster-store.js';
 import { SimulatedClock, settle } from '../../runtime/clock.js';
 import { describeJournalContract } from '../../testing/journal-contract.js';
 import {
@@ -10,12 +11,28 @@ import {
 import { InjectedWriteError, MemoryJournal } from './memory-journal.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
 
-describeJournalContract('memory', async () => {
+describeJournalContract('memory without a fence check', async () => {
   const journal = new MemoryJournal();
   const snapshots = new MemorySnapshotStore();
   return {
     journal,
     snapshots,
+    corrupt: async (persistenceId, seqNr) => journal.corrupt(persistenceId, seqNr),
+    teardown: async () => {
+      await journal.close();
+      await snapshots.close();
+    },
+  };
+});
+
+describeJournalContract('memory', async () => {
+  const leases = new MemoryClusterStore(new SimulatedClock(), { memberTimeoutMs: 5_000, leaseTtlMs: 4_000 });
+  const journal = new MemoryJournal({ fenceCheck: leases });
+  const snapshots = new MemorySnapshotStore(leases);
+  return {
+    journal,
+    snapshots,
+    leases,
     corrupt: async (persistenceId, seqNr) => journal.corrupt(persistenceId, seqNr),
     corruptSnapshot: async (persistenceId, seqNr) => snapshots.corrupt(persistenceId, seqNr),
     teardown: async () => {

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
-import { JournalClosedError, type Snapshot, type SnapshotStore } from '../journal.js';
-import { assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
+import {
+  type Fence,
+  type FenceCheck,
+  FencingUnsupportedError,
+  JournalClosedError,
+  type Snapshot,
+  type SnapshotStore,
+  StaleEpochError,
+} from '../journal.js';
+import { assertFence, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
 
 /**
  * Snapshots in memory. Rows are kept as JSON text, `[persistenceId, seqNr, version, payload,
@@ -12,9 +20,20 @@ export class MemorySnapshotStore implements SnapshotStore {
   private readonly rows = new Map<string, Map<number, string>>();
   private closed = false;
 
-  async save(snapshot: Snapshot): Promise<void> {
+  constructor(
+    /** Checks the fence of a fenced save (see MemoryJournalOptions.fenceCheck). */
+    private readonly fenceCheck?: FenceCheck,
+  ) {}
+
+  async save(snapshot: Snapshot, fence?: Fence): Promise<void> {
     this.assertOpen();
     assertSnapshot(snapshot);
+    if (fence !== undefined) {
+      assertFence(fence);
+      if (this.fenceCheck === undefined)
+        throw new FencingUnsupportedError('a memory snapshot store without a fence check');
+      if (!this.fenceCheck.isCurrent(fence)) throw new StaleEpochError(snapshot.persistenceId, fence);
+    }
     let ofId = this.rows.get(snapshot.persistenceId);
     if (ofId === undefined) {
       ofId = new Map();

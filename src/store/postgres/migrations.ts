@@ -76,6 +76,33 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'cluster membership and shard leases',
+    // Times are timestamptz set from the server's now(), never from a node: a node's clock may be
+    // skewed, the database's is the one clock every node shares (src/cluster/).
+    //
+    // A lease row, once created, is never deleted: its epoch must only ever rise, or a fence of an
+    // earlier owner could match again. A released lease keeps its epoch with no owner.
+    sql: (schema) => `
+      CREATE TABLE ${schema}.cluster_members (
+        node_id text COLLATE "C" PRIMARY KEY,
+        address text NOT NULL,
+        roles text[] NOT NULL,
+        incarnation bigint NOT NULL CHECK (incarnation >= 1),
+        joined_at timestamptz NOT NULL,
+        last_heartbeat_at timestamptz NOT NULL,
+        state text NOT NULL CHECK (state IN ('up', 'leaving'))
+      );
+
+      CREATE TABLE ${schema}.shard_leases (
+        shard_id text COLLATE "C" PRIMARY KEY,
+        owner text COLLATE "C",
+        epoch bigint NOT NULL CHECK (epoch >= 1),
+        expires_at timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 // The list must be 1, 2, 3, …: a gap or a duplicate would skip or repeat a migration in the field.

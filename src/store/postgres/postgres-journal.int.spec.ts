@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
+import { PostgresClusterStore } from '../../cluster/postgres-cluster-store.js';
 import { describeJournalContract } from '../../testing/journal-contract.js';
 import { dropSchema, testSchemaName } from '../../testing/postgres-test-schema.js';
-import type { PersistedEvent } from '../journal.js';
+import { type PersistedEvent, StaleEpochError } from '../journal.js';
 import { openPostgresStore } from './open-postgres-store.js';
 import { postgresSettings } from './postgres-settings.js';
 
@@ -26,6 +27,10 @@ describeJournalContract('postgres', async () => {
   return {
     journal: store.journal,
     snapshots: store.snapshots,
+    leases: new PostgresClusterStore(store.pool, store.quotedSchema, {
+      memberTimeoutMs: 5_000,
+      leaseTtlMs: 4_000,
+    }),
     corrupt: async (persistenceId, seqNr) => {
       const changed = await onOtherConnection(
         `UPDATE ${quoted}.journal SET payload = payload || ' ' WHERE persistence_id = $1 AND seq_nr = $2`,
@@ -100,3 +105,58 @@ describe('PostgreSQL journal: text that array literals must escape', () => {
     }
   });
 });
+
+describe('PostgreSQL journal: a fence is checked against the lease as it is at the write', () => {
+  it('refuses an append that waited on the lease row while a takeover committed', async () => {
+    const schema = testSchemaName('fence_race');
+    const store = await openPostgresStore({ settings: postgresSettings({ url, schema, poolSizeMax: 2 }) });
+    const leases = new PostgresClusterStore(store.pool, store.quotedSchema, {
+      memberTimeoutMs: 5_000,
+      leaseTtlMs: 4_000,
+    });
+    const takeover = new pg.Client({ connectionString: url });
+    await takeover.connect();
+    try {
+      const grant = await leases.acquireLease('orders/1', 'node-a');
+      if (grant === undefined) expect.fail('acquire failed');
+      const fence = { shardId: grant.shardId, epoch: grant.epoch, owner: grant.owner };
+      // Another node's takeover, in a transaction held open so the append must wait for its outcome.
+      await takeover.query('BEGIN');
+      await takeover.query(
+        `UPDATE ${pg.escapeIdentifier(schema)}.shard_leases SET owner = 'node-b', epoch = epoch + 1 WHERE shard_id = $1`,
+        ['orders/1'],
+      );
+      const append = store.journal.append({
+        persistenceId: 'order-1',
+        fromSeqNr: 1,
+        events: [{ type: 'OrderCreated', version: 1, payload: '{}' }],
+        timestamp: 1_000,
+        fence,
+      });
+      const outcome = append.then(
+        () => 'committed',
+        (error: unknown) => error,
+      );
+      await waitForLockWait(takeover, schema);
+      await takeover.query('COMMIT');
+      expect(await outcome).toBeInstanceOf(StaleEpochError);
+      expect(await store.journal.highestSeqNr('order-1')).toBe(0);
+    } finally {
+      await takeover.end();
+      await store.close();
+      await dropSchema(url, schema);
+    }
+  });
+});
+
+/** Waits until a statement on `schema`'s tables is blocked on a lock, polling the server's activity. */
+async function waitForLockWait(client: pg.Client, schema: string, pollsMax = 500): Promise<void> {
+  for (let poll = 0; poll < pollsMax; poll++) {
+    const result = await client.query(
+      "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 in query) > 0",
+      [schema],
+    );
+    if (result.rows.length > 0) return;
+  }
+  expect.fail('no statement came to wait on the lease row');
+}

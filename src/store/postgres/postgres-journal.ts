@@ -5,12 +5,14 @@ import { defaultGroupCommitSettings, type GroupCommitSettings, GroupCommitter } 
 import {
   type AppendRequest,
   ConcurrentWriteError,
+  type Fence,
   type Journal,
   JournalClosedError,
   type JournalStats,
   type MessageKey,
   type OffsetEvent,
   type PersistedEvent,
+  StaleEpochError,
 } from '../journal.js';
 import { assertAppendRequest, assertReadRange, verifiedEvent, withOffset } from '../row-integrity.js';
 import { integerArrayLiteral, textArrayLiteral } from './array-literal.js';
@@ -55,6 +57,13 @@ export type CommitObserver = (seconds: number, appends: number) => void;
  * constraint is the fence itself: if another node commits a row of one of the batch's ids between
  * the check and the write, the write fails whole and the batch is checked and written again, and
  * the append that lost is then refused by the check.
+ *
+ * **Shard fences.** An append that carries a `Fence` (a cluster node writing an entity of a shard
+ * it leases) commits only if the shard's lease row holds that epoch and owner at the moment of the
+ * write, checked by the batch's own statement (see `insertBatchText`): an old owner's append after
+ * a takeover is refused alone with `StaleEpochError`, its batch-mates commit. No transaction spans
+ * more than that one statement, so a paused node never holds a lease row's lock. A batch without
+ * fences runs the same statement as without a cluster.
  *
  * The highest sequence number is read from the database, except for an id whose latest append
  * this journal committed itself and which continues right after it: an entity lives on one node,
@@ -199,11 +208,54 @@ export class PostgresJournal implements Journal {
    * Checks every append of the batch, then writes the ones that pass in one statement. With
    * `trustKnown`, ids whose first append here continues right after what this journal last
    * committed for them are not read from the database.
+   *
+   * A batch with fenced appends is written by a statement that first checks (and share-locks) their
+   * lease rows, and writes nothing if any fence is stale. That case is rare (a takeover happened
+   * since the writer's last renewal), so it is handled by reading which fences are stale, refusing
+   * their appends with `StaleEpochError`, and writing the rest again: each round refuses at least
+   * one append, so the rounds end.
    */
   private async writeBatch(
     batch: readonly AppendRequest[],
     trustKnown: boolean,
   ): Promise<ReadonlyArray<Error | undefined>> {
+    const highestById = await this.highestOfBatch(batch, trustKnown);
+    const refused = new Map<number, Error>();
+    for (let round = 0; ; round++) {
+      assert.ok(round <= batch.length, 'a fenced batch found no stale fence to refuse');
+      const plan = planBatch(batch, new Map(highestById), refused);
+      if (plan.rows.eventCount > 0) {
+        const fenced = plan.fences.size > 0;
+        const result = await this.pool.query(
+          fenced
+            ? {
+                ...this.statements.insertFencedBatch,
+                values: [...plan.rows.values(), ...fenceValues(plan.fences)],
+              }
+            : { ...this.statements.insertBatch, values: plan.rows.values() },
+        );
+        if (fenced && result.rowCount === 0) {
+          for (const [index, error] of await this.staleFenceRefusals(batch, plan)) refused.set(index, error);
+          continue;
+        }
+        assert.ok(
+          result.rowCount === plan.rows.eventCount,
+          `a batch of ${plan.rows.eventCount} events inserted ${String(result.rowCount)} rows`,
+        );
+        this.counters.transactions++;
+        this.remember(batch, plan.outcomes);
+      }
+      this.counters.appends += plan.appends;
+      this.counters.events += plan.rows.eventCount;
+      return plan.outcomes;
+    }
+  }
+
+  /** The highest sequence number of every id of the batch: from memory where trusted, else read. */
+  private async highestOfBatch(
+    batch: readonly AppendRequest[],
+    trustKnown: boolean,
+  ): Promise<Map<string, number>> {
     const highestById = new Map<string, number>();
     const unknown: string[] = [];
     for (const request of batch) {
@@ -218,36 +270,32 @@ export class PostgresJournal implements Journal {
     }
     if (unknown.length > 0)
       for (const [id, highest] of await this.highestOf(unknown)) highestById.set(id, highest);
-    const rows = new BatchRows();
-    const outcomes: Array<Error | undefined> = new Array(batch.length);
-    let appends = 0;
-    for (let index = 0; index < batch.length; index++) {
-      const request = batch[index];
-      assert.ok(request !== undefined);
-      const highest = highestById.get(request.persistenceId) ?? 0;
-      if (request.fromSeqNr !== highest + 1) {
-        outcomes[index] = new ConcurrentWriteError(request.persistenceId, request.fromSeqNr, highest);
-        continue;
+    return highestById;
+  }
+
+  /**
+   * The planned appends whose fence the lease table no longer holds, each with its refusal. Read
+   * after the fenced write found a stale fence; an epoch only rises, so a fence seen stale stays so.
+   */
+  private async staleFenceRefusals(
+    batch: readonly AppendRequest[],
+    plan: BatchPlan,
+  ): Promise<Map<number, Error>> {
+    const result = await this.pool.query<unknown[]>({
+      ...this.statements.selectLeases,
+      values: [textArrayLiteral([...new Set([...plan.fences.values()].map((fence) => fence.shardId))])],
+      rowMode: 'array',
+    });
+    const held = new Set(result.rows.map((row) => fenceKey(String(row[0]), Number(row[1]), String(row[2]))));
+    const refusals = new Map<number, Error>();
+    batch.forEach((request, index) => {
+      const fence = request.fence;
+      if (fence === undefined || plan.outcomes[index] !== undefined) return;
+      if (!held.has(fenceKey(fence.shardId, fence.epoch, fence.owner))) {
+        refusals.set(index, new StaleEpochError(request.persistenceId, fence));
       }
-      // Asserted again right before writing: the request object may have changed since it was queued.
-      assertAppendRequest(request);
-      rows.add(request);
-      highestById.set(request.persistenceId, request.fromSeqNr + request.events.length - 1);
-      outcomes[index] = undefined;
-      appends++;
-    }
-    if (rows.eventCount > 0) {
-      const result = await this.pool.query({ ...this.statements.insertBatch, values: rows.values() });
-      assert.ok(
-        result.rowCount === rows.eventCount,
-        `a batch of ${rows.eventCount} events inserted ${String(result.rowCount)} rows`,
-      );
-      this.counters.transactions++;
-      this.remember(batch, outcomes);
-    }
-    this.counters.appends += appends;
-    this.counters.events += rows.eventCount;
-    return outcomes;
+    });
+    return refusals;
   }
 
   /** Remembers the highest sequence number of each id the committed batch wrote. */
@@ -288,6 +336,68 @@ export class PostgresJournal implements Journal {
   private assertOpen(): void {
     if (this.closed) throw new JournalClosedError();
   }
+}
+
+/** What one write of a batch holds: the rows to insert, each append's outcome, the fences to check. */
+interface BatchPlan {
+  readonly rows: BatchRows;
+  readonly outcomes: Array<Error | undefined>;
+  readonly appends: number;
+  /** The distinct fences of the appends to write, by `fenceKey`. */
+  readonly fences: Map<string, Fence>;
+}
+
+/**
+ * Checks each append against the highest sequence number of its id (carried forward past earlier
+ * appends of the same id in the batch; `highestById` is changed) and plans the ones that pass.
+ * `refused` holds appends refused already (stale fences): they and their successors are not written.
+ */
+function planBatch(
+  batch: readonly AppendRequest[],
+  highestById: Map<string, number>,
+  refused: ReadonlyMap<number, Error>,
+): BatchPlan {
+  const rows = new BatchRows();
+  const outcomes: Array<Error | undefined> = new Array(batch.length);
+  const fences = new Map<string, Fence>();
+  let appends = 0;
+  for (let index = 0; index < batch.length; index++) {
+    const request = batch[index];
+    assert.ok(request !== undefined);
+    const refusal = refused.get(index);
+    if (refusal !== undefined) {
+      outcomes[index] = refusal;
+      continue;
+    }
+    const highest = highestById.get(request.persistenceId) ?? 0;
+    if (request.fromSeqNr !== highest + 1) {
+      outcomes[index] = new ConcurrentWriteError(request.persistenceId, request.fromSeqNr, highest);
+      continue;
+    }
+    // Asserted again right before writing: the request object may have changed since it was queued.
+    assertAppendRequest(request);
+    rows.add(request);
+    const fence = request.fence;
+    if (fence !== undefined) fences.set(fenceKey(fence.shardId, fence.epoch, fence.owner), fence);
+    highestById.set(request.persistenceId, request.fromSeqNr + request.events.length - 1);
+    outcomes[index] = undefined;
+    appends++;
+  }
+  return { rows, outcomes, appends, fences };
+}
+
+function fenceKey(shardId: string, epoch: number, owner: string): string {
+  return JSON.stringify([shardId, epoch, owner]);
+}
+
+/** Parameters $13-$15 of `insertFencedBatch`: the distinct fences as three arrays. */
+function fenceValues(fences: ReadonlyMap<string, Fence>): unknown[] {
+  const all = [...fences.values()];
+  return [
+    textArrayLiteral(all.map((fence) => fence.shardId)),
+    integerArrayLiteral(all.map((fence) => fence.epoch)),
+    textArrayLiteral(all.map((fence) => fence.owner)),
+  ];
 }
 
 /**
@@ -377,6 +487,8 @@ export interface JournalStatements {
   readonly selectProcessed: Statement;
   readonly deleteProcessed: Statement;
   readonly insertBatch: Statement;
+  readonly insertFencedBatch: Statement;
+  readonly selectLeases: Statement;
 }
 
 /**
@@ -421,14 +533,45 @@ export function journalStatements(quotedSchema: string): JournalStatements {
     // orders the offsets by commit, see PostgresJournal), the processed-message records (ON
     // CONFLICT DO NOTHING keeps a message's first record), and the events numbered from the
     // counter in the order of the arrays.
-    insertBatch: named(
-      'insert-batch',
-      `WITH counter AS (
+    insertBatch: named('insert-batch', insertBatchText(quotedSchema, false)),
+    insertFencedBatch: named('insert-fenced-batch', insertBatchText(quotedSchema, true)),
+    selectLeases: named(
+      'select-leases',
+      `SELECT shard_id, epoch, owner FROM ${quotedSchema}.shard_leases WHERE shard_id = ANY($1::text[])`,
+    ),
+  };
+}
+
+/**
+ * The batch's write. Fenced, it first share-locks the lease rows that still hold the batch's
+ * fences ($13-$15, distinct): a takeover's update of one of them waits until this statement has
+ * committed, and one that committed first has changed the row this statement then re-reads, so a
+ * fence is checked against the lease as it is at the write. Unless every fence holds, the counter
+ * is not advanced, and then nothing is inserted (both inserts depend on the counter's row).
+ */
+function insertBatchText(quotedSchema: string, fenced: boolean): string {
+  const journal = `${quotedSchema}.journal`;
+  const processed = `${quotedSchema}.processed_messages`;
+  const fence = fenced
+    ? `fence AS (
+         SELECT count(*) AS held FROM (
+           SELECT 1 FROM ${quotedSchema}.shard_leases AS lease
+           JOIN unnest($13::text[], $14::bigint[], $15::text[]) AS wanted(shard_id, epoch, owner)
+             ON lease.shard_id = wanted.shard_id AND lease.epoch = wanted.epoch AND lease.owner = wanted.owner
+           FOR SHARE OF lease
+         ) AS held_leases
+       ), `
+    : '';
+  const whenFenceHolds = fenced ? 'WHERE (SELECT held FROM fence) = cardinality($13::text[])' : '';
+  const whenCounted = fenced ? 'WHERE EXISTS (SELECT 1 FROM counter)' : '';
+  return `WITH ${fence}counter AS (
          UPDATE ${quotedSchema}.journal_offset SET last_offset = last_offset + $1::bigint
+         ${whenFenceHolds}
          RETURNING last_offset - $1::bigint AS before_batch
        ), processed AS (
          INSERT INTO ${processed} (receiver_id, message_time, message_id, processed_at)
          SELECT * FROM unnest($9::text[], $10::bigint[], $11::text[], $12::bigint[])
+         ${whenCounted}
          ON CONFLICT DO NOTHING
        )
        INSERT INTO ${journal}
@@ -438,9 +581,7 @@ export function journalStatements(quotedSchema: string): JournalStatements {
        FROM counter,
             unnest($2::text[], $3::bigint[], $4::text[], $5::integer[], $6::text[], $7::bigint[], $8::bigint[])
               WITH ORDINALITY
-              AS event(persistence_id, seq_nr, event_type, event_version, payload, written_at, checksum, position)`,
-    ),
-  };
+              AS event(persistence_id, seq_nr, event_type, event_version, payload, written_at, checksum, position)`;
 }
 
 /** Events of all ids with `offset > afterOffset`, in offset order, each row checked. */

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { JournalClosedError, type Snapshot, type SnapshotStore } from '../journal.js';
-import { assertIdentifier, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
+import {
+  type Fence,
+  JournalClosedError,
+  type Snapshot,
+  type SnapshotStore,
+  StaleEpochError,
+} from '../journal.js';
+import {
+  assertFence,
+  assertIdentifier,
+  assertSnapshot,
+  snapshotChecksum,
+  verifiedSnapshot,
+} from '../row-integrity.js';
 import { statementName } from './postgres-pool.js';
 
 /**
@@ -11,6 +23,7 @@ import { statementName } from './postgres-pool.js';
  */
 export class PostgresSnapshotStore implements SnapshotStore {
   private readonly upsert: { readonly name: string; readonly text: string };
+  private readonly fencedUpsert: { readonly name: string; readonly text: string };
   private readonly selectLatest: { readonly name: string; readonly text: string };
   private readonly deleteBefore: { readonly name: string; readonly text: string };
   private closed = false;
@@ -30,6 +43,18 @@ export class PostgresSnapshotStore implements SnapshotStore {
         'version = excluded.version, payload = excluded.payload, written_at = excluded.written_at, ' +
         'checksum = excluded.checksum',
     };
+    // Fenced, the row is written only if the lease row holds the fence, share-locked in this
+    // statement so a takeover cannot commit between the check and the write (as a fenced append).
+    this.fencedUpsert = {
+      name: statementName('snapshot-save-fenced', quotedSchema),
+      text:
+        `INSERT INTO ${table} (persistence_id, seq_nr, version, payload, written_at, checksum) ` +
+        'SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (' +
+        `SELECT 1 FROM ${quotedSchema}.shard_leases WHERE shard_id = $7 AND epoch = $8 AND owner = $9 FOR SHARE) ` +
+        'ON CONFLICT (persistence_id, seq_nr) DO UPDATE SET ' +
+        'version = excluded.version, payload = excluded.payload, written_at = excluded.written_at, ' +
+        'checksum = excluded.checksum',
+    };
     this.selectLatest = {
       name: statementName('snapshot-latest', quotedSchema),
       text:
@@ -42,20 +67,27 @@ export class PostgresSnapshotStore implements SnapshotStore {
     };
   }
 
-  async save(snapshot: Snapshot): Promise<void> {
+  async save(snapshot: Snapshot, fence?: Fence): Promise<void> {
     this.assertOpen();
     assertSnapshot(snapshot);
-    await this.pool.query({
-      ...this.upsert,
-      values: [
-        snapshot.persistenceId,
-        snapshot.seqNr,
-        snapshot.version,
-        snapshot.payload,
-        snapshot.timestamp,
-        snapshotChecksum(snapshot),
-      ],
+    const values = [
+      snapshot.persistenceId,
+      snapshot.seqNr,
+      snapshot.version,
+      snapshot.payload,
+      snapshot.timestamp,
+      snapshotChecksum(snapshot),
+    ];
+    if (fence === undefined) {
+      await this.pool.query({ ...this.upsert, values });
+      return;
+    }
+    assertFence(fence);
+    const result = await this.pool.query({
+      ...this.fencedUpsert,
+      values: [...values, fence.shardId, fence.epoch, fence.owner],
     });
+    if (result.rowCount !== 1) throw new StaleEpochError(snapshot.persistenceId, fence);
   }
 
   async loadLatest(persistenceId: string): Promise<Snapshot | undefined> {

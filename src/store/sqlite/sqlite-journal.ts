@@ -4,6 +4,7 @@ import { defaultGroupCommitSettings, type GroupCommitSettings, GroupCommitter } 
 import {
   type AppendRequest,
   ConcurrentWriteError,
+  FencingUnsupportedError,
   type Journal,
   JournalClosedError,
   type JournalStats,
@@ -85,11 +86,19 @@ export class SqliteJournal implements Journal {
     });
   }
 
+  /**
+   * A fenced append is refused with `FencingUnsupportedError`: a SQLite file serves one node,
+   * which never fences, and a fence accepted without a check would promise what nothing keeps.
+   */
   append(request: AppendRequest): Promise<void> {
     try {
       assertAppendRequest(request);
     } catch (error) {
       return Promise.reject(error);
+    }
+    if (request.fence !== undefined) {
+      this.counters.failedAppends++;
+      return Promise.reject(new FencingUnsupportedError('the SQLite journal'));
     }
     return this.committer.submit(request).catch((error: unknown) => {
       this.counters.failedAppends++;

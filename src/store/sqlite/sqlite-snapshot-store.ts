@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import type { Statement } from 'better-sqlite3';
-import { JournalClosedError, type Snapshot, type SnapshotStore } from '../journal.js';
+import {
+  type Fence,
+  FencingUnsupportedError,
+  JournalClosedError,
+  type Snapshot,
+  type SnapshotStore,
+} from '../journal.js';
 import { assertIdentifier, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
 import type { SharedDatabase } from './open-database.js';
 import type { StoreWriter } from './sqlite-writer.js';
@@ -28,9 +34,11 @@ export class SqliteSnapshotStore implements SnapshotStore {
       .raw(true);
   }
 
-  async save(snapshot: Snapshot): Promise<void> {
+  /** A fenced save is refused, as a fenced append is (see SqliteJournal.append). */
+  async save(snapshot: Snapshot, fence?: Fence): Promise<void> {
     this.assertOpen();
     assertSnapshot(snapshot);
+    if (fence !== undefined) throw new FencingUnsupportedError('the SQLite snapshot store');
     await this.writer.saveSnapshot({ ...snapshot, checksum: snapshotChecksum(snapshot) });
   }
 
