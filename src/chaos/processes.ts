@@ -41,6 +41,16 @@ export interface ProcessSpec {
   readonly healthUrl: string;
 }
 
+/**
+ * Children alive right now. However the harness's own process ends — a library's signal hook may
+ * call `process.exit` before the harness has stopped them — they are SIGKILLed on its way out, so
+ * no gateway or bank outlives the run.
+ */
+const liveChildren = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
 export class ManagedProcess {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -88,6 +98,7 @@ export class ManagedProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    liveChildren.add(child);
     this.paused = false;
     this.stopping = false;
     this.crashedFlag = false;
@@ -99,6 +110,7 @@ export class ManagedProcess {
     let hasExited = false;
     this.exited = new Promise((resolve) => {
       child.once('exit', () => {
+        liveChildren.delete(child);
         hasExited = true;
         if (!this.stopping) {
           this.unexpected++;
