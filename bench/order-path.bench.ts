@@ -35,8 +35,8 @@ const banks = ['bank-a', 'bank-b', 'bank-c'] as const;
 
 /** The read model is left out: every order is new, so the API's replay check finds nothing. */
 const noOrders: OrderQueries = {
-  getOrder: () => undefined,
-  listOrders: () => ({ data: [], hasMore: false }),
+  getOrder: async () => undefined,
+  listOrders: async () => ({ data: [], hasMore: false }),
   orderEvents: async () => undefined,
 };
 

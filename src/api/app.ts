@@ -255,9 +255,9 @@ function toJson(order: OrderView) {
 }
 
 /** A cursor that is not an order of this merchant is the client's mistake: a 400, never a 500. */
-function listOrSayWhy(queries: OrderQueries, query: Parameters<OrderQueries['listOrders']>[0]) {
+async function listOrSayWhy(queries: OrderQueries, query: Parameters<OrderQueries['listOrders']>[0]) {
   try {
-    return queries.listOrders(query);
+    return await queries.listOrders(query);
   } catch (error) {
     if (error instanceof InvalidCursorError) {
       throw new ApiError(400, 'invalid_cursor', 'startingAfter is not an order of yours.', 'startingAfter');
@@ -605,7 +605,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
           const limit = query.limit === undefined ? 20 : Number(query.limit);
           if (limit < 1 || limit > 100)
             throw new ApiError(400, 'invalid_field', 'limit must be 1 to 100.', 'limit');
-          const page = listOrSayWhy(dependencies.queries, {
+          const page = await listOrSayWhy(dependencies.queries, {
             merchantId: request.merchantId,
             limit,
             ...(query.status === undefined ? {} : { status: query.status }),

@@ -2,6 +2,11 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { defaultAuthorizationBatchMax } from '../bank/bank-client.js';
 import { batchPaymentsMax } from '../bank/bank-schemas.js';
+import {
+  defaultPostgresSettings,
+  type PostgresSettings,
+  postgresSettings,
+} from '../store/postgres/postgres-settings.js';
 
 /**
  * Configuration of `remit start` and `remit bank`: flags first, then `REMIT_*` environment
@@ -40,6 +45,25 @@ const startSchema = z
       .int('must be a whole number')
       .min(1, 'must be 1 to 1024')
       .max(batchPaymentsMax, `must be 1 to ${batchPaymentsMax}`),
+    // Without a URL every store is SQLite in the data folder. The message never repeats the value:
+    // a URL may hold a password.
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a URL such as postgresql://user:password@host:5432/database')
+      .optional(),
+    databaseSchema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be 1 to 63 lower-case letters, digits and underscores'),
+    databasePoolSize: z.coerce
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be 1 to 1000')
+      .max(1_000, 'must be 1 to 1000'),
+    databaseStatementTimeoutMs: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1'),
+    databaseIdleInTransactionTimeoutMs: z.coerce
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1'),
   })
   .strict();
 
@@ -61,6 +85,11 @@ const startOptions = {
   'execution-deadline-ms': { type: 'string' },
   'bank-timeout-ms': { type: 'string' },
   'bank-batch-max': { type: 'string' },
+  'database-url': { type: 'string' },
+  'database-schema': { type: 'string' },
+  'database-pool-size': { type: 'string' },
+  'database-statement-timeout-ms': { type: 'string' },
+  'database-idle-in-transaction-timeout-ms': { type: 'string' },
 } as const;
 
 const bankOptions = {
@@ -84,6 +113,20 @@ export function parseStartConfig(args: readonly string[], env: Environment): Sta
     executionDeadlineMs: flags['execution-deadline-ms'] ?? env.REMIT_EXECUTION_DEADLINE_MS ?? '60000',
     bankTimeoutMs: flags['bank-timeout-ms'] ?? env.REMIT_BANK_TIMEOUT_MS ?? '10000',
     bankBatchMax: flags['bank-batch-max'] ?? env.REMIT_BANK_BATCH_MAX ?? String(defaultAuthorizationBatchMax),
+    databaseUrl: flags['database-url'] ?? env.REMIT_DATABASE_URL ?? env.DATABASE_URL,
+    databaseSchema: flags['database-schema'] ?? env.REMIT_DATABASE_SCHEMA ?? defaultPostgresSettings.schema,
+    databasePoolSize:
+      flags['database-pool-size'] ??
+      env.REMIT_DATABASE_POOL_SIZE ??
+      String(defaultPostgresSettings.poolSizeMax),
+    databaseStatementTimeoutMs:
+      flags['database-statement-timeout-ms'] ??
+      env.REMIT_DATABASE_STATEMENT_TIMEOUT_MS ??
+      String(defaultPostgresSettings.statementTimeoutMs),
+    databaseIdleInTransactionTimeoutMs:
+      flags['database-idle-in-transaction-timeout-ms'] ??
+      env.REMIT_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS ??
+      String(defaultPostgresSettings.idleInTransactionSessionTimeoutMs),
   });
 }
 
@@ -117,4 +160,23 @@ function validate<T>(schema: z.ZodType<T>, input: Record<string, unknown>): T {
   const field = issue?.path.join('.') ?? 'configuration';
   const flag = `--${String(field).replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
   throw new ConfigError(`invalid ${flag}: ${issue?.message ?? 'not valid'}`);
+}
+
+/** The PostgreSQL settings `remit start` names, or undefined when the node runs on SQLite. */
+export function databaseSettings(config: StartConfig): PostgresSettings | undefined {
+  if (config.databaseUrl === undefined) return undefined;
+  return postgresSettings({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    poolSizeMax: config.databasePoolSize,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    idleInTransactionSessionTimeoutMs: config.databaseIdleInTransactionTimeoutMs,
+    // The client's own limit stays behind the server's, so the server's cancellation comes first.
+    queryTimeoutMs: Math.max(
+      defaultPostgresSettings.queryTimeoutMs,
+      config.databaseStatementTimeoutMs +
+        defaultPostgresSettings.queryTimeoutMs -
+        defaultPostgresSettings.statementTimeoutMs,
+    ),
+  });
 }

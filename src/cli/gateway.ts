@@ -7,20 +7,29 @@ import { buildApp, MerchantDirectory } from '../api/app.js';
 import { BankClient } from '../bank/bank-client.js';
 import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
 import { type RunningBankServer, startBankServer } from '../bank/bank-server.js';
-import { assembleNode } from '../node/assemble-node.js';
+import { assembleNode, type NodeProjection, type NodeStores } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
 import { vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
+import type { OrderProjectionStats } from '../readmodel/order-projection.js';
 import { hostedThread, OrderProjectionWorker } from '../readmodel/order-projection-worker.js';
 import { OrderReadModel, readModelPath } from '../readmodel/order-read-model.js';
-import { type Clock, systemClock } from '../runtime/clock.js';
+import { PostgresOrderReadModel } from '../readmodel/postgres-order-read-model.js';
+import {
+  type OrderProjectionStatus,
+  SupervisedOrderProjection,
+} from '../readmodel/supervised-order-projection.js';
+import { type Cancellable, type Clock, systemClock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import type { Journal, JournalStats } from '../store/journal.js';
+import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
+import { describeDatabase } from '../store/postgres/postgres-pool.js';
+import type { PostgresSettings } from '../store/postgres/postgres-settings.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
 import { ThreadWriter } from '../store/sqlite/sqlite-writer.js';
-import type { StartConfig } from './config.js';
+import { databaseSettings, type StartConfig } from './config.js';
 import { loadOrCreateMerchants } from './demo-merchants.js';
 
 export interface RunningGateway {
@@ -38,9 +47,10 @@ export interface GatewayOptions {
 }
 
 /**
- * The gateway: one node (`assembleNode`) over the SQLite journal, vault and read model and the bank
- * connection (and the embedded bank simulator unless a bank URL is given), with the HTTP API and
- * metrics around it. It
+ * The gateway: one node (`assembleNode`) over its stores — SQLite files in the data folder, or with
+ * a database URL every store in PostgreSQL — and the bank connection (and the embedded bank
+ * simulator, with its own SQLite ledger, unless a bank URL is given), with the HTTP API and metrics
+ * around it. It
  * returns once recovery is done and the API listens; every merchant and executor is started at
  * boot, so orders in flight before a crash are finished without waiting for new traffic.
  */
@@ -80,34 +90,18 @@ export async function startGateway(
     const metrics = new Registry();
     const commitDuration = new Histogram({
       name: 'remit_journal_commit_duration_seconds',
-      help: 'Journal batches from their hand-over to the writer thread until durable (queue, transaction, fsync)',
+      help: 'Journal batches from their hand-over to the writer until durable (queue, transaction, fsync)',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [metrics],
     });
-    // Journal, snapshot and vault writes run in one writer thread: fsyncs never block the event loop.
-    const store = openSqliteStore({
-      path: join(dataDir, 'journal.db'),
-      writer: 'thread',
-      onWriterFailure: (error) => logger.error({ err: error }, 'journal writer thread failed'),
-      onCommitted: (seconds) => commitDuration.observe(seconds),
-    });
-    closers.push(() => store.close());
-    const vaultStorage = new SqliteVaultStorage(join(dataDir, 'vault.db'), store.writer);
-    closers.push(() => vaultStorage.close());
-
-    // The projection runs in the writer thread, as its guest, and is the read model's only writer;
-    // this thread queries it over a read-only connection.
-    const readModel = OrderReadModel.openForQueries(readModelPath(dataDir));
-    closers.push(() => readModel.close());
-    const projection = new OrderProjectionWorker({
-      journalPath: store.path,
-      readModelPath: readModel.path,
-      clock,
-      random: systemRandom,
-      logger,
-      ...(store.writer instanceof ThreadWriter ? { startThread: hostedThread(store.writer) } : {}),
-    });
-    closers.push(() => projection.stop());
+    const onCommitted = (seconds: number): void => commitDuration.observe(seconds);
+    const database = databaseSettings(config);
+    const opened =
+      database === undefined
+        ? openSqliteStores(dataDir, clock, logger, onCommitted)
+        : await openPostgresStores(database, clock, logger, onCommitted);
+    closers.push(() => opened.close());
+    const { projection } = opened;
 
     // Closed after the entities stop (closers run in reverse), so no bank call loses its client.
     const bankClient = new BankClient({
@@ -117,9 +111,9 @@ export async function startGateway(
       clock,
     });
     closers.push(() => bankClient.close());
-    const queries = orderQueries(readModel, store.journal);
+    const queries = opened.stores.queries;
     const node = assembleNode({
-      stores: { journal: store.journal, snapshots: store.snapshots, vault: vaultStorage, queries },
+      stores: opened.stores,
       vaultKey: vaultKey(config, dataDir),
       bank: new BankConnection(bankClient),
       classifyBankError,
@@ -127,7 +121,7 @@ export async function startGateway(
       random: systemRandom,
       logger: logger.child({ component: 'actors' }),
       // Every durable append is signalled to the projection, so the read model trails the journal by
-      // moments (through shared memory; see readmodel/commit-signal.ts).
+      // moments (on SQLite through shared memory; see readmodel/commit-signal.ts).
       projection,
       settings: {
         merchant: { ...defaultMerchantSettings, executionDeadlineMs: config.executionDeadlineMs },
@@ -146,7 +140,7 @@ export async function startGateway(
     await projection.caughtUp();
 
     const orders = node.orders;
-    addGatewayMetrics(metrics, store.journal, projection, readModel);
+    addGatewayMetrics(metrics, opened.stores.journal, projection);
     const app = await buildApp({
       metrics,
       orders,
@@ -154,8 +148,9 @@ export async function startGateway(
       merchants: new MerchantDirectory(
         merchants.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
-      // Not ready while the read model is not being updated: its answers would be stale.
-      ready: () => projection.status().state !== 'failed',
+      // Not ready while the read model is not being updated (its answers would be stale), nor while
+      // the database does not answer (writes fail).
+      ready: () => projection.status().state !== 'failed' && opened.reachable(),
       logger: logger.child({ component: 'api' }),
       accessLogLevel: config.accessLogLevel,
       waitDefaultMs: node.settings.orderService.waitDefaultMs,
@@ -167,7 +162,7 @@ export async function startGateway(
     closers.push(() => app.close());
     const port = app.server.address();
     const boundPort = typeof port === 'object' && port !== null ? port.port : config.port;
-    logger.info({ url: address, bankUrl, dataDir }, 'gateway ready');
+    logger.info({ url: address, bankUrl, dataDir, store: opened.where }, 'gateway ready');
     const close = async (): Promise<void> => {
       await closeAll();
       // The last line: whoever reads the log knows the gateway ended as asked, not mid-flight.
@@ -192,12 +187,7 @@ function vaultKey(config: StartConfig, dataDir: string): Buffer {
 }
 
 /** Process metrics plus the journal's write counters and the read model's lag behind it. */
-function addGatewayMetrics(
-  registry: Registry,
-  journal: Journal,
-  projection: OrderProjectionWorker,
-  readModel: OrderReadModel,
-): void {
+function addGatewayMetrics(registry: Registry, journal: Journal, projection: GatewayProjection): void {
   collectDefaultMetrics({ register: registry });
   const counters: Array<[string, string, (stats: JournalStats) => number]> = [
     ['remit_journal_appends_total', 'Appends committed to the journal', (stats) => stats.appends],
@@ -228,7 +218,7 @@ function addGatewayMetrics(
     help: 'The journal offset the order read model has applied',
     registers: [registry],
     collect() {
-      this.set(readModel.offset());
+      this.set(projection.status().offset);
     },
   });
   new Gauge({
@@ -241,7 +231,7 @@ function addGatewayMetrics(
   });
   new Gauge({
     name: 'remit_read_model_projection_restarts_total',
-    help: 'Times the order projection worker was restarted after ending unasked',
+    help: 'Times the order projection was restarted after ending unasked',
     registers: [registry],
     collect() {
       this.set(projection.status().restarts);
@@ -255,4 +245,183 @@ function addGatewayMetrics(
       this.set(projection.status().state === 'failed' ? 1 : 0);
     },
   });
+}
+
+/** The read model's writer as the gateway drives and watches it, on either store. */
+interface GatewayProjection extends NodeProjection {
+  start(): void;
+  caughtUp(): Promise<void>;
+  status(): OrderProjectionStatus;
+  stats(): OrderProjectionStats;
+}
+
+/** Every store of the node, the projection that keeps its read model, and how to close them. */
+interface GatewayStores {
+  readonly stores: NodeStores;
+  readonly projection: GatewayProjection;
+  /** False while the database does not answer (PostgreSQL); SQLite is a file, always there. */
+  reachable(): boolean;
+  /** Where the stores are, for the log: never a password. */
+  readonly where: string;
+  /** Stops the projection and closes the stores. */
+  close(): Promise<void>;
+}
+
+/** Journal, snapshots, vault and read model in SQLite files of the data folder. */
+function openSqliteStores(
+  dataDir: string,
+  clock: Clock,
+  logger: PinoLogger,
+  onCommitted: (seconds: number) => void,
+): GatewayStores {
+  const closers: Array<() => Promise<void> | void> = [];
+  try {
+    // Journal, snapshot and vault writes run in one writer thread: fsyncs never block the event loop.
+    const store = openSqliteStore({
+      path: join(dataDir, 'journal.db'),
+      writer: 'thread',
+      onWriterFailure: (error) => logger.error({ err: error }, 'journal writer thread failed'),
+      onCommitted,
+    });
+    closers.push(() => store.close());
+    const vault = new SqliteVaultStorage(join(dataDir, 'vault.db'), store.writer);
+    closers.push(() => vault.close());
+    // The projection runs in the writer thread, as its guest, and is the read model's only writer;
+    // this thread queries it over a read-only connection.
+    const readModel = OrderReadModel.openForQueries(readModelPath(dataDir));
+    closers.push(() => readModel.close());
+    const projection = new OrderProjectionWorker({
+      journalPath: store.path,
+      readModelPath: readModel.path,
+      clock,
+      random: systemRandom,
+      logger,
+      ...(store.writer instanceof ThreadWriter ? { startThread: hostedThread(store.writer) } : {}),
+    });
+    closers.push(() => projection.stop());
+    return {
+      stores: {
+        journal: store.journal,
+        snapshots: store.snapshots,
+        vault,
+        queries: orderQueries(readModel, store.journal),
+      },
+      projection,
+      reachable: () => true,
+      where: `sqlite:${dataDir}`,
+      close: () => closeInReverse(closers, logger),
+    };
+  } catch (error) {
+    void closeInReverse(closers, logger);
+    throw error;
+  }
+}
+
+/** How often, and how long at most, the readiness probe asks PostgreSQL whether it answers. */
+const databaseProbeIntervalMs = 1_000;
+const databaseProbeTimeoutMs = 2_000;
+
+/**
+ * Journal, snapshots, vault and read model in one PostgreSQL schema. The projection runs in this
+ * thread (its work is round trips to the database), supervised as the SQLite worker is. A
+ * database that cannot be reached rejects with `DatabaseUnreachableError`.
+ */
+async function openPostgresStores(
+  settings: PostgresSettings,
+  clock: Clock,
+  logger: PinoLogger,
+  onCommitted: (seconds: number) => void,
+): Promise<GatewayStores> {
+  const log = logger.child({ component: 'postgres' });
+  const store = await openPostgresStore({
+    settings,
+    clock,
+    onCommitted,
+    // node-postgres reports a connection the server ended as an 'error' event; the pool drops it and
+    // the next query opens another, so a database that comes back is used again.
+    onConnectionLost: (error) => log.warn({ error: error.message }, 'a PostgreSQL connection was lost'),
+  });
+  const closers: Array<() => Promise<void> | void> = [() => store.close()];
+  try {
+    const readModel = await PostgresOrderReadModel.open(store.pool, store.quotedSchema);
+    const projection = new SupervisedOrderProjection({
+      journal: store.journal,
+      readModel,
+      clock,
+      random: systemRandom,
+      logger,
+    });
+    closers.push(() => projection.stop());
+    const probe = new ReachabilityProbe(() => store.isReachable(), clock, log);
+    closers.push(() => probe.stop());
+    probe.start();
+    return {
+      stores: {
+        journal: store.journal,
+        snapshots: store.snapshots,
+        vault: store.vault,
+        queries: orderQueries(readModel, store.journal),
+      },
+      projection,
+      reachable: () => probe.reachable,
+      where: `postgresql:${describeDatabase(settings.url)} schema ${settings.schema}`,
+      close: () => closeInReverse(closers, logger),
+    };
+  } catch (error) {
+    await closeInReverse(closers, logger);
+    throw error;
+  }
+}
+
+/**
+ * Asks the database every `databaseProbeIntervalMs` whether it answers, one probe at a time, each
+ * given up after `databaseProbeTimeoutMs`; readiness reads the last answer, so no request ever
+ * waits on the database for it.
+ */
+class ReachabilityProbe {
+  reachable = true;
+  private timer: Cancellable | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly ask: () => Promise<boolean>,
+    private readonly clock: Clock,
+    private readonly log: PinoLogger,
+  ) {}
+
+  start(): void {
+    this.timer = this.clock.schedule(databaseProbeIntervalMs, () => void this.probe());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+  }
+
+  private async probe(): Promise<void> {
+    let timeout: Cancellable | undefined;
+    const answered = await Promise.race([
+      this.ask(),
+      new Promise<boolean>((resolve) => {
+        timeout = this.clock.schedule(databaseProbeTimeoutMs, () => resolve(false));
+      }),
+    ]);
+    timeout?.cancel();
+    if (answered !== this.reachable) {
+      if (answered) this.log.info({}, 'PostgreSQL answers again');
+      else this.log.error({}, 'PostgreSQL does not answer: not ready');
+    }
+    this.reachable = answered;
+    if (!this.stopped) this.start();
+  }
+}
+
+async function closeInReverse(closers: Array<() => Promise<void> | void>, logger: PinoLogger): Promise<void> {
+  for (const close of closers.splice(0).reverse()) {
+    try {
+      await close();
+    } catch (error) {
+      logger.error({ err: error }, 'error while stopping');
+    }
+  }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import pino from 'pino';
 import { startBankServer } from '../bank/bank-server.js';
+import { DatabaseUnreachableError } from '../store/postgres/postgres-pool.js';
 import { ConfigError, parseBankConfig, parseStartConfig } from './config.js';
 import { startGateway } from './gateway.js';
 import { quickstartBanner } from './quickstart.js';
@@ -13,6 +14,10 @@ Commands:
           --access-log-level info (one line per request answered; silent for none)
           --execution-deadline-ms 60000 (give up on the bank after this, proving nothing was charged)
           --bank-timeout-ms 10000 (a bank call without an answer by then has an unknown outcome)
+          --database-url postgresql://user:password@host:5432/db (every store in PostgreSQL; also
+            DATABASE_URL; without it, SQLite files in the data folder)
+          --database-schema remit --database-pool-size 10 --database-statement-timeout-ms 10000
+          --database-idle-in-transaction-timeout-ms 10000
   bank    run the acquiring-bank simulator alone
           --host 127.0.0.1 --port 8081 --data ./bank-data --log-level info
 
@@ -59,7 +64,8 @@ async function main(argv: readonly string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    if (error instanceof ConfigError) {
+    // A database that cannot be reached at start is the operator's to fix: a sentence, not a trace.
+    if (error instanceof ConfigError || error instanceof DatabaseUnreachableError) {
       process.stderr.write(`remit: ${error.message}\n`);
       return 2;
     }

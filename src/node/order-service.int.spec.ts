@@ -153,7 +153,7 @@ describe('OrderService: replays of finished orders are answered from the store',
     w.queries.lag();
     const created = await create(w, service, 'key-lookup');
     expect(created.order.status).toBe('executed');
-    expect(w.queries.getOrder(merchantId, created.order.id)).toBeUndefined();
+    expect(await w.queries.getOrder(merchantId, created.order.id)).toBeUndefined();
     expect(await settled(w, service.get(merchantId, created.order.id))).toEqual(created.order);
   });
 

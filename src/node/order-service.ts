@@ -1,3 +1,4 @@
+import type { CardSummary } from '../payments/card.js';
 import type { CardInput, CardVault } from '../payments/card-vault.js';
 import {
   type AwaitOrderReply,
@@ -38,13 +39,21 @@ export interface AuditEntry {
   readonly data: Readonly<Record<string, unknown>>;
 }
 
-/** What the API reads from the read model. */
+/**
+ * What the API reads from the read model. Asynchronous, so a read model in another process (the
+ * node on PostgreSQL) fits as well as SQLite's, which answers at once.
+ */
 export interface OrderQueries {
-  getOrder(merchantId: string, orderId: string): OrderView | undefined;
-  listOrders(query: { merchantId: string; status?: OrderStatus; limit: number; startingAfter?: string }): {
+  getOrder(merchantId: string, orderId: string): Promise<OrderView | undefined>;
+  listOrders(query: {
+    merchantId: string;
+    status?: OrderStatus;
+    limit: number;
+    startingAfter?: string;
+  }): Promise<{
     data: OrderView[];
     hasMore: boolean;
-  };
+  }>;
   /** Read from the journal (the read model lists where an order's events are). */
   orderEvents(merchantId: string, orderId: string): Promise<AuditEntry[] | undefined>;
 }
@@ -107,10 +116,13 @@ export class OrderService {
     const deadline = this.clock.now() + waitMs;
     const orderId = orderIdFor(merchantId, idempotencyKey);
     const requestHash = this.vault.fingerprint(orderRequestText(request));
-    const known = this.queries.getOrder(merchantId, orderId);
+    const known = await this.queries.getOrder(merchantId, orderId);
     if (known !== undefined) return this.replay(known, requestHash, deadline);
 
-    const card = this.vault.tokenize(request.card);
+    // On PostgreSQL the card is stored on another connection than the journal's: the order's event
+    // is appended only once its card is durable. SQLite's writer orders both itself (no promise).
+    const tokenized = this.vault.tokenizeAndStore(request.card);
+    const card = tokenized instanceof Promise ? await storedCard(tokenized) : tokenized;
     const awaitResult = waitMs > 0;
     const submit = (replyTo: ActorRef<ProcessOrderReply>): MerchantCommand => ({
       type: 'ProcessNewOrder',
@@ -173,7 +185,7 @@ export class OrderService {
 
   /** An order by id for its merchant: the read model, or the merchant itself for one just created. */
   async get(merchantId: string, orderId: string): Promise<OrderView | undefined> {
-    const row = this.queries.getOrder(merchantId, orderId);
+    const row = await this.queries.getOrder(merchantId, orderId);
     if (row !== undefined) return row;
     if (!orderId.startsWith('ord_')) return undefined;
     const reply = await this.accept<GetOrderReply>(merchantId, (replyTo) => ({
@@ -231,7 +243,7 @@ export class OrderService {
    */
   private async terminalFromReadModel(order: OrderView, deadline: number): Promise<OrderView> {
     for (;;) {
-      const row = this.queries.getOrder(order.merchantId, order.id);
+      const row = await this.queries.getOrder(order.merchantId, order.id);
       if (row !== undefined && isTerminal(row.status)) return row;
       const remainingMs = deadline - this.clock.now();
       if (remainingMs <= 0) return row ?? order;
@@ -247,7 +259,7 @@ export class OrderService {
   private async fromReadModel(merchantId: string, orderId: string): Promise<OrderView> {
     const until = this.clock.now() + this.settings.readModelWaitMs;
     for (;;) {
-      const row = this.queries.getOrder(merchantId, orderId);
+      const row = await this.queries.getOrder(merchantId, orderId);
       if (row !== undefined) return row;
       if (this.clock.now() >= until) {
         throw new ApiError(
@@ -295,6 +307,21 @@ export function viewOf(order: Order): OrderView {
     createdAt: order.createdAt,
     updatedAt: order.updatedAt,
   };
+}
+
+/** A card the vault could not store: the order is not submitted, and the client may retry. */
+async function storedCard(tokenized: Promise<CardSummary>): Promise<CardSummary> {
+  try {
+    return await tokenized;
+  } catch {
+    throw new ApiError(
+      503,
+      'store_unavailable',
+      'The gateway could not store the card; retry with the same Idempotency-Key.',
+      undefined,
+      { 'retry-after': '1' },
+    );
+  }
 }
 
 function gatewayBusy(): ApiError {

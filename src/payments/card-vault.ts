@@ -5,9 +5,14 @@ import type { CardReader } from './executor-protocol.js';
 
 /** Where sealed card numbers are kept. The vault never hands it a number in the clear. */
 export interface VaultStorage {
-  /** Stores the sealed number under the token, unless the token is already there. */
-  putIfAbsent(token: string, sealed: Buffer, createdAt: number): void;
-  get(token: string): Buffer | undefined;
+  /**
+   * Stores the sealed number under the token, unless the token is already there. A storage that
+   * writes elsewhere than the journal (PostgreSQL, on its own connection) returns a promise that
+   * resolves once the number is durable; one whose writes reach the journal's writer before the
+   * event's (SQLite, memory) returns nothing, and nobody waits.
+   */
+  putIfAbsent(token: string, sealed: Buffer, createdAt: number): void | Promise<void>;
+  get(token: string): Buffer | undefined | Promise<Buffer | undefined>;
 }
 
 export class MemoryVaultStorage implements VaultStorage {
@@ -100,13 +105,39 @@ export class CardVault implements CardReader {
    * the Validator rejects its order and nothing will ever need it.
    */
   tokenize(card: CardInput): CardSummary {
+    const { summary, stored } = this.tokenizeCard(card);
+    assert.ok(
+      stored === undefined,
+      'tokenize needs a vault storage that stores at once; use tokenizeAndStore',
+    );
+    return summary;
+  }
+
+  /**
+   * Like `tokenize`, for a caller about to persist an event naming the token: with a storage that
+   * stores asynchronously it resolves once the card is durable (the event must not be durable
+   * before its card), and rejects if the card could not be stored. With one that stores at once it
+   * answers at once, without a promise, so that path costs nothing more.
+   */
+  tokenizeAndStore(card: CardInput): CardSummary | Promise<CardSummary> {
+    const { summary, stored } = this.tokenizeCard(card);
+    return stored === undefined ? summary : stored.then(() => summary);
+  }
+
+  private tokenizeCard(card: CardInput): { summary: CardSummary; stored: Promise<void> | undefined } {
     const token = this.tokenOf(card.number);
     const valid = luhnValid(card.number);
+    let stored: Promise<void> | undefined;
     if (valid) {
       const sealed = this.seal(token, card.number);
-      this.storage.putIfAbsent(token, sealed, this.now());
+      const put = this.storage.putIfAbsent(token, sealed, this.now());
+      if (put instanceof Promise) stored = put;
       this.remember(token, sealed);
     }
+    return { summary: this.summaryOf(card, token, valid), stored };
+  }
+
+  private summaryOf(card: CardInput, token: string, valid: boolean): CardSummary {
     return {
       token,
       brand: brandOf(card.number),
@@ -126,7 +157,7 @@ export class CardVault implements CardReader {
   async reveal(token: string): Promise<string | undefined> {
     const recent = this.recentSealed.get(token);
     if (recent !== undefined) this.recentSealed.delete(token);
-    const sealed = recent ?? this.storage.get(token);
+    const sealed = recent ?? (await this.storage.get(token));
     return sealed === undefined ? undefined : this.open(token, sealed);
   }
 

@@ -2,7 +2,7 @@ import { executorEvents } from '../payments/executor-events.js';
 import { merchantEvents } from '../payments/merchant-events.js';
 import type { Journal, OffsetEvent } from '../store/journal.js';
 import { type DecodedEvent, decodeJournalRow } from './order-projection.js';
-import type { ListOrdersQuery, OrderReadModel } from './order-read-model.js';
+import type { ListOrdersQuery, OrderPage, OrderRow } from './order-read-model.js';
 
 /**
  * An order's audit trail: its Merchant and Executor events, read from the journal at the offsets
@@ -82,11 +82,18 @@ export async function orderAuditTrail(
   return offsets === undefined ? undefined : readAuditTrail(journal, offsets);
 }
 
+/** A read model as the API queries it: SQLite's answers at once, PostgreSQL's with promises. */
+export interface QueriedReadModel {
+  getOrder(merchantId: string, orderId: string): OrderRow | undefined | Promise<OrderRow | undefined>;
+  listOrders(query: ListOrdersQuery): OrderPage | Promise<OrderPage>;
+  orderEventOffsets(merchantId: string, orderId: string): OrderEventOffsets | Promise<OrderEventOffsets>;
+}
+
 /** The read model's queries, with audit trails read from `journal`: what the API asks. */
-export function orderQueries(readModel: OrderReadModel, journal: Pick<Journal, 'readAll'>) {
+export function orderQueries(readModel: QueriedReadModel, journal: Pick<Journal, 'readAll'>) {
   return {
-    getOrder: (merchantId: string, orderId: string) => readModel.getOrder(merchantId, orderId),
-    listOrders: (query: ListOrdersQuery) => readModel.listOrders(query),
+    getOrder: async (merchantId: string, orderId: string) => readModel.getOrder(merchantId, orderId),
+    listOrders: async (query: ListOrdersQuery) => readModel.listOrders(query),
     orderEvents: (merchantId: string, orderId: string) =>
       orderAuditTrail(readModel, journal, merchantId, orderId),
   };

@@ -17,12 +17,12 @@ export class JournalQueries implements OrderQueries {
 
   constructor(private readonly journal: MemoryJournal) {}
 
-  getOrder(merchant: string, orderId: string): OrderView | undefined {
+  async getOrder(merchant: string, orderId: string): Promise<OrderView | undefined> {
     const view = (this.lagging ? this.frozen : this.current()).get(orderId);
     return view?.merchantId === merchant ? view : undefined;
   }
 
-  listOrders(): { data: OrderView[]; hasMore: boolean } {
+  async listOrders(): Promise<{ data: OrderView[]; hasMore: boolean }> {
     return { data: [...this.current().values()], hasMore: false };
   }
 
