@@ -94,7 +94,7 @@ export class ManagedProcess {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
     const child = spawn(process.execPath, ['--import', 'tsx', mainPath, ...this.spec.args], {
       cwd: repositoryRoot,
-      env: process.env,
+      env: childEnvironment(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -164,6 +164,19 @@ export class ManagedProcess {
     ]);
     if (!stopped) await this.kill();
   }
+}
+
+/**
+ * The harness's environment without the variables that would put the gateway on a database of
+ * the caller's (`REMIT_DATABASE_*`, `DATABASE_URL`): the run chooses its store by flags alone, so
+ * a SQLite run stays on SQLite whatever the shell exports.
+ */
+function childEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !name.startsWith('REMIT_DATABASE_') && name !== 'DATABASE_URL',
+    ),
+  );
 }
 
 async function healthy(url: string, timeoutMs: number): Promise<boolean> {
