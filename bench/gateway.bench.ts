@@ -14,7 +14,7 @@
  * Run: `npm run bench -- --duration 20 --connections 64 --json bench-result.json` (see bench/README.md).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,8 +22,8 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { BankClient } from '../src/bank/bank-client.js';
 import type { BankFaults } from '../src/bank/bank-protocol.js';
+import { OwnedPostgres } from '../src/chaos/database.js';
 import { luhnValid } from '../src/payments/card.js';
-import { type RunningPostgres, startEmbeddedPostgres } from '../src/store/postgres/embedded-postgres.js';
 import { approvedCard } from './gateway/cards.js';
 import { numberFlag } from './gateway/flags.js';
 import {
@@ -36,6 +36,7 @@ import {
   sleepUntil,
 } from './gateway/load.js';
 import {
+  enableStatementStats,
   type PostgresCounters,
   postgresServerCpuSeconds,
   postmasterPid,
@@ -91,8 +92,13 @@ const requestTimeoutBeyondWaitMs = 10_000;
 const stopGraceMs = 30_000;
 /** The load starts this long after the processes are ready (so timers are scheduled first). */
 const startDelayMs = 100;
-/** The embedded server's connection limit: the gateway's pool, the statistics sessions, room to spare. */
-const benchPostgresConnectionsMax = 50;
+/**
+ * The embedded server loads `pg_stat_statements`, so the report can count the node's statements
+ * (round trips) per order; the cost of its bookkeeping is part of the server's CPU.
+ */
+const benchPostgresServerSettings = ['shared_preload_libraries=pg_stat_statements'] as const;
+/** Statements listed per run, the most frequent first. */
+const statementsListedMax = 12;
 /** The issue's targets for the node on PostgreSQL against the node on SQLite in the same run. */
 const postgresTargets = { ordersPerSecondRatioMin: 0.6, p99RatioMax: 2 } as const;
 
@@ -335,6 +341,7 @@ function perOrder(
       indexScans: each(counters.indexScans - before.indexScans, 3),
     };
   }
+  const statements = statementsInWindow(from, to, executed);
   const walFsyncs = from.wal === undefined || to.wal === undefined ? null : to.wal.fsyncs - from.wal.fsyncs;
   const commits = to.commits - from.commits;
   return {
@@ -348,7 +355,9 @@ function perOrder(
         from.walBytes === undefined || to.walBytes === undefined
           ? null
           : each(to.walBytes - from.walBytes, 0),
+      statements: statements?.perOrder ?? null,
       rowsByTable: tables,
+      statementsByFrequency: statements?.listed ?? null,
     },
     postgresPerSecond: {
       commits: round(commits / windowS, 1),
@@ -356,6 +365,32 @@ function perOrder(
       statementSecondsPerSecond: round((to.activeMs - from.activeMs) / 1_000 / windowS, 3),
     },
   };
+}
+
+/** Statements (round trips) per order in the window, and the most frequent ones with their mean time. */
+function statementsInWindow(
+  from: PostgresCounters,
+  to: PostgresCounters,
+  executed: number,
+): { perOrder: number | null; listed: Record<string, unknown>[] } | undefined {
+  if (from.statements === undefined || to.statements === undefined || executed === 0) return undefined;
+  const rows = [...to.statements].map(([id, counters]) => {
+    const before = from.statements?.get(id);
+    const calls = counters.calls - (before?.calls ?? 0);
+    const totalMs = counters.totalMs - (before?.totalMs ?? 0);
+    return { query: counters.query, calls, totalMs };
+  });
+  const calls = rows.reduce((sum, row) => sum + row.calls, 0);
+  const listed = rows
+    .filter((row) => row.calls > 0)
+    .sort((a, b) => b.calls - a.calls)
+    .slice(0, statementsListedMax)
+    .map((row) => ({
+      perOrder: round(row.calls / executed, 3),
+      meanMs: round(row.totalMs / row.calls, 3),
+      query: row.query,
+    }));
+  return { perOrder: round(calls / executed, 2), listed };
 }
 
 function report(
@@ -617,7 +652,7 @@ function median(values: readonly number[]): number {
  * The PostgreSQL of one run: a fresh embedded server (fsync on, its data in its own temp folder)
  * or a fresh schema in the given database; either is gone after `close`.
  */
-async function openBenchDatabase(settings: Settings): Promise<BenchDatabase> {
+async function openBenchDatabase(settings: Settings, dataDir: string): Promise<BenchDatabase> {
   const schema = `bench_${randomBytes(4).toString('hex')}`;
   if (settings.databaseUrl !== undefined) {
     const url = settings.databaseUrl;
@@ -629,15 +664,15 @@ async function openBenchDatabase(settings: Settings): Promise<BenchDatabase> {
       close: () => dropBenchSchema(url, schema),
     };
   }
-  const server: RunningPostgres = await startEmbeddedPostgres({
-    durable: true,
-    connectionsMax: benchPostgresConnectionsMax,
-  });
+  // The server runs as the `postgres` user, which must pass through the run's folder to its own.
+  chmodSync(dataDir, 0o755);
+  const server = await OwnedPostgres.create(path.join(dataDir, 'postgres'), benchPostgresServerSettings);
+  const statementStats = await enableStatementStats(server.url);
   return {
     url: server.url,
     schema,
-    dataFolder: path.join(server.folder, 'data'),
-    description: 'embedded, started by the bench, fsync and synchronous_commit on, same machine',
+    dataFolder: server.dataFolder,
+    description: `embedded, started by the bench, fsync and synchronous_commit on, same machine${statementStats ? ', pg_stat_statements loaded' : ''}`,
     close: () => server.stop(),
   };
 }
@@ -669,7 +704,7 @@ async function runOnce(
   let database: BenchDatabase | undefined;
   try {
     if (store === 'postgres') {
-      database = await openBenchDatabase(settings);
+      database = await openBenchDatabase(settings, dataDir);
       process.stderr.write(`bench: PostgreSQL ${database.description}\n`);
     }
     const databaseArgs =

@@ -18,7 +18,21 @@ export interface PostgresCounters {
   readonly walBytes: number | undefined;
   /** Rows inserted, updated, deleted and read by index, per table of the schema. */
   readonly tables: Readonly<Record<string, TableCounters>>;
+  /**
+   * Statements executed, by statement (`pg_stat_statements`, when the server loads it): each one
+   * is a round trip of the client, BEGIN and COMMIT included, as node-postgres does not pipeline.
+   */
+  readonly statements: ReadonlyMap<string, StatementCounters> | undefined;
 }
+
+export interface StatementCounters {
+  readonly query: string;
+  readonly calls: number;
+  readonly totalMs: number;
+}
+
+/** Statement texts are cut to this length in the report. */
+const statementTextMax = 160;
 
 export interface TableCounters {
   readonly inserted: number;
@@ -88,6 +102,24 @@ export async function samplePostgresCounters(
         indexScans: Number(table.idx_scan ?? 0),
       };
     }
+    const statements = await optional(async () => {
+      // Only the node's own statements: this module's sessions name themselves.
+      const result = await client.query<{ queryid: string; query: string; calls: string; total_ms: number }>(
+        `SELECT s.queryid::text AS queryid, s.query, s.calls, s.total_exec_time AS total_ms
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+          WHERE d.datname = current_database() AND s.query NOT LIKE '%pg_stat%' AND s.query NOT LIKE '%pg_database%'`,
+      );
+      return new Map(
+        result.rows.map((statement) => [
+          statement.queryid,
+          {
+            query: statement.query.replace(/\s+/g, ' ').slice(0, statementTextMax),
+            calls: Number(statement.calls),
+            totalMs: Number(statement.total_ms),
+          },
+        ]),
+      );
+    });
     return {
       commits: Number(row.commits),
       rollbacks: Number(row.rollbacks),
@@ -95,6 +127,7 @@ export async function samplePostgresCounters(
       wal,
       walBytes,
       tables,
+      statements,
     };
   } catch (error) {
     process.stderr.write(`bench: could not read PostgreSQL's statistics: ${String(error)}\n`);
@@ -110,6 +143,21 @@ async function optional<T>(query: () => Promise<T | undefined>): Promise<T | und
     return await query();
   } catch {
     return undefined;
+  }
+}
+
+/** Loads `pg_stat_statements` into the database the node uses; false where the server lacks it. */
+export async function enableStatementStats(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: statsQueryTimeoutMs });
+  try {
+    await client.connect();
+    await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await client.query('SELECT pg_stat_statements_reset()');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 

