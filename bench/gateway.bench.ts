@@ -68,6 +68,8 @@ const usage = `Usage: npm run bench -- [flags]
                       runs in turn, printed side by side with their ratio
   --rounds N          with --store both: N SQLite runs and N PostgreSQL runs, alternating (default 1)
   --database-url URL  PostgreSQL to run on instead of an embedded one (a fresh schema, dropped after)
+  --statement-stats   the embedded PostgreSQL loads pg_stat_statements: statements (round trips) per
+                      order, the most frequent listed (off by default: its bookkeeping costs server CPU)
   --json FILE         also write the result there
   --keep-data         keep the temp folder (journal, read model, logs) and print its path
   --cpu-prof DIR      write V8 CPU profiles of the gateway and the bank into DIR (node --cpu-prof)
@@ -93,10 +95,10 @@ const stopGraceMs = 30_000;
 /** The load starts this long after the processes are ready (so timers are scheduled first). */
 const startDelayMs = 100;
 /**
- * The embedded server loads `pg_stat_statements`, so the report can count the node's statements
- * (round trips) per order; the cost of its bookkeeping is part of the server's CPU.
+ * With `--statement-stats` the embedded server loads `pg_stat_statements`, so the report can count
+ * the node's statements (round trips) per order; its bookkeeping then adds to the server's CPU.
  */
-const benchPostgresServerSettings = ['shared_preload_libraries=pg_stat_statements'] as const;
+const statementStatsServerSettings = ['shared_preload_libraries=pg_stat_statements'] as const;
 /** Statements listed per run, the most frequent first. */
 const statementsListedMax = 12;
 /** The issue's targets for the node on PostgreSQL against the node on SQLite in the same run. */
@@ -117,6 +119,7 @@ interface Settings {
   readonly store: BenchStore | 'both';
   readonly rounds: number;
   readonly databaseUrl: string | undefined;
+  readonly statementStats: boolean;
   readonly json: string | undefined;
   readonly keepData: boolean;
   readonly cpuProfDir: string | undefined;
@@ -169,6 +172,7 @@ function parseSettings(args: readonly string[]): Settings | undefined {
       store: { type: 'string' },
       rounds: { type: 'string' },
       'database-url': { type: 'string' },
+      'statement-stats': { type: 'boolean' },
       json: { type: 'string' },
       'keep-data': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
@@ -193,6 +197,7 @@ function parseSettings(args: readonly string[]): Settings | undefined {
     store,
     rounds: numberFlag(values.rounds, 1, '--rounds', { integer: true }),
     databaseUrl: values['database-url'],
+    statementStats: values['statement-stats'] === true,
     durationS: numberFlag(values.duration, 20, '--duration', { integer: false }),
     warmupS: numberFlag(values.warmup, defaultWarmupS, '--warmup', { integer: false, zero: true }),
     connections: numberFlag(
@@ -666,8 +671,11 @@ async function openBenchDatabase(settings: Settings, dataDir: string): Promise<B
   }
   // The server runs as the `postgres` user, which must pass through the run's folder to its own.
   chmodSync(dataDir, 0o755);
-  const server = await OwnedPostgres.create(path.join(dataDir, 'postgres'), benchPostgresServerSettings);
-  const statementStats = await enableStatementStats(server.url);
+  const server = await OwnedPostgres.create(
+    path.join(dataDir, 'postgres'),
+    settings.statementStats ? statementStatsServerSettings : [],
+  );
+  const statementStats = settings.statementStats && (await enableStatementStats(server.url));
   return {
     url: server.url,
     schema,
