@@ -20,7 +20,15 @@ export default defineConfig({
           globalSetup: ['src/testing/postgres-global-setup.ts'],
         },
       },
-      { extends: true, test: { name: 'e2e', include: ['src/**/*.e2e.spec.ts'] } },
+      {
+        extends: true,
+        // The gateway's suite runs on PostgreSQL too, on the run's one server.
+        test: {
+          name: 'e2e',
+          include: ['src/**/*.e2e.spec.ts'],
+          globalSetup: ['src/testing/postgres-global-setup.ts'],
+        },
+      },
       { extends: true, test: { name: 'sim', include: ['src/**/*.sim.spec.ts'] } },
     ],
   },

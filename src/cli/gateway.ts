@@ -7,8 +7,10 @@ import { buildApp, MerchantDirectory } from '../api/app.js';
 import { BankClient } from '../bank/bank-client.js';
 import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
 import { type RunningBankServer, startBankServer } from '../bank/bank-server.js';
+import { ApiError } from '../node/api-error.js';
 import { assembleNode, type NodeProjection, type NodeStores } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
+import type { OrderQueries } from '../node/order-service.js';
 import { vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
@@ -24,7 +26,7 @@ import { type Cancellable, type Clock, systemClock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import type { Journal, JournalStats } from '../store/journal.js';
 import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
-import { describeDatabase } from '../store/postgres/postgres-pool.js';
+import { describeDatabase, isDatabaseUnavailable } from '../store/postgres/postgres-pool.js';
 import type { PostgresSettings } from '../store/postgres/postgres-settings.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
@@ -360,7 +362,7 @@ async function openPostgresStores(
         journal: store.journal,
         snapshots: store.snapshots,
         vault: store.vault,
-        queries: orderQueries(readModel, store.journal),
+        queries: answeringUnavailable(orderQueries(readModel, store.journal)),
       },
       projection,
       reachable: () => probe.reachable,
@@ -371,6 +373,29 @@ async function openPostgresStores(
     await closeInReverse(closers, logger);
     throw error;
   }
+}
+
+/**
+ * The read model's queries, with a database that cannot be used now answered as a 503 the client
+ * may retry: an outage is no bug, and a 500 is kept for bugs.
+ */
+function answeringUnavailable(queries: OrderQueries): OrderQueries {
+  const answered = <T>(query: Promise<T>): Promise<T> =>
+    query.catch((error: unknown) => {
+      if (!isDatabaseUnavailable(error)) throw error;
+      throw new ApiError(
+        503,
+        'store_unavailable',
+        'The gateway cannot read its database just now; retry shortly.',
+        undefined,
+        { 'retry-after': '1' },
+      );
+    });
+  return {
+    getOrder: (merchantId, orderId) => answered(queries.getOrder(merchantId, orderId)),
+    listOrders: (query) => answered(queries.listOrders(query)),
+    orderEvents: (merchantId, orderId) => answered(queries.orderEvents(merchantId, orderId)),
+  };
 }
 
 /**

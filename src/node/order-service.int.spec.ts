@@ -40,7 +40,7 @@ afterEach(async () => {
   for (const system of systems.splice(0)) await system.terminate();
 });
 
-function world(): World {
+function world(vault: VaultStorage = new MemoryVaultStorage()): World {
   const clock = new SimulatedClock(Date.UTC(2026, 10, 24));
   const journal = new MemoryJournal({ clock });
   return {
@@ -48,9 +48,46 @@ function world(): World {
     journal,
     snapshots: new MemorySnapshotStore(),
     bank: new SimulatedBank(new SeededRandom(3)),
-    vault: new MemoryVaultStorage(),
+    vault,
     queries: new JournalQueries(journal),
   };
+}
+
+/**
+ * Vault storage whose puts are asynchronous, as PostgreSQL's: each put waits until released (or
+ * failed) by the test, then lands in memory.
+ */
+class HeldVaultStorage implements VaultStorage {
+  readonly stored = new MemoryVaultStorage();
+  private held: Array<{ release: () => void; fail: (error: Error) => void }> = [];
+
+  putIfAbsent(token: string, sealed: Buffer): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.held.push({
+        release: () => {
+          this.stored.putIfAbsent(token, sealed);
+          resolve();
+        },
+        fail: reject,
+      });
+    });
+  }
+
+  get(token: string): Promise<Buffer | undefined> {
+    return Promise.resolve(this.stored.get(token));
+  }
+
+  heldCount(): number {
+    return this.held.length;
+  }
+
+  releaseAll(): void {
+    for (const put of this.held.splice(0)) put.release();
+  }
+
+  failAll(): void {
+    for (const put of this.held.splice(0)) put.fail(new Error('connect ECONNREFUSED'));
+  }
 }
 
 /** One gateway process: entities and OrderService; the journal, vault and bank outlive it. */
@@ -163,5 +200,38 @@ describe('OrderService: replays of finished orders are answered from the store',
     await create(w, service, 'key-reused');
     const refused = await create(w, service, 'key-reused', request(1)).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ApiError);
+  });
+});
+
+describe('OrderService: a vault that stores asynchronously (PostgreSQL)', () => {
+  const createdEvents = (w: World) =>
+    w.journal.eventsOf(`merchant-${merchantId}`).filter((row) => row.type === 'OrderCreated');
+
+  it("asks the Merchant only once the order's card is durable", async () => {
+    const vault = new HeldVaultStorage();
+    const w = world(vault);
+    const { service } = await startProcess(w);
+    const pending = service.create(merchantId, 'key-held', request(), 5_000);
+    await w.clock.advanceAsync(100);
+    expect(vault.heldCount()).toBe(1);
+    expect(createdEvents(w)).toHaveLength(0);
+    vault.releaseAll();
+    const created = await settled(w, pending);
+    expect(created.order.status).toBe('executed');
+    expect(createdEvents(w)).toHaveLength(1);
+  });
+
+  it('answers 503, and submits nothing, when the card cannot be stored', async () => {
+    const vault = new HeldVaultStorage();
+    const w = world(vault);
+    const { service } = await startProcess(w);
+    const pending = service
+      .create(merchantId, 'key-failed', request(), 5_000)
+      .catch((error: unknown) => error);
+    await w.clock.advanceAsync(100);
+    vault.failAll();
+    expect(await settled(w, pending)).toMatchObject({ status: 503, code: 'store_unavailable' });
+    await w.clock.advanceAsync(1_000);
+    expect(createdEvents(w)).toHaveLength(0);
   });
 });

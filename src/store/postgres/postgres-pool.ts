@@ -115,6 +115,39 @@ export function connectionFailureReason(error: unknown): string {
   }
 }
 
+const unavailableSystemCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+/** What node-postgres says when a connection ends or does not open in time (it sets no code). */
+const unavailableMessages = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Query read timeout',
+  'is not queryable',
+];
+
+/**
+ * Whether an error of a query means the database cannot be used now (down, unreachable, out of
+ * connections, shutting down, or the query cancelled by a timeout), as opposed to a bug or bad data:
+ * the caller can answer "unavailable, retry" rather than fail as for a bug.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+  if (code !== undefined) {
+    // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), 57 (operator
+    // intervention: shutdown, cannot connect now, query cancelled by statement_timeout).
+    if (code.startsWith('08') || code.startsWith('53') || code.startsWith('57')) return true;
+    if (unavailableSystemCodes.has(code)) return true;
+  }
+  return unavailableMessages.some((message) => error.message.includes(message));
+}
+
 /** PostgreSQL truncates longer identifiers, prepared statements' names included. */
 const identifierBytesMax = 63;
 
