@@ -2,23 +2,27 @@
  * End-to-end throughput and latency of one Remit node, as a merchant's system sees it.
  *
  * Starts a fresh bank simulator (`remit bank`, zero latency) and gateway (`remit start`, SQLite
- * journal, `--log-level warn`) as child processes on 127.0.0.1 with their data in a new temp
- * folder, loads the gateway with `POST /v1/orders` (each order its own idempotency key and card,
+ * or — `--store postgres` — PostgreSQL stores, `--log-level warn`) as child processes on 127.0.0.1
+ * with their data in a new temp folder (on PostgreSQL: a fresh embedded server, fsync on, or a
+ * fresh schema in `--database-url`), loads the gateway with `POST /v1/orders` (each order its own idempotency key and card,
  * waiting for the terminal status), then prints JSON: executed orders/s, latency percentiles
  * (HdrHistogram), errors by kind, journal events/s and transactions/s (from `GET /metrics`), and
  * the gateway's CPU seconds and peak RSS (from /proc). Everything it started is stopped at the
- * end, also on error and on Ctrl-C; the temp folder is removed unless --keep-data.
+ * end, also on error and on Ctrl-C; the temp folder is removed unless --keep-data. `--store both`
+ * alternates runs on SQLite and on PostgreSQL in one invocation and prints both with their ratio.
  *
  * Run: `npm run bench -- --duration 20 --connections 64 --json bench-result.json` (see bench/README.md).
  */
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { BankClient } from '../src/bank/bank-client.js';
 import type { BankFaults } from '../src/bank/bank-protocol.js';
+import { OwnedPostgres } from '../src/chaos/database.js';
 import { luhnValid } from '../src/payments/card.js';
 import { approvedCard } from './gateway/cards.js';
 import { numberFlag } from './gateway/flags.js';
@@ -31,6 +35,13 @@ import {
   runLoad,
   sleepUntil,
 } from './gateway/load.js';
+import {
+  enableStatementStats,
+  type PostgresCounters,
+  postgresServerCpuSeconds,
+  postmasterPid,
+  samplePostgresCounters,
+} from './gateway/postgres-stats.js';
 import { clockTicksPerSecond, type ProcessSample, sampleProcess } from './gateway/process-stats.js';
 import {
   fetchMetricsText,
@@ -52,6 +63,13 @@ const usage = `Usage: npm run bench -- [flags]
   --merchants K       send to the first K demo merchants in turn, 1 to 3 (default 3); 1 = one hot merchant
   --wait S            Prefer: wait=S, how long the gateway may hold a request for the final status (default 10)
   --client raw|undici the load generator's HTTP client: raw (node:net, default) or undici's Pool
+  --store S           the gateway's stores: sqlite (default), postgres (an embedded PostgreSQL the
+                      bench starts, fsync on, or --database-url), or both: SQLite and PostgreSQL
+                      runs in turn, printed side by side with their ratio
+  --rounds N          with --store both: N SQLite runs and N PostgreSQL runs, alternating (default 1)
+  --database-url URL  PostgreSQL to run on instead of an embedded one (a fresh schema, dropped after)
+  --statement-stats   the embedded PostgreSQL loads pg_stat_statements: statements (round trips) per
+                      order, the most frequent listed (off by default: its bookkeeping costs server CPU)
   --json FILE         also write the result there
   --keep-data         keep the temp folder (journal, read model, logs) and print its path
   --cpu-prof DIR      write V8 CPU profiles of the gateway and the bank into DIR (node --cpu-prof)
@@ -76,6 +94,18 @@ const requestTimeoutBeyondWaitMs = 10_000;
 const stopGraceMs = 30_000;
 /** The load starts this long after the processes are ready (so timers are scheduled first). */
 const startDelayMs = 100;
+/**
+ * With `--statement-stats` the embedded server loads `pg_stat_statements`, so the report can count
+ * the node's statements (round trips) per order; its bookkeeping then adds to the server's CPU.
+ */
+const statementStatsServerSettings = ['shared_preload_libraries=pg_stat_statements'] as const;
+/** Statements listed per run, the most frequent first. */
+const statementsListedMax = 12;
+/** The issue's targets for the node on PostgreSQL against the node on SQLite in the same run. */
+const postgresTargets = { ordersPerSecondRatioMin: 0.6, p99RatioMax: 2 } as const;
+
+const benchStores = ['sqlite', 'postgres'] as const;
+type BenchStore = (typeof benchStores)[number];
 
 interface Settings {
   readonly durationS: number;
@@ -86,6 +116,10 @@ interface Settings {
   readonly merchants: number;
   readonly waitS: number;
   readonly client: LoadClient;
+  readonly store: BenchStore | 'both';
+  readonly rounds: number;
+  readonly databaseUrl: string | undefined;
+  readonly statementStats: boolean;
   readonly json: string | undefined;
   readonly keepData: boolean;
   readonly cpuProfDir: string | undefined;
@@ -109,6 +143,18 @@ interface Sample {
   readonly metrics: Record<(typeof journalMetrics)[number], number> | undefined;
   readonly commitHistogram: HistogramSample | undefined;
   readonly loadAverage: readonly number[];
+  /** CPU seconds of the PostgreSQL server's processes, when it runs here. */
+  readonly postgresCpu: number | undefined;
+  readonly postgresCounters: PostgresCounters | undefined;
+}
+
+/** The PostgreSQL one run uses: where, in which schema, and its postmaster's data folder when it runs here. */
+interface BenchDatabase {
+  readonly url: string;
+  readonly schema: string;
+  readonly dataFolder: string | undefined;
+  readonly description: string;
+  close(): Promise<void>;
 }
 
 function parseSettings(args: readonly string[]): Settings | undefined {
@@ -123,6 +169,10 @@ function parseSettings(args: readonly string[]): Settings | undefined {
       merchants: { type: 'string' },
       wait: { type: 'string' },
       client: { type: 'string' },
+      store: { type: 'string' },
+      rounds: { type: 'string' },
+      'database-url': { type: 'string' },
+      'statement-stats': { type: 'boolean' },
       json: { type: 'string' },
       'keep-data': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
@@ -138,7 +188,16 @@ function parseSettings(args: readonly string[]): Settings | undefined {
   const client = loadClients.find((name) => name === (values.client ?? 'raw'));
   if (client === undefined)
     throw new Error(`--client must be ${loadClients.join(' or ')}, got ${values.client}`);
+  const store = [...benchStores, 'both' as const].find((name) => name === (values.store ?? 'sqlite'));
+  if (store === undefined) throw new Error(`--store must be sqlite, postgres or both, got ${values.store}`);
+  if (values['database-url'] !== undefined && store === 'sqlite') {
+    throw new Error('--database-url needs --store postgres or both');
+  }
   return {
+    store,
+    rounds: numberFlag(values.rounds, 1, '--rounds', { integer: true }),
+    databaseUrl: values['database-url'],
+    statementStats: values['statement-stats'] === true,
     durationS: numberFlag(values.duration, 20, '--duration', { integer: false }),
     warmupS: numberFlag(values.warmup, defaultWarmupS, '--warmup', { integer: false, zero: true }),
     connections: numberFlag(
@@ -203,25 +262,37 @@ function commitLatency(
   };
 }
 
-async function sample(gateway: RemitChild, bank: RemitChild, ticks: number): Promise<Sample> {
+async function sample(
+  gateway: RemitChild,
+  bank: RemitChild,
+  database: BenchDatabase | undefined,
+  ticks: number,
+): Promise<Sample> {
   const at = performance.now();
+  const postmaster = database?.dataFolder === undefined ? undefined : postmasterPid(database.dataFolder);
   const snapshot = {
     at,
     gateway: sampleProcess(gateway.pid, ticks),
     bank: sampleProcess(bank.pid, ticks),
     loadGeneratorCpu: process.cpuUsage(),
     loadAverage: os.loadavg().map((value) => round(value, 2)),
+    postgresCpu: postmaster === undefined ? undefined : postgresServerCpuSeconds(postmaster, ticks),
   };
+  const counters =
+    database === undefined
+      ? Promise.resolve(undefined)
+      : samplePostgresCounters(database.url, database.schema);
   try {
     const text = await fetchMetricsText(gateway.url);
     return {
       ...snapshot,
       metrics: sampleValues(text, journalMetrics),
       commitHistogram: histogramSample(text, commitHistogramName),
+      postgresCounters: await counters,
     };
   } catch (error) {
     process.stderr.write(`bench: could not read /metrics: ${String(error)}\n`);
-    return { ...snapshot, metrics: undefined, commitHistogram: undefined };
+    return { ...snapshot, metrics: undefined, commitHistogram: undefined, postgresCounters: await counters };
   }
 }
 
@@ -241,6 +312,92 @@ function delta(from: number | undefined, to: number | undefined, digits: number)
   return round(to - from, digits);
 }
 
+/**
+ * Where one order's time and work go: CPU of each process per executed order, and on PostgreSQL
+ * the server's commits, statement time, WAL fsyncs and rows written per order (by table).
+ */
+function perOrder(
+  executed: number,
+  cpu: { gateway: number | null; bank: number | null; loadGenerator: number; postgres: number | null },
+  start: Sample,
+  end: Sample,
+  windowS: number,
+): Record<string, unknown> {
+  const each = (value: number | null | undefined, digits: number): number | null =>
+    value === null || value === undefined || executed === 0 ? null : round(value / executed, digits);
+  const ms = (seconds: number | null): number | null => (seconds === null ? null : seconds * 1_000);
+  const cpuMs = {
+    gateway: each(ms(cpu.gateway), 3),
+    bank: each(ms(cpu.bank), 3),
+    loadGenerator: each(ms(cpu.loadGenerator), 3),
+    postgresServer: each(ms(cpu.postgres), 3),
+  };
+  const from = start.postgresCounters;
+  const to = end.postgresCounters;
+  if (from === undefined || to === undefined) return { cpuMs };
+  const tables: Record<string, Record<string, number | null>> = {};
+  for (const [name, counters] of Object.entries(to.tables)) {
+    const before = from.tables[name];
+    if (before === undefined) continue;
+    tables[name] = {
+      inserted: each(counters.inserted - before.inserted, 3),
+      updated: each(counters.updated - before.updated, 3),
+      deleted: each(counters.deleted - before.deleted, 3),
+      indexScans: each(counters.indexScans - before.indexScans, 3),
+    };
+  }
+  const statements = statementsInWindow(from, to, executed);
+  const walFsyncs = from.wal === undefined || to.wal === undefined ? null : to.wal.fsyncs - from.wal.fsyncs;
+  const commits = to.commits - from.commits;
+  return {
+    cpuMs,
+    postgres: {
+      commits: each(commits, 3),
+      rollbacks: each(to.rollbacks - from.rollbacks, 3),
+      statementMs: each(to.activeMs - from.activeMs, 3),
+      walFsyncs: each(walFsyncs, 3),
+      walBytes:
+        from.walBytes === undefined || to.walBytes === undefined
+          ? null
+          : each(to.walBytes - from.walBytes, 0),
+      statements: statements?.perOrder ?? null,
+      rowsByTable: tables,
+      statementsByFrequency: statements?.listed ?? null,
+    },
+    postgresPerSecond: {
+      commits: round(commits / windowS, 1),
+      walFsyncs: walFsyncs === null ? null : round(walFsyncs / windowS, 1),
+      statementSecondsPerSecond: round((to.activeMs - from.activeMs) / 1_000 / windowS, 3),
+    },
+  };
+}
+
+/** Statements (round trips) per order in the window, and the most frequent ones with their mean time. */
+function statementsInWindow(
+  from: PostgresCounters,
+  to: PostgresCounters,
+  executed: number,
+): { perOrder: number | null; listed: Record<string, unknown>[] } | undefined {
+  if (from.statements === undefined || to.statements === undefined || executed === 0) return undefined;
+  const rows = [...to.statements].map(([id, counters]) => {
+    const before = from.statements?.get(id);
+    const calls = counters.calls - (before?.calls ?? 0);
+    const totalMs = counters.totalMs - (before?.totalMs ?? 0);
+    return { query: counters.query, calls, totalMs };
+  });
+  const calls = rows.reduce((sum, row) => sum + row.calls, 0);
+  const listed = rows
+    .filter((row) => row.calls > 0)
+    .sort((a, b) => b.calls - a.calls)
+    .slice(0, statementsListedMax)
+    .map((row) => ({
+      perOrder: round(row.calls / executed, 3),
+      meanMs: round(row.totalMs / row.calls, 3),
+      query: row.query,
+    }));
+  return { perOrder: round(calls / executed, 2), listed };
+}
+
 function report(
   settings: Settings,
   args: readonly string[],
@@ -250,6 +407,8 @@ function report(
   end: Sample,
   final: { gateway: ProcessSample | undefined; bank: ProcessSample | undefined },
   setup: {
+    store: BenchStore;
+    database: BenchDatabase | undefined;
     faults: BankFaults;
     dataDir: string;
     startedAt: string;
@@ -272,6 +431,10 @@ function report(
       start.loadGeneratorCpu.user -
       start.loadGeneratorCpu.system) /
     1e6;
+  const postgresCpu =
+    start.postgresCpu === undefined || end.postgresCpu === undefined
+      ? null
+      : round(end.postgresCpu - start.postgresCpu, 2);
   const cores = (cpu: number | null): number | null => (cpu === null ? null : round(cpu / windowS, 2));
   const peakRssMb = final.gateway === undefined ? null : round(final.gateway.peakRssMb, 1);
   return {
@@ -299,8 +462,12 @@ function report(
       totalMemoryMb: Math.round(os.totalmem() / 2 ** 20),
       loadAverage1m5m15m: { atWindowStart: start.loadAverage, atWindowEnd: end.loadAverage },
     },
+    store: setup.store,
     setup: {
-      gateway: 'remit start as a child process, --log-level warn, SQLite journal (WAL, synchronous=FULL)',
+      gateway:
+        setup.store === 'sqlite'
+          ? 'remit start as a child process, --log-level warn, SQLite journal (WAL, synchronous=FULL)'
+          : `remit start as a child process, --log-level warn, PostgreSQL stores (${setup.database?.description ?? '?'})`,
       bank: 'remit bank as a separate child process',
       bankFaults: setup.faults,
       dataDir: setup.dataDir,
@@ -351,6 +518,25 @@ function report(
       peakRssMb: final.bank === undefined ? null : round(final.bank.peakRssMb, 1),
     },
     loadGeneratorProcess: { cpuSeconds: round(loadCpu, 2), cpuCoresUsed: cores(round(loadCpu, 2)) },
+    ...(setup.store === 'postgres'
+      ? {
+          postgresServer: {
+            cpuSeconds: postgresCpu,
+            cpuCoresUsed: cores(postgresCpu),
+            measured:
+              postgresCpu === null
+                ? 'not on this machine (--database-url)'
+                : 'from /proc, every process of the postmaster',
+          },
+        }
+      : {}),
+    perOrder: perOrder(
+      load.executedInWindow,
+      { gateway: gatewayCpu, bank: bankCpu, loadGenerator: loadCpu, postgres: postgresCpu },
+      start,
+      end,
+      windowS,
+    ),
     windowSeconds: round(windowS, 3),
     warmup: load.warmup,
     aborted: load.aborted,
@@ -389,24 +575,161 @@ async function main(args: readonly string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // Alternating, so that a machine that gets busier or quieter during the invocation weighs on both.
+  const stores: BenchStore[] =
+    settings.store === 'both'
+      ? Array.from({ length: settings.rounds }, () => ['sqlite', 'postgres'] as const).flat()
+      : [settings.store];
+  const runs: RunOutcome[] = [];
+  for (const store of stores) {
+    if (controller.signal.aborted) break;
+    process.stderr.write(`bench: run ${runs.length + 1} of ${stores.length}, ${store}\n`);
+    runs.push(await runOnce(settings, args, mode, store, controller.signal));
+  }
+  const [only] = runs;
+  const result =
+    settings.store === 'both' || only === undefined ? comparison(settings, args, runs) : only.result;
+  const json = JSON.stringify(result, null, 2);
+  process.stdout.write(`${json}\n`);
+  if (settings.json !== undefined) writeFileSync(settings.json, `${json}\n`);
+  if (runs.some((run) => run.exitCode !== 0)) return Math.max(...runs.map((run) => run.exitCode));
+  return controller.signal.aborted ? 130 : 0;
+}
+
+interface RunOutcome {
+  readonly store: BenchStore;
+  readonly result: Record<string, unknown>;
+  readonly ordersPerSecond: number;
+  readonly p99Ms: number;
+  readonly exitCode: number;
+}
+
+/** SQLite and PostgreSQL side by side: each run, the medians per store, and PostgreSQL's ratio to SQLite. */
+function comparison(
+  settings: Settings,
+  args: readonly string[],
+  runs: readonly RunOutcome[],
+): Record<string, unknown> {
+  const summary = (store: BenchStore): { ordersPerSecond: number; p99Ms: number } | null => {
+    const mine = runs.filter((run) => run.store === store);
+    if (mine.length === 0) return null;
+    return {
+      ordersPerSecond: median(mine.map((run) => run.ordersPerSecond)),
+      p99Ms: median(mine.map((run) => run.p99Ms)),
+    };
+  };
+  const sqlite = summary('sqlite');
+  const postgres = summary('postgres');
+  const ratio =
+    sqlite === null || postgres === null || sqlite.ordersPerSecond === 0 || sqlite.p99Ms === 0
+      ? null
+      : {
+          ordersPerSecond: round(postgres.ordersPerSecond / sqlite.ordersPerSecond, 3),
+          p99: round(postgres.p99Ms / sqlite.p99Ms, 3),
+        };
+  return {
+    benchmark: 'remit gateway end to end on SQLite and on PostgreSQL, alternating',
+    command: `npm run bench -- ${args.join(' ')}`.trim(),
+    rounds: settings.rounds,
+    medians: { sqlite, postgres },
+    postgresToSqlite: ratio,
+    targets: {
+      ordersPerSecondRatioAtLeast: postgresTargets.ordersPerSecondRatioMin,
+      p99RatioAtMost: postgresTargets.p99RatioMax,
+      met:
+        ratio === null
+          ? null
+          : ratio.ordersPerSecond >= postgresTargets.ordersPerSecondRatioMin &&
+            ratio.p99 <= postgresTargets.p99RatioMax,
+    },
+    runs: runs.map((run) => run.result),
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const upper = sorted[middle] ?? 0;
+  return sorted.length % 2 === 1 ? upper : round(((sorted[middle - 1] ?? 0) + upper) / 2, 2);
+}
+
+/**
+ * The PostgreSQL of one run: a fresh embedded server (fsync on, its data in its own temp folder)
+ * or a fresh schema in the given database; either is gone after `close`.
+ */
+async function openBenchDatabase(settings: Settings, dataDir: string): Promise<BenchDatabase> {
+  const schema = `bench_${randomBytes(4).toString('hex')}`;
+  if (settings.databaseUrl !== undefined) {
+    const url = settings.databaseUrl;
+    return {
+      url,
+      schema,
+      dataFolder: undefined,
+      description: `given by --database-url, schema ${schema}`,
+      close: () => dropBenchSchema(url, schema),
+    };
+  }
+  // The server runs as the `postgres` user, which must pass through the run's folder to its own.
+  chmodSync(dataDir, 0o755);
+  const server = await OwnedPostgres.create(
+    path.join(dataDir, 'postgres'),
+    settings.statementStats ? statementStatsServerSettings : [],
+  );
+  const statementStats = settings.statementStats && (await enableStatementStats(server.url));
+  return {
+    url: server.url,
+    schema,
+    dataFolder: server.dataFolder,
+    description: `embedded, started by the bench, fsync and synchronous_commit on, same machine${statementStats ? ', pg_stat_statements loaded' : ''}`,
+    close: () => server.stop(),
+  };
+}
+
+async function dropBenchSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${client.escapeIdentifier(schema)} CASCADE`);
+  } catch (error) {
+    process.stderr.write(`bench: could not drop schema ${schema}: ${String(error)}\n`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** One run from nothing: bank, gateway (and PostgreSQL), warm-up, window, report, teardown. */
+async function runOnce(
+  settings: Settings,
+  args: readonly string[],
+  mode: LoadMode,
+  store: BenchStore,
+  signal: AbortSignal,
+): Promise<RunOutcome> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'remit-bench-'));
   const startedAt = new Date().toISOString();
   let bank: RemitChild | undefined;
   let gateway: RemitChild | undefined;
+  let database: BenchDatabase | undefined;
   try {
+    if (store === 'postgres') {
+      database = await openBenchDatabase(settings, dataDir);
+      process.stderr.write(`bench: PostgreSQL ${database.description}\n`);
+    }
+    const databaseArgs =
+      database === undefined ? [] : ['--database-url', database.url, '--database-schema', database.schema];
     process.stderr.write(`bench: starting bank and gateway in ${dataDir}\n`);
     bank = await startRemitChild(
       'bank',
       ['bank', '--data', path.join(dataDir, 'bank'), '--log-level', 'warn'],
       '/health',
-      profileFlags(settings.cpuProfDir, 'bank'),
+      profileFlags(settings.cpuProfDir, `${store}-bank`),
     );
     const gatewayDir = path.join(dataDir, 'gateway');
     gateway = await startRemitChild(
       'gateway',
-      ['start', '--data', gatewayDir, '--bank-url', bank.url, '--log-level', 'warn'],
+      ['start', '--data', gatewayDir, '--bank-url', bank.url, ...databaseArgs, '--log-level', 'warn'],
       '/health/ready',
-      [...profileFlags(settings.cpuProfDir, 'gateway'), ...settings.gatewayNodeFlags],
+      [...profileFlags(settings.cpuProfDir, `${store}-gateway`), ...settings.gatewayNodeFlags],
       settings.gatewayOutput,
     );
     const faults = await bankFaults(bank.url);
@@ -421,12 +744,13 @@ async function main(args: readonly string[]): Promise<number> {
     );
     const gatewayChild = gateway;
     const bankChild = bank;
+    const runDatabase = database;
     const rssTimeline: RssPoint[] = [];
-    const startSample = sleepUntil(windowStart, controller.signal).then(() =>
-      sample(gatewayChild, bankChild, ticks),
+    const startSample = sleepUntil(windowStart, signal).then(() =>
+      sample(gatewayChild, bankChild, runDatabase, ticks),
     );
-    const endSample = sleepUntil(windowEnd, controller.signal).then(() =>
-      sample(gatewayChild, bankChild, ticks),
+    const endSample = sleepUntil(windowEnd, signal).then(() =>
+      sample(gatewayChild, bankChild, runDatabase, ticks),
     );
     const load = await runLoad({
       baseUrl: gateway.url,
@@ -439,7 +763,7 @@ async function main(args: readonly string[]): Promise<number> {
       waitSeconds: settings.waitS,
       requestTimeoutMs: settings.waitS * 1_000 + requestTimeoutBeyondWaitMs,
       runId: `bench-${randomUUID()}`,
-      signal: controller.signal,
+      signal,
       onProgress: (progress) => {
         const rssMb = sampleProcess(gatewayChild.pid, ticks)?.rssMb;
         if (rssMb !== undefined) {
@@ -460,23 +784,28 @@ async function main(args: readonly string[]): Promise<number> {
     const gatewayExitedEarly = !gateway.running();
     const final = { gateway: sampleProcess(gateway.pid, ticks), bank: sampleProcess(bank.pid, ticks) };
     const result = report(settings, args, mode, load, start, end, final, {
+      store,
+      database,
       faults,
       dataDir: settings.keepData ? dataDir : `${dataDir} (removed)`,
       startedAt,
       gatewayExitedEarly,
       rssTimeline,
     });
-    const json = JSON.stringify(result, null, 2);
-    process.stdout.write(`${json}\n`);
-    if (settings.json !== undefined) writeFileSync(settings.json, `${json}\n`);
     if (gatewayExitedEarly) {
       process.stderr.write(`bench: the gateway exited during the run:\n${gateway.output()}\n`);
-      return 1;
     }
-    return load.aborted ? 130 : 0;
+    return {
+      store,
+      result,
+      ordersPerSecond: round(load.executedInWindow / settings.durationS, 1),
+      p99Ms: load.latencyMs.p99,
+      exitCode: gatewayExitedEarly ? 1 : load.aborted ? 130 : 0,
+    };
   } finally {
     await gateway?.stop(stopGraceMs);
     await bank?.stop(stopGraceMs);
+    await database?.close();
     if (settings.keepData) process.stderr.write(`bench: data kept in ${dataDir}\n`);
     else rmSync(dataDir, { recursive: true, force: true });
   }

@@ -120,7 +120,7 @@ export async function startBenchChild(options: BenchChildOptions): Promise<Remit
   const url = `http://${benchHost}:${port}`;
   const child = spawn(process.execPath, [...options.nodeArgs(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...productionEnvironment },
+    env: { ...withoutDatabaseVariables(process.env), ...productionEnvironment },
   });
   liveChildren.add(child);
   let output = '';
@@ -172,6 +172,16 @@ export async function startBenchChild(options: BenchChildOptions): Promise<Remit
   }
   await stop(5_000);
   throw new Error(`${name} was not ready after ${readyAttemptsMax} polls:\n${output}`);
+}
+
+/**
+ * The environment without `REMIT_DATABASE_*` and `DATABASE_URL`: the benchmark picks the store by
+ * flags alone, so a SQLite run stays on SQLite whatever the shell exports.
+ */
+function withoutDatabaseVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(([name]) => !name.startsWith('REMIT_DATABASE_') && name !== 'DATABASE_URL'),
+  );
 }
 
 async function answersOk(url: string): Promise<boolean> {

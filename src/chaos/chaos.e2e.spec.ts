@@ -1,8 +1,10 @@
 /**
- * The chaos harness end to end, the short version CI runs on every change (about two minutes on
- * two cores: 75 s of load, then settling, then a 10 s sabotaged run). First a real run: a bank and a gateway as real processes, merchant clients under
+ * The chaos harness end to end, the short version CI runs on every change (about three minutes on
+ * two cores: 75 s of load on SQLite, 35 s on PostgreSQL, each then settling, then a 10 s sabotaged
+ * run). First a real run: a bank and a gateway as real processes, merchant clients under
  * load, the gateway SIGKILLed (the plan always starts with that), the bank killed and paused, bank
- * faults changing; it must settle and pass every check. Then the checker must be able to fail:
+ * faults changing; it must settle and pass every check. Then the same on PostgreSQL, on a server
+ * the harness runs itself and SIGKILLs under load too. Then the checker must be able to fail:
  * the command is run with sabotage — a stray charge at the bank, a client that loses its
  * idempotency key, an event deleted from the journal (each standing for a real bug; see
  * sabotage.ts) — and must report exactly those violations and exit non-zero.
@@ -49,6 +51,33 @@ describe.sequential('the chaos harness', () => {
     expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
     expect(report.requests.retries, context).toBeGreaterThan(0);
     // A clean run removes its temporary data folder.
+    expect(report.dataKept).toBe(false);
+  }, 240_000);
+
+  it('runs the gateway on PostgreSQL through kills of the database server too, and finds nothing wrong', async () => {
+    const lines: string[] = [];
+    const report = await runChaos({
+      ...defaultChaosOptions,
+      store: 'postgres',
+      // Long enough for the plan's first five disruptions, one of each kind, the database kill among them.
+      durationMs: 35_000,
+      killIntervalMs: 3_000,
+      seed: 19,
+      clients: 8,
+      settleTimeoutMs: 60_000,
+      log: (line) => lines.push(line),
+    });
+    const context = `${lines.join('\n')}\n${JSON.stringify(report, null, 2)}`;
+    expect(report.violations, context).toEqual([]);
+    expect(report.settle.settled, context).toBe(true);
+    expect(report.store, context).toMatchObject({ postgres: { serverOwned: true } });
+    expect(report.disruptions.databaseKills, context).toBeGreaterThanOrEqual(1);
+    expect(report.disruptions.databaseRestarts, context).toBe(report.disruptions.databaseKills);
+    expect(report.disruptions.gatewayKills, context).toBeGreaterThanOrEqual(1);
+    expect(report.disruptions.gatewayRestarts, context).toBe(report.disruptions.gatewayKills);
+    expect(report.orders.accepted, context).toBeGreaterThan(20);
+    expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
+    expect(report.journal.events, context).toBeGreaterThan(0);
     expect(report.dataKept).toBe(false);
   }, 240_000);
 

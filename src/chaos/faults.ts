@@ -16,7 +16,8 @@ export type Disruption =
   | { readonly kind: 'kill-gateway'; readonly atMs: number; readonly downMs: number }
   | { readonly kind: 'pause-gateway'; readonly atMs: number; readonly downMs: number }
   | { readonly kind: 'kill-bank'; readonly atMs: number; readonly downMs: number }
-  | { readonly kind: 'pause-bank'; readonly atMs: number; readonly downMs: number };
+  | { readonly kind: 'pause-bank'; readonly atMs: number; readonly downMs: number }
+  | { readonly kind: 'kill-database'; readonly atMs: number; readonly downMs: number };
 
 export interface FaultChange {
   readonly atMs: number;
@@ -52,23 +53,32 @@ export const defaultPlanLimits: PlanLimits = {
   pauseMaxMs: 5_000,
 };
 
+/** What the plan may disrupt besides the gateway and the bank. */
+export interface PlanTargets {
+  /** The harness runs the database server itself, so it may SIGKILL it and start it again. */
+  readonly database: boolean;
+}
+
 /**
  * Disruptions come every 0.5..1.5 × `killIntervalMs`. The first is always a gateway SIGKILL, so
- * that every run — even a short one — exercises recovery from a crash; the next three are the
- * other kinds in a seeded order, so a run with four or more disruptions has each kind at least
- * once; after that, most kill the gateway and the rest kill or pause the bank or pause the gateway.
+ * that every run — even a short one — exercises recovery from a crash; the next ones are the
+ * other kinds in a seeded order, so a run with as many disruptions as kinds has each kind at
+ * least once; after that, most kill the gateway and the rest kill or pause the bank, pause the
+ * gateway or (when the harness owns it) kill the database server.
  */
 export function planChaos(
   random: Random,
   durationMs: number,
   killIntervalMs: number,
   limits: PlanLimits = defaultPlanLimits,
+  targets: PlanTargets = { database: false },
 ): ChaosPlan {
-  const firstKinds: Disruption['kind'][] = ['kill-gateway', ...shuffled(random, otherKinds)];
+  const others = targets.database ? [...otherKinds, 'kill-database' as const] : otherKinds;
+  const firstKinds: Disruption['kind'][] = ['kill-gateway', ...shuffled(random, others)];
   const disruptions: Disruption[] = [];
   let atMs = killIntervalMs * (0.5 + random.next());
   while (atMs < durationMs && disruptions.length < limits.disruptionsMax) {
-    const kind = firstKinds[disruptions.length] ?? randomKind(random);
+    const kind = firstKinds[disruptions.length] ?? randomKind(random, targets);
     disruptions.push(disruption(random, kind, atMs, limits));
     atMs += killIntervalMs * (0.5 + random.next());
   }
@@ -96,8 +106,14 @@ function shuffled<T>(random: Random, values: readonly T[]): T[] {
   return copy;
 }
 
-function randomKind(random: Random): Disruption['kind'] {
+function randomKind(random: Random, targets: PlanTargets): Disruption['kind'] {
   const draw = random.next();
+  // A fifth of the database-owning runs' later disruptions kill the database server; the other
+  // kinds keep their proportions among the rest.
+  if (targets.database) {
+    if (draw < 0.2) return 'kill-database';
+    return randomKind(random, { database: false });
+  }
   if (draw < 0.55) return 'kill-gateway';
   if (draw < 0.7) return 'pause-gateway';
   if (draw < 0.85) return 'kill-bank';
@@ -108,6 +124,7 @@ function disruption(random: Random, kind: Disruption['kind'], atMs: number, limi
   switch (kind) {
     case 'kill-gateway':
     case 'kill-bank':
+    case 'kill-database':
       return { kind, atMs, downMs: random.int(limits.downMaxMs + 1) };
     case 'pause-gateway':
     case 'pause-bank':
@@ -140,6 +157,9 @@ export interface DisruptionCounts {
   bankKills: number;
   bankRestarts: number;
   bankPauses: number;
+  /** SIGKILLs of the database server (its postmaster) and its starts after them. */
+  databaseKills: number;
+  databaseRestarts: number;
   faultChanges: number;
   /** Processes found dead without the harness killing them, and started again. */
   unexpectedExitsRestarted: number;
@@ -153,14 +173,26 @@ export function emptyDisruptionCounts(): DisruptionCounts {
     bankKills: 0,
     bankRestarts: 0,
     bankPauses: 0,
+    databaseKills: 0,
+    databaseRestarts: 0,
     faultChanges: 0,
     unexpectedExitsRestarted: 0,
   };
 }
 
+/** A database server the harness runs itself and may SIGKILL and start again. */
+export interface KillableServer {
+  /** SIGKILL of the server's main process (PostgreSQL's postmaster), waiting until it is gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same data and port; resolves once it accepts connections. */
+  start(): Promise<void>;
+}
+
 export interface ChaosTargets {
   readonly gateway: ManagedProcess;
   readonly bank: ManagedProcess;
+  /** Present when the harness owns the database server; the plan's `kill-database` steps need it. */
+  readonly database?: KillableServer | undefined;
   /** Sets the bank's faults; false when the bank did not take them. */
   setBankFaults(faults: BankFaults): Promise<boolean>;
   log(line: string): void;
@@ -258,6 +290,15 @@ export async function runChaosPlan(
           targets.bank.resume();
           // A fault change sent while the bank was stopped was lost.
           if (!faultsApplied) faultsApplied = await targets.setBankFaults(currentFaults);
+          break;
+        case 'kill-database':
+          if (targets.database === undefined)
+            throw new Error('the plan kills a database the harness does not own');
+          await targets.database.kill();
+          counts.databaseKills++;
+          await sleep(step.downMs);
+          await targets.database.start();
+          counts.databaseRestarts++;
           break;
         default:
           assertNever(step, 'disruption');

@@ -24,6 +24,18 @@ describe('planChaos', () => {
     }
   });
 
+  it('kills the database only when the harness owns it, and early when it does', () => {
+    for (let seed = 0; seed < 50; seed++) {
+      const without = planChaos(new SeededRandom(seed), 60_000, 2_000);
+      expect(without.disruptions.some((step) => step.kind === 'kill-database')).toBe(false);
+      const owned = planChaos(new SeededRandom(seed), 60_000, 2_000, defaultPlanLimits, { database: true });
+      expect(owned.disruptions[0]?.kind).toBe('kill-gateway');
+      expect(new Set(owned.disruptions.slice(0, 5).map((step) => step.kind))).toEqual(
+        new Set(['kill-gateway', 'pause-gateway', 'kill-bank', 'pause-bank', 'kill-database']),
+      );
+    }
+  });
+
   it('keeps every step inside the duration, in time order, with bounded downtime', () => {
     const plan = planChaos(new SeededRandom(3), 20_000, 2_000);
     const times = plan.disruptions.map((step) => step.atMs);

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -7,7 +7,14 @@ import { BankClient } from '../bank/bank-client.js';
 import { noFaults } from '../bank/bank-protocol.js';
 import { terminalStatuses } from '../payments/order.js';
 import { SeededRandom } from '../runtime/random.js';
-import { checkRun, type GatewayOrder } from './checker.js';
+import { checkRun, type GatewayOrder, type JournalSequence } from './checker.js';
+import {
+  dropPostgresJournalEvent,
+  dropSchema,
+  OwnedPostgres,
+  readPostgresJournalSequences,
+  runSchemaName,
+} from './database.js';
 import { emptyDisruptionCounts, planChaos, runChaosPlan } from './faults.js';
 import { readJournalSequences } from './journal-sequences.js';
 import {
@@ -32,7 +39,15 @@ import { monotonicMs, sleep } from './timing.js';
  * faults changing all along; then faults off, a bounded wait for every order to settle, and the
  * evidence — what clients saw, the gateway's orders, the bank's ledger, the journal — judged by
  * `checkRun`. No process.exit here: tests call `runChaos` and read the report.
+ *
+ * On PostgreSQL the gateway keeps its stores in a fresh schema of the run. Either the harness
+ * runs the server itself (embedded, data in the run's folder, fsync on) and then also SIGKILLs
+ * it under load and starts it again, or it is given a database by URL, which it never kills.
  */
+
+/** Where the gateway keeps its journal, snapshots, vault and read model. */
+export const chaosStores = ['sqlite', 'postgres'] as const;
+export type ChaosStore = (typeof chaosStores)[number];
 
 export interface ChaosOptions {
   /** How long the load and the chaos last (the run takes longer: start, settle, checks). */
@@ -41,6 +56,13 @@ export interface ChaosOptions {
   readonly killIntervalMs: number;
   readonly seed: number;
   readonly clients: number;
+  readonly store: ChaosStore;
+  /**
+   * With `store: 'postgres'`: the database to use (a fresh schema in it, dropped after a clean run
+   * unless `keepData`); the harness then starts no server of its own and kills no database.
+   * Undefined: the harness runs an embedded PostgreSQL of its own.
+   */
+  readonly databaseUrl?: string | undefined;
   /** Where the processes keep their data; a fresh temporary folder when undefined. Must be empty. */
   readonly dataDir?: string | undefined;
   /** Keep the data folder after a clean run (it is always kept after violations or an error). */
@@ -63,6 +85,7 @@ export const defaultChaosOptions: ChaosOptions = {
   killIntervalMs: 5_000,
   seed: 7,
   clients: defaultLoadSettings.clients,
+  store: 'sqlite',
   keepData: false,
   sabotage: [],
   settleTimeoutMs: 60_000,
@@ -92,9 +115,25 @@ const credentialsSchema = z.object({
   merchants: z.array(z.object({ id: z.string(), apiKey: z.string() })),
 });
 
+/** The run's PostgreSQL: where, in which schema, and the server when the harness runs it. */
+interface RunDatabase {
+  readonly url: string;
+  readonly schema: string;
+  readonly owned: OwnedPostgres | undefined;
+}
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const startedMs = monotonicMs();
   const { dataDir, ownDir } = prepareDataDir(options.dataDir);
+  let database: RunDatabase | undefined;
+  try {
+    database = await openRunDatabase(options, dataDir);
+  } catch (error) {
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const databaseArgs =
+    database === undefined ? [] : ['--database-url', database.url, '--database-schema', database.schema];
   const [bankPort, gatewayPort] = await twoFreePorts();
   const bankUrl = `http://127.0.0.1:${bankPort}`;
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -130,6 +169,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       String(options.executionDeadlineMs),
       '--bank-timeout-ms',
       String(options.bankTimeoutMs),
+      ...databaseArgs,
       '--log-level',
       'warn',
     ],
@@ -150,8 +190,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     authorizationBatchMax: 1,
   });
   let keep = true;
+  let dropTheSchema = false;
   try {
     options.log(`data in ${dataDir}; bank ${bankUrl}, gateway ${gatewayUrl}`);
+    if (database !== undefined) {
+      options.log(
+        `PostgreSQL schema ${database.schema}${database.owned === undefined ? ' in the given database' : ` on the run's own server (port ${database.owned.port}, fsync on)`}`,
+      );
+    }
     await bank.start();
     await gateway.start();
     const merchants = readMerchants(gatewayDir);
@@ -159,7 +205,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // One seed, independent streams: the load's orders and the chaos plan do not perturb each other.
     const root = new SeededRandom(options.seed);
     const loadSeed = root.int(0x7fffffff);
-    const plan = planChaos(root.fork(), options.durationMs, options.killIntervalMs);
+    const plan = planChaos(root.fork(), options.durationMs, options.killIntervalMs, undefined, {
+      database: database?.owned !== undefined,
+    });
     const jitter = root.fork();
     options.log(`plan: ${plan.disruptions.length} disruptions, ${plan.faultChanges.length} fault changes`);
 
@@ -193,6 +241,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         {
           gateway,
           bank,
+          database: database?.owned,
           setBankFaults: (faults) => setBankFaults(faultSetter, faults),
           log: options.log,
         },
@@ -229,12 +278,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const gatewayOrders = await listAllOrders(gatewayUrl, merchants);
     await gateway.stop();
     await bank.stop();
-    const journalPath = join(gatewayDir, 'journal.db');
-    if (options.sabotage.includes('drop-event')) {
-      const dropped = dropJournalEvent(journalPath);
-      options.log(`sabotage: dropped ${dropped.persistenceId} #${dropped.seqNr} from the journal`);
-    }
-    const journal = readJournalSequences(journalPath);
+    const journal = await readJournal(database, gatewayDir, options);
     const violations = checkRun({
       orders: records.map((record) => record.toSentOrder()),
       gatewayOrders,
@@ -242,6 +286,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       journal,
     });
     keep = options.keepData || !ownDir || violations.length > 0;
+    dropTheSchema = !options.keepData && violations.length === 0;
     return buildReport({
       settings: {
         seed: options.seed,
@@ -250,6 +295,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         clients: options.clients,
         sabotage: options.sabotage,
       },
+      database:
+        database === undefined
+          ? undefined
+          : {
+              schema: database.schema,
+              serverOwned: database.owned !== undefined,
+              schemaKept: !dropTheSchema,
+            },
       records,
       loadCounts,
       disruptions,
@@ -266,8 +319,70 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     });
   } finally {
     await Promise.allSettled([gateway.stop(), bank.stop(), faultSetter.close(), auditor.close()]);
+    await closeRunDatabase(database, dropTheSchema, options.log);
     if (!keep) rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** The given database, or a server of the run's own in `<dataDir>/postgres`; undefined on SQLite. */
+async function openRunDatabase(options: ChaosOptions, dataDir: string): Promise<RunDatabase | undefined> {
+  if (options.store === 'sqlite') {
+    if (options.databaseUrl !== undefined) throw new Error('a database URL needs the postgres store');
+    return undefined;
+  }
+  const schema = runSchemaName(options.seed);
+  if (options.databaseUrl !== undefined) return { url: options.databaseUrl, schema, owned: undefined };
+  // The server runs as the `postgres` user, which must pass through the run's folder to its own.
+  chmodSync(dataDir, 0o755);
+  const owned = await OwnedPostgres.create(join(dataDir, 'postgres'));
+  return { url: owned.url, schema, owned };
+}
+
+/**
+ * Drops the run's schema from a given database after a clean run, and stops the run's own server
+ * (its cluster goes with the data folder, or stays in it when the folder is kept).
+ */
+async function closeRunDatabase(
+  database: RunDatabase | undefined,
+  dropTheSchema: boolean,
+  log: (line: string) => void,
+): Promise<void> {
+  if (database === undefined) return;
+  if (database.owned !== undefined) {
+    await database.owned.stop();
+    return;
+  }
+  if (!dropTheSchema) {
+    log(`PostgreSQL schema ${database.schema} kept`);
+    return;
+  }
+  try {
+    await dropSchema(database.url, database.schema);
+  } catch (error) {
+    log(`could not drop PostgreSQL schema ${database.schema}: ${String(error)}`);
+  }
+}
+
+/** The journal's sequences, after the drop-event sabotage if asked for, from whichever store the gateway used. */
+async function readJournal(
+  database: RunDatabase | undefined,
+  gatewayDir: string,
+  options: ChaosOptions,
+): Promise<JournalSequence[]> {
+  const dropEvent = options.sabotage.includes('drop-event');
+  if (database === undefined) {
+    const journalPath = join(gatewayDir, 'journal.db');
+    if (dropEvent) {
+      const dropped = dropJournalEvent(journalPath);
+      options.log(`sabotage: dropped ${dropped.persistenceId} #${dropped.seqNr} from the journal`);
+    }
+    return readJournalSequences(journalPath);
+  }
+  if (dropEvent) {
+    const dropped = await dropPostgresJournalEvent(database.url, database.schema);
+    options.log(`sabotage: dropped ${dropped.persistenceId} #${dropped.seqNr} from the journal`);
+  }
+  return readPostgresJournalSequences(database.url, database.schema);
 }
 
 /** Two distinct free ports: a port just closed may be handed out again by the next request. */

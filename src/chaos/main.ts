@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type ChaosOptions, defaultChaosOptions, runChaos } from './harness.js';
+import { type ChaosOptions, chaosStores, defaultChaosOptions, runChaos } from './harness.js';
 import { exitCodeFor } from './report.js';
 import { parseSabotage } from './sabotage.js';
 
 /**
  * `npm run chaos -- --duration 60 --kill-interval 5 --seed 7 [--clients 16] [--json FILE]
- * [--data DIR] [--keep-data] [--settle-timeout 60] [--sabotage stray-charge,forget-key,drop-event]`
+ * [--data DIR] [--keep-data] [--settle-timeout 60] [--sabotage stray-charge,forget-key,drop-event]
+ * [--store sqlite|postgres] [--database-url URL]`
  *
  * Prints the JSON report on stdout (progress goes to stderr) and exits 0 when every check passed,
  * 1 on any violation, 2 when the run itself could not be carried out (bad flags, a process that
@@ -19,10 +20,15 @@ const usage = `Usage: npm run chaos -- [flags]
   --kill-interval S   a disruption every 0.5..1.5 × S seconds (default 5)
   --seed N            seeds the load mix, the kill moments and the faults (default 7)
   --clients N         concurrent merchant clients (default 16)
+  --store S           the gateway's store: sqlite (default) or postgres; postgres without
+                      --database-url starts an embedded PostgreSQL of the run's own (fsync on) and
+                      SIGKILLs it under load too
+  --database-url URL  run the gateway on this PostgreSQL (implies --store postgres), in a fresh
+                      schema dropped after a clean run; this database is never killed
   --settle-timeout S  how long to wait for every order to finish after the chaos (default 60)
   --json FILE         also write the report to FILE
   --data DIR          an empty folder for the processes' data (default: a fresh temporary one)
-  --keep-data         keep the data folder after a clean run
+  --keep-data         keep the data folder (and the PostgreSQL schema) after a clean run
   --sabotage LIST     break the run on purpose to see the checker fail: stray-charge, forget-key, drop-event`;
 
 class UsageError extends Error {}
@@ -47,6 +53,8 @@ function parseOptions(argv: readonly string[]): {
         data: { type: 'string' },
         'keep-data': { type: 'boolean' },
         sabotage: { type: 'string' },
+        store: { type: 'string' },
+        'database-url': { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -73,6 +81,13 @@ function parseOptions(argv: readonly string[]): {
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
+  const databaseUrl = text('database-url');
+  const storeName = text('store') ?? (databaseUrl === undefined ? 'sqlite' : 'postgres');
+  const store = chaosStores.find((name) => name === storeName);
+  if (store === undefined) throw new UsageError(`--store must be ${chaosStores.join(' or ')}`);
+  if (store === 'sqlite' && databaseUrl !== undefined) {
+    throw new UsageError('--database-url needs --store postgres');
+  }
   return {
     options: {
       ...defaultChaosOptions,
@@ -81,6 +96,8 @@ function parseOptions(argv: readonly string[]): {
       seed: Math.trunc(number('seed', defaultChaosOptions.seed, 0, 0x7fffffff)),
       clients: Math.trunc(number('clients', defaultChaosOptions.clients, 1, 256)),
       settleTimeoutMs: number('settle-timeout', defaultChaosOptions.settleTimeoutMs / 1000, 1, 3_600) * 1000,
+      store,
+      databaseUrl,
       dataDir: text('data'),
       keepData: values['keep-data'] === true,
       sabotage,

@@ -41,6 +41,16 @@ export interface ProcessSpec {
   readonly healthUrl: string;
 }
 
+/**
+ * Children alive right now. However the harness's own process ends — a library's signal hook may
+ * call `process.exit` before the harness has stopped them — they are SIGKILLed on its way out, so
+ * no gateway or bank outlives the run.
+ */
+const liveChildren = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
 export class ManagedProcess {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -84,10 +94,11 @@ export class ManagedProcess {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
     const child = spawn(process.execPath, ['--import', 'tsx', mainPath, ...this.spec.args], {
       cwd: repositoryRoot,
-      env: process.env,
+      env: childEnvironment(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    liveChildren.add(child);
     this.paused = false;
     this.stopping = false;
     this.crashedFlag = false;
@@ -99,6 +110,7 @@ export class ManagedProcess {
     let hasExited = false;
     this.exited = new Promise((resolve) => {
       child.once('exit', () => {
+        liveChildren.delete(child);
         hasExited = true;
         if (!this.stopping) {
           this.unexpected++;
@@ -152,6 +164,19 @@ export class ManagedProcess {
     ]);
     if (!stopped) await this.kill();
   }
+}
+
+/**
+ * The harness's environment without the variables that would put the gateway on a database of
+ * the caller's (`REMIT_DATABASE_*`, `DATABASE_URL`): the run chooses its store by flags alone, so
+ * a SQLite run stays on SQLite whatever the shell exports.
+ */
+function childEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !name.startsWith('REMIT_DATABASE_') && name !== 'DATABASE_URL',
+    ),
+  );
 }
 
 async function healthy(url: string, timeoutMs: number): Promise<boolean> {

@@ -11,6 +11,8 @@ export interface ChaosReport {
   readonly killIntervalS: number;
   readonly clients: number;
   readonly sabotage: readonly string[];
+  /** `sqlite`, or the PostgreSQL run's schema and whether the harness ran (and killed) the server. */
+  readonly store: 'sqlite' | { readonly postgres: DatabaseReport };
   readonly orders: {
     readonly sent: number;
     /** Orders with at least one 2xx answer. */
@@ -50,6 +52,13 @@ export interface ChaosReport {
   readonly violations: readonly Violation[];
 }
 
+export interface DatabaseReport {
+  readonly schema: string;
+  /** The harness ran the server itself and so could SIGKILL it (`disruptions.databaseKills`). */
+  readonly serverOwned: boolean;
+  readonly schemaKept: boolean;
+}
+
 export interface ReportInputs {
   readonly settings: {
     readonly seed: number;
@@ -58,6 +67,7 @@ export interface ReportInputs {
     readonly clients: number;
     readonly sabotage: readonly string[];
   };
+  readonly database: DatabaseReport | undefined;
   readonly records: readonly OrderRecord[];
   readonly loadCounts: LoadCounts;
   readonly disruptions: DisruptionCounts;
@@ -91,6 +101,7 @@ export function buildReport(inputs: ReportInputs): ChaosReport {
     killIntervalS: inputs.settings.killIntervalMs / 1000,
     clients: inputs.settings.clients,
     sabotage: inputs.settings.sabotage,
+    store: inputs.database === undefined ? 'sqlite' : { postgres: inputs.database },
     orders: {
       sent: inputs.records.length,
       accepted: inputs.records.filter((record) => record.acceptedIds.size > 0).length,
