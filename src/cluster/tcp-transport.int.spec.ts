@@ -183,6 +183,23 @@ describe('TcpTransport', () => {
     );
   });
 
+  it('follows setPeers: a removed peer is disconnected and unknown, a moved one is reached at its new address', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    connectAll([a, b]);
+    await vi.waitFor(() => expect(a.transport.connectedPeers()).toEqual(['b']), waitLong);
+    a.transport.setPeers([]);
+    expect(a.transport.connectedPeers()).toEqual([]);
+    expect(a.transport.send('b', 'gone')).toBe(false);
+
+    const moved = await node('b');
+    moved.transport.setPeers([{ nodeId: 'a', address: a.transport.address }]);
+    a.transport.setPeers([{ nodeId: 'b', address: moved.transport.address }]);
+    expect(a.transport.send('b', 'to the new address')).toBe(true);
+    await vi.waitFor(() => expect(framesFrom(moved, 'a')).toEqual(['to the new address']), waitLong);
+    expect(framesFrom(b, 'a')).toEqual([]);
+  });
+
   it('refuses a stranger and a node with the wrong secret', async () => {
     const b = await node('b');
     const stranger = await node('stranger');
