@@ -33,7 +33,10 @@ export function placeShards(input: PlacementInput): Map<string, string | undefin
   const target = new Map<string, string | undefined>();
   let movesLeft = input.rebalanceShardsMax;
   for (const group of input.groups) {
-    const eligible = up.filter((member) => mayOwn(group, member.roles)).map((member) => member.nodeId);
+    const eligible = up
+      .filter((member) => mayOwn(group, member.roles))
+      .map((member) => member.nodeId)
+      .sort();
     const shardIds = shardIdsOf(group, input.shardCount);
     if (eligible.length === 0) {
       for (const shardId of shardIds) target.set(shardId, undefined);
