@@ -1,7 +1,7 @@
 import type { ActorRef, ActorSystemApi } from '../runtime/actor.js';
 import { ActorSystemTerminatedError } from '../runtime/actor-system.js';
 import type { Clock } from '../runtime/clock.js';
-import type { EntityAddress, Messenger } from '../runtime/entity-address.js';
+import type { EntityAddress, EntityAsker, Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Fence, Journal, SnapshotStore } from '../store/journal.js';
@@ -62,7 +62,7 @@ interface Registration {
  * message. At most one incarnation per address runs in this process, because the actor name is
  * derived from the address.
  */
-export class EntityRegistry implements Messenger {
+export class EntityRegistry implements Messenger, EntityAsker {
   private readonly registrations = new Map<string, Registration>();
   /** Running entities by persistence id, so the ones of a shard can be stopped together. */
   private readonly running = new Map<string, { address: EntityAddress<unknown>; ref: ActorRef<unknown> }>();
