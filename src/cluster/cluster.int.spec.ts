@@ -39,7 +39,8 @@ const bankA = shardGroup('executor-bank-a', 'bank-a');
 const groups = [accounts, bankA];
 /** The same toy entity under a second type name, placed by role like a bank's Executor. */
 const bankAccountType = 'bank-account';
-const groupOf = (typeName: string) => (typeName === bankAccountType ? bankA : accounts);
+const groupOf = (address: EntityAddress<unknown>) =>
+  address.typeName === bankAccountType ? bankA : accounts;
 
 const accountIds = Array.from({ length: 12 }, (_, index) => `acct-${index}`);
 

@@ -24,8 +24,11 @@ export interface ShardManagerOptions {
   readonly store: ClusterStore;
   readonly self: JoiningMember;
   readonly groups: readonly ShardGroup[];
-  /** The shard group of an entity type; every type a node runs must have one. */
-  readonly groupOf: (typeName: string) => ShardGroup;
+  /**
+   * The shard group of an entity: by its type, and for a bank's Executor by its id (the bank),
+   * since the bank decides which nodes may run it.
+   */
+  readonly groupOf: (address: EntityAddress<unknown>) => ShardGroup;
   readonly settings: ClusterSettings;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -97,13 +100,9 @@ export class ShardManager implements EntityOwnership {
     this.every('renewal', this.options.settings.leaseRenewIntervalMs, () => this.renewAll());
   }
 
-  /** The shard of an entity, by its type's group. */
+  /** The shard of an entity, in its group. */
   shardOf(address: EntityAddress<unknown>): string {
-    return shardOf(
-      this.options.groupOf(address.typeName),
-      address.entityId,
-      this.options.settings.shardCount,
-    );
+    return shardOf(this.options.groupOf(address), address.entityId, this.options.settings.shardCount);
   }
 
   fenceFor(address: EntityAddress<unknown>): Fence | undefined {
