@@ -188,4 +188,28 @@ describe('assembled nodes as a cluster', () => {
     );
     expect(created.order.status).toBe('executed');
   });
+
+  it('holds the orders for an Executor no live node may run, and executes them once a node of its role joins', async () => {
+    const { clock, bank, start } = world();
+    const only = start('node-b', []);
+    await settled(clock, only.shards.start());
+    await settled(clock, clock.advanceAsync(1_000));
+    await settled(clock, only.node.boot(merchants, 10_000));
+    const created = await settled(
+      clock,
+      only.node.orders.create('merchant-a', 'no-bank-node', request, 1_000),
+    );
+    expect(created.order.status).toBe('validated');
+    await clock.advanceAsync(5_000);
+    expect(bank.payments.get(created.order.id)).toBeUndefined();
+    expect(only.recovered).not.toContain(executorId);
+
+    const bankNode = start('node-a', ['bank-a']);
+    await settled(clock, bankNode.shards.start());
+    await clock.advanceAsync(5_000);
+    const final = await settled(clock, only.node.orders.get('merchant-a', created.order.id));
+    expect(final?.status).toBe('executed');
+    expect(bank.payments.get(created.order.id)?.requestCount).toBe(1);
+    expect(bankNode.recovered).toContain(executorId);
+  });
 });
