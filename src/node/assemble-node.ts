@@ -11,10 +11,10 @@ import {
 } from '../payments/order-waiters.js';
 import type { MerchantConfig } from '../payments/validator.js';
 import type { EntityObserver, EntitySettings } from '../persistence/entity.js';
-import { EntityRegistry } from '../persistence/entity-registry.js';
+import { EntityNotOwnedError, type EntityOwnership, EntityRegistry } from '../persistence/entity-registry.js';
 import { ActorSystem } from '../runtime/actor-system.js';
 import type { Clock } from '../runtime/clock.js';
-import type { Messenger } from '../runtime/entity-address.js';
+import type { EntityAddress, EntityAsker, Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Journal, SnapshotStore } from '../store/journal.js';
@@ -73,7 +73,8 @@ export interface NodeVariants {
 
 /** What an OrderService is built from. */
 export interface OrderServiceParts {
-  readonly entities: EntityRegistry;
+  /** How the order service asks Merchants: this node's registry, or a cluster's messenger. */
+  readonly entities: EntityAsker;
   readonly vault: CardVault;
   readonly queries: OrderQueries;
   readonly clock: Clock;
@@ -97,6 +98,13 @@ export interface AssembleNodeOptions {
    * regions.
    */
   readonly messenger?: Messenger;
+  /**
+   * How the order service (and `boot`) ask Merchants. Defaults to this node's registry; a cluster
+   * puts its messenger here, so an ask reaches the Merchant on whichever node owns its shard.
+   */
+  readonly asker?: EntityAsker;
+  /** In a cluster: which entities this node may run and the fence of their writes (its shards). */
+  readonly ownership?: EntityOwnership;
   /** Tells a projection of the read model of every durable append. */
   readonly projection?: NodeProjection;
   readonly observer?: EntityObserver;
@@ -127,6 +135,11 @@ export interface AssembledNode {
    * not answer within `timeoutMs`.
    */
   boot(merchants: readonly NodeMerchant[], timeoutMs: number): Promise<void>;
+  /**
+   * The entities that may have work of their own for these merchants: each bank's Executor and
+   * each Merchant. A cluster node starts the ones of a shard when it takes the shard over.
+   */
+  entitiesOf(merchants: readonly NodeMerchant[]): EntityAddress<unknown>[];
   /** Stops the entities, then the projection. The stores stay open: their owner closes them. */
   close(): Promise<void>;
 }
@@ -155,8 +168,10 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
     ...(stores.snapshots === undefined ? {} : { snapshots: stores.snapshots }),
     ...(options.messenger === undefined ? {} : { messenger: options.messenger }),
     ...(options.observer === undefined ? {} : { observer: options.observer }),
+    ...(options.ownership === undefined ? {} : { ownership: options.ownership }),
   });
   const messenger = options.messenger ?? entities;
+  const asker = options.asker ?? entities;
   const waiters = new OrderWaiters(settings.orderWaiters);
   const merchant = merchantDefinition(waiters, settings.merchant);
   entities.register(variants.merchant?.(merchant, messenger) ?? merchant, settings.entities);
@@ -166,7 +181,7 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
   );
   entities.register(variants.executor?.(executor) ?? executor, settings.entities);
   const parts: OrderServiceParts = {
-    entities,
+    entities: asker,
     vault,
     queries: stores.queries,
     clock,
@@ -186,17 +201,29 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
     settings,
     async boot(merchants, timeoutMs) {
       for (const bank of new Set(merchants.map((each) => each.config.bank))) {
-        entities.refFor(executorAddress(bank));
+        try {
+          entities.refFor(executorAddress(bank));
+        } catch (error) {
+          // In a cluster, the node that owns the Executor's shard starts it when it takes the shard.
+          if (!(error instanceof EntityNotOwnedError)) throw error;
+        }
       }
       await Promise.all(
         merchants.map((each) =>
-          entities.ask<MerchantCommand, unknown>(
+          asker.ask<MerchantCommand, unknown>(
             merchantAddress(each.id),
             (replyTo) => ({ type: 'ConfigureMerchant', config: each.config, replyTo }),
             timeoutMs,
           ),
         ),
       );
+    },
+    entitiesOf(merchants) {
+      const banks = [...new Set(merchants.map((each) => each.config.bank))];
+      return [
+        ...banks.map((bank) => executorAddress(bank)),
+        ...merchants.map((each) => merchantAddress(each.id)),
+      ];
     },
     async close() {
       await system.terminate();

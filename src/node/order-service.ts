@@ -9,10 +9,10 @@ import {
 } from '../payments/merchant-protocol.js';
 import type { Currency } from '../payments/money.js';
 import { isTerminal, type Order, type OrderStatus, orderIdFor } from '../payments/order.js';
-import type { EntityRegistry } from '../persistence/entity-registry.js';
 import { type ActorRef, AskTimeoutError } from '../runtime/actor.js';
 import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
+import type { EntityAsker } from '../runtime/entity-address.js';
 import { ApiError } from './api-error.js';
 
 /** An order as the API shows it (and as the read model stores it). */
@@ -100,7 +100,7 @@ export interface CreatedOrder {
  */
 export class OrderService {
   constructor(
-    private readonly entities: EntityRegistry,
+    private readonly entities: EntityAsker,
     private readonly vault: CardVault,
     private readonly queries: OrderQueries,
     private readonly clock: Clock,

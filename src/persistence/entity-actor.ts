@@ -7,7 +7,13 @@ import type { Clock } from '../runtime/clock.js';
 import type { Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
-import type { Journal, MessageKey, SnapshotStore } from '../store/journal.js';
+import {
+  type Fence,
+  type Journal,
+  type MessageKey,
+  type SnapshotStore,
+  StaleEpochError,
+} from '../store/journal.js';
 import type { Effect, SideEffect } from './effect.js';
 import type { EntityContext, EntityDefinition, EntityObserver, EntitySettings } from './entity.js';
 import { recoverState } from './recovery.js';
@@ -25,6 +31,11 @@ export interface EntityDependencies {
   readonly logger: Logger;
   readonly messenger: Messenger;
   readonly observer?: EntityObserver;
+  /**
+   * The lease of the entity's shard this incarnation runs under, in a cluster: every append and
+   * snapshot carries it, and the store refuses them once the shard has been taken over.
+   */
+  readonly fence?: Fence;
 }
 
 const redeliverTimerKey = 'remit.redeliver';
@@ -108,6 +119,7 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
   }
 
   receive(message: C | EntitySignal): void | Promise<void> {
+    if (this.failure instanceof StaleEpochError) return; // stopping: the shard is another node's
     if (this.failure !== undefined) throw this.failure;
     if (message instanceof EntitySignal) return this.onSignal(message);
     const command = message;
@@ -237,6 +249,7 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
         ...(message === undefined
           ? {}
           : { processed: { receiverId: this.persistenceId, messages: [message] } }),
+        ...(this.dependencies.fence === undefined ? {} : { fence: this.dependencies.fence }),
       })
       .then(
         () => this.onWritten(entry, timestamp),
@@ -287,6 +300,13 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
     }
     this.pending.length = 0;
     const waiters = this.pipelineWaiters.splice(0);
+    if (error instanceof StaleEpochError) {
+      // Another node owns the shard now: restarting here would only be refused again. The entity
+      // stops for good (its registry does not revive it); its new owner recovers it.
+      for (const waiter of waiters) waiter.resolve();
+      this.actor.stop();
+      return;
+    }
     if (waiters.length > 0) for (const waiter of waiters) waiter.reject(error);
     else this.actor.self.tell(new EntitySignal('crash'));
   }
@@ -356,7 +376,7 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
       timestamp: this.dependencies.clock.now(),
     };
     snapshots
-      .save(snapshot)
+      .save(snapshot, this.dependencies.fence)
       .then(async () => {
         this.lastSnapshotSeqNr = seqNr;
         await snapshots.deleteOlderThan(this.persistenceId, seqNr);

@@ -1,10 +1,10 @@
 import type { ActorRef, ActorSystemApi } from '../runtime/actor.js';
 import { ActorSystemTerminatedError } from '../runtime/actor-system.js';
 import type { Clock } from '../runtime/clock.js';
-import type { EntityAddress, Messenger } from '../runtime/entity-address.js';
+import type { EntityAddress, EntityAsker, Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
-import type { Journal, SnapshotStore } from '../store/journal.js';
+import type { Fence, Journal, SnapshotStore } from '../store/journal.js';
 import {
   defaultEntitySettings,
   type EntityDefinition,
@@ -27,6 +27,28 @@ export interface EntityRegistryOptions {
    */
   readonly messenger?: Messenger;
   readonly observer?: EntityObserver;
+  /** In a cluster: which entities this node may run, and the fence of each one's writes. */
+  readonly ownership?: EntityOwnership;
+}
+
+/**
+ * Which entities this process may run. A cluster answers from the shard leases it holds, so an
+ * entity starts only on the owner of its shard and writes only under that shard's lease.
+ */
+export interface EntityOwnership {
+  /**
+   * The lease the entity's writes must carry, or `undefined` when its shard is not this node's
+   * (the entity must not start here).
+   */
+  fenceFor(address: EntityAddress<unknown>): Fence | undefined;
+}
+
+/** A message or ask for an entity whose shard this node does not own. */
+export class EntityNotOwnedError extends Error {
+  override readonly name = 'EntityNotOwnedError';
+  constructor(readonly persistenceId: string) {
+    super(`entity ${persistenceId} belongs to a shard this node does not own`);
+  }
 }
 
 interface Registration {
@@ -40,8 +62,10 @@ interface Registration {
  * message. At most one incarnation per address runs in this process, because the actor name is
  * derived from the address.
  */
-export class EntityRegistry implements Messenger {
+export class EntityRegistry implements Messenger, EntityAsker {
   private readonly registrations = new Map<string, Registration>();
+  /** Running entities by persistence id, so the ones of a shard can be stopped together. */
+  private readonly running = new Map<string, { address: EntityAddress<unknown>; ref: ActorRef<unknown> }>();
 
   constructor(private readonly options: EntityRegistryOptions) {}
 
@@ -58,12 +82,50 @@ export class EntityRegistry implements Messenger {
     });
   }
 
+  /** Drops the message (with a log line) when the entity's shard is not this node's. */
   tell<M>(address: EntityAddress<M>, message: M): void {
-    this.refFor(address).tell(message);
+    let ref: ActorRef<M>;
+    try {
+      ref = this.refFor(address);
+    } catch (error) {
+      if (!(error instanceof EntityNotOwnedError)) throw error;
+      // At-least-once delivery above resends it to whichever node owns the shard then.
+      this.options.logger.debug(
+        { persistenceId: error.persistenceId },
+        'message for an entity not owned here dropped',
+      );
+      return;
+    }
+    ref.tell(message);
   }
 
   ask<M, R>(address: EntityAddress<M>, make: (replyTo: ActorRef<R>) => M, timeoutMs: number): Promise<R> {
-    return this.options.system.ask(this.refFor(address), make, timeoutMs);
+    let ref: ActorRef<M>;
+    try {
+      ref = this.refFor(address);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.options.system.ask(ref, make, timeoutMs);
+  }
+
+  /**
+   * Stops every running entity `select` picks (a shard about to be handed over or lost) and
+   * resolves once they have stopped: each finishes its current message first.
+   */
+  async stopWhere(select: (address: EntityAddress<unknown>) => boolean): Promise<void> {
+    const stopping: Promise<unknown>[] = [];
+    for (const { address, ref } of this.running.values()) {
+      if (!select(address)) continue;
+      this.options.system.stop(ref);
+      stopping.push(this.options.system.whenStopped(ref));
+    }
+    await Promise.all(stopping);
+  }
+
+  /** The addresses of the entities running in this process. */
+  runningAddresses(): EntityAddress<unknown>[] {
+    return [...this.running.values()].map((entry) => entry.address);
   }
 
   /** The live incarnation's ref, spawning (and so recovering) the entity if none runs. */
@@ -79,7 +141,9 @@ export class EntityRegistry implements Messenger {
     const registration = this.registrations.get(address.typeName);
     if (registration === undefined) throw new Error(`no entity type ${address.typeName} is registered`);
     const { definition, settings } = registration;
-    const { system, journal, snapshots, clock, random, logger, observer } = this.options;
+    const { system, journal, snapshots, clock, random, logger, observer, ownership } = this.options;
+    const fence = ownership?.fenceFor(address);
+    if (ownership !== undefined && fence === undefined) throw new EntityNotOwnedError(name);
     const dependencies = {
       journal,
       clock,
@@ -88,6 +152,7 @@ export class EntityRegistry implements Messenger {
       messenger: this.options.messenger ?? this,
       ...(snapshots === undefined ? {} : { snapshots }),
       ...(observer === undefined ? {} : { observer }),
+      ...(fence === undefined ? {} : { fence }),
     };
     const ref = system.spawn<unknown | EntitySignal>(
       name,
@@ -98,7 +163,9 @@ export class EntityRegistry implements Messenger {
         ...(settings.stashCapacity === undefined ? {} : { stashCapacity: settings.stashCapacity }),
       },
     );
+    this.running.set(name, { address, ref });
     void system.whenStopped(ref).then((reason) => {
+      if (this.running.get(name)?.ref === ref) this.running.delete(name);
       if (reason.kind === 'failed') this.reviveLater(address, settings.failedRestartDelayMs, reason.error);
     });
     return ref;
@@ -120,7 +187,8 @@ export class EntityRegistry implements Messenger {
       try {
         this.refFor(address);
       } catch (spawnError) {
-        // The system is shutting down: nothing left to revive.
+        // The system is shutting down, or the shard is another node's now: nothing to revive here.
+        if (spawnError instanceof EntityNotOwnedError) return;
         if (!(spawnError instanceof ActorSystemTerminatedError)) throw spawnError;
       }
     });

@@ -1,3 +1,5 @@
+import type { ActorRef } from './actor.js';
+
 /**
  * An entity is addressed by its type and id, never by an in-process object, so the same code
  * works when the entity lives on another node. `M` is the type of message it accepts; it exists
@@ -20,4 +22,9 @@ export function entityAddress<M>(typeName: string, entityId: string): EntityAddr
  */
 export interface Messenger {
   tell<M>(address: EntityAddress<M>, message: M): void;
+}
+
+/** Asks entities wherever they live; the reply comes back to the asking process. */
+export interface EntityAsker {
+  ask<M, R>(address: EntityAddress<M>, make: (replyTo: ActorRef<R>) => M, timeoutMs: number): Promise<R>;
 }

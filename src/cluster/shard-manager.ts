@@ -1,0 +1,344 @@
+import type { EntityOwnership } from '../persistence/entity-registry.js';
+import type { Cancellable, Clock } from '../runtime/clock.js';
+import type { EntityAddress } from '../runtime/entity-address.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Fence } from '../store/journal.js';
+import type { ClusterSettings } from './cluster-settings.js';
+import type { ClusterStore, Incarnation, JoiningMember, LeaseGrant } from './cluster-store.js';
+import { placeShards } from './shard-placement.js';
+import { type ShardGroup, shardOf } from './shards.js';
+import type { Transport } from './transport.js';
+
+/** What the node does with the entities of a shard when it gains or gives it up. */
+export interface ShardEntities {
+  /** Stops every running entity of the shard; resolves once they have stopped. */
+  stopShard(shardId: string): Promise<void>;
+  /**
+   * Starts (and so recovers) the shard's entities that may have work, so deliveries left
+   * unconfirmed by the previous owner resume without new traffic.
+   */
+  startShard(shardId: string): void;
+}
+
+export interface ShardManagerOptions {
+  readonly store: ClusterStore;
+  readonly self: JoiningMember;
+  readonly groups: readonly ShardGroup[];
+  /**
+   * The shard group of an entity: by its type, and for a bank's Executor by its id (the bank),
+   * since the bank decides which nodes may run it.
+   */
+  readonly groupOf: (address: EntityAddress<unknown>) => ShardGroup;
+  readonly settings: ClusterSettings;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly entities: ShardEntities;
+  /** Told the live members each round, so it keeps connections to them. */
+  readonly transport?: Transport;
+  /**
+   * How long before a lease expires (counted from when its last successful renewal was *sent*, on
+   * this node's clock) the node stops the shard if it could not renew it. Defaults to
+   * `leaseRenewIntervalMs`: the node stops its shards a whole renewal interval before anyone may
+   * take them, which covers a clock running slower than the store's by that much.
+   */
+  readonly selfFenceMarginMs?: number;
+}
+
+interface HeldLease {
+  readonly fence: Fence;
+  /** This node's clock: after this the lease is treated as lost, renewed or not. */
+  validUntil: number;
+}
+
+/**
+ * One node's part in the cluster: it joins the membership and heartbeats, reads members and
+ * leases, decides with `placeShards` which shards it should own, and takes, renews and hands over
+ * their leases. It is the node's `EntityOwnership`: an entity runs here only while this node holds
+ * a valid lease of its shard, and writes under that lease's fence.
+ *
+ * **Self-fencing.** A lease is valid on this node until `leaseTtlMs - selfFenceMarginMs` after the
+ * moment its last successful renewal was sent (its own clock, so earlier than the store's expiry
+ * however long the request took). Past that, the node stops the shard's entities and forgets the
+ * lease, whether or not the store could be reached. The fence on every write covers an entity
+ * that is still finishing a message when the lease is taken over: its write is refused.
+ *
+ * **Handover.** A shard that should move is stopped here (entities first, then the lease is
+ * released), so its next owner may take it at the next round instead of after the TTL.
+ */
+export class ShardManager implements EntityOwnership {
+  private incarnation: Incarnation | undefined;
+  private readonly held = new Map<string, HeldLease>();
+  /** The owner of every shard with an unexpired lease, from the last lease view. */
+  private owners = new Map<string, string>();
+  /** The next tick of each periodic task, by name. */
+  private readonly timers = new Map<string, Cancellable>();
+  /** Fires when the earliest held lease reaches its self-fence time. */
+  private selfFenceTimer: Cancellable | undefined;
+  private roundInFlight = false;
+  private renewalInFlight = false;
+  private leaving = false;
+  private halted = false;
+  private readonly routingListeners: Array<() => void> = [];
+  private readonly marginMs: number;
+
+  constructor(private readonly options: ShardManagerOptions) {
+    this.marginMs = options.selfFenceMarginMs ?? options.settings.leaseRenewIntervalMs;
+    if (this.marginMs <= 0 || this.marginMs >= options.settings.leaseTtlMs) {
+      throw new RangeError('selfFenceMarginMs must be positive and less than leaseTtlMs');
+    }
+  }
+
+  get nodeId(): string {
+    return this.options.self.nodeId;
+  }
+
+  /** Joins the membership, runs a first round, and starts heartbeating and renewing. */
+  async start(): Promise<void> {
+    this.incarnation = await this.options.store.join(this.options.self);
+    await this.round();
+    this.every('round', this.options.settings.heartbeatIntervalMs, () => this.round());
+    this.every('renewal', this.options.settings.leaseRenewIntervalMs, () => this.renewAll());
+  }
+
+  /** The shard of an entity, in its group. */
+  shardOf(address: EntityAddress<unknown>): string {
+    return shardOf(this.options.groupOf(address), address.entityId, this.options.settings.shardCount);
+  }
+
+  fenceFor(address: EntityAddress<unknown>): Fence | undefined {
+    return this.validLease(this.shardOf(address))?.fence;
+  }
+
+  /** The node that owns the shard as far as this node knows; `undefined` when nobody does. */
+  ownerOf(shardId: string): string | undefined {
+    if (this.validLease(shardId) !== undefined) return this.nodeId;
+    const owner = this.owners.get(shardId);
+    return owner === this.nodeId ? undefined : owner;
+  }
+
+  /** The shards this node holds a valid lease of, in id order. */
+  ownedShards(): string[] {
+    return [...this.held.keys()].filter((shardId) => this.validLease(shardId) !== undefined).sort();
+  }
+
+  /** Called after each round that may have changed who owns what. */
+  onRoutingChanged(listener: () => void): void {
+    this.routingListeners.push(listener);
+  }
+
+  /**
+   * Graceful leave: marks this node leaving (so no node places shards here), stops the entities of
+   * every shard and releases the leases, so their next owners take them at once.
+   */
+  async leave(): Promise<void> {
+    this.leaving = true;
+    if (this.incarnation !== undefined) await this.options.store.leave(this.incarnation).catch(() => false);
+    for (const shardId of [...this.held.keys()]) await this.handOver(shardId);
+    this.halted = true;
+    this.cancelTimers();
+  }
+
+  /**
+   * Stops every timer without handing anything over, as a crashed process would: its leases run
+   * out and other nodes take its shards after the TTL. For tests and the simulator.
+   */
+  halt(): void {
+    this.halted = true;
+    this.cancelTimers();
+  }
+
+  // ---- rounds -----------------------------------------------------------------------------------
+
+  private every(name: string, intervalMs: number, task: () => Promise<void>): void {
+    const tick = () => {
+      if (this.halted) return;
+      this.timers.set(name, this.options.clock.schedule(intervalMs, tick));
+      void task().catch((error: unknown) => {
+        this.options.logger.warn(
+          { nodeId: this.nodeId, task: name, error: String(error) },
+          'cluster task failed',
+        );
+      });
+    };
+    this.timers.set(name, this.options.clock.schedule(intervalMs, tick));
+  }
+
+  private cancelTimers(): void {
+    for (const timer of this.timers.values()) timer.cancel();
+    this.timers.clear();
+    this.selfFenceTimer?.cancel();
+    this.selfFenceTimer = undefined;
+  }
+
+  /** Heartbeat, read the tables, then take and give up shards to match the placement. */
+  private async round(): Promise<void> {
+    if (this.roundInFlight || this.halted) return;
+    this.roundInFlight = true;
+    try {
+      await this.fenceExpired();
+      const { store } = this.options;
+      if (this.incarnation !== undefined && !(await store.heartbeat(this.incarnation))) {
+        // Declared down or replaced: whatever we hold may be taken; start over as a new incarnation.
+        this.options.logger.warn(
+          { nodeId: this.nodeId },
+          'membership lost; stopping every shard and joining again',
+        );
+        for (const shardId of [...this.held.keys()]) await this.drop(shardId);
+        if (this.leaving) return;
+        this.incarnation = await store.join(this.options.self);
+      }
+      const [membership, leaseView] = await Promise.all([store.members(), store.leases()]);
+      this.options.transport?.setPeers(
+        membership.members
+          .filter((member) => member.state !== 'down' && member.nodeId !== this.nodeId)
+          .map((member) => ({ nodeId: member.nodeId, address: member.address })),
+      );
+      const liveNodes = new Set(membership.members.filter((m) => m.state !== 'down').map((m) => m.nodeId));
+      this.owners = new Map(
+        leaseView.leases
+          .filter((lease) => !lease.acquirable && lease.owner !== undefined && liveNodes.has(lease.owner))
+          .map((lease) => [lease.shardId, lease.owner ?? '']),
+      );
+      if (!this.leaving) {
+        const target = placeShards({
+          groups: this.options.groups,
+          shardCount: this.options.settings.shardCount,
+          members: membership.members,
+          leases: leaseView.leases,
+          rebalanceShardsMax: this.options.settings.rebalanceShardsMax,
+        });
+        for (const shardId of [...this.held.keys()]) {
+          if (target.get(shardId) !== this.nodeId) await this.handOver(shardId);
+        }
+        for (const lease of leaseView.leases) {
+          if (
+            target.get(lease.shardId) === this.nodeId &&
+            lease.acquirable &&
+            !this.held.has(lease.shardId)
+          ) {
+            await this.acquire(lease.shardId);
+          }
+        }
+        const known = new Set(leaseView.leases.map((lease) => lease.shardId));
+        for (const [shardId, nodeId] of target) {
+          if (nodeId === this.nodeId && !known.has(shardId) && !this.held.has(shardId))
+            await this.acquire(shardId);
+        }
+      }
+    } finally {
+      this.roundInFlight = false;
+    }
+    for (const listener of this.routingListeners) listener();
+  }
+
+  private async acquire(shardId: string): Promise<void> {
+    const sentAt = this.options.clock.now();
+    const grant = await this.options.store.acquireLease(shardId, this.nodeId);
+    if (grant === undefined || this.halted) return;
+    if (this.leaving) {
+      await this.options.store.releaseLease(grant).catch(() => false);
+      return;
+    }
+    this.hold(grant, sentAt);
+    this.owners.set(shardId, this.nodeId);
+    this.options.logger.info({ nodeId: this.nodeId, shardId, epoch: grant.epoch }, 'shard acquired');
+    this.options.entities.startShard(shardId);
+  }
+
+  private hold(grant: LeaseGrant, sentAt: number): void {
+    const fence: Fence = { shardId: grant.shardId, epoch: grant.epoch, owner: grant.owner };
+    this.held.set(grant.shardId, {
+      fence,
+      validUntil: sentAt + this.options.settings.leaseTtlMs - this.marginMs,
+    });
+    this.armSelfFence();
+  }
+
+  /**
+   * Schedules the self-fence check for the earliest lease's deadline, so a shard is stopped on
+   * time even when every renewal hangs (a renewal tick only runs once the one before has settled).
+   */
+  private armSelfFence(): void {
+    this.selfFenceTimer?.cancel();
+    this.selfFenceTimer = undefined;
+    if (this.halted || this.held.size === 0) return;
+    const earliest = Math.min(...[...this.held.values()].map((lease) => lease.validUntil));
+    this.selfFenceTimer = this.options.clock.schedule(earliest - this.options.clock.now(), () => {
+      this.selfFenceTimer = undefined;
+      void this.fenceExpired().finally(() => this.armSelfFence());
+    });
+  }
+
+  private async renewAll(): Promise<void> {
+    if (this.renewalInFlight || this.halted) return;
+    this.renewalInFlight = true;
+    try {
+      await this.fenceExpired();
+      await Promise.all(
+        [...this.held.values()].map(async (lease) => {
+          const sentAt = this.options.clock.now();
+          let grant: LeaseGrant | undefined;
+          try {
+            grant = await this.options.store.renewLease(lease.fence);
+          } catch (error) {
+            // Unreachable store: keep the lease until its self-fence time, and try again next tick.
+            this.options.logger.warn(
+              { shardId: lease.fence.shardId, error: String(error) },
+              'lease renewal failed',
+            );
+            return;
+          }
+          if (this.held.get(lease.fence.shardId) !== lease) return;
+          if (grant === undefined) {
+            this.options.logger.warn({ shardId: lease.fence.shardId }, 'lease lost; stopping the shard');
+            await this.drop(lease.fence.shardId);
+            return;
+          }
+          lease.validUntil = sentAt + this.options.settings.leaseTtlMs - this.marginMs;
+        }),
+      );
+      await this.fenceExpired();
+      this.armSelfFence();
+    } finally {
+      this.renewalInFlight = false;
+    }
+  }
+
+  /** Stops every shard whose lease could not be renewed in time (self-fencing). */
+  private async fenceExpired(): Promise<void> {
+    const now = this.options.clock.now();
+    for (const [shardId, lease] of [...this.held]) {
+      if (now >= lease.validUntil) {
+        this.options.logger.warn({ nodeId: this.nodeId, shardId }, 'lease not renewed in time; self-fencing');
+        await this.drop(shardId);
+      }
+    }
+  }
+
+  private validLease(shardId: string): HeldLease | undefined {
+    const lease = this.held.get(shardId);
+    return lease !== undefined && this.options.clock.now() < lease.validUntil ? lease : undefined;
+  }
+
+  /** Stops the shard's entities and forgets the lease (lost or expired: nothing to release). */
+  private async drop(shardId: string): Promise<void> {
+    this.held.delete(shardId);
+    this.owners.delete(shardId);
+    await this.options.entities.stopShard(shardId);
+  }
+
+  /** Stops the shard's entities, then releases its lease so the next owner may take it at once. */
+  private async handOver(shardId: string): Promise<void> {
+    const lease = this.held.get(shardId);
+    if (lease === undefined) return;
+    // No entity starts here from now on; the running ones finish their current message and stop.
+    this.held.delete(shardId);
+    this.owners.delete(shardId);
+    await this.options.entities.stopShard(shardId);
+    await this.options.store.releaseLease(lease.fence).catch((error: unknown) => {
+      // It expires on its own after the TTL.
+      this.options.logger.warn({ shardId, error: String(error) }, 'lease release failed');
+    });
+    this.options.logger.info({ nodeId: this.nodeId, shardId }, 'shard handed over');
+  }
+}

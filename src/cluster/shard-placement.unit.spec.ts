@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import type { Member, ShardLease } from './cluster-store.js';
+import { placeShards } from './shard-placement.js';
+import { shardGroup, shardIdsOf } from './shards.js';
+
+const open = shardGroup('orders');
+const bankA = shardGroup('executor-bank-a', 'bank-a');
+
+function member(nodeId: string, roles: readonly string[] = [], state: Member['state'] = 'up'): Member {
+  return { nodeId, address: `${nodeId}:1`, roles, incarnation: 1, state, heartbeatAgeMs: 0 };
+}
+
+function lease(shardId: string, owner: string | undefined): ShardLease {
+  return { shardId, owner, epoch: 1, expiresAt: 0, acquirable: owner === undefined };
+}
+
+function loads(target: Map<string, string | undefined>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const owner of target.values()) if (owner !== undefined) counts[owner] = (counts[owner] ?? 0) + 1;
+  return counts;
+}
+
+describe('placeShards', () => {
+  it('spreads unowned shards evenly and only over nodes with the group’s role', () => {
+    const target = placeShards({
+      groups: [open, bankA],
+      shardCount: 6,
+      members: [member('a', ['bank-a']), member('b'), member('c', ['bank-a'])],
+      leases: [],
+      rebalanceShardsMax: 1,
+    });
+    for (const shardId of shardIdsOf(bankA, 6)) expect(['a', 'c']).toContain(target.get(shardId));
+    expect(loads(new Map([...target].filter(([id]) => id.startsWith('orders/'))))).toEqual({
+      a: 2,
+      b: 2,
+      c: 2,
+    });
+  });
+
+  it('keeps shards with live owners and moves at most rebalanceShardsMax per round', () => {
+    const shardIds = shardIdsOf(open, 8);
+    const target = placeShards({
+      groups: [open],
+      shardCount: 8,
+      members: [member('a'), member('b')],
+      leases: shardIds.map((shardId) => lease(shardId, 'a')),
+      rebalanceShardsMax: 3,
+    });
+    expect(loads(target)).toEqual({ a: 5, b: 3 });
+  });
+
+  it('gives no target to a group no live node may own, and none to down or leaving nodes', () => {
+    const target = placeShards({
+      groups: [open, bankA],
+      shardCount: 2,
+      members: [member('a', ['bank-a'], 'down'), member('b'), member('c', [], 'leaving')],
+      leases: [lease('orders/0', 'c'), lease('orders/1', 'a')],
+      rebalanceShardsMax: 1,
+    });
+    expect(target.get('executor-bank-a/0')).toBeUndefined();
+    expect(target.get('orders/0')).toBe('b');
+    expect(target.get('orders/1')).toBe('b');
+  });
+
+  it('reaches the same answer whatever order the members are listed in', () => {
+    const members = [member('c'), member('a'), member('b')];
+    const input = { groups: [open], shardCount: 7, leases: [], rebalanceShardsMax: 2 };
+    const forward = new Map(placeShards({ ...input, members }));
+    const backward = new Map(placeShards({ ...input, members: [...members].reverse() }));
+    expect(Object.fromEntries(forward)).toEqual(Object.fromEntries(backward));
+    expect(new Set(forward.values())).toEqual(new Set(['a', 'b', 'c']));
+  });
+});
