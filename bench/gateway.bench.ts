@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { BankClient } from '../src/bank/bank-client.js';
 import type { BankFaults } from '../src/bank/bank-protocol.js';
-import { OwnedPostgres } from '../src/chaos/database.js';
+import { startRunPostgres } from '../src/chaos/database.js';
 import { luhnValid } from '../src/payments/card.js';
 import { approvedCard } from './gateway/cards.js';
 import { numberFlag } from './gateway/flags.js';
@@ -671,7 +671,7 @@ async function openBenchDatabase(settings: Settings, dataDir: string): Promise<B
   }
   // The server runs as the `postgres` user, which must pass through the run's folder to its own.
   chmodSync(dataDir, 0o755);
-  const server = await OwnedPostgres.create(
+  const server = await startRunPostgres(
     path.join(dataDir, 'postgres'),
     settings.statementStats ? statementStatsServerSettings : [],
   );
