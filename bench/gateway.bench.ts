@@ -39,7 +39,6 @@ import {
   enableStatementStats,
   type PostgresCounters,
   postgresServerCpuSeconds,
-  postmasterPid,
   samplePostgresCounters,
 } from './gateway/postgres-stats.js';
 import { clockTicksPerSecond, type ProcessSample, sampleProcess } from './gateway/process-stats.js';
@@ -148,11 +147,11 @@ interface Sample {
   readonly postgresCounters: PostgresCounters | undefined;
 }
 
-/** The PostgreSQL one run uses: where, in which schema, and its postmaster's data folder when it runs here. */
+/** The PostgreSQL one run uses: where, in which schema, and its postmaster's pid when it runs here. */
 interface BenchDatabase {
   readonly url: string;
   readonly schema: string;
-  readonly dataFolder: string | undefined;
+  postmasterPid(): number | undefined;
   readonly description: string;
   close(): Promise<void>;
 }
@@ -269,7 +268,7 @@ async function sample(
   ticks: number,
 ): Promise<Sample> {
   const at = performance.now();
-  const postmaster = database?.dataFolder === undefined ? undefined : postmasterPid(database.dataFolder);
+  const postmaster = database?.postmasterPid();
   const snapshot = {
     at,
     gateway: sampleProcess(gateway.pid, ticks),
@@ -664,7 +663,7 @@ async function openBenchDatabase(settings: Settings, dataDir: string): Promise<B
     return {
       url,
       schema,
-      dataFolder: undefined,
+      postmasterPid: () => undefined,
       description: `given by --database-url, schema ${schema}`,
       close: () => dropBenchSchema(url, schema),
     };
@@ -679,7 +678,7 @@ async function openBenchDatabase(settings: Settings, dataDir: string): Promise<B
   return {
     url: server.url,
     schema,
-    dataFolder: server.dataFolder,
+    postmasterPid: () => server.postmasterPid(),
     description: `embedded, started by the bench, fsync and synchronous_commit on, same machine${statementStats ? ', pg_stat_statements loaded' : ''}`,
     close: () => server.stop(),
   };
