@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { BankClient } from '../src/bank/bank-client.js';
 import type { BankFaults } from '../src/bank/bank-protocol.js';
-import { OwnedPostgres } from '../src/chaos/database.js';
+import { startRunPostgres } from '../src/chaos/database.js';
 import { luhnValid } from '../src/payments/card.js';
 import { approvedCard } from './gateway/cards.js';
 import { numberFlag } from './gateway/flags.js';
@@ -39,7 +39,6 @@ import {
   enableStatementStats,
   type PostgresCounters,
   postgresServerCpuSeconds,
-  postmasterPid,
   samplePostgresCounters,
 } from './gateway/postgres-stats.js';
 import { clockTicksPerSecond, type ProcessSample, sampleProcess } from './gateway/process-stats.js';
@@ -148,11 +147,11 @@ interface Sample {
   readonly postgresCounters: PostgresCounters | undefined;
 }
 
-/** The PostgreSQL one run uses: where, in which schema, and its postmaster's data folder when it runs here. */
+/** The PostgreSQL one run uses: where, in which schema, and its postmaster's pid when it runs here. */
 interface BenchDatabase {
   readonly url: string;
   readonly schema: string;
-  readonly dataFolder: string | undefined;
+  postmasterPid(): number | undefined;
   readonly description: string;
   close(): Promise<void>;
 }
@@ -269,7 +268,7 @@ async function sample(
   ticks: number,
 ): Promise<Sample> {
   const at = performance.now();
-  const postmaster = database?.dataFolder === undefined ? undefined : postmasterPid(database.dataFolder);
+  const postmaster = database?.postmasterPid();
   const snapshot = {
     at,
     gateway: sampleProcess(gateway.pid, ticks),
@@ -664,14 +663,14 @@ async function openBenchDatabase(settings: Settings, dataDir: string): Promise<B
     return {
       url,
       schema,
-      dataFolder: undefined,
+      postmasterPid: () => undefined,
       description: `given by --database-url, schema ${schema}`,
       close: () => dropBenchSchema(url, schema),
     };
   }
   // The server runs as the `postgres` user, which must pass through the run's folder to its own.
   chmodSync(dataDir, 0o755);
-  const server = await OwnedPostgres.create(
+  const server = await startRunPostgres(
     path.join(dataDir, 'postgres'),
     settings.statementStats ? statementStatsServerSettings : [],
   );
@@ -679,7 +678,7 @@ async function openBenchDatabase(settings: Settings, dataDir: string): Promise<B
   return {
     url: server.url,
     schema,
-    dataFolder: server.dataFolder,
+    postmasterPid: () => server.postmasterPid(),
     description: `embedded, started by the bench, fsync and synchronous_commit on, same machine${statementStats ? ', pg_stat_statements loaded' : ''}`,
     close: () => server.stop(),
   };

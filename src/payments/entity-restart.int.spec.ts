@@ -17,6 +17,7 @@ import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import { EntityTestKit, waitFor } from '../testing/entity-test-kit.js';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { InMemoryCards } from '../testing/in-memory-cards.js';
 import type { CardSummary } from './card.js';
 import { defaultExecutorSettings, executorDefinition } from './executor.js';
@@ -30,15 +31,7 @@ import type { MerchantConfig } from './validator.js';
 
 const start = Date.UTC(2026, 10, 24);
 const token = `tok_${'5'.repeat(32)}`;
-const card: CardSummary = {
-  token,
-  brand: 'visa',
-  bin: '424242',
-  last4: '4242',
-  expMonth: 12,
-  expYear: 2030,
-  luhnValid: true,
-};
+const card: CardSummary = visaCardSummary(token);
 const config: MerchantConfig = {
   bank: 'bank-a',
   currencies: [{ currency: 'EUR', perOrderLimit: 1_000_000n }],

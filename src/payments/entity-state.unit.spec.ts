@@ -10,6 +10,7 @@ import { Map as ImmutableMap, isImmutable } from 'immutable';
 import { describe, expect, it } from 'vitest';
 import { EntityContextProbe, replyProbe } from '../testing/decider-spec.js';
 import '../testing/entity-test-kit.js';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import type { CardSummary } from './card.js';
 import { cardActivityGenerations } from './card-activity.js';
 import { defaultExecutorSettings, executorDefinition } from './executor.js';
@@ -39,15 +40,7 @@ const config: MerchantConfig = {
 };
 
 function card(n: number): CardSummary {
-  return {
-    token: `tok_${String(n).padStart(32, '0')}`,
-    brand: 'visa',
-    bin: '424242',
-    last4: '4242',
-    expMonth: 12,
-    expYear: 2030,
-    luhnValid: true,
-  };
+  return visaCardSummary(`tok_${String(n).padStart(32, '0')}`);
 }
 
 function newOrder(n: number, at: number, cardNumber = n): NewOrder {

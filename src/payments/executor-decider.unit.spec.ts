@@ -13,6 +13,7 @@ import { SimulatedClock, settle } from '../runtime/clock.js';
 import { SeededRandom } from '../runtime/random.js';
 import { deciderSpec, EntityContextProbe } from '../testing/decider-spec.js';
 import { waitFor } from '../testing/entity-test-kit.js';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { InMemoryCards } from '../testing/in-memory-cards.js';
 import type { CardSummary } from './card.js';
 import { defaultExecutorSettings, type ExecutorSettings, executorDefinition } from './executor.js';
@@ -23,15 +24,7 @@ import { type ExecuteOrder, type ExecutionOutcome, executorInbox, merchantInbox 
 const bank = 'bank-a';
 const now = Date.UTC(2026, 10, 24);
 const token = `tok_${'1'.repeat(32)}`;
-const card: CardSummary = {
-  token,
-  brand: 'visa',
-  bin: '424242',
-  last4: '4242',
-  expMonth: 12,
-  expYear: 2030,
-  luhnValid: true,
-};
+const card: CardSummary = visaCardSummary(token);
 
 type Operation = 'authorize' | 'inquire' | 'cancel';
 

@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { deciderSpec, EntityContextProbe, replyProbe } from '../testing/decider-spec.js';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import type { CardSummary } from './card.js';
 import { defaultMerchantSettings, type MerchantSettings, merchantDefinition } from './merchant.js';
 import type { MerchantEvent } from './merchant-events.js';
@@ -36,15 +37,7 @@ const config: MerchantConfig = {
 };
 const configured: MerchantEvent = { type: 'MerchantConfigured', config };
 
-const card: CardSummary = {
-  token: `tok_${'7'.repeat(32)}`,
-  brand: 'visa',
-  bin: '424242',
-  last4: '4242',
-  expMonth: 12,
-  expYear: 2030,
-  luhnValid: true,
-};
+const card: CardSummary = visaCardSummary(`tok_${'7'.repeat(32)}`);
 
 function newOrder(n: number, changes: Partial<NewOrder> = {}): NewOrder {
   const key = `key-${n}`;

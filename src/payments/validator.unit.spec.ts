@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { brandOf, type CardSummary, cardExpired, luhnValid } from './card.js';
 import { formatMoney } from './money.js';
 import { type MerchantConfig, type OrderFacts, validateOrder, validatorRulesVersion } from './validator.js';
@@ -16,15 +17,7 @@ const config: MerchantConfig = {
   velocity: { maxOrdersPerCard: 3, windowMs: 60_000 },
 };
 
-const card: CardSummary = {
-  token: 'tok_test',
-  brand: 'visa',
-  bin: '424242',
-  last4: '4242',
-  expMonth: 12,
-  expYear: 2030,
-  luhnValid: true,
-};
+const card: CardSummary = visaCardSummary('tok_test');
 
 const order = (overrides: Partial<OrderFacts> = {}): OrderFacts => ({
   amount: 1_000n,

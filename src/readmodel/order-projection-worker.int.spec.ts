@@ -27,6 +27,7 @@ import type { Logger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/open-database.js';
 import { ThreadWriter } from '../store/sqlite/sqlite-writer.js';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { dumpReadModel, listedEventOffsets } from '../testing/read-model-dump.js';
 import { orderAuditTrail } from './audit-trail.js';
 import { OrderProjectionError, OrderProjectionStoppedError } from './order-projection.js';
@@ -38,15 +39,7 @@ import {
 import { OrderReadModel, readModelPath } from './order-read-model.js';
 
 const start = Date.UTC(2026, 10, 24);
-const card: CardSummary = {
-  token: 'tok_3f9a1c',
-  brand: 'visa',
-  bin: '424242',
-  last4: '4242',
-  expMonth: 12,
-  expYear: 2030,
-  luhnValid: true,
-};
+const card: CardSummary = visaCardSummary('tok_3f9a1c');
 
 function created(orderId: string): MerchantEvent {
   return {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { assertNever } from '../runtime/assert-never.js';
-import { type BackoffSettings, backoffDelayMs } from '../runtime/backoff.js';
-import type { Cancellable, Clock } from '../runtime/clock.js';
+import type { BackoffSettings } from '../runtime/backoff.js';
+import type { Clock } from '../runtime/clock.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { GuestHost } from '../runtime/thread-guest.js';
@@ -15,7 +15,6 @@ import {
 } from './commit-signal.js';
 import {
   OrderProjectionBusyError,
-  OrderProjectionError,
   type OrderProjectionSettings,
   type OrderProjectionStats,
   OrderProjectionStoppedError,
@@ -26,6 +25,7 @@ import {
   type ProjectionThreadSettings,
   type ToProjectionThread,
 } from './projection-protocol.js';
+import { ProjectionRestarts } from './projection-restarts.js';
 
 /**
  * The order projection in a worker thread, seen from the gateway's main thread.
@@ -215,16 +215,11 @@ export class OrderProjectionWorker {
   readonly settings: OrderProjectionWorkerSettings;
   private readonly log: Logger;
   private state: 'new' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' = 'new';
-  /** Set while declared failed (`restartsMax` exceeded); cleared by progress. */
-  private failure: OrderProjectionError | undefined;
+  private readonly restarts: ProjectionRestarts;
   private run: Run | undefined;
-  private restartTimer: Cancellable | undefined;
   /** The next worker must empty the read model first (a rebuild not yet under way). */
   private resetPending = false;
   private offset = 0;
-  private restarts = 0;
-  private consecutiveFailures = 0;
-  private lastError: string | undefined;
   private nudges = 0;
   private readonly commitSignalMemory = newCommitSignalMemory();
   private readonly commitSignal = new CommitSignal(this.commitSignalMemory);
@@ -239,13 +234,25 @@ export class OrderProjectionWorker {
     this.settings = { ...defaultOrderProjectionWorkerSettings, ...options.settings };
     this.log = (options.logger ?? silentLogger).child({ projection: 'orders' });
     const { restartsMax, drainTimeoutMs, stopTimeoutMs, waitersMax, restart } = this.settings;
-    assert.ok(Number.isSafeInteger(restartsMax) && restartsMax >= 0, 'restartsMax must be an integer >= 0');
     assert.ok(drainTimeoutMs >= 0 && stopTimeoutMs > 0, 'drainTimeoutMs must be >= 0, stopTimeoutMs > 0');
     assert.ok(Number.isSafeInteger(waitersMax) && waitersMax >= 1, 'waitersMax must be an integer >= 1');
-    assert.ok(
-      restart.minBackoffMs > 0 && restart.maxBackoffMs >= restart.minBackoffMs,
-      'bad restart backoff',
-    );
+    this.restarts = new ProjectionRestarts({
+      restart,
+      restartsMax,
+      clock: options.clock,
+      random: options.random,
+      log: this.log,
+      messages: {
+        crashed: 'order projection worker ended unasked; restarting it',
+        recovered: 'order projection worker recovered',
+      },
+      failed: (failure) => this.rejectWaiters(failure),
+      restartProjection: () => {
+        if (this.state !== 'restarting') return false;
+        this.spawn();
+        return true;
+      },
+    });
   }
 
   /** Starts the worker. Progress and failures are reported through `status()`, logs and waiters. */
@@ -302,16 +309,14 @@ export class OrderProjectionWorker {
   async rebuild(): Promise<void> {
     assert.ok(this.isActive(), `order projection worker cannot rebuild: it is ${this.state}`);
     this.log.warn({ offset: this.offset }, 'order read model rebuild requested');
-    this.restartTimer?.cancel();
-    this.restartTimer = undefined;
+    this.restarts.cancel();
     const previous = this.run;
     this.run = undefined;
     if (previous !== undefined) await this.end(previous, 0);
     if (!this.isActive()) throw new OrderProjectionStoppedError();
     this.resetPending = true;
     this.offset = 0;
-    this.consecutiveFailures = 0;
-    this.failure = undefined;
+    this.restarts.forgetFailures();
     this.spawn();
     return this.caughtUp();
   }
@@ -336,13 +341,13 @@ export class OrderProjectionWorker {
   }
 
   status(): OrderProjectionWorkerStatus {
-    const failed = this.failure !== undefined && this.isActive();
+    const { failure, restarts, consecutiveFailures, lastError } = this.restarts;
     return {
-      state: failed ? 'failed' : this.state,
+      state: failure !== undefined && this.isActive() ? 'failed' : this.state,
       offset: this.offset,
-      restarts: this.restarts,
-      consecutiveFailures: this.consecutiveFailures,
-      lastError: this.lastError,
+      restarts,
+      consecutiveFailures,
+      lastError,
       nudges: this.nudges,
       workerAsleep: this.commitSignal.workerAsleep(),
     };
@@ -442,13 +447,7 @@ export class OrderProjectionWorker {
   /** The worker has done useful work: whatever failed before is over. */
   private progressed(): void {
     if (this.state === 'starting') this.state = 'running';
-    if (this.consecutiveFailures === 0) return;
-    this.log.info(
-      { restarts: this.restarts, afterFailures: this.consecutiveFailures, offset: this.offset },
-      'order projection worker recovered',
-    );
-    this.consecutiveFailures = 0;
-    this.failure = undefined;
+    this.restarts.progressed(this.offset);
   }
 
   private advance(offset: number): void {
@@ -473,35 +472,8 @@ export class OrderProjectionWorker {
   }
 
   private crashed(reason: string): void {
-    this.lastError = reason;
-    this.consecutiveFailures++;
-    const { restartsMax, restart } = this.settings;
-    const delayMs = backoffDelayMs(this.consecutiveFailures - 1, restart, this.options.random);
-    this.log.error(
-      {
-        error: reason,
-        consecutiveFailures: this.consecutiveFailures,
-        restartInMs: delayMs,
-        offset: this.offset,
-      },
-      'order projection worker ended unasked; restarting it',
-    );
-    if (this.consecutiveFailures > restartsMax && this.failure === undefined) {
-      this.failure = new OrderProjectionError(this.offset, new Error(reason));
-      // The read model is behind and stays behind until a restart gets further: loud, not stale.
-      this.log.error(
-        { error: reason, consecutiveFailures: this.consecutiveFailures, offset: this.offset },
-        'order projection failed: the read model is not being updated',
-      );
-      this.rejectWaiters(this.failure);
-    }
     this.state = 'restarting';
-    this.restartTimer = this.options.clock.schedule(delayMs, () => {
-      this.restartTimer = undefined;
-      if (this.state !== 'restarting') return;
-      this.restarts++;
-      this.spawn();
-    });
+    this.restarts.crashed(reason, this.offset);
   }
 
   private async stopNow(): Promise<void> {
@@ -510,8 +482,7 @@ export class OrderProjectionWorker {
       return;
     }
     this.state = 'stopping';
-    this.restartTimer?.cancel();
-    this.restartTimer = undefined;
+    this.restarts.cancel();
     const run = this.run;
     if (run !== undefined) await this.end(run, this.settings.drainTimeoutMs);
     this.run = undefined;
@@ -538,7 +509,8 @@ export class OrderProjectionWorker {
   }
 
   private enqueue(add: (waiter: Waiter) => void): Promise<void> {
-    if (this.failure !== undefined && this.isActive()) return Promise.reject(this.failure);
+    const { failure } = this.restarts;
+    if (failure !== undefined && this.isActive()) return Promise.reject(failure);
     if (this.state === 'stopping' || this.state === 'stopped') {
       return Promise.reject(new OrderProjectionStoppedError());
     }

@@ -19,6 +19,7 @@ import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.
 import { SimulatedClock, settle } from '../runtime/clock.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { waitFor } from '../testing/entity-test-kit.js';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { dumpReadModel } from '../testing/read-model-dump.js';
 import { orderAuditTrail } from './audit-trail.js';
 import {
@@ -38,15 +39,7 @@ import {
 
 const start = Date.UTC(2026, 10, 24);
 
-const card: CardSummary = {
-  token: 'tok_3f9a1c',
-  brand: 'visa',
-  bin: '424242',
-  last4: '4242',
-  expMonth: 12,
-  expYear: 2030,
-  luhnValid: true,
-};
+const card: CardSummary = visaCardSummary('tok_3f9a1c');
 
 // ---- events ---------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import type { Journal } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { openPostgresStore, type PostgresStore } from '../store/postgres/open-postgres-store.js';
 import { postgresSettings } from '../store/postgres/postgres-settings.js';
+import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { dropSchema, testSchemaName } from '../testing/postgres-test-schema.js';
 import { orderAuditTrail } from './audit-trail.js';
 import { OrderProjection, OrderProjectionError } from './order-projection.js';
@@ -36,15 +37,7 @@ const statuses: ReadonlyArray<OrderRow['status'] | undefined> = [
   'executed',
 ];
 
-const card: CardSummary = {
-  token: 'tok_3f9a1c',
-  brand: 'visa',
-  bin: '424242',
-  last4: '4242',
-  expMonth: 12,
-  expYear: 2030,
-  luhnValid: true,
-};
+const card: CardSummary = visaCardSummary('tok_3f9a1c');
 
 function created(orderId: string, at: number): MerchantEvent {
   return {

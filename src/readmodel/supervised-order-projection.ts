@@ -1,28 +1,28 @@
 import assert from 'node:assert/strict';
-import { type BackoffSettings, backoffDelayMs } from '../runtime/backoff.js';
-import type { Cancellable, Clock } from '../runtime/clock.js';
+import type { BackoffSettings } from '../runtime/backoff.js';
+import type { Clock } from '../runtime/clock.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { JournalFeed } from './journal-reader.js';
 import {
   OrderProjection,
   OrderProjectionBusyError,
-  OrderProjectionError,
   type OrderProjectionSettings,
   type OrderProjectionStats,
   OrderProjectionStoppedError,
   type ProjectedReadModel,
 } from './order-projection.js';
 import type { OrderProjectionWorkerState } from './order-projection-worker.js';
+import { ProjectionRestarts } from './projection-restarts.js';
 
 /**
  * The order projection in the calling thread, supervised: the node on PostgreSQL runs it so (its
  * journal reads and read-model writes are round trips to the database, not CPU on this thread).
  *
- * Supervision as `OrderProjectionWorker` does it for the worker thread on SQLite: a projection
- * that stops on an error (a lost database, an event it must not skip) is replaced by a new one
- * after an exponential backoff; it resumes at the read model's committed offset, so nothing is
- * applied twice or lost. After `restartsMax` failures in a row without progress the projection is
+ * Supervised as `OrderProjectionWorker` supervises the worker thread on SQLite (`ProjectionRestarts`):
+ * a projection that stops on an error (a lost database, an event it must not skip) is replaced by a
+ * new one after an exponential backoff; it resumes at the read model's committed offset, so nothing
+ * is applied twice or lost. After `restartsMax` failures in a row without progress the projection is
  * declared failed — waiters are rejected, `status().state` is `failed` (readiness and metrics show
  * it), an error is logged — and it is still restarted every `restart.maxBackoffMs`, so a database
  * that comes back heals it; the first progress clears the failure.
@@ -80,13 +80,8 @@ export class SupervisedOrderProjection {
   private current: OrderProjection | undefined;
   /** Settles when the current projection's loop has ended, however; never rejects. */
   private currentEnded: Promise<void> = Promise.resolve();
-  /** Set while declared failed (`restartsMax` exceeded); cleared by progress. */
-  private failure: OrderProjectionError | undefined;
-  private restartTimer: Cancellable | undefined;
+  private readonly restarts: ProjectionRestarts;
   private offset = 0;
-  private restarts = 0;
-  private consecutiveFailures = 0;
-  private lastError: string | undefined;
   private finished = { batches: 0, events: 0 };
   /** Callers waiting for the next projection to start. */
   private waiters: Waiter[] = [];
@@ -94,9 +89,25 @@ export class SupervisedOrderProjection {
   constructor(private readonly options: SupervisedOrderProjectionOptions) {
     this.settings = { ...defaultSupervisedOrderProjectionSettings, ...options.settings };
     this.log = (options.logger ?? silentLogger).child({ projection: 'orders' });
-    const { restartsMax, waitersMax } = this.settings;
-    assert.ok(Number.isSafeInteger(restartsMax) && restartsMax >= 0, 'restartsMax must be an integer >= 0');
+    const { restartsMax, restart, waitersMax } = this.settings;
     assert.ok(Number.isSafeInteger(waitersMax) && waitersMax >= 1, 'waitersMax must be an integer >= 1');
+    this.restarts = new ProjectionRestarts({
+      restart,
+      restartsMax,
+      clock: options.clock,
+      random: options.random,
+      log: this.log,
+      messages: {
+        crashed: 'order projection stopped on an error; restarting it',
+        recovered: 'order projection recovered',
+      },
+      failed: (failure) => this.rejectWaiters(failure),
+      restartProjection: () => {
+        if (this.state !== 'restarting') return false;
+        this.spawn();
+        return true;
+      },
+    });
   }
 
   /** Starts the projection. Progress and failures are reported through `status()`, logs and waiters. */
@@ -135,8 +146,7 @@ export class SupervisedOrderProjection {
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return this.currentEnded;
     this.state = 'stopping';
-    this.restartTimer?.cancel();
-    this.restartTimer = undefined;
+    this.restarts.cancel();
     await this.current?.stop();
     await this.currentEnded;
     this.state = 'stopped';
@@ -145,13 +155,13 @@ export class SupervisedOrderProjection {
   }
 
   status(): OrderProjectionStatus {
-    const failed = this.failure !== undefined && this.isActive();
+    const { failure, restarts, consecutiveFailures, lastError } = this.restarts;
     return {
-      state: failed ? 'failed' : this.state,
+      state: failure !== undefined && this.isActive() ? 'failed' : this.state,
       offset: this.offset,
-      restarts: this.restarts,
-      consecutiveFailures: this.consecutiveFailures,
-      lastError: this.lastError,
+      restarts,
+      consecutiveFailures,
+      lastError,
     };
   }
 
@@ -165,7 +175,7 @@ export class SupervisedOrderProjection {
 
   /** The running projection other than `previous`, or the next one to start. */
   private next(previous: OrderProjection | undefined): Promise<OrderProjection> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.restarts.failure !== undefined) return Promise.reject(this.restarts.failure);
     if (!this.isActive()) return Promise.reject(new OrderProjectionStoppedError());
     const current = this.current;
     if (current !== undefined && current !== previous) return Promise.resolve(current);
@@ -204,13 +214,7 @@ export class SupervisedOrderProjection {
 
   private progressed(): void {
     if (this.state === 'starting' || this.state === 'restarting') this.state = 'running';
-    if (this.consecutiveFailures === 0) return;
-    this.log.info(
-      { restarts: this.restarts, afterFailures: this.consecutiveFailures, offset: this.offset },
-      'order projection recovered',
-    );
-    this.consecutiveFailures = 0;
-    this.failure = undefined;
+    this.restarts.progressed(this.offset);
   }
 
   private ended(projection: OrderProjection, error: unknown): void {
@@ -224,35 +228,8 @@ export class SupervisedOrderProjection {
   }
 
   private crashed(reason: string): void {
-    this.lastError = reason;
-    this.consecutiveFailures++;
-    const { restartsMax, restart } = this.settings;
-    const delayMs = backoffDelayMs(this.consecutiveFailures - 1, restart, this.options.random);
-    this.log.error(
-      {
-        error: reason,
-        consecutiveFailures: this.consecutiveFailures,
-        restartInMs: delayMs,
-        offset: this.offset,
-      },
-      'order projection stopped on an error; restarting it',
-    );
-    if (this.consecutiveFailures > restartsMax && this.failure === undefined) {
-      this.failure = new OrderProjectionError(this.offset, new Error(reason));
-      // The read model is behind and stays behind until a restart gets further: loud, not stale.
-      this.log.error(
-        { error: reason, consecutiveFailures: this.consecutiveFailures, offset: this.offset },
-        'order projection failed: the read model is not being updated',
-      );
-      this.rejectWaiters(this.failure);
-    }
     this.state = 'restarting';
-    this.restartTimer = this.options.clock.schedule(delayMs, () => {
-      this.restartTimer = undefined;
-      if (this.state !== 'restarting') return;
-      this.restarts++;
-      this.spawn();
-    });
+    this.restarts.crashed(reason, this.offset);
   }
 
   private isActive(): boolean {

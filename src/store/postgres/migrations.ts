@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type pg from 'pg';
+import { latestVersionOf, type MigrationResult } from '../migration-sequence.js';
 import { withClient } from './postgres-pool.js';
 
 /**
@@ -105,12 +106,7 @@ export const migrations: readonly Migration[] = [
   },
 ];
 
-// The list must be 1, 2, 3, …: a gap or a duplicate would skip or repeat a migration in the field.
-migrations.forEach((migration, index) => {
-  assert.ok(migration.version === index + 1, `migration ${index} has version ${migration.version}`);
-});
-
-export const latestSchemaVersion = migrations.length;
+export const latestSchemaVersion = latestVersionOf(migrations);
 
 /** The schema was written by a newer Remit: using it with this code could misread or damage it. */
 export class SchemaTooNewError extends Error {
@@ -125,11 +121,6 @@ export class SchemaTooNewError extends Error {
         `(${knownVersion}); run a newer Remit against it, or name another schema`,
     );
   }
-}
-
-export interface MigrationResult {
-  readonly fromVersion: number;
-  readonly toVersion: number;
 }
 
 /** Brings the schema to the latest version in one transaction; a no-op when it is there. */

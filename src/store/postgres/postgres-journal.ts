@@ -14,7 +14,13 @@ import {
   type PersistedEvent,
   StaleEpochError,
 } from '../journal.js';
-import { assertAppendRequest, assertReadRange, verifiedEvent, withOffset } from '../row-integrity.js';
+import {
+  assertAppendRequest,
+  assertReadRange,
+  verifiedEvent,
+  verifiedEventOf,
+  withOffset,
+} from '../row-integrity.js';
 import { integerArrayLiteral, textArrayLiteral } from './array-literal.js';
 import { statementName } from './postgres-pool.js';
 
@@ -138,10 +144,7 @@ export class PostgresJournal implements Journal {
       rowMode: 'array',
     });
     return result.rows.map((row) => {
-      const event = verifiedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6]);
-      if (event.persistenceId !== persistenceId) {
-        assert.fail(`read of ${persistenceId} returned ${event.persistenceId}`);
-      }
+      const event = verifiedEventOf(persistenceId, row);
       return event;
     });
   }

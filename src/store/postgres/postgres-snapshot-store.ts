@@ -1,4 +1,3 @@
-import assert from 'node:assert/strict';
 import type pg from 'pg';
 import {
   type Fence,
@@ -9,10 +8,10 @@ import {
 } from '../journal.js';
 import {
   assertFence,
-  assertIdentifier,
   assertSnapshot,
+  assertSnapshotDeletion,
   snapshotChecksum,
-  verifiedSnapshot,
+  verifiedSnapshotOf,
 } from '../row-integrity.js';
 import { statementName } from './postgres-pool.js';
 
@@ -99,18 +98,12 @@ export class PostgresSnapshotStore implements SnapshotStore {
     });
     const row = result.rows[0];
     if (row === undefined) return undefined;
-    const snapshot = verifiedSnapshot(row[0], row[1], row[2], row[3], row[4], row[5]);
-    assert.ok(
-      snapshot.persistenceId === persistenceId,
-      `loadLatest(${persistenceId}) read ${snapshot.persistenceId}`,
-    );
-    return snapshot;
+    return verifiedSnapshotOf(persistenceId, row);
   }
 
   async deleteOlderThan(persistenceId: string, beforeSeqNr: number): Promise<void> {
     this.assertOpen();
-    assertIdentifier(persistenceId, 'persistenceId');
-    assert.ok(Number.isSafeInteger(beforeSeqNr), 'beforeSeqNr must be an integer');
+    assertSnapshotDeletion(persistenceId, beforeSeqNr);
     await this.pool.query({ ...this.deleteBefore, values: [persistenceId, beforeSeqNr] });
   }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Database } from 'better-sqlite3';
+import { latestVersionOf, type MigrationResult } from '../migration-sequence.js';
 
 /**
  * Schema migrations of the SQLite store. Each runs once, in order, inside the one transaction that
@@ -85,12 +86,7 @@ export const migrations: readonly Migration[] = [
   },
 ];
 
-// The list must be 1, 2, 3, …: a gap or a duplicate would skip or repeat a migration in the field.
-migrations.forEach((migration, index) => {
-  assert.ok(migration.version === index + 1, `migration ${index} has version ${migration.version}`);
-});
-
-export const latestSchemaVersion = migrations.length;
+export const latestSchemaVersion = latestVersionOf(migrations);
 
 /** The file was written by a newer Remit: reading it with this code could misread or damage it. */
 export class SchemaTooNewError extends Error {
@@ -105,11 +101,6 @@ export class SchemaTooNewError extends Error {
         `(${knownVersion}); run a newer Remit against it, or open another file`,
     );
   }
-}
-
-export interface MigrationResult {
-  readonly fromVersion: number;
-  readonly toVersion: number;
 }
 
 /** Brings the database to the latest schema in one IMMEDIATE transaction; a no-op when it is there. */

@@ -12,7 +12,7 @@ import {
   type OffsetEvent,
   type PersistedEvent,
 } from '../journal.js';
-import { assertAppendRequest, assertReadRange, verifiedEvent } from '../row-integrity.js';
+import { assertAppendRequest, assertReadRange, verifiedEventOf } from '../row-integrity.js';
 import { GlobalStreamQuery } from './global-stream.js';
 import type { SharedDatabase } from './open-database.js';
 import type { StoreWriter } from './sqlite-writer.js';
@@ -123,10 +123,7 @@ export class SqliteJournal implements Journal {
     const events: PersistedEvent[] = new Array(rows.length);
     for (let index = 0; index < rows.length; index++) {
       const row = rows[index] ?? [];
-      const event = verifiedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6]);
-      if (event.persistenceId !== persistenceId) {
-        assert.fail(`read of ${persistenceId} returned ${event.persistenceId}`);
-      }
+      const event = verifiedEventOf(persistenceId, row);
       events[index] = event;
     }
     return events;

@@ -1,4 +1,3 @@
-import assert from 'node:assert/strict';
 import type { Statement } from 'better-sqlite3';
 import {
   type Fence,
@@ -7,7 +6,12 @@ import {
   type Snapshot,
   type SnapshotStore,
 } from '../journal.js';
-import { assertIdentifier, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
+import {
+  assertSnapshot,
+  assertSnapshotDeletion,
+  snapshotChecksum,
+  verifiedSnapshotOf,
+} from '../row-integrity.js';
 import type { SharedDatabase } from './open-database.js';
 import type { StoreWriter } from './sqlite-writer.js';
 
@@ -46,18 +50,12 @@ export class SqliteSnapshotStore implements SnapshotStore {
     this.assertOpen();
     const row = this.selectLatest.get(persistenceId);
     if (row === undefined) return undefined;
-    const snapshot = verifiedSnapshot(row[0], row[1], row[2], row[3], row[4], row[5]);
-    assert.ok(
-      snapshot.persistenceId === persistenceId,
-      `loadLatest(${persistenceId}) read ${snapshot.persistenceId}`,
-    );
-    return snapshot;
+    return verifiedSnapshotOf(persistenceId, row);
   }
 
   async deleteOlderThan(persistenceId: string, beforeSeqNr: number): Promise<void> {
     this.assertOpen();
-    assertIdentifier(persistenceId, 'persistenceId');
-    assert.ok(Number.isSafeInteger(beforeSeqNr), 'beforeSeqNr must be an integer');
+    assertSnapshotDeletion(persistenceId, beforeSeqNr);
     await this.writer.deleteSnapshots(persistenceId, beforeSeqNr);
   }
 
