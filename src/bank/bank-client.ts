@@ -73,9 +73,10 @@ export const defaultInFlightRequestsMax = 1_024;
 export const defaultAuthorizationBatchMax = 256;
 export const defaultAuthorizationBatchesInFlightMax = 4;
 /**
- * A timer and an `AbortController` per call were ~11 % of what the gateway's main thread promoted
- * to its old generation at 800 orders/s (session 5; without them, 11–12 major GCs per 20 s instead
- * of 14): they live as long as the call, long enough to outlive a scavenge.
+ * Calls started within this window share one deadline timer and abort signal: a timer and an
+ * `AbortController` per call live as long as the call, long enough to outlive a scavenge, and were
+ * ~11 % of what the gateway's main thread promoted to its old generation at 800 orders/s
+ * (bench/README.md).
  */
 export const defaultDeadlineSharingMs = 50;
 /**

@@ -38,14 +38,13 @@ const newestOf = (times: Times): number =>
  * newest generation to the oldest. A closed generation is dropped whole once its newest time has
  * left the window, or, oldest first, while the entries of all generations exceed `cardsMax`.
  *
- * Before session 6 this was one persistent map of every card plus a queue in order of activity:
- * exact least-recently-active eviction, but ~226 bytes of heap per card (the token aside), and a
- * path of a map of ~100,000 cards copied per order. The bench's workload, a new card per order,
- * keeps ~108,000 cards in a one-minute window at 1,800 orders/s. A closed generation costs ~40
- * bytes per card. What changed: a card past the window may be held until its generation's newest
- * time has left it too (an eighth of the window at most), it is never counted (callers count only
- * times inside the window); and `cardsMax` forgets a generation's cards at once (the least recently
- * active eighth), not one card at a time.
+ * Why generations: one persistent map of every card would cost ~226 bytes of heap per card and a
+ * path of a map of ~100,000 cards copied per order (the bench keeps ~108,000 cards in a one-minute
+ * window at 1,800 orders/s); a closed generation costs ~40 bytes per card (bench/README.md). The
+ * price: a card past the window may be held until its generation's newest time has left it too (an
+ * eighth of the window at most), though it is never counted (callers count only times inside the
+ * window); and `cardsMax` forgets a generation's cards at once (the least recently active eighth),
+ * not one card at a time.
  */
 export class CardActivity implements ValueObject {
   static readonly empty = new CardActivity([], ImmutableMap(), Number.NEGATIVE_INFINITY, 0);
