@@ -93,7 +93,7 @@ declare module 'fastify' {
   }
 }
 
-const problemSchema = {
+export const problemSchema = {
   type: 'object',
   properties: {
     type: { type: 'string' },

@@ -67,10 +67,45 @@ const startSchema = z
   })
   .strict();
 
+/**
+ * `remit node`: one node of a cluster. PostgreSQL, the bank's URL and the vault key are required
+ * (every node of a cluster shares the database and the key); roles name the banks whose Executors
+ * the node may run.
+ */
+const nodeSchema = startSchema
+  .omit({ bankPort: true })
+  .extend({
+    bankUrl: z.url({ error: 'must be a URL such as http://127.0.0.1:8081' }),
+    vaultKey: z
+      .string({ error: 'REMIT_VAULT_KEY must be set (32 bytes in base64, the same on every node)' })
+      .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes in base64 (44 characters)'),
+    databaseUrl: z
+      .string({ error: 'is required: every node of a cluster shares one PostgreSQL database' })
+      .regex(
+        /^postgres(ql)?:\/\/\S+$/,
+        'must be a URL such as postgresql://user:password@host:5432/database',
+      ),
+    nodeId: z
+      .string({ error: 'is required (a name unique in the cluster, e.g. node-1)' })
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1 to 63 lower-case letters, digits and dashes'),
+    clusterPort: port,
+    roles: z
+      .string()
+      .transform((value) =>
+        value
+          .split(',')
+          .map((role) => role.trim())
+          .filter((role) => role.length > 0),
+      )
+      .pipe(z.array(z.string().regex(/^[a-z0-9-]+$/, 'must be names such as bank-a,bank-b'))),
+  })
+  .strict();
+
 const bankSchema = z.object({ host, port, data: z.string().min(1, 'must not be empty'), logLevel }).strict();
 
 export type StartConfig = z.infer<typeof startSchema>;
 export type BankConfig = z.infer<typeof bankSchema>;
+export type NodeConfig = z.infer<typeof nodeSchema>;
 
 type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -92,6 +127,13 @@ const startOptions = {
   'database-idle-in-transaction-timeout-ms': { type: 'string' },
 } as const;
 
+const nodeOptions = {
+  ...startOptions,
+  'node-id': { type: 'string' },
+  'cluster-port': { type: 'string' },
+  roles: { type: 'string' },
+} as const;
+
 const bankOptions = {
   host: { type: 'string' },
   port: { type: 'string' },
@@ -100,8 +142,15 @@ const bankOptions = {
 } as const;
 
 export function parseStartConfig(args: readonly string[], env: Environment): StartConfig {
-  const flags = parseFlags(args, startOptions);
-  return validate(startSchema, {
+  return validate(startSchema, parseStartInput(parseFlags(args, startOptions), env));
+}
+
+/** The raw values of `remit start`'s settings, flags before environment before defaults. */
+function parseStartInput(
+  flags: Partial<Record<keyof typeof startOptions, string>>,
+  env: Environment,
+): Record<string, string | undefined> {
+  return {
     host: flags.host ?? env.REMIT_HOST ?? '127.0.0.1',
     port: flags.port ?? env.REMIT_PORT ?? '8080',
     data: flags.data ?? env.REMIT_DATA ?? './data',
@@ -127,6 +176,24 @@ export function parseStartConfig(args: readonly string[], env: Environment): Sta
       flags['database-idle-in-transaction-timeout-ms'] ??
       env.REMIT_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS ??
       String(defaultPostgresSettings.idleInTransactionSessionTimeoutMs),
+  };
+}
+
+export function parseNodeConfig(args: readonly string[], env: Environment): NodeConfig {
+  const { 'bank-port': bankPort, ...flags } = parseFlags(args, nodeOptions);
+  if (env.REMIT_VAULT_KEY === undefined)
+    throw new ConfigError(
+      'REMIT_VAULT_KEY must be set for a node: the card vault key, 32 bytes in base64, the same on every node of the cluster',
+    );
+  if (bankPort !== undefined)
+    throw new ConfigError('invalid --bank-port: a node never runs a bank simulator; give --bank-url');
+  const start = parseStartInput(flags, env);
+  const { bankPort: _ignored, ...shared } = start;
+  return validate(nodeSchema, {
+    ...shared,
+    nodeId: flags['node-id'] ?? env.REMIT_NODE_ID,
+    clusterPort: flags['cluster-port'] ?? env.REMIT_CLUSTER_PORT ?? '7070',
+    roles: flags.roles ?? env.REMIT_ROLES ?? '',
   });
 }
 
@@ -163,7 +230,16 @@ function validate<T>(schema: z.ZodType<T>, input: Record<string, unknown>): T {
 }
 
 /** The PostgreSQL settings `remit start` names, or undefined when the node runs on SQLite. */
-export function databaseSettings(config: StartConfig): PostgresSettings | undefined {
+export function databaseSettings(
+  config: Pick<
+    StartConfig,
+    | 'databaseUrl'
+    | 'databaseSchema'
+    | 'databasePoolSize'
+    | 'databaseStatementTimeoutMs'
+    | 'databaseIdleInTransactionTimeoutMs'
+  >,
+): PostgresSettings | undefined {
   if (config.databaseUrl === undefined) return undefined;
   return postgresSettings({
     url: config.databaseUrl,

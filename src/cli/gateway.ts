@@ -25,7 +25,7 @@ import {
 import { type Cancellable, type Clock, systemClock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import type { Journal, JournalStats } from '../store/journal.js';
-import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
+import { openPostgresStore, type PostgresStore } from '../store/postgres/open-postgres-store.js';
 import { describeDatabase, isDatabaseUnavailable } from '../store/postgres/postgres-pool.js';
 import type { PostgresSettings } from '../store/postgres/postgres-settings.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
@@ -90,13 +90,7 @@ export async function startGateway(
     const bankUrl = config.bankUrl ?? bank?.url ?? '';
 
     const metrics = new Registry();
-    const commitDuration = new Histogram({
-      name: 'remit_journal_commit_duration_seconds',
-      help: 'Journal batches from their hand-over to the writer until durable (queue, transaction, fsync)',
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [metrics],
-    });
-    const onCommitted = (seconds: number): void => commitDuration.observe(seconds);
+    const onCommitted = commitDurationObserver(metrics);
     const database = databaseSettings(config);
     const opened =
       database === undefined
@@ -178,7 +172,7 @@ export async function startGateway(
 }
 
 /** The vault key from the configuration, or (for development) one generated into the data folder. */
-function vaultKey(config: StartConfig, dataDir: string): Buffer {
+export function vaultKey(config: StartConfig, dataDir: string): Buffer {
   if (config.vaultKey !== undefined) return Buffer.from(config.vaultKey, 'base64');
   const path = join(dataDir, 'vault.key');
   if (!existsSync(path)) writeFileSync(path, randomBytes(vaultKeyBytes).toString('base64'), { mode: 0o600 });
@@ -188,8 +182,19 @@ function vaultKey(config: StartConfig, dataDir: string): Buffer {
   return key;
 }
 
+/** The histogram of journal commit durations in `registry`, and the observer that fills it. */
+export function commitDurationObserver(registry: Registry): (seconds: number) => void {
+  const commitDuration = new Histogram({
+    name: 'remit_journal_commit_duration_seconds',
+    help: 'Journal batches from their hand-over to the writer until durable (queue, transaction, fsync)',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  return (seconds) => commitDuration.observe(seconds);
+}
+
 /** Process metrics plus the journal's write counters and the read model's lag behind it. */
-function addGatewayMetrics(registry: Registry, journal: Journal, projection: GatewayProjection): void {
+export function addGatewayMetrics(registry: Registry, journal: Journal, projection: GatewayProjection): void {
   collectDefaultMetrics({ register: registry });
   const counters: Array<[string, string, (stats: JournalStats) => number]> = [
     ['remit_journal_appends_total', 'Appends committed to the journal', (stats) => stats.appends],
@@ -250,7 +255,7 @@ function addGatewayMetrics(registry: Registry, journal: Journal, projection: Gat
 }
 
 /** The read model's writer as the gateway drives and watches it, on either store. */
-interface GatewayProjection extends NodeProjection {
+export interface GatewayProjection extends NodeProjection {
   start(): void;
   caughtUp(): Promise<void>;
   status(): OrderProjectionStatus;
@@ -258,7 +263,7 @@ interface GatewayProjection extends NodeProjection {
 }
 
 /** Every store of the node, the projection that keeps its read model, and how to close them. */
-interface GatewayStores {
+export interface GatewayStores {
   readonly stores: NodeStores;
   readonly projection: GatewayProjection;
   /** False while the database does not answer (PostgreSQL); SQLite is a file, always there. */
@@ -267,6 +272,11 @@ interface GatewayStores {
   readonly where: string;
   /** Stops the projection and closes the stores. */
   close(): Promise<void>;
+}
+
+/** The stores in PostgreSQL, with the store itself for the other tables of its schema (a cluster's). */
+export interface PostgresGatewayStores extends GatewayStores {
+  readonly postgres: PostgresStore;
 }
 
 /** Journal, snapshots, vault and read model in SQLite files of the data folder. */
@@ -328,12 +338,12 @@ const databaseProbeTimeoutMs = 2_000;
  * thread (its work is round trips to the database), supervised as the SQLite worker is. A
  * database that cannot be reached rejects with `DatabaseUnreachableError`.
  */
-async function openPostgresStores(
+export async function openPostgresStores(
   settings: PostgresSettings,
   clock: Clock,
   logger: PinoLogger,
   onCommitted: (seconds: number) => void,
-): Promise<GatewayStores> {
+): Promise<PostgresGatewayStores> {
   const log = logger.child({ component: 'postgres' });
   const store = await openPostgresStore({
     settings,
@@ -365,6 +375,7 @@ async function openPostgresStores(
         queries: answeringUnavailable(orderQueries(readModel, store.journal)),
       },
       projection,
+      postgres: store,
       reachable: () => probe.reachable,
       where: `postgresql:${describeDatabase(settings.url)} schema ${settings.schema}`,
       close: () => closeInReverse(closers, logger),

@@ -2,8 +2,9 @@
 import pino from 'pino';
 import { startBankServer } from '../bank/bank-server.js';
 import { DatabaseUnreachableError } from '../store/postgres/postgres-pool.js';
-import { ConfigError, parseBankConfig, parseStartConfig } from './config.js';
+import { ConfigError, parseBankConfig, parseNodeConfig, parseStartConfig } from './config.js';
 import { startGateway } from './gateway.js';
+import { startClusterNode } from './node.js';
 import { quickstartBanner } from './quickstart.js';
 
 const usage = `Usage: remit <command> [flags]
@@ -18,6 +19,10 @@ Commands:
             DATABASE_URL; without it, SQLite files in the data folder)
           --database-schema remit --database-pool-size 10 --database-statement-timeout-ms 10000
           --database-idle-in-transaction-timeout-ms 10000
+  node    run one node of a cluster (PostgreSQL shared by every node; REMIT_VAULT_KEY required, the
+          same on every node; the cluster secret is derived from it)
+          --database-url URL --node-id ID --port 8080 --cluster-port 7070 --roles bank-a,bank-b
+          --bank-url URL --data ./data --host 127.0.0.1 (and the other flags of start but --bank-port)
   bank    run the acquiring-bank simulator alone
           --host 127.0.0.1 --port 8081 --data ./bank-data --log-level info
 
@@ -37,6 +42,13 @@ async function main(argv: readonly string[]): Promise<number> {
         if (process.stdout.isTTY) process.stdout.write(`${quickstartBanner(gateway.url, gateway.dataDir)}\n`);
         await untilStopSignal();
         await gateway.close();
+        return 0;
+      }
+      case 'node': {
+        const config = parseNodeConfig(args, process.env);
+        const node = await startClusterNode(config);
+        await untilStopSignal();
+        await node.close();
         return 0;
       }
       case 'bank': {

@@ -78,6 +78,8 @@ export class ShardManager implements EntityOwnership {
   private renewalInFlight = false;
   private leaving = false;
   private halted = false;
+  /** Whether the last heartbeat (or join) reached the store and was recorded. */
+  private heartbeatRecorded = false;
   private readonly routingListeners: Array<() => void> = [];
   private readonly marginMs: number;
 
@@ -95,6 +97,7 @@ export class ShardManager implements EntityOwnership {
   /** Joins the membership, runs a first round, and starts heartbeating and renewing. */
   async start(): Promise<void> {
     this.incarnation = await this.options.store.join(this.options.self);
+    this.heartbeatRecorded = true;
     await this.round();
     this.every('round', this.options.settings.heartbeatIntervalMs, () => this.round());
     this.every('renewal', this.options.settings.leaseRenewIntervalMs, () => this.renewAll());
@@ -114,6 +117,14 @@ export class ShardManager implements EntityOwnership {
     if (this.validLease(shardId) !== undefined) return this.nodeId;
     const owner = this.owners.get(shardId);
     return owner === this.nodeId ? undefined : owner;
+  }
+
+  /**
+   * Whether this node is a live member now: joined, not leaving, and its last heartbeat was
+   * recorded (a node declared down, or whose store does not answer, is not).
+   */
+  isLiveMember(): boolean {
+    return this.incarnation !== undefined && this.heartbeatRecorded && !this.leaving && !this.halted;
   }
 
   /** The shards this node holds a valid lease of, in id order. */
@@ -177,7 +188,14 @@ export class ShardManager implements EntityOwnership {
     try {
       await this.fenceExpired();
       const { store } = this.options;
-      if (this.incarnation !== undefined && !(await store.heartbeat(this.incarnation))) {
+      let recorded = false;
+      try {
+        recorded = this.incarnation !== undefined && (await store.heartbeat(this.incarnation));
+      } finally {
+        // A store that does not answer (the heartbeat throws) leaves the node not live until it does.
+        this.heartbeatRecorded = recorded;
+      }
+      if (this.incarnation !== undefined && !recorded) {
         // Declared down or replaced: whatever we hold may be taken; start over as a new incarnation.
         this.options.logger.warn(
           { nodeId: this.nodeId },
@@ -186,6 +204,7 @@ export class ShardManager implements EntityOwnership {
         for (const shardId of [...this.held.keys()]) await this.drop(shardId);
         if (this.leaving) return;
         this.incarnation = await store.join(this.options.self);
+        this.heartbeatRecorded = true;
       }
       const [membership, leaseView] = await Promise.all([store.members(), store.leases()]);
       this.options.transport?.setPeers(

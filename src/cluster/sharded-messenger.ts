@@ -159,7 +159,11 @@ export class ShardedMessenger implements Messenger {
     }
   }
 
-  /** Replaces every ActorRef by its `{ node, path }` descriptor; the rest is copied as is. */
+  /**
+   * Replaces every ActorRef by its `{ node, path }` descriptor and leaves out object properties
+   * that are `undefined` (an optional field not given, which JSON cannot carry and the receiver
+   * reads as absent all the same); the rest is copied as is.
+   */
   private encode(value: unknown): unknown {
     if (isActorRef(value)) {
       const remote =
@@ -170,7 +174,11 @@ export class ShardedMessenger implements Messenger {
     }
     if (Array.isArray(value)) return value.map((item) => this.encode(item));
     if (isPlainObject(value)) {
-      return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, this.encode(item)]));
+      return Object.fromEntries(
+        Object.entries(value)
+          .filter(([, item]) => item !== undefined)
+          .map(([key, item]) => [key, this.encode(item)]),
+      );
     }
     return value;
   }

@@ -63,7 +63,8 @@ export async function startRemit(
 /** The URL of the process's "ready" log line (pino JSON), once it has been written. */
 function readyUrl(output: string): string | undefined {
   for (const line of output.split('\n')) {
-    if (!line.includes('"gateway ready"') && !line.includes('"bank simulator ready"')) continue;
+    if (!['"gateway ready"', '"bank simulator ready"', '"node ready"'].some((ready) => line.includes(ready)))
+      continue;
     try {
       const parsed = JSON.parse(line) as { url?: unknown };
       if (typeof parsed.url === 'string') return parsed.url;

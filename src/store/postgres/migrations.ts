@@ -104,6 +104,22 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'the merchants every node of a cluster serves, and the admin token, as hashes',
+    // Only SHA-256 hashes of keys and tokens: the plain values go once to the credentials file of
+    // the node that created them.
+    sql: (schema) => `
+      CREATE TABLE ${schema}.merchants (
+        merchant_id text COLLATE "C" PRIMARY KEY,
+        bank text NOT NULL,
+        api_key_hash text NOT NULL CHECK (length(api_key_hash) = 64)
+      );
+      CREATE TABLE ${schema}.admin_tokens (
+        token_hash text COLLATE "C" PRIMARY KEY CHECK (length(token_hash) = 64)
+      );
+    `,
+  },
 ];
 
 export const latestSchemaVersion = latestVersionOf(migrations);

@@ -1,0 +1,179 @@
+/**
+ * Three `remit node` processes as one cluster, end to end: an embedded PostgreSQL of this test's
+ * own, a bank simulator process, and nodes whose roles give every bank two nodes. Every merchant's
+ * orders are executed through every node; after one node is SIGKILLed, the merchants' orders
+ * through the other two still execute once its shards have failed over.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningPostgres, startEmbeddedPostgres } from '../store/postgres/embedded-postgres.js';
+import { type RemitProcess, startRemit } from '../testing/processes.js';
+
+const requestTimeoutMs = 20_000;
+const roles: Record<string, string> = {
+  'node-1': 'bank-a,bank-b',
+  'node-2': 'bank-b,bank-c',
+  'node-3': 'bank-a,bank-c',
+};
+
+interface Credentials {
+  readonly merchants: Array<{ id: string; bank: string; apiKey: string }>;
+  readonly adminToken: string;
+}
+
+let database: RunningPostgres;
+let bank: RemitProcess;
+const nodes = new Map<string, RemitProcess>();
+let folder: string;
+let credentials: Credentials;
+
+beforeAll(async () => {
+  folder = mkdtempSync(join(tmpdir(), 'remit-e2e-cluster-'));
+  database = await startEmbeddedPostgres({ durable: false, connectionsMax: 60 });
+  bank = await startRemit(['bank', '--port', '0', '--data', join(folder, 'bank')]);
+  const env = { REMIT_VAULT_KEY: randomBytes(32).toString('base64') };
+  // Started at once: they race to create the demo merchants, and exactly one may win.
+  const started = await Promise.all(
+    Object.entries(roles).map(async ([nodeId, nodeRoles]) => {
+      const node = await startRemit(
+        [
+          'node',
+          '--node-id',
+          nodeId,
+          '--port',
+          '0',
+          '--cluster-port',
+          '0',
+          '--roles',
+          nodeRoles,
+          '--bank-url',
+          bank.url,
+          '--database-url',
+          database.url,
+          '--database-pool-size',
+          '8',
+          '--data',
+          join(folder, nodeId),
+        ],
+        env,
+        90_000,
+      );
+      return [nodeId, node] as const;
+    }),
+  );
+  for (const [nodeId, node] of started) nodes.set(nodeId, node);
+  const written = Object.keys(roles)
+    .map((nodeId) => join(folder, nodeId, 'credentials.json'))
+    .filter((path) => existsSync(path));
+  expect(written).toHaveLength(1);
+  credentials = JSON.parse(readFileSync(written[0] ?? '', 'utf8')) as Credentials;
+}, 180_000);
+
+afterAll(async () => {
+  for (const node of nodes.values()) await node.kill('SIGTERM');
+  await bank?.kill('SIGTERM');
+  await database?.stop();
+  rmSync(folder, { recursive: true, force: true });
+}, 120_000);
+
+async function until(condition: () => Promise<boolean>, what: string, attemptsMax = 600): Promise<void> {
+  for (let attempt = 0; attempt < attemptsMax; attempt++) {
+    if (await condition().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // The nodes' warnings and errors say why: a failure without them is hard to read.
+  const warnings = [...nodes.values()].flatMap((node) =>
+    node
+      .output()
+      .split('\n')
+      .filter((line) => /"level":[456]0/.test(line)),
+  );
+  throw new Error(`${what} did not happen:\n${warnings.slice(-20).join('\n')}`);
+}
+
+/** Sends the order (retrying with the same key until it is accepted), then waits until executed. */
+async function executedThrough(node: RemitProcess, apiKey: string, key: string): Promise<string> {
+  let id: string | undefined;
+  await until(
+    async () => {
+      const response = await fetch(`${node.url}/v1/orders`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${apiKey}`,
+          'content-type': 'application/json',
+          'idempotency-key': key,
+          prefer: 'wait=5',
+        },
+        body: JSON.stringify({
+          amount: 1_250,
+          currency: 'EUR',
+          card: { number: '4111111111111111', expMonth: 12, expYear: 2030, cvc: '123' },
+        }),
+        signal: AbortSignal.timeout(requestTimeoutMs),
+      });
+      const json = (await response.json()) as { id?: unknown };
+      if ((response.status === 201 || response.status === 202) && typeof json.id === 'string') id = json.id;
+      return id !== undefined;
+    },
+    `order ${key} accepted`,
+    60,
+  );
+  let status = '';
+  await until(async () => {
+    const response = await fetch(`${node.url}/v1/orders/${id}`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+      signal: AbortSignal.timeout(requestTimeoutMs),
+    });
+    if (response.status !== 200) return false;
+    status = ((await response.json()) as { status: string }).status;
+    return ['executed', 'declined', 'rejected', 'failed'].includes(status);
+  }, `order ${key} finished`);
+  return status;
+}
+
+describe('remit node, three processes as one cluster', () => {
+  it('executes every merchant’s orders through every node, and after a node is killed', async () => {
+    expect(credentials.merchants.map((merchant) => merchant.id).sort()).toEqual([
+      'merchant-a',
+      'merchant-b',
+      'merchant-c',
+    ]);
+    for (const [nodeId, node] of nodes) {
+      for (const merchant of credentials.merchants) {
+        expect(await executedThrough(node, merchant.apiKey, `${nodeId}-${merchant.id}`)).toBe('executed');
+      }
+    }
+
+    const killed = nodes.get('node-1');
+    await killed?.kill('SIGKILL');
+    nodes.delete('node-1');
+    for (const [nodeId, node] of nodes) {
+      for (const merchant of credentials.merchants) {
+        expect(await executedThrough(node, merchant.apiKey, `after-${nodeId}-${merchant.id}`)).toBe(
+          'executed',
+        );
+      }
+    }
+  }, 240_000);
+
+  it('shows the cluster to the admin token only', async () => {
+    const node = [...nodes.values()][0];
+    if (node === undefined) throw new Error('no node');
+    const denied = await fetch(`${node.url}/admin/cluster`);
+    expect(denied.status).toBe(401);
+    const answered = await fetch(`${node.url}/admin/cluster`, {
+      headers: { authorization: `Bearer ${credentials.adminToken}` },
+    });
+    expect(answered.status).toBe(200);
+    const view = (await answered.json()) as {
+      members: Array<{ nodeId: string; state: string }>;
+      shards: Array<{ shard: string; owner: string | null; entities: string[] }>;
+    };
+    expect(view.members.map((member) => member.nodeId).sort()).toEqual(['node-1', 'node-2', 'node-3']);
+    const merchantShard = view.shards.find((shard) => shard.entities.includes('merchant-merchant-a'));
+    expect(merchantShard?.owner).toMatch(/^node-[23]$/);
+  }, 60_000);
+});

@@ -1,0 +1,343 @@
+import { hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import pino, { type Logger as PinoLogger } from 'pino';
+import { Registry } from 'prom-client';
+import { buildApp, MerchantDirectory, problemSchema } from '../api/app.js';
+import { BankClient } from '../bank/bank-client.js';
+import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
+import { type ClusterSettings, defaultClusterSettings } from '../cluster/cluster-settings.js';
+import { PostgresClusterStore } from '../cluster/postgres-cluster-store.js';
+import { ShardManager } from '../cluster/shard-manager.js';
+import { ShardedMessenger } from '../cluster/sharded-messenger.js';
+import { type ShardGroup, shardGroup } from '../cluster/shards.js';
+import { TcpTransport } from '../cluster/tcp-transport.js';
+import { ApiError } from '../node/api-error.js';
+import { type AssembledNode, assembleNode, type NodeMerchant } from '../node/assemble-node.js';
+import { demoConfig, demoMerchants } from '../node/demo-merchants.js';
+import { defaultMerchantSettings } from '../payments/merchant.js';
+import { executorTypeName } from '../payments/protocol.js';
+import { persistenceIdOf } from '../persistence/entity.js';
+import { type Clock, systemClock } from '../runtime/clock.js';
+import type { EntityAddress } from '../runtime/entity-address.js';
+import { systemRandom } from '../runtime/random.js';
+import { PostgresMerchants, type StoredMerchant } from '../store/postgres/postgres-merchants.js';
+import { ConfigError, databaseSettings, type NodeConfig } from './config.js';
+import { addGatewayMetrics, commitDurationObserver, openPostgresStores } from './gateway.js';
+
+export interface RunningClusterNode {
+  readonly nodeId: string;
+  readonly url: string;
+  readonly port: number;
+  /**
+   * Graceful stop: stops taking requests, leaves the cluster (its shards are handed over to the
+   * other nodes at once), then stops the entities and closes the stores.
+   */
+  close(): Promise<void>;
+}
+
+export interface ClusterNodeOptions {
+  readonly clock?: Clock;
+  readonly logger?: PinoLogger;
+  readonly cluster?: ClusterSettings;
+}
+
+/** How long boot waits for every Merchant to answer its configuration (shards are placed first). */
+const bootTimeoutMs = 60_000;
+
+/**
+ * The cluster secret, derived from the vault key with HKDF-SHA256: nodes that share
+ * `REMIT_VAULT_KEY` share it without another secret to distribute, and the transport's handshake
+ * proves it without revealing the vault key (HKDF is one-way).
+ */
+export function clusterSecretOf(vaultKey: Buffer): string {
+  return Buffer.from(
+    hkdfSync('sha256', vaultKey, Buffer.from('remit cluster'), Buffer.from('tcp transport secret'), 32),
+  ).toString('base64');
+}
+
+/**
+ * `remit node`: one node of a cluster. Every store is in the shared PostgreSQL schema (journal,
+ * snapshots, vault, read model, membership and shard leases, merchants); the node joins the
+ * membership with its roles, owns the shards `ShardManager` places on it (a bank's Executors only
+ * on nodes with that bank's role), reaches the entities of other nodes' shards over
+ * `TcpTransport`, and answers every merchant's API. When the database holds no merchants, exactly
+ * one node creates the demo merchants and writes their keys and the admin token to its
+ * `credentials.json`.
+ */
+export async function startClusterNode(
+  config: NodeConfig,
+  options: ClusterNodeOptions = {},
+): Promise<RunningClusterNode> {
+  const clock = options.clock ?? systemClock;
+  const cluster = options.cluster ?? defaultClusterSettings;
+  const logger =
+    options.logger ?? pino({ level: config.logLevel, base: { service: 'remit', nodeId: config.nodeId } });
+  const dataDir = resolve(config.data);
+  mkdirSync(dataDir, { recursive: true });
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        logger.error({ err: error }, 'error while stopping');
+      }
+    }
+  };
+
+  try {
+    const database = databaseSettings(config);
+    if (database === undefined) throw new ConfigError('invalid --database-url: a node needs PostgreSQL');
+    const metrics = new Registry();
+    const opened = await openPostgresStores(database, clock, logger, commitDurationObserver(metrics));
+    closers.push(() => opened.close());
+    const { projection, postgres } = opened;
+    const vaultKey = Buffer.from(config.vaultKey, 'base64');
+
+    const directory = new PostgresMerchants(postgres.pool, postgres.quotedSchema);
+    await createDemoMerchantsOnce(directory, dataDir, logger);
+    const stored = await directory.merchants();
+    const merchants: NodeMerchant[] = stored.map((merchant) => ({
+      id: merchant.id,
+      config: demoConfig(merchant.bank),
+    }));
+    const adminTokenHashes = await directory.adminTokenHashes();
+
+    // Every node derives the same groups from the shared merchants table, so all place alike.
+    const merchantGroup = shardGroup('merchants');
+    const executorGroups = new Map<string, ShardGroup>(
+      [...new Set(stored.map((merchant) => merchant.bank))].map((bank) => [
+        bank,
+        shardGroup(`executor-${bank}`, bank),
+      ]),
+    );
+    const groups = [merchantGroup, ...executorGroups.values()];
+    const groupOf = (address: EntityAddress<unknown>): ShardGroup =>
+      address.typeName === executorTypeName
+        ? (executorGroups.get(address.entityId) ?? merchantGroup)
+        : merchantGroup;
+
+    const bankClient = new BankClient({
+      baseUrl: config.bankUrl,
+      requestTimeoutMs: config.bankTimeoutMs,
+      authorizationBatchMax: config.bankBatchMax,
+      clock,
+    });
+    closers.push(() => bankClient.close());
+
+    const transport = await TcpTransport.listen({
+      nodeId: config.nodeId,
+      host: config.host,
+      port: config.clusterPort,
+      clusterSecret: clusterSecretOf(vaultKey),
+      clock,
+      random: systemRandom,
+      logger: logger.child({ component: 'cluster' }),
+    });
+    closers.push(() => transport.close());
+
+    const clusterStore = new PostgresClusterStore(postgres.pool, postgres.quotedSchema, cluster);
+    let node: AssembledNode | undefined;
+    let messenger: ShardedMessenger | undefined;
+    const shards: ShardManager = new ShardManager({
+      store: clusterStore,
+      self: { nodeId: config.nodeId, address: `${config.host}:${transport.port}`, roles: config.roles },
+      groups,
+      groupOf,
+      settings: cluster,
+      clock,
+      logger: logger.child({ component: 'shards' }),
+      transport,
+      entities: {
+        stopShard: async (shardId) => {
+          await node?.entities.stopWhere((address) => shards.shardOf(address) === shardId);
+        },
+        startShard: (shardId) => {
+          for (const address of node?.entitiesOf(merchants) ?? []) {
+            if (shards.shardOf(address) === shardId) node?.entities.refFor(address);
+          }
+        },
+      },
+    });
+
+    node = assembleNode({
+      stores: opened.stores,
+      vaultKey,
+      bank: new BankConnection(bankClient),
+      classifyBankError,
+      clock,
+      random: systemRandom,
+      logger: logger.child({ component: 'actors' }),
+      projection,
+      ownership: shards,
+      messenger: { tell: (address, message) => messenger?.tell(address, message) },
+      asker: {
+        ask: (address, make, timeoutMs) =>
+          messenger === undefined
+            ? Promise.reject(new Error('the node is not started'))
+            : messenger.ask(address, make, timeoutMs),
+      },
+      settings: {
+        merchant: { ...defaultMerchantSettings, executionDeadlineMs: config.executionDeadlineMs },
+      },
+    });
+    closers.push(() => node?.close());
+    messenger = new ShardedMessenger({
+      shards,
+      entities: node.entities,
+      system: node.system,
+      transport,
+      logger: logger.child({ component: 'messenger' }),
+    });
+
+    await shards.start();
+    // Handing the shards over comes after the API stops and before the entities stop (reverse order).
+    closers.push(() => shards.leave());
+    // Configures every Merchant wherever its shard is; the owners start the Executors of theirs.
+    await node.boot(merchants, bootTimeoutMs);
+    projection.start();
+    await projection.caughtUp();
+
+    addGatewayMetrics(metrics, opened.stores.journal, projection);
+    const app = await buildApp({
+      metrics,
+      orders: node.orders,
+      queries: opened.stores.queries,
+      merchants: new MerchantDirectory(
+        stored.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
+      ),
+      // Ready only while this node is a live member (it may own shards) and the database answers.
+      ready: () => projection.status().state !== 'failed' && opened.reachable() && shards.isLiveMember(),
+      logger: logger.child({ component: 'api' }),
+      accessLogLevel: config.accessLogLevel,
+      waitDefaultMs: node.settings.orderService.waitDefaultMs,
+      waitMaxMs: node.settings.orderService.waitMaxMs,
+      readModelCaughtUp: () => projection.caughtUp(),
+    });
+    const assembled = node;
+    app.get('/admin/cluster', { schema: clusterViewSchema }, async (request) => {
+      if (!isAdmin(request.headers.authorization, adminTokenHashes))
+        throw new ApiError(401, 'unauthorized', 'Give the admin token as a Bearer token.');
+      const [membership, leaseView] = await Promise.all([clusterStore.members(), clusterStore.leases()]);
+      const entitiesByShard = new Map<string, string[]>();
+      for (const address of assembled.entitiesOf(merchants)) {
+        const shardId = shards.shardOf(address);
+        entitiesByShard.set(shardId, [...(entitiesByShard.get(shardId) ?? []), persistenceIdOf(address)]);
+      }
+      return {
+        members: membership.members.map((member) => ({
+          nodeId: member.nodeId,
+          url: member.address,
+          roles: member.roles,
+          state: member.state,
+          lastHeartbeatAt: new Date(membership.now - member.heartbeatAgeMs).toISOString(),
+        })),
+        shards: leaseView.leases.map((lease) => ({
+          shard: lease.shardId,
+          owner: lease.acquirable ? null : (lease.owner ?? null),
+          epoch: lease.epoch,
+          entities: entitiesByShard.get(lease.shardId) ?? [],
+        })),
+        settings: cluster,
+      };
+    });
+    const address = await app.listen({ host: config.host, port: config.port });
+    closers.push(() => app.close());
+    const bound = app.server.address();
+    const port = typeof bound === 'object' && bound !== null ? bound.port : config.port;
+    logger.info(
+      { url: address, clusterPort: transport.port, roles: config.roles, store: opened.where },
+      'node ready',
+    );
+    return {
+      nodeId: config.nodeId,
+      url: address,
+      port,
+      close: async () => {
+        await closeAll();
+        logger.info({ url: address }, 'node stopped');
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+const clusterViewSchema = {
+  summary: 'The cluster as this node sees it: members, shard owners, timing settings (admin token)',
+  tags: ['operations'],
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        members: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              nodeId: { type: 'string' },
+              url: { type: 'string' },
+              roles: { type: 'array', items: { type: 'string' } },
+              state: { type: 'string', enum: ['up', 'leaving', 'down'] },
+              lastHeartbeatAt: { type: 'string' },
+            },
+            required: ['nodeId', 'url', 'roles', 'state', 'lastHeartbeatAt'],
+          },
+        },
+        shards: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              shard: { type: 'string' },
+              owner: { type: ['string', 'null'] },
+              epoch: { type: 'integer' },
+              entities: { type: 'array', items: { type: 'string' } },
+            },
+            required: ['shard', 'owner', 'epoch', 'entities'],
+          },
+        },
+        settings: { type: 'object', additionalProperties: { type: 'integer' } },
+      },
+      required: ['members', 'shards', 'settings'],
+    },
+    401: problemSchema,
+  },
+} as const;
+
+/**
+ * Creates the demo merchants and an admin token when the database holds no merchants; only the
+ * node whose insert won writes the plain keys and token to its `credentials.json`.
+ */
+async function createDemoMerchantsOnce(
+  directory: PostgresMerchants,
+  dataDir: string,
+  logger: PinoLogger,
+): Promise<void> {
+  const credentials = demoMerchants.map((merchant) => ({
+    id: merchant.id,
+    bank: merchant.bank,
+    apiKey: `sk_test_${randomBytes(24).toString('base64url')}`,
+  }));
+  const adminToken = `adm_${randomBytes(24).toString('base64url')}`;
+  const records: StoredMerchant[] = credentials.map((entry) => ({
+    id: entry.id,
+    bank: entry.bank,
+    apiKeyHash: MerchantDirectory.hashKey(entry.apiKey),
+  }));
+  if (!(await directory.createIfEmpty(records, MerchantDirectory.hashKey(adminToken)))) return;
+  const path = join(dataDir, 'credentials.json');
+  writeFileSync(path, `${JSON.stringify({ merchants: credentials, adminToken }, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  logger.info({ path }, 'created the demo merchants; their keys and the admin token are in credentials.json');
+}
+
+function isAdmin(authorization: string | undefined, tokenHashes: readonly string[]): boolean {
+  const match = /^Bearer (\S+)$/.exec(authorization ?? '');
+  if (match?.[1] === undefined) return false;
+  const given = Buffer.from(MerchantDirectory.hashKey(match[1]), 'hex');
+  return tokenHashes.some((hash) => timingSafeEqual(Buffer.from(hash, 'hex'), given));
+}
