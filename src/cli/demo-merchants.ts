@@ -8,7 +8,7 @@ import { demoMerchants } from '../node/demo-merchants.js';
 /**
  * The merchants this node serves, with their API keys stored as hashes (`merchants.json`). On
  * first start it is created with the three demo merchants of the seed, and their keys are written
- * once, in the clear, to `credentials.json` for the person trying Remit out.
+ * once, in the clear, to `credentials.json` for the person trying Remit out, with an admin token.
  */
 export interface MerchantRecord {
   readonly id: string;
@@ -48,7 +48,9 @@ export function loadOrCreateMerchants(dataDir: string): MerchantsFile {
   }));
   writeFileSync(
     join(dataDir, 'credentials.json'),
-    `${JSON.stringify({ merchants: credentials }, null, 2)}\n`,
+    // The admin token of the cluster's admin API: a single node serves none yet, but the file has
+    // the same shape whichever command wrote it.
+    `${JSON.stringify({ merchants: credentials, adminToken: `adm_${randomBytes(24).toString('base64url')}` }, null, 2)}\n`,
     {
       mode: 0o600,
     },
