@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, databaseSettings, parseStartConfig } from './config.js';
+import { ConfigError, databaseSettings, parseNodeConfig, parseStartConfig } from './config.js';
 
 describe('remit start: the database settings', () => {
   it('runs on SQLite without a database URL', () => {
@@ -50,5 +50,43 @@ describe('remit start: the database settings', () => {
     expect(refused).toBeInstanceOf(ConfigError);
     expect(String(refused)).toContain('invalid --database-url');
     expect(String(refused)).not.toContain('hunter2');
+  });
+});
+
+describe('remit node: its configuration', () => {
+  const vaultKey = Buffer.alloc(32, 7).toString('base64');
+  const required = [
+    '--node-id',
+    'node-1',
+    '--bank-url',
+    'http://127.0.0.1:8081',
+    '--database-url',
+    'postgresql://a@db:5432/remit',
+  ];
+
+  it('reads roles, node id and cluster port from flags, and DATABASE_URL too', () => {
+    const config = parseNodeConfig(['--roles', 'bank-a, bank-b', '--cluster-port', '7071', ...required], {
+      REMIT_VAULT_KEY: vaultKey,
+    });
+    expect(config.roles).toEqual(['bank-a', 'bank-b']);
+    expect(config.nodeId).toBe('node-1');
+    expect(config.clusterPort).toBe(7071);
+    expect(config.host).toBe('127.0.0.1');
+    const fromEnv = parseNodeConfig(['--node-id', 'node-2', '--bank-url', 'http://127.0.0.1:8081'], {
+      REMIT_VAULT_KEY: vaultKey,
+      DATABASE_URL: 'postgres://a@plain:5432/remit',
+      REMIT_ROLES: 'bank-c',
+    });
+    expect(fromEnv.databaseUrl).toBe('postgres://a@plain:5432/remit');
+    expect(fromEnv.roles).toEqual(['bank-c']);
+  });
+
+  it('refuses to start without REMIT_VAULT_KEY or a database URL, saying what to set', () => {
+    expect(() => parseNodeConfig(required, {})).toThrow(/REMIT_VAULT_KEY must be set/);
+    expect(() =>
+      parseNodeConfig(['--node-id', 'node-1', '--bank-url', 'http://127.0.0.1:8081'], {
+        REMIT_VAULT_KEY: vaultKey,
+      }),
+    ).toThrow(ConfigError);
   });
 });
