@@ -31,6 +31,7 @@ import type { PostgresSettings } from '../store/postgres/postgres-settings.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
 import { ThreadWriter } from '../store/sqlite/sqlite-writer.js';
+import { reverseClosers } from './closers.js';
 import { databaseSettings, type StartConfig } from './config.js';
 import { loadOrCreateMerchants } from './demo-merchants.js';
 
@@ -64,16 +65,7 @@ export async function startGateway(
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'remit' } });
   const dataDir = resolve(config.data);
   mkdirSync(dataDir, { recursive: true });
-  const closers: Array<() => Promise<void> | void> = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        logger.error({ err: error }, 'error while stopping');
-      }
-    }
-  };
+  const { closers, closeAll } = reverseClosers(logger);
 
   try {
     let bank: RunningBankServer | undefined;

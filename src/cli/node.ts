@@ -22,6 +22,7 @@ import { type Clock, systemClock } from '../runtime/clock.js';
 import type { EntityAddress } from '../runtime/entity-address.js';
 import { systemRandom } from '../runtime/random.js';
 import { PostgresMerchants, type StoredMerchant } from '../store/postgres/postgres-merchants.js';
+import { reverseClosers } from './closers.js';
 import { ConfigError, databaseSettings, type NodeConfig } from './config.js';
 import { addGatewayMetrics, commitDurationObserver, openPostgresStores } from './gateway.js';
 
@@ -75,16 +76,7 @@ export async function startClusterNode(
     options.logger ?? pino({ level: config.logLevel, base: { service: 'remit', nodeId: config.nodeId } });
   const dataDir = resolve(config.data);
   mkdirSync(dataDir, { recursive: true });
-  const closers: Array<() => Promise<void> | void> = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        logger.error({ err: error }, 'error while stopping');
-      }
-    }
-  };
+  const { closers, closeAll } = reverseClosers(logger);
 
   try {
     const database = databaseSettings(config);
