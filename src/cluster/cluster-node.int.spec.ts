@@ -10,6 +10,7 @@ import type { AssembledNode, NodeMerchant } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
 import type { OrderRequest } from '../node/order-service.js';
 import { MemoryVaultStorage } from '../payments/card-vault.js';
+import { defaultMerchantSettings } from '../payments/merchant.js';
 import { executorTypeName } from '../payments/protocol.js';
 import { persistenceIdOf } from '../persistence/entity.js';
 import { SimulatedClock } from '../runtime/clock.js';
@@ -211,5 +212,36 @@ describe('assembled nodes as a cluster', () => {
     expect(final?.status).toBe('executed');
     expect(bank.payments.get(created.order.id)?.requestCount).toBe(1);
     expect(bankNode.recovered).toContain(executorId);
+  });
+
+  it('ends an order no node of its bank acknowledged failed at its deadline, and nothing is charged, then or later', async () => {
+    const { clock, bank, start } = world();
+    const only = start('node-b', []);
+    await settled(clock, only.shards.start());
+    await settled(clock, clock.advanceAsync(1_000));
+    await settled(clock, only.node.boot(merchants, 10_000));
+    const created = await settled(
+      clock,
+      only.node.orders.create('merchant-a', 'no-bank-node', request, 1_000),
+    );
+    expect(created.order.status).toBe('validated');
+    const { executionDeadlineMs, unacknowledgedGraceMs } = defaultMerchantSettings;
+    await clock.advanceAsync(executionDeadlineMs + unacknowledgedGraceMs - 2_000);
+    expect((await settled(clock, only.node.orders.get('merchant-a', created.order.id)))?.status).toBe(
+      'validated',
+    );
+    await clock.advanceAsync(3_000);
+    const failed = await settled(clock, only.node.orders.get('merchant-a', created.order.id));
+    expect(failed).toMatchObject({ status: 'failed', reason: 'bank_unreachable' });
+    expect(bank.payments.get(created.order.id)).toBeUndefined();
+
+    // A node of the bank joins: nothing still on its way may charge the ended order.
+    const bankNode = start('node-a', ['bank-a']);
+    await settled(clock, bankNode.shards.start());
+    await clock.advanceAsync(10_000);
+    expect(['cancelled', undefined]).toContain(bank.payments.get(created.order.id)?.answer.kind);
+    expect((await settled(clock, only.node.orders.get('merchant-a', created.order.id)))?.status).toBe(
+      'failed',
+    );
   });
 });

@@ -258,7 +258,12 @@ describe('entity memory after thousands of finished orders', () => {
     await w.clock.advanceAsync(100);
     expect(await reply).toEqual({ type: 'OrderProcessedEarlier', orderId: order.orderId });
     const created = w.memory.eventsOf(merchantPid).filter((row) => row.payload.includes(order.orderId));
-    expect(created.map((row) => row.type)).toEqual(['OrderCreated', 'OrderValidated', 'OrderExecuted']);
+    expect(created.map((row) => row.type)).toEqual([
+      'OrderCreated',
+      'OrderValidated',
+      'ExecuteOrderConfirmed',
+      'OrderExecuted',
+    ]);
     expect(w.bank.payments.get(order.orderId)?.requestCount).toBe(1);
   });
 });

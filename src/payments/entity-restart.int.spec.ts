@@ -134,8 +134,14 @@ describe('Merchant entity: recovery equals live state, and a restart keeps it', 
     await waitFor(() => w.sentOf('ExecuteOrder', first.orderId).length >= 2);
 
     const eventsBefore = (await kit.events()).length;
-    await kit.tellAndCheck({ type: 'ConfirmExecuteOrder', orderId: first.orderId }, () => true);
-    expect(await kit.events()).toHaveLength(eventsBefore);
+    // The Executor's acknowledgement is journaled: it survives a restart, and it ends the resending.
+    const acknowledged = await kit.tellAndCheck(
+      { type: 'ConfirmExecuteOrder', orderId: first.orderId },
+      () => kit.state.outbox.size === 0,
+    );
+    expect(await kit.events()).toHaveLength(eventsBefore + 1);
+    expect(acknowledged.outbox.size).toBe(0);
+    await kit.expectRestartKeepsState();
 
     const result: MerchantCommand = {
       type: 'ProcessExecutionResult',
@@ -152,12 +158,12 @@ describe('Merchant entity: recovery equals live state, and a restart keeps it', 
     expect(finished.outbox.size).toBe(0);
     // The same result again (a redelivery) is confirmed again and persists nothing.
     await kit.tellAndCheck(result, () => w.sentOf('ConfirmResult', first.orderId).length === 2);
-    expect(await kit.events()).toHaveLength(eventsBefore + 1);
+    expect(await kit.events()).toHaveLength(eventsBefore + 2);
 
     await kit.expectRestartKeepsState();
     // Known only to the store's processed records now: the runtime's deduplication answers.
     expect(await submit(first)).toMatchObject({ type: 'OrderExists', order: { status: 'executed' } });
-    expect(kit.recoveryCount).toBe(4);
+    expect(kit.recoveryCount).toBe(5);
   });
 });
 

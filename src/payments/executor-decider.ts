@@ -91,11 +91,14 @@ export function decideExecutor(
             card: command.card,
             deadlineAt: command.deadlineAt,
           })
-          // No confirmation now: the result, a few milliseconds away, ends the delivery at the
-          // Merchant anyway. Only an order that takes longer than the Merchant's first redelivery
-          // backoff (1 s) comes again, and that duplicate is confirmed (confirmDelivery): one
-          // message per order saved on the way of every order, one resend for a slow one.
+          // Acknowledged before the bank is called: a Merchant that holds no acknowledgement past
+          // the order's deadline may end the order itself (no Executor is alive to), and that is
+          // safe only if every order sent to the bank was acknowledged first.
           .thenRun((after, context) => {
+            context.messenger.tell(command.merchant, {
+              type: 'ConfirmExecuteOrder',
+              orderId: command.orderId,
+            });
             const execution = after.executions.get(command.orderId);
             if (execution !== undefined) calls.start(execution, context);
           })

@@ -107,7 +107,7 @@ async function reported(context: EntityContextProbe<ExecutorCommand>): Promise<E
 }
 
 describe('Executor: ExecuteOrder', () => {
-  it('a new order is recorded before any bank call, then authorized; the Merchant hears the answer at once', async () => {
+  it('a new order is recorded and acknowledged before any bank call, then authorized; the Merchant hears the answer at once', async () => {
     const { spec, context, bank: port } = executor();
     const order = executeOrder(1);
     spec
@@ -123,6 +123,7 @@ describe('Executor: ExecuteOrder', () => {
     });
     expect(port.operationsFor(order.orderId)).toEqual(['authorize']);
     expect(context.sent).toEqual([
+      { to: merchantInbox('merchant-a'), message: { type: 'ConfirmExecuteOrder', orderId: order.orderId } },
       {
         to: merchantInbox('merchant-a'),
         message: {

@@ -8,6 +8,7 @@ import {
   outboxWithout,
 } from '../delivery/outbox.js';
 import { type Effect, effectsFor } from '../persistence/effect.js';
+import type { EntityContext } from '../persistence/entity.js';
 import { toJsonText } from '../persistence/serialization.js';
 import { assertNever } from '../runtime/assert-never.js';
 import { entityAddress } from '../runtime/entity-address.js';
@@ -199,10 +200,12 @@ export function decideMerchant(
     }
     case 'ConfirmExecuteOrder':
       // A confirmation for a delivery no longer outstanding (a duplicate, or after the result) changes nothing.
-      if (!state.outbox.has(command.orderId)) return effect.none();
-      // Not journaled: the order's result ends the delivery anyway. Until then it is only not resent
-      // by this incarnation; after a restart the Executor gets it once more and confirms it again.
-      return effect.none().thenConfirmed(command.orderId);
+      if (!state.outbox.has(command.orderId) || !state.inFlight.has(command.orderId)) return effect.none();
+      // Journaled: it is what keeps the order from being ended by `ExpireUnacknowledgedOrders`, and
+      // that must hold across a restart of the Merchant, whatever became of the Executor since.
+      return effect.persist({ type: 'ExecuteOrderConfirmed', orderId: command.orderId });
+    case 'ExpireUnacknowledgedOrders':
+      return expireUnacknowledgedOrders(state, command.dueAt, settings, waiters);
     case 'ProcessExecutionResult':
       return processExecutionResult(state, command, waiters);
     default:
@@ -291,7 +294,8 @@ function processNewOrder(
         at: order.receivedAt,
       },
     ])
-    .thenDeliver(order.orderId);
+    .thenDeliver(order.orderId)
+    .thenRun((after, context) => scheduleExpiry(after, settings, context));
   const acceptedReply = (after: MerchantState): ProcessOrderReply => {
     const validated = findOrder(after, order.orderId);
     if (validated === undefined)
@@ -302,6 +306,72 @@ function processNewOrder(
   // Answered when it finishes (waiters.complete), or now if the table of waiters is full.
   return accepted.thenRun((after) => {
     if (!waiters.add(order.orderId, replyTo)) replyTo.tell(acceptedReply(after));
+  });
+}
+
+const expiryTimer = 'expire-unacknowledged';
+
+/**
+ * The earliest time an unacknowledged order may be ended by the Merchant: its deadline plus the
+ * grace. Orders are validated in time order with one deadline setting, so the first entries of the
+ * outbox are the oldest; the whole outbox is read only to be exact when the setting changed.
+ */
+function firstExpiryAt(state: MerchantState, settings: MerchantSettings): number | undefined {
+  let first: number | undefined;
+  for (const entry of state.outbox.values()) {
+    const at = entry.message.deadlineAt + settings.unacknowledgedGraceMs;
+    if (first === undefined || at < first) first = at;
+  }
+  return first;
+}
+
+/**
+ * Starts the expiry timer for the earliest unacknowledged order, unless it runs already (it then
+ * fires at or before that order's time and starts itself again for the next one).
+ */
+export function scheduleExpiry(
+  state: MerchantState,
+  settings: MerchantSettings,
+  context: EntityContext<MerchantCommand>,
+): void {
+  if (context.timers.isActive(expiryTimer)) return;
+  const dueAt = firstExpiryAt(state, settings);
+  if (dueAt === undefined) return;
+  context.timers.startSingle(
+    expiryTimer,
+    { type: 'ExpireUnacknowledgedOrders', dueAt },
+    Math.max(0, dueAt - context.clock.now()),
+  );
+}
+
+/**
+ * Ends as `failed` (`bank_unreachable`) the orders no Executor acknowledged by their deadline plus
+ * `unacknowledgedGraceMs` — with no live node holding the bank's credentials, nobody else will.
+ * Safe because an Executor acknowledges an order (and the Merchant journals it) before it first
+ * calls the bank, and never starts a call past the order's deadline: an order unacknowledged so
+ * long after it was never sent, and an `ExecuteOrder` still on its way is cancelled at the bank.
+ */
+function expireUnacknowledgedOrders(
+  state: MerchantState,
+  dueAt: number,
+  settings: MerchantSettings,
+  waiters: OrderWaiters,
+): MerchantEffect {
+  const expired: OrderEvent[] = [];
+  for (const entry of state.outbox.values()) {
+    if (entry.message.deadlineAt + settings.unacknowledgedGraceMs > dueAt) continue;
+    if (!state.inFlight.has(entry.deliveryId)) continue;
+    expired.push({ type: 'OrderFailed', orderId: entry.deliveryId, reason: 'bank_unreachable', at: dueAt });
+  }
+  const next = (after: MerchantState, context: EntityContext<MerchantCommand>) =>
+    scheduleExpiry(after, settings, context);
+  if (expired.length === 0) return effect.none().thenRun(next);
+  return effect.persist(expired).thenRun((after, context) => {
+    for (const event of expired) {
+      const order = state.inFlight.get(event.orderId);
+      if (order !== undefined) waiters.complete(event.orderId, orderAfter(order, event, state.merchantId));
+    }
+    next(after, context);
   });
 }
 

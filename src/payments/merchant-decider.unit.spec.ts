@@ -392,15 +392,14 @@ describe('Merchant: waiting for and reading an order', () => {
 describe('Merchant: the Executor confirms ExecuteOrder', () => {
   const order = newOrder(1);
 
-  it('a confirmation of an outstanding delivery stops its resending without writing anything', () => {
+  it('a confirmation of an outstanding delivery is journaled, which ends its resending', () => {
     const { spec } = merchant();
-    const outcome = spec
+    const { state } = spec
       .given([configured, created(order), validated(order)])
       .when({ type: 'ConfirmExecuteOrder', orderId: order.orderId })
-      .expectNothingPersisted();
-    expect(outcome.confirmed).toEqual([order.orderId]);
-    // The entry stays until the result: after a restart it is sent once more and confirmed again.
-    expect(outcome.state.outbox.has(order.orderId)).toBe(true);
+      .expectEvents([{ type: 'ExecuteOrderConfirmed', orderId: order.orderId }]);
+    expect(state.outbox.has(order.orderId)).toBe(false);
+    expect(state.inFlight.has(order.orderId)).toBe(true);
   });
 
   it('a confirmation of a delivery no longer outstanding changes nothing', () => {
@@ -412,7 +411,7 @@ describe('Merchant: the Executor confirms ExecuteOrder', () => {
     expect(outcome.confirmed).toEqual([]);
   });
 
-  it('ExecuteOrderConfirmed, still in older journals, ends the delivery when replayed', () => {
+  it('ExecuteOrderConfirmed ends the delivery when replayed', () => {
     const { spec } = merchant();
     const replyTo = replyProbe<GetOrderReply>();
     const { state } = spec
@@ -426,6 +425,82 @@ describe('Merchant: the Executor confirms ExecuteOrder', () => {
       .expectNothingPersisted();
     expect(state.outbox.size).toBe(0);
     expect(state.inFlight.has(order.orderId)).toBe(true);
+  });
+});
+
+describe('Merchant: an order no Executor acknowledged by its deadline', () => {
+  const grace = defaultMerchantSettings.unacknowledgedGraceMs;
+  const first = newOrder(1);
+  const second = newOrder(2, { receivedAt: start + 5_000 });
+  const deadlineOf = (order: NewOrder) => order.receivedAt + defaultMerchantSettings.executionDeadlineMs;
+  const expire = (dueAt: number): MerchantCommand => ({ type: 'ExpireUnacknowledgedOrders', dueAt });
+
+  it('validating an order starts the expiry timer at its deadline plus the grace', () => {
+    const { spec, context } = merchant();
+    spec
+      .given([configured])
+      .when(processNewOrder(first).command)
+      .expectEvents([created(first), validated(first)]);
+    expect(context.timersStarted).toEqual([
+      {
+        key: 'expire-unacknowledged',
+        message: expire(deadlineOf(first) + grace),
+        delayMs: deadlineOf(first) + grace - context.clock.now(),
+        periodic: false,
+      },
+    ]);
+  });
+
+  it('ends failed (bank_unreachable) the unacknowledged orders due, answers their waiters, and times the next', () => {
+    const { spec, context, waiters } = merchant();
+    const dueAt = deadlineOf(first) + grace;
+    const { state } = spec
+      .given([configured, created(first), validated(first), created(second), validated(second)])
+      .when(expire(dueAt))
+      .expectEvents([{ type: 'OrderFailed', orderId: first.orderId, reason: 'bank_unreachable', at: dueAt }]);
+    expect(state.inFlight.has(first.orderId)).toBe(false);
+    expect(state.outbox.has(first.orderId)).toBe(false);
+    expect(waiters.recentlyFinished(merchantId, first.orderId)?.reason).toBe('bank_unreachable');
+    expect(context.timersStarted.map((timer) => timer.message)).toEqual([expire(deadlineOf(second) + grace)]);
+  });
+
+  it('an acknowledged order is left to its Executor, however late', () => {
+    const { spec, context } = merchant();
+    spec
+      .given([
+        configured,
+        created(first),
+        validated(first),
+        { type: 'ExecuteOrderConfirmed', orderId: first.orderId },
+      ])
+      .when(expire(deadlineOf(first) + grace * 10))
+      .expectNothingPersisted();
+    expect(context.timersStarted).toEqual([]);
+  });
+
+  it('an order not yet due is left alone', () => {
+    const { spec } = merchant();
+    spec
+      .given([configured, created(first), validated(first)])
+      .when(expire(deadlineOf(first) + grace - 1))
+      .expectNothingPersisted();
+  });
+
+  it('an Executor result arriving after the order ended is confirmed and changes nothing', () => {
+    const { spec, context } = merchant();
+    const dueAt = deadlineOf(first) + grace;
+    spec
+      .given([
+        configured,
+        created(first),
+        validated(first),
+        { type: 'OrderFailed', orderId: first.orderId, reason: 'bank_unreachable', at: dueAt },
+      ])
+      .when(result(first.orderId, { kind: 'failed', reason: 'deadline_exceeded' }))
+      .expectNothingPersisted();
+    expect(context.sent).toEqual([
+      { to: executorInbox('bank-a'), message: { type: 'ConfirmResult', orderId: first.orderId } },
+    ]);
   });
 });
 

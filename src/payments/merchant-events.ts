@@ -55,8 +55,10 @@ export type MerchantEvent =
       readonly rulesVersion: number;
       readonly at: number;
     }
-  // No longer written (a confirmation is kept in memory, see ConfirmExecuteOrder); still read, as
-  // journals hold it.
+  /**
+   * The Executor acknowledged the order (it holds it durably): from now on only its outcome ends
+   * the order, never the Merchant's own deadline.
+   */
   | { readonly type: 'ExecuteOrderConfirmed'; readonly orderId: string }
   | {
       readonly type: 'OrderExecuted';

@@ -45,6 +45,11 @@ export type MerchantCommand =
     }
   | { readonly type: 'AwaitOrder'; readonly orderId: string; readonly replyTo: ActorRef<AwaitOrderReply> }
   | { readonly type: 'GetOrder'; readonly orderId: string; readonly replyTo: ActorRef<GetOrderReply> }
+  /**
+   * The Merchant's own timer: end as `failed` (`bank_unreachable`) every order whose `ExecuteOrder`
+   * no Executor acknowledged by `dueAt` (its deadline plus `unacknowledgedGraceMs`).
+   */
+  | { readonly type: 'ExpireUnacknowledgedOrders'; readonly dueAt: number }
   | MerchantInbox;
 
 export type ConfigureReply = { readonly type: 'MerchantConfigured' };

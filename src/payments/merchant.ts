@@ -7,6 +7,7 @@ import {
   evolveMerchant,
   initialMerchantState,
   type MerchantState,
+  scheduleExpiry,
 } from './merchant-decider.js';
 import { type MerchantEvent, merchantEvents, merchantSnapshotCodec } from './merchant-events.js';
 import type { MerchantCommand } from './merchant-protocol.js';
@@ -53,6 +54,13 @@ export interface MerchantSettings {
   readonly velocityCardsTrackedMax: number;
   /** A snapshot every this many events: recovery replays at most this many after the latest one. */
   readonly snapshotEveryEvents: number;
+  /**
+   * How long past its deadline an order no Executor acknowledged is ended `failed`
+   * (`bank_unreachable`) by the Merchant — when no node holding the bank's credentials is alive.
+   * Must exceed the clock skew between nodes plus a message's transit: an Executor decides "past
+   * the deadline" on its own clock.
+   */
+  readonly unacknowledgedGraceMs: number;
 }
 
 export const defaultMerchantSettings: MerchantSettings = {
@@ -65,6 +73,7 @@ export const defaultMerchantSettings: MerchantSettings = {
   idempotencyRecentIdsMax: 1_000,
   velocityCardsTrackedMax: 50_000,
   snapshotEveryEvents: 20_000,
+  unacknowledgedGraceMs: 10_000,
 };
 
 export function merchantDefinition(
@@ -78,6 +87,7 @@ export function merchantDefinition(
     evolve: (state, event) => evolveMerchant(state, event, settings),
     events: merchantEvents,
     snapshot: { codec: merchantSnapshotCodec, everyEvents: settings.snapshotEveryEvents },
+    onRecoveryCompleted: (state, context) => scheduleExpiry(state, settings, context),
     delivery: {
       outboxOf: (state) => state.outbox,
       redeliverIntervalMs: settings.redeliverIntervalMs,

@@ -31,12 +31,17 @@ export function isTerminal(status: OrderStatus): boolean {
 }
 
 export type DeclineReason = string;
-/** Why an order could not be executed; in every case the bank confirmed nothing was charged. */
+/**
+ * Why an order could not be executed. For the first four the bank confirmed nothing was charged
+ * (the reference is cancelled there); `bank_unreachable` means no node holding the bank's
+ * credentials acknowledged the order before its deadline, so it was never sent to the bank.
+ */
 export const failureReasons = [
   'bank_unavailable',
   'deadline_exceeded',
   'card_unavailable',
   'bank_refused',
+  'bank_unreachable',
 ] as const;
 export type FailureReason = (typeof failureReasons)[number];
 

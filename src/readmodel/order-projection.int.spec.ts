@@ -297,6 +297,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('order projection, journal on %
     expect(trail.slice(0, 2)).toEqual(['OrderCreated', 'OrderValidated']);
     expect([...trail].sort()).toEqual(
       [
+        'ExecuteOrderConfirmed',
         'ExecutionRequested',
         'ExecutionSettled',
         'OrderCreated',
@@ -307,6 +308,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('order projection, journal on %
     );
     const comesBefore = (a: string, b: string) => expect(trail.indexOf(a)).toBeLessThan(trail.indexOf(b));
     comesBefore('ExecutionRequested', 'ExecutionSettled');
+    comesBefore('ExecutionRequested', 'ExecuteOrderConfirmed');
     // The Merchant hears the bank's answer while the Executor records it: either may be first.
     comesBefore('ExecutionRequested', 'OrderExecuted');
     comesBefore('ExecutionSettled', 'ResultConfirmed');

@@ -360,7 +360,16 @@ export function checkLedger(observation: SeedObservation): Violation[] {
         break;
       }
       case 'failed':
-        if (payment?.status !== 'cancelled') {
+        // Ended by its Merchant, unacknowledged at its deadline: never sent, or cancelled when an
+        // ExecuteOrder still on its way reached an Executor past the deadline.
+        if (order.reason === 'bank_unreachable') {
+          if (payment !== undefined && payment.status !== 'cancelled') {
+            violations.push({
+              invariant: 'ledger.failed-not-charged',
+              detail: `${what} (bank_unreachable) has bank record ${payment.status}: it must never have been sent, or cancelled`,
+            });
+          }
+        } else if (payment?.status !== 'cancelled') {
           violations.push({
             invariant: 'ledger.failed-not-charged',
             detail: `${what} (${order.reason}) has bank record ${payment?.status ?? 'none'}: failed needs the bank's cancel`,
@@ -446,6 +455,8 @@ export function checkExecutions(observation: SeedObservation): Violation[] {
     if (!terminal.has(order.status)) continue;
     const execution = observation.executions.get(order.id);
     if (execution === undefined || execution.requested === 0) {
+      // An order its Merchant ended unacknowledged never needed an Executor.
+      if (order.status === 'failed' && order.reason === 'bank_unreachable') continue;
       violations.push({
         invariant: 'executor.executed-once',
         detail: `order ${order.id} is ${order.status} without an ExecutionRequested`,

@@ -41,8 +41,9 @@ function invariantsOf(result: SeedResult): string[] {
 async function firstFailing(
   options: Parameters<typeof runSeed>[1],
   accept: (result: SeedResult) => boolean,
+  firstSeed = 1,
 ): Promise<SeedResult | undefined> {
-  for (let seed = 1; seed <= sabotageSeedsMax; seed++) {
+  for (let seed = firstSeed; seed < firstSeed + sabotageSeedsMax; seed++) {
     const result = await runSeed(seed, options);
     if (accept(result)) return result;
   }
@@ -154,11 +155,17 @@ describe('the checkers can fail: deliberately broken systems are caught', () => 
   });
 
   it('Merchant confirming before durable: a failed write then strands a charged order (end state alone)', async () => {
+    // Seeds 1–60 strand orders the bank never charged; from 61 on, charged ones too (61, 77, 86…).
+    const firstSeed = 61;
     const found = await firstFailing(
       { sabotage: 'merchant-confirms-before-durable', onlineChecks: false },
       (result) => invariantsOf(result).includes('ledger.charged-not-executed'),
+      firstSeed,
     );
-    expect(found, `no seed in 1..${sabotageSeedsMax} stranded an order`).toBeDefined();
+    expect(
+      found,
+      `no seed in ${firstSeed}..${firstSeed + sabotageSeedsMax - 1} stranded a charged order`,
+    ).toBeDefined();
     if (found === undefined) return;
     expect(invariantsOf(found)).toEqual(expect.arrayContaining(['orders.terminal', 'liveness.quiescent']));
   });
