@@ -150,25 +150,14 @@ export async function startCluster(
       );
     }
     await Promise.all(nodes.map((node) => untilReady(node, stopRequested)));
-    // Not restarted: the other nodes take its shards over, which is what a cluster is for, and a
-    // restart loop would hide a crash from the person watching.
-    for (const node of nodes) {
-      void node.unexpectedExit.then(({ code, signal }) =>
-        logger.error(
-          { nodeId: node.nodeId, pid: node.pid, code, signal, log: node.logPath },
-          'node exited unexpectedly; the other nodes keep running and take its shards over; it is not restarted',
-        ),
-      );
-    }
+    for (const node of nodes) reportUnexpectedExit(node, logger);
 
     const file: ClusterFile = {
       databaseUrl: postgres.url,
       bankUrl: bank.url,
       nodes: nodes.map(({ nodeId, url, roles: nodeRoles, pid }) => ({ nodeId, url, roles: nodeRoles, pid })),
     };
-    // Written whole or not at all: a reader never sees half a file.
-    writeFileSync(`${clusterFilePath}.tmp`, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-    renameSync(`${clusterFilePath}.tmp`, clusterFilePath);
+    writeWhole(clusterFilePath, `${JSON.stringify(file, null, 2)}\n`);
     closers.push(() => rmSync(clusterFilePath, { force: true }));
     const credentials = gatherCredentials(
       dataDir,
@@ -190,6 +179,26 @@ export async function startCluster(
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * Logs a node's exit that nobody asked for. It is not restarted: the other nodes take its shards
+ * over, which is what a cluster is for, and a restart loop would hide a crash from the person
+ * watching.
+ */
+function reportUnexpectedExit(node: NodeProcess, logger: PinoLogger): void {
+  void node.unexpectedExit.then(({ code, signal }) =>
+    logger.error(
+      { nodeId: node.nodeId, pid: node.pid, code, signal, log: node.logPath },
+      'node exited unexpectedly; the other nodes keep running and take its shards over; it is not restarted',
+    ),
+  );
+}
+
+/** Writes the file whole or not at all (a new file renamed over it): a reader never sees half of it. */
+function writeWhole(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text, { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
 }
 
 /** What `remit cluster` prints once every node is ready. */
