@@ -538,7 +538,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
 }
 
 /** The host to put in a URL: a wildcard address is reached through loopback; IPv6 needs brackets. */
-function urlHost(host: string): string {
+export function urlHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
   if (host === '::') return '[::1]';
   return host.includes(':') ? `[${host}]` : host;

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningPostgres, startEmbeddedPostgres } from '../store/postgres/embedded-postgres.js';
+import { finalStatusThrough } from '../testing/orders-over-http.js';
 import { type RemitProcess, startRemit } from '../testing/processes.js';
 
-const requestTimeoutMs = 20_000;
 const roles: Record<string, string> = {
   'node-1': 'bank-a,bank-b',
   'node-2': 'bank-b,bank-c',
@@ -79,59 +79,21 @@ afterAll(async () => {
   rmSync(folder, { recursive: true, force: true });
 }, 120_000);
 
-async function until(condition: () => Promise<boolean>, what: string, attemptsMax = 600): Promise<void> {
-  for (let attempt = 0; attempt < attemptsMax; attempt++) {
-    if (await condition().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  // The nodes' warnings and errors say why: a failure without them is hard to read.
-  const warnings = [...nodes.values()].flatMap((node) =>
-    node
-      .output()
-      .split('\n')
-      .filter((line) => /"level":[456]0/.test(line)),
-  );
-  throw new Error(`${what} did not happen:\n${warnings.slice(-20).join('\n')}`);
+/** The nodes' warnings and errors say why a condition failed: a failure without them is hard to read. */
+function nodeWarnings(): string {
+  return [...nodes.values()]
+    .flatMap((node) =>
+      node
+        .output()
+        .split('\n')
+        .filter((line) => /"level":[456]0/.test(line)),
+    )
+    .slice(-20)
+    .join('\n');
 }
 
-/** Sends the order (retrying with the same key until it is accepted), then waits until executed. */
-async function executedThrough(node: RemitProcess, apiKey: string, key: string): Promise<string> {
-  let id: string | undefined;
-  await until(
-    async () => {
-      const response = await fetch(`${node.url}/v1/orders`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${apiKey}`,
-          'content-type': 'application/json',
-          'idempotency-key': key,
-          prefer: 'wait=5',
-        },
-        body: JSON.stringify({
-          amount: 1_250,
-          currency: 'EUR',
-          card: { number: '4111111111111111', expMonth: 12, expYear: 2030, cvc: '123' },
-        }),
-        signal: AbortSignal.timeout(requestTimeoutMs),
-      });
-      const json = (await response.json()) as { id?: unknown };
-      if ((response.status === 201 || response.status === 202) && typeof json.id === 'string') id = json.id;
-      return id !== undefined;
-    },
-    `order ${key} accepted`,
-    60,
-  );
-  let status = '';
-  await until(async () => {
-    const response = await fetch(`${node.url}/v1/orders/${id}`, {
-      headers: { authorization: `Bearer ${apiKey}` },
-      signal: AbortSignal.timeout(requestTimeoutMs),
-    });
-    if (response.status !== 200) return false;
-    status = ((await response.json()) as { status: string }).status;
-    return ['executed', 'declined', 'rejected', 'failed'].includes(status);
-  }, `order ${key} finished`);
-  return status;
+function executedThrough(node: RemitProcess, apiKey: string, key: string): Promise<string> {
+  return finalStatusThrough(node.url, apiKey, key, nodeWarnings);
 }
 
 describe('remit node, three processes as one cluster', () => {

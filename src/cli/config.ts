@@ -103,9 +103,37 @@ const nodeSchema = startSchema
 
 const bankSchema = z.object({ host, port, data: z.string().min(1, 'must not be empty'), logLevel }).strict();
 
+/** Most nodes `remit cluster` starts: each is a process of its own on one machine. */
+export const clusterNodesMax = 16;
+
+/**
+ * `remit cluster`: PostgreSQL, the bank and N nodes on one machine. Nodes listen on consecutive
+ * ports from `port` (0: each on a free port), so the last one must still be a port.
+ */
+const clusterSchema = z
+  .object({
+    nodes: z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be a whole number')
+      .min(1, `must be 1 to ${clusterNodesMax}`)
+      .max(clusterNodesMax, `must be 1 to ${clusterNodesMax}`),
+    host,
+    port,
+    bankPort: port,
+    data: z.string().min(1, 'must not be empty'),
+    vaultKey: startSchema.shape.vaultKey,
+    logLevel,
+  })
+  .strict()
+  .refine((config) => config.port === 0 || config.port + config.nodes - 1 <= 65_535, {
+    error: 'leaves no room for a port per node below 65536',
+    path: ['port'],
+  });
+
 export type StartConfig = z.infer<typeof startSchema>;
 export type BankConfig = z.infer<typeof bankSchema>;
 export type NodeConfig = z.infer<typeof nodeSchema>;
+export type ClusterConfig = z.infer<typeof clusterSchema>;
 
 type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -132,6 +160,15 @@ const nodeOptions = {
   'node-id': { type: 'string' },
   'cluster-port': { type: 'string' },
   roles: { type: 'string' },
+} as const;
+
+const clusterOptions = {
+  nodes: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'bank-port': { type: 'string' },
+  data: { type: 'string' },
+  'log-level': { type: 'string' },
 } as const;
 
 const bankOptions = {
@@ -207,6 +244,24 @@ export function parseBankConfig(args: readonly string[], env: Environment): Bank
   });
 }
 
+/**
+ * `remit cluster`'s settings. Its own data folder by default (`./cluster-data`, beside `remit
+ * bank`'s `./bank-data`), never `remit start`'s `./data`, whose credentials file is another
+ * gateway's. The bank listens on a free port unless one is given: nodes get its URL at each start.
+ */
+export function parseClusterConfig(args: readonly string[], env: Environment): ClusterConfig {
+  const flags = parseFlags(args, clusterOptions);
+  return validate(clusterSchema, {
+    nodes: flags.nodes ?? env.REMIT_NODES ?? '3',
+    host: flags.host ?? env.REMIT_HOST ?? '127.0.0.1',
+    port: flags.port ?? env.REMIT_PORT ?? '8080',
+    bankPort: flags['bank-port'] ?? env.REMIT_BANK_PORT ?? '0',
+    data: flags.data ?? env.REMIT_DATA ?? './cluster-data',
+    vaultKey: env.REMIT_VAULT_KEY,
+    logLevel: flags['log-level'] ?? env.REMIT_LOG_LEVEL ?? 'info',
+  });
+}
+
 function parseFlags<O extends Record<string, { type: 'string' }>>(
   args: readonly string[],
   options: O,
@@ -225,7 +280,11 @@ function validate<T>(schema: z.ZodType<T>, input: Record<string, unknown>): T {
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const field = issue?.path.join('.') ?? 'configuration';
-  const flag = `--${String(field).replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+  // The vault key has no flag: a key on the command line would sit in the shell's history.
+  const flag =
+    field === 'vaultKey'
+      ? 'REMIT_VAULT_KEY'
+      : `--${String(field).replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
   throw new ConfigError(`invalid ${flag}: ${issue?.message ?? 'not valid'}`);
 }
 

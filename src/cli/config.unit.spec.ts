@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, databaseSettings, parseNodeConfig, parseStartConfig } from './config.js';
+import {
+  ConfigError,
+  databaseSettings,
+  parseClusterConfig,
+  parseNodeConfig,
+  parseStartConfig,
+} from './config.js';
 
 describe('remit start: the database settings', () => {
   it('runs on SQLite without a database URL', () => {
@@ -88,5 +94,69 @@ describe('remit node: its configuration', () => {
         REMIT_VAULT_KEY: vaultKey,
       }),
     ).toThrow(ConfigError);
+  });
+});
+
+describe('remit cluster: its configuration', () => {
+  it('starts three nodes from port 8080 in ./cluster-data on 127.0.0.1, the bank on a free port', () => {
+    expect(parseClusterConfig([], {})).toEqual({
+      nodes: 3,
+      host: '127.0.0.1',
+      port: 8080,
+      bankPort: 0,
+      data: './cluster-data',
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every setting from a flag first, then its REMIT_* variable', () => {
+    const env = {
+      REMIT_NODES: '5',
+      REMIT_PORT: '9000',
+      REMIT_DATA: '/srv/remit',
+      REMIT_HOST: '0.0.0.0',
+      REMIT_BANK_PORT: '9100',
+      REMIT_LOG_LEVEL: 'warn',
+      REMIT_VAULT_KEY: Buffer.alloc(32, 1).toString('base64'),
+    };
+    expect(parseClusterConfig([], env)).toEqual({
+      nodes: 5,
+      host: '0.0.0.0',
+      port: 9000,
+      bankPort: 9100,
+      data: '/srv/remit',
+      logLevel: 'warn',
+      vaultKey: env.REMIT_VAULT_KEY,
+    });
+    const flags = ['--nodes', '2', '--port', '0', '--data', 'here', '--host', '::1', '--bank-port', '1'];
+    expect(parseClusterConfig([...flags, '--log-level', 'debug'], env)).toMatchObject({
+      nodes: 2,
+      port: 0,
+      data: 'here',
+      host: '::1',
+      bankPort: 1,
+      logLevel: 'debug',
+    });
+  });
+
+  it('refuses bad values with a sentence naming the flag', () => {
+    const refusal = (args: string[], env: Record<string, string> = {}): string => {
+      try {
+        parseClusterConfig(args, env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return String(error);
+      }
+      return 'accepted';
+    };
+    expect(refusal(['--nodes', '0'])).toContain('invalid --nodes: must be 1 to 16');
+    expect(refusal(['--nodes', '17'])).toContain('invalid --nodes: must be 1 to 16');
+    expect(refusal(['--nodes', 'three'])).toContain('invalid --nodes');
+    expect(refusal(['--port', '65534', '--nodes', '3'])).toContain('invalid --port: leaves no room');
+    expect(refusal(['--port', '65533', '--nodes', '3'])).toBe('accepted');
+    expect(refusal(['--roles', 'bank-a'])).toContain("Unknown option '--roles'");
+    expect(refusal([], { REMIT_VAULT_KEY: 'short' })).toContain(
+      'invalid REMIT_VAULT_KEY: must be 32 bytes in base64',
+    );
   });
 });

