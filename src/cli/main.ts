@@ -23,6 +23,9 @@ Commands:
           same on every node; the cluster secret is derived from it)
           --database-url URL --node-id ID --port 8080 --cluster-port 7070 --roles bank-a,bank-b
           --bank-url URL --data ./data --host 127.0.0.1 (and the other flags of start but --bank-port)
+          --heartbeat-interval-ms 1000 --member-timeout-ms 5000 --lease-ttl-ms 4000
+          --lease-renew-interval-ms 1000 --shard-count 128 --rebalance-shards-max 8 (the same on
+            every node; failover after a crash takes about the lease TTL plus a heartbeat)
   bank    run the acquiring-bank simulator alone
           --host 127.0.0.1 --port 8081 --data ./bank-data --log-level info
 

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { buildApp, MerchantDirectory, problemSchema } from '../api/app.js';
 import { BankClient } from '../bank/bank-client.js';
 import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
-import { type ClusterSettings, defaultClusterSettings } from '../cluster/cluster-settings.js';
+import type { ClusterSettings } from '../cluster/cluster-settings.js';
 import { PostgresClusterStore } from '../cluster/postgres-cluster-store.js';
 import { ShardManager } from '../cluster/shard-manager.js';
 import { ShardedMessenger } from '../cluster/sharded-messenger.js';
@@ -71,7 +71,7 @@ export async function startClusterNode(
   options: ClusterNodeOptions = {},
 ): Promise<RunningClusterNode> {
   const clock = options.clock ?? systemClock;
-  const cluster = options.cluster ?? defaultClusterSettings;
+  const cluster = options.cluster ?? config.cluster;
   const logger =
     options.logger ?? pino({ level: config.logLevel, base: { service: 'remit', nodeId: config.nodeId } });
   const dataDir = resolve(config.data);
