@@ -183,14 +183,6 @@ export async function startClusterNode(
       logger: logger.child({ component: 'messenger' }),
     });
 
-    await shards.start();
-    // Handing the shards over comes after the API stops and before the entities stop (reverse order).
-    closers.push(() => shards.leave());
-    // Configures every Merchant wherever its shard is; the owners start the Executors of theirs.
-    await node.boot(merchants, bootTimeoutMs);
-    projection.start();
-    await projection.caughtUp();
-
     addGatewayMetrics(metrics, opened.stores.journal, projection);
     const app = await buildApp({
       metrics,
@@ -234,6 +226,18 @@ export async function startClusterNode(
         settings: cluster,
       };
     });
+    // The app's schemas compile here, a second or more of CPU on a busy machine: before the node
+    // holds any lease, so the work cannot starve lease renewal and make the node fence itself.
+    await app.ready();
+
+    await shards.start();
+    // Handing the shards over comes after the API stops and before the entities stop (reverse order).
+    closers.push(() => shards.leave());
+    // Configures every Merchant wherever its shard is; the owners start the Executors of theirs.
+    await node.boot(merchants, bootTimeoutMs);
+    projection.start();
+    await projection.caughtUp();
+
     const address = await app.listen({ host: config.host, port: config.port });
     closers.push(() => app.close());
     const bound = app.server.address();
