@@ -52,6 +52,8 @@ export type PostOutcome =
       readonly reason: 'timeout' | 'connection' | 'server_error';
       readonly status?: number;
       readonly retryAfter?: string | undefined;
+      /** The problem's code, when the answer was a problem+json. */
+      readonly code?: string | undefined;
     };
 
 export interface PostRequest {
@@ -95,6 +97,7 @@ export async function postOrder(request: PostRequest): Promise<PostOutcome> {
       reason: 'server_error',
       status: response.status,
       retryAfter: response.headers.get('retry-after') ?? undefined,
+      code: problemJson.safeParse(safeJson(text)).data?.code,
     };
   }
   if (response.status >= 200 && response.status < 300) {

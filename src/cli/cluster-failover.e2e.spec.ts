@@ -5,8 +5,8 @@
  * SIGTERMed. After each, the evidence — what the merchants' clients saw, the orders the cluster
  * lists, the bank simulator's own ledger and the journal — is judged by the chaos run's checker:
  * every accepted order terminal, nothing charged twice, nothing charged that Remit reports as not
- * executed, every executed order charged. The cluster runs on short timings (half the defaults), so
- * failover takes a few seconds; times are measured and printed, never asserted.
+ * executed, every executed order charged. The cluster runs on short timings (a 3 s lease, a 0.5 s
+ * heartbeat), so failover takes a few seconds; times are measured and printed, never asserted.
  *
  * The tests share one cluster and run in order; each leaves every node up for the next.
  */
@@ -140,16 +140,7 @@ async function executeThrough(node: ClusterNode, label: string): Promise<void> {
     merchants,
     label,
     seed: 99,
-    settings: {
-      clients: merchants.length,
-      waitSeconds: 3,
-      requestTimeoutMs: 8_000,
-      attemptsMax: 30,
-      retryPauseMs: 100,
-      pollAttemptsMax: 100,
-      pollIntervalMs: 100,
-      ordersPerClientMax: 20,
-    },
+    settings: { ...defaultClusterLoadSettings, clients: merchants.length, ordersPerClientMax: 20 },
     excuse: () => false,
   });
   load.start();

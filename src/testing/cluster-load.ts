@@ -195,7 +195,10 @@ export class ClusterLoad {
             this.failures.push({
               key: record.key,
               nodeId: target.nodeId,
-              what: outcome.status === undefined ? outcome.reason : `${outcome.status} ${outcome.reason}`,
+              what:
+                outcome.status === undefined
+                  ? outcome.reason
+                  : `${outcome.status} ${outcome.code ?? outcome.reason}`,
             });
           break;
       }
