@@ -40,6 +40,7 @@ export interface RunningClusterNode {
 export interface ClusterNodeOptions {
   readonly clock?: Clock;
   readonly logger?: PinoLogger;
+  /** Overrides the timing of the configuration (`config.cluster`), for tests running nodes in-process. */
   readonly cluster?: ClusterSettings;
 }
 
