@@ -371,12 +371,32 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
     logController: new AccessLog(dependencies.accessLogLevel ?? 'info'),
     bodyLimit: settings.bodyLimitBytes,
     requestTimeout: settings.requestTimeoutMs,
+    // Fastify's own answer while closing is a bare 503 without Retry-After; ours (below) says to
+    // retry, as every other 503 of the API does.
+    return503OnClosing: false,
     // Validation is strict: no coercion, no silently dropped fields. Unknown fields are errors.
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
   });
   installProblemHandlers(app);
+  // A request that arrives while the server closes (on a kept-alive connection) is not served: the
+  // process is stopping, and another node, or this one once started again, answers the retry.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new ApiError(
+      503,
+      'shutting_down',
+      'This server is stopping; retry with the same Idempotency-Key.',
+      undefined,
+      { 'retry-after': '1' },
+    );
+  });
   const readModelFresh = (): Promise<void> =>
     caughtUpWithin(dependencies.readModelCaughtUp, settings.readModelWaitMaxMs);
   const metrics = dependencies.metrics ?? new MetricsRegistry();

@@ -43,8 +43,18 @@ export type PostOutcome =
   | { readonly kind: 'accepted'; readonly order: OrderJson; readonly replayed: boolean }
   /** A 4xx: the gateway refused the request; retrying the same request cannot help. */
   | { readonly kind: 'refused'; readonly status: number; readonly code: string }
-  /** No usable answer: retry with the same key and body. */
-  | { readonly kind: 'retryable'; readonly reason: 'timeout' | 'connection' | 'server_error' };
+  /**
+   * No usable answer: retry with the same key and body. `status` and `retryAfter` are the answer's,
+   * when there was one, so a client can tell a 503 that asks to come back from an error.
+   */
+  | {
+      readonly kind: 'retryable';
+      readonly reason: 'timeout' | 'connection' | 'server_error';
+      readonly status?: number;
+      readonly retryAfter?: string | undefined;
+      /** The problem's code, when the answer was a problem+json. */
+      readonly code?: string | undefined;
+    };
 
 export interface PostRequest {
   readonly gatewayUrl: string;
@@ -81,7 +91,15 @@ export async function postOrder(request: PostRequest): Promise<PostOutcome> {
     return { kind: 'retryable', reason: isTimeout(error) ? 'timeout' : 'connection' };
   }
   // 429 is the one 4xx a merchant retries as well: it says "later", not "no".
-  if (response.status >= 500 || response.status === 429) return { kind: 'retryable', reason: 'server_error' };
+  if (response.status >= 500 || response.status === 429) {
+    return {
+      kind: 'retryable',
+      reason: 'server_error',
+      status: response.status,
+      retryAfter: response.headers.get('retry-after') ?? undefined,
+      code: problemJson.safeParse(safeJson(text)).data?.code,
+    };
+  }
   if (response.status >= 200 && response.status < 300) {
     return {
       kind: 'accepted',

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { defaultAuthorizationBatchMax } from '../bank/bank-client.js';
 import { batchPaymentsMax } from '../bank/bank-schemas.js';
+import { clusterSettingsSchema, defaultClusterSettings } from '../cluster/cluster-settings.js';
 import {
   defaultPostgresSettings,
   type PostgresSettings,
@@ -23,6 +24,7 @@ const port = z.coerce
   .min(0, 'must be 0 to 65535')
   .max(65_535, 'must be 0 to 65535');
 const host = z.string().min(1, 'must not be empty');
+const wholeNumber = z.coerce.number({ error: 'must be a number' }).int('must be a whole number');
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 const startSchema = z
@@ -98,8 +100,41 @@ const nodeSchema = startSchema
           .filter((role) => role.length > 0),
       )
       .pipe(z.array(z.string().regex(/^[a-z0-9-]+$/, 'must be names such as bank-a,bank-b'))),
+    heartbeatIntervalMs: wholeNumber,
+    memberTimeoutMs: wholeNumber,
+    leaseTtlMs: wholeNumber,
+    leaseRenewIntervalMs: wholeNumber,
+    shardCount: wholeNumber,
+    rebalanceShardsMax: wholeNumber,
   })
-  .strict();
+  .strict()
+  // The cluster's timing is checked by its own schema (limits and how the settings relate), whose
+  // issues keep their field names, so a refusal names the flag to change.
+  .transform((input, context) => {
+    const {
+      heartbeatIntervalMs,
+      memberTimeoutMs,
+      leaseTtlMs,
+      leaseRenewIntervalMs,
+      shardCount,
+      rebalanceShardsMax,
+      ...node
+    } = input;
+    const cluster = clusterSettingsSchema.safeParse({
+      heartbeatIntervalMs,
+      memberTimeoutMs,
+      leaseTtlMs,
+      leaseRenewIntervalMs,
+      shardCount,
+      rebalanceShardsMax,
+    });
+    if (!cluster.success) {
+      for (const issue of cluster.error.issues)
+        context.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+      return z.NEVER;
+    }
+    return { ...node, cluster: cluster.data };
+  });
 
 const bankSchema = z.object({ host, port, data: z.string().min(1, 'must not be empty'), logLevel }).strict();
 
@@ -132,7 +167,7 @@ const clusterSchema = z
 
 export type StartConfig = z.infer<typeof startSchema>;
 export type BankConfig = z.infer<typeof bankSchema>;
-export type NodeConfig = z.infer<typeof nodeSchema>;
+export type NodeConfig = z.output<typeof nodeSchema>;
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
 type Environment = Readonly<Record<string, string | undefined>>;
@@ -160,6 +195,12 @@ const nodeOptions = {
   'node-id': { type: 'string' },
   'cluster-port': { type: 'string' },
   roles: { type: 'string' },
+  'heartbeat-interval-ms': { type: 'string' },
+  'member-timeout-ms': { type: 'string' },
+  'lease-ttl-ms': { type: 'string' },
+  'lease-renew-interval-ms': { type: 'string' },
+  'shard-count': { type: 'string' },
+  'rebalance-shards-max': { type: 'string' },
 } as const;
 
 const clusterOptions = {
@@ -231,6 +272,24 @@ export function parseNodeConfig(args: readonly string[], env: Environment): Node
     nodeId: flags['node-id'] ?? env.REMIT_NODE_ID,
     clusterPort: flags['cluster-port'] ?? env.REMIT_CLUSTER_PORT ?? '7070',
     roles: flags.roles ?? env.REMIT_ROLES ?? '',
+    heartbeatIntervalMs:
+      flags['heartbeat-interval-ms'] ??
+      env.REMIT_HEARTBEAT_INTERVAL_MS ??
+      String(defaultClusterSettings.heartbeatIntervalMs),
+    memberTimeoutMs:
+      flags['member-timeout-ms'] ??
+      env.REMIT_MEMBER_TIMEOUT_MS ??
+      String(defaultClusterSettings.memberTimeoutMs),
+    leaseTtlMs: flags['lease-ttl-ms'] ?? env.REMIT_LEASE_TTL_MS ?? String(defaultClusterSettings.leaseTtlMs),
+    leaseRenewIntervalMs:
+      flags['lease-renew-interval-ms'] ??
+      env.REMIT_LEASE_RENEW_INTERVAL_MS ??
+      String(defaultClusterSettings.leaseRenewIntervalMs),
+    shardCount: flags['shard-count'] ?? env.REMIT_SHARD_COUNT ?? String(defaultClusterSettings.shardCount),
+    rebalanceShardsMax:
+      flags['rebalance-shards-max'] ??
+      env.REMIT_REBALANCE_SHARDS_MAX ??
+      String(defaultClusterSettings.rebalanceShardsMax),
   });
 }
 

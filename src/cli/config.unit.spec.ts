@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { defaultClusterSettings } from '../cluster/cluster-settings.js';
 import {
   ConfigError,
   databaseSettings,
@@ -85,6 +86,56 @@ describe('remit node: its configuration', () => {
     });
     expect(fromEnv.databaseUrl).toBe('postgres://a@plain:5432/remit');
     expect(fromEnv.roles).toEqual(['bank-c']);
+  });
+
+  it('reads the cluster timing from flags, then REMIT_* variables, then the defaults', () => {
+    expect(parseNodeConfig(required, { REMIT_VAULT_KEY: vaultKey }).cluster).toEqual(defaultClusterSettings);
+    const config = parseNodeConfig(
+      [
+        ...required,
+        '--heartbeat-interval-ms',
+        '200',
+        '--member-timeout-ms',
+        '1000',
+        '--lease-ttl-ms',
+        '1500',
+        '--lease-renew-interval-ms',
+        '300',
+      ],
+      {
+        REMIT_VAULT_KEY: vaultKey,
+        REMIT_SHARD_COUNT: '16',
+        REMIT_REBALANCE_SHARDS_MAX: '4',
+        REMIT_LEASE_TTL_MS: '9000',
+      },
+    );
+    expect(config.cluster).toEqual({
+      heartbeatIntervalMs: 200,
+      memberTimeoutMs: 1_000,
+      leaseTtlMs: 1_500,
+      leaseRenewIntervalMs: 300,
+      shardCount: 16,
+      rebalanceShardsMax: 4,
+    });
+  });
+
+  it('refuses cluster timing the cluster settings refuse, naming the flag', () => {
+    const env = { REMIT_VAULT_KEY: vaultKey };
+    expect(() => parseNodeConfig([...required, '--lease-ttl-ms', 'soon'], env)).toThrow(
+      /invalid --lease-ttl-ms: must be a number/,
+    );
+    expect(() => parseNodeConfig([...required, '--lease-renew-interval-ms', '2000'], env)).toThrow(
+      /invalid --lease-renew-interval-ms: leaseRenewIntervalMs must be less than a third of leaseTtlMs/,
+    );
+    expect(() => parseNodeConfig([...required, '--member-timeout-ms', '2000'], env)).toThrow(
+      /invalid --member-timeout-ms: memberTimeoutMs must be more than three heartbeatIntervalMs/,
+    );
+    expect(() => parseNodeConfig([...required, '--rebalance-shards-max', '200'], env)).toThrow(
+      /invalid --rebalance-shards-max/,
+    );
+    expect(() => parseNodeConfig([...required, '--heartbeat-interval-ms', '5'], env)).toThrow(
+      /invalid --heartbeat-interval-ms/,
+    );
   });
 
   it('refuses to start without REMIT_VAULT_KEY or a database URL, saying what to set', () => {

@@ -37,6 +37,9 @@ Commands:
           same on every node; the cluster secret is derived from it)
           --database-url URL --node-id ID --port 8080 --cluster-port 7070 --roles bank-a,bank-b
           --bank-url URL --data ./data --host 127.0.0.1 (and the other flags of start but --bank-port)
+          --heartbeat-interval-ms 1000 --member-timeout-ms 5000 --lease-ttl-ms 4000
+          --lease-renew-interval-ms 1000 --shard-count 128 --rebalance-shards-max 8 (the same on
+            every node; failover after a crash takes about the lease TTL plus a heartbeat)
   cluster run PostgreSQL, the bank simulator and N nodes on this machine (every bank served by two)
           --nodes 3 --data ./cluster-data --port 8080 (nodes on consecutive ports; 0: free ones)
           --host 127.0.0.1 --bank-port 0 (a free port) --log-level info

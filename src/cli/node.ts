@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { buildApp, MerchantDirectory, problemSchema } from '../api/app.js';
 import { BankClient } from '../bank/bank-client.js';
 import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
-import { type ClusterSettings, defaultClusterSettings } from '../cluster/cluster-settings.js';
+import type { ClusterSettings } from '../cluster/cluster-settings.js';
 import { PostgresClusterStore } from '../cluster/postgres-cluster-store.js';
 import { ShardManager } from '../cluster/shard-manager.js';
 import { ShardedMessenger } from '../cluster/sharded-messenger.js';
@@ -40,6 +40,7 @@ export interface RunningClusterNode {
 export interface ClusterNodeOptions {
   readonly clock?: Clock;
   readonly logger?: PinoLogger;
+  /** Overrides the timing of the configuration (`config.cluster`), for tests running nodes in-process. */
   readonly cluster?: ClusterSettings;
 }
 
@@ -71,7 +72,7 @@ export async function startClusterNode(
   options: ClusterNodeOptions = {},
 ): Promise<RunningClusterNode> {
   const clock = options.clock ?? systemClock;
-  const cluster = options.cluster ?? defaultClusterSettings;
+  const cluster = options.cluster ?? config.cluster;
   const logger =
     options.logger ?? pino({ level: config.logLevel, base: { service: 'remit', nodeId: config.nodeId } });
   const dataDir = resolve(config.data);
@@ -183,14 +184,6 @@ export async function startClusterNode(
       logger: logger.child({ component: 'messenger' }),
     });
 
-    await shards.start();
-    // Handing the shards over comes after the API stops and before the entities stop (reverse order).
-    closers.push(() => shards.leave());
-    // Configures every Merchant wherever its shard is; the owners start the Executors of theirs.
-    await node.boot(merchants, bootTimeoutMs);
-    projection.start();
-    await projection.caughtUp();
-
     addGatewayMetrics(metrics, opened.stores.journal, projection);
     const app = await buildApp({
       metrics,
@@ -234,6 +227,18 @@ export async function startClusterNode(
         settings: cluster,
       };
     });
+    // The app's schemas compile here, a second or more of CPU on a busy machine: before the node
+    // holds any lease, so the work cannot starve lease renewal and make the node fence itself.
+    await app.ready();
+
+    await shards.start();
+    // Handing the shards over comes after the API stops and before the entities stop (reverse order).
+    closers.push(() => shards.leave());
+    // Configures every Merchant wherever its shard is; the owners start the Executors of theirs.
+    await node.boot(merchants, bootTimeoutMs);
+    projection.start();
+    await projection.caughtUp();
+
     const address = await app.listen({ host: config.host, port: config.port });
     closers.push(() => app.close());
     const bound = app.server.address();

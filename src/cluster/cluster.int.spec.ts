@@ -11,7 +11,7 @@ import type { ActorRef } from '../runtime/actor.js';
 import { ActorSystem } from '../runtime/actor-system.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { type EntityAddress, entityAddress } from '../runtime/entity-address.js';
-import { silentLogger } from '../runtime/logger.js';
+import { type Logger, silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { StaleEpochError } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
@@ -62,6 +62,8 @@ interface Cluster {
   readonly journal: MemoryJournal;
   readonly network: MemoryNetwork;
   readonly nodes: TestNode[];
+  /** Every warning the nodes' shard managers and entities logged, with its fields. */
+  readonly warnings: Array<{ readonly message: string; readonly fields: Record<string, unknown> }>;
 }
 
 const clusters: Cluster[] = [];
@@ -85,9 +87,22 @@ function cluster(): Cluster {
     journal: new MemoryJournal({ fenceCheck: store, clock }),
     network: new MemoryNetwork(clock, new SeededRandom(7)),
     nodes: [],
+    warnings: [],
   };
   clusters.push(created);
   return created;
+}
+
+/** Keeps warnings (with the logger's bindings) and drops the rest. */
+function warningsLogger(c: Cluster, bindings: Record<string, unknown> = {}): Logger {
+  const noop = (): void => {};
+  return {
+    debug: noop,
+    info: noop,
+    warn: (fields, message) => c.warnings.push({ message, fields: { ...bindings, ...fields } }),
+    error: noop,
+    child: (more) => warningsLogger(c, { ...bindings, ...more }),
+  };
 }
 
 function addNode(
@@ -100,7 +115,7 @@ function addNode(
     name: 'remit',
     clock: c.clock,
     random: new SeededRandom(3),
-    logger: silentLogger,
+    logger: warningsLogger(c, { nodeId }),
   });
   const transport = c.network.connect(nodeId);
   const started: string[] = [];
@@ -112,7 +127,7 @@ function addNode(
     groupOf,
     settings,
     clock: c.clock,
-    logger: silentLogger,
+    logger: warningsLogger(c, { nodeId }),
     transport,
     entities: {
       stopShard: (shardId): Promise<void> =>
@@ -314,6 +329,10 @@ describe('a cluster of three nodes', () => {
     expect(paused.shards.ownedShards()).toEqual([]);
     expect(paused.entities.runningAddresses()).toEqual([]);
     expect(c.clock.now() - lostAt).toBeLessThan(settings.leaseTtlMs);
+    expect(c.warnings).toContainEqual({
+      message: 'lease not renewed in time; self-fencing: stopping the shard',
+      fields: { nodeId: 'node-a', shardId: oldFence.shardId, epoch: oldFence.epoch },
+    });
 
     await settleRounds(c, 5);
     const newOwner = ownersOf(c).get(paused.shards.shardOf(owned))?.[0];
@@ -355,6 +374,15 @@ describe('a cluster of three nodes', () => {
     ref.tell({ type: 'Deposit', amount: 100n, replyTo: { path: '/nowhere', tell: () => undefined } });
     await c.clock.advanceAsync(10);
     expect(await c.journal.highestSeqNr(persistenceIdOf(address))).toBe(before);
+    const refusal = c.warnings.find((warning) =>
+      warning.message.startsWith('write refused by the epoch check'),
+    );
+    expect(refusal?.fields).toMatchObject({
+      nodeId: 'node-a',
+      persistenceId: persistenceIdOf(address),
+      shardId: stale.shards.shardOf(address),
+      owner: 'node-a',
+    });
     const runsHere = () =>
       stale.entities.runningAddresses().some((each) => persistenceIdOf(each) === persistenceIdOf(address));
     expect(runsHere()).toBe(false);

@@ -309,7 +309,10 @@ export class ShardManager implements EntityOwnership {
           }
           if (this.held.get(lease.fence.shardId) !== lease) return;
           if (grant === undefined) {
-            this.options.logger.warn({ shardId: lease.fence.shardId }, 'lease lost; stopping the shard');
+            this.options.logger.warn(
+              { nodeId: this.nodeId, shardId: lease.fence.shardId, epoch: lease.fence.epoch },
+              'lease lost (taken over or expired); stopping the shard',
+            );
             await this.drop(lease.fence.shardId);
             return;
           }
@@ -328,7 +331,10 @@ export class ShardManager implements EntityOwnership {
     const now = this.options.clock.now();
     for (const [shardId, lease] of [...this.held]) {
       if (now >= lease.validUntil) {
-        this.options.logger.warn({ nodeId: this.nodeId, shardId }, 'lease not renewed in time; self-fencing');
+        this.options.logger.warn(
+          { nodeId: this.nodeId, shardId, epoch: lease.fence.epoch },
+          'lease not renewed in time; self-fencing: stopping the shard',
+        );
         await this.drop(shardId);
       }
     }

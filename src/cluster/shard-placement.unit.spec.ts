@@ -62,6 +62,42 @@ describe('placeShards', () => {
     expect(target.get('orders/1')).toBe('b');
   });
 
+  it('moves a shard whose lease expired away from its owner, still up, and gives that owner nothing new', () => {
+    const shardIds = shardIdsOf(open, 6);
+    const expired = (shardId: string, owner: string): ShardLease => ({
+      shardId,
+      owner,
+      epoch: 1,
+      expiresAt: 0,
+      acquirable: true,
+    });
+    // a was killed: its leases expired before the membership declared it down.
+    const target = placeShards({
+      groups: [open],
+      shardCount: 6,
+      members: [member('a'), member('b'), member('c')],
+      leases: [
+        expired('orders/0', 'a'),
+        expired('orders/1', 'a'),
+        lease('orders/2', 'b'),
+        lease('orders/3', 'b'),
+        lease('orders/4', 'c'),
+        lease('orders/5', 'c'),
+      ],
+      rebalanceShardsMax: 6,
+    });
+    expect(shardIds.map((shardId) => target.get(shardId))).toEqual(['b', 'c', 'b', 'b', 'c', 'c']);
+    // Alone, a node that let a lease expire takes it back.
+    const alone = placeShards({
+      groups: [open],
+      shardCount: 1,
+      members: [member('a')],
+      leases: [expired('orders/0', 'a')],
+      rebalanceShardsMax: 1,
+    });
+    expect(alone.get('orders/0')).toBe('a');
+  });
+
   it('reaches the same answer whatever order the members are listed in', () => {
     const members = [member('c'), member('a'), member('b')];
     const input = { groups: [open], shardCount: 7, leases: [], rebalanceShardsMax: 2 };

@@ -282,10 +282,25 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
   private onWriteFailed(entry: PendingEffects<S, C>, error: unknown): void {
     if (this.failure !== undefined) return;
     const cause = asError(error);
-    this.log.warn(
-      { persistenceId: this.persistenceId, seqNr: entry.lastSeqNr, error: cause.message },
-      'write failed; the entity stops and recovers from the journal',
-    );
+    if (cause instanceof StaleEpochError) {
+      // Expected after a takeover (this node was paused or cut off past its lease): an operator
+      // reading the log must see that the fence did its work, not a write failure to investigate.
+      this.log.warn(
+        {
+          persistenceId: this.persistenceId,
+          seqNr: entry.lastSeqNr,
+          shardId: cause.fence.shardId,
+          epoch: cause.fence.epoch,
+          owner: cause.fence.owner,
+        },
+        'write refused by the epoch check: the shard has a newer owner; the entity stops here for good',
+      );
+    } else {
+      this.log.warn(
+        { persistenceId: this.persistenceId, seqNr: entry.lastSeqNr, error: cause.message },
+        'write failed; the entity stops and recovers from the journal',
+      );
+    }
     this.crash(cause);
   }
 
@@ -383,6 +398,19 @@ export class EntityActor<S, C, E extends { readonly type: string }> implements A
       })
       .catch((error: unknown) => {
         // A missing snapshot only makes the next recovery slower; the journal still has every event.
+        if (error instanceof StaleEpochError) {
+          this.log.warn(
+            {
+              persistenceId: this.persistenceId,
+              seqNr,
+              shardId: error.fence.shardId,
+              epoch: error.fence.epoch,
+              owner: error.fence.owner,
+            },
+            'snapshot refused by the epoch check: the shard has a newer owner',
+          );
+          return;
+        }
         this.log.warn(
           { persistenceId: this.persistenceId, seqNr, error: asError(error).message },
           'snapshot failed',
