@@ -43,8 +43,8 @@ describe.sequential('the chaos harness', () => {
     expect(report.violations, context).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.settle.settled, context).toBe(true);
-    expect(report.disruptions.gatewayKills, context).toBeGreaterThanOrEqual(1);
-    expect(report.disruptions.gatewayRestarts, context).toBe(report.disruptions.gatewayKills);
+    expect(report.disruptions.nodeKills, context).toBeGreaterThanOrEqual(1);
+    expect(report.disruptions.nodeRestarts, context).toBe(report.disruptions.nodeKills);
     expect(report.disruptions.bankRestarts, context).toBe(report.disruptions.bankKills);
     expect(report.disruptions.unexpectedExits, context).toBe(0);
     expect(report.orders.accepted, context).toBeGreaterThan(50);
@@ -73,8 +73,8 @@ describe.sequential('the chaos harness', () => {
     expect(report.store, context).toMatchObject({ postgres: { serverOwned: true } });
     expect(report.disruptions.databaseKills, context).toBeGreaterThanOrEqual(1);
     expect(report.disruptions.databaseRestarts, context).toBe(report.disruptions.databaseKills);
-    expect(report.disruptions.gatewayKills, context).toBeGreaterThanOrEqual(1);
-    expect(report.disruptions.gatewayRestarts, context).toBe(report.disruptions.gatewayKills);
+    expect(report.disruptions.nodeKills, context).toBeGreaterThanOrEqual(1);
+    expect(report.disruptions.nodeRestarts, context).toBe(report.disruptions.nodeKills);
     expect(report.orders.accepted, context).toBeGreaterThan(20);
     expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
     expect(report.journal.events, context).toBeGreaterThan(0);
