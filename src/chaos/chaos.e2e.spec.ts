@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultChaosOptions, runChaos } from './harness.js';
+import { type ChaosOptions, defaultChaosOptions, runChaos } from './harness.js';
 import type { ChaosReport } from './report.js';
 import { strayReference } from './sabotage.js';
 
@@ -28,65 +28,63 @@ afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
+/**
+ * Runs the harness with the CI runs' common settings and `options`, and checks what every clean
+ * run must show: no violation, everything settled, every node the chaos took down started again,
+ * nothing that exited on its own, orders executed, and the temporary data folder removed.
+ */
+async function runClean(options: Partial<ChaosOptions>): Promise<{ report: ChaosReport; context: string }> {
+  const lines: string[] = [];
+  const report = await runChaos({
+    ...defaultChaosOptions,
+    clients: 8,
+    settleTimeoutMs: 60_000,
+    ...options,
+    log: (line) => lines.push(line),
+  });
+  const context = `${lines.join('\n')}\n${JSON.stringify(report, null, 2)}`;
+  expect(report.violations, context).toEqual([]);
+  expect(report.ok).toBe(true);
+  expect(report.settle.settled, context).toBe(true);
+  const { disruptions } = report;
+  expect(disruptions.nodeKills, context).toBeGreaterThanOrEqual(1);
+  expect(disruptions.nodeRestarts, context).toBe(disruptions.nodeKills + disruptions.nodeStops);
+  expect(disruptions.bankRestarts, context).toBe(disruptions.bankKills);
+  expect(disruptions.databaseRestarts, context).toBe(disruptions.databaseKills);
+  expect(disruptions.unexpectedExits, context).toBe(0);
+  expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
+  expect(report.dataKept).toBe(false);
+  return { report, context };
+}
+
 describe.sequential('the chaos harness', () => {
   it('runs the gateway and the bank through kills, pauses and faults, and finds nothing wrong', async () => {
-    const lines: string[] = [];
-    const report = await runChaos({
-      ...defaultChaosOptions,
+    const { report, context } = await runClean({
       // The issue's "short version (about two minutes)" for every CI run, with the sabotaged run below.
       durationMs: 75_000,
       killIntervalMs: 5_000,
       seed: 7,
-      clients: 8,
-      settleTimeoutMs: 60_000,
-      log: (line) => lines.push(line),
     });
-    const context = `${lines.join('\n')}\n${JSON.stringify(report, null, 2)}`;
-    expect(report.violations, context).toEqual([]);
-    expect(report.ok).toBe(true);
-    expect(report.settle.settled, context).toBe(true);
-    expect(report.disruptions.nodeKills, context).toBeGreaterThanOrEqual(1);
-    expect(report.disruptions.nodeRestarts, context).toBe(report.disruptions.nodeKills);
-    expect(report.disruptions.bankRestarts, context).toBe(report.disruptions.bankKills);
-    expect(report.disruptions.unexpectedExits, context).toBe(0);
     expect(report.orders.accepted, context).toBeGreaterThan(50);
-    expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
     expect(report.requests.retries, context).toBeGreaterThan(0);
-    // A clean run removes its temporary data folder.
-    expect(report.dataKept).toBe(false);
   }, 240_000);
 
   it('runs the gateway on PostgreSQL through kills of the database server too, and finds nothing wrong', async () => {
-    const lines: string[] = [];
-    const report = await runChaos({
-      ...defaultChaosOptions,
+    const { report, context } = await runClean({
       store: 'postgres',
       // Long enough for the plan's first five disruptions, one of each kind, the database kill among them.
       durationMs: 35_000,
       killIntervalMs: 3_000,
       seed: 19,
-      clients: 8,
-      settleTimeoutMs: 60_000,
-      log: (line) => lines.push(line),
     });
-    const context = `${lines.join('\n')}\n${JSON.stringify(report, null, 2)}`;
-    expect(report.violations, context).toEqual([]);
-    expect(report.settle.settled, context).toBe(true);
     expect(report.store, context).toMatchObject({ postgres: { serverOwned: true } });
     expect(report.disruptions.databaseKills, context).toBeGreaterThanOrEqual(1);
-    expect(report.disruptions.databaseRestarts, context).toBe(report.disruptions.databaseKills);
-    expect(report.disruptions.nodeKills, context).toBeGreaterThanOrEqual(1);
-    expect(report.disruptions.nodeRestarts, context).toBe(report.disruptions.nodeKills);
     expect(report.orders.accepted, context).toBeGreaterThan(20);
-    expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
     expect(report.journal.events, context).toBeGreaterThan(0);
-    expect(report.dataKept).toBe(false);
   }, 240_000);
 
   it('runs a three-node cluster through node kills, stops and pauses, and finds nothing wrong', async () => {
-    const lines: string[] = [];
-    const report = await runChaos({
-      ...defaultChaosOptions,
+    const { report, context } = await runClean({
       nodes: 3,
       store: 'postgres',
       // Seed 1's plan: a node killed for 2 s (it restarts before its leases expire), another paused
@@ -95,33 +93,16 @@ describe.sequential('the chaos harness', () => {
       durationMs: 30_000,
       killIntervalMs: 4_000,
       seed: 1,
-      clients: 8,
-      settleTimeoutMs: 60_000,
-      log: (line) => lines.push(line),
     });
-    const context = `${lines.join('\n')}\n${JSON.stringify(report, null, 2)}`;
-    expect(report.violations, context).toEqual([]);
-    expect(report.settle.settled, context).toBe(true);
     expect(report.nodes.map((node) => node.name)).toEqual(['node-1', 'node-2', 'node-3']);
-    // Every bank is the role of two nodes.
+    // Every bank is the role of two nodes, and every node took merchants' requests.
     const roles = report.nodes.flatMap((node) => node.roles);
     for (const bank of ['bank-a', 'bank-b', 'bank-c']) {
-      expect(
-        roles.filter((role) => role === bank),
-        context,
-      ).toHaveLength(2);
+      expect(roles.filter((role) => role === bank)).toHaveLength(2);
     }
-    // Every node took merchants' requests.
     for (const node of report.nodes) expect(node.requests, context).toBeGreaterThan(0);
-    expect(report.disruptions.nodeKills, context).toBeGreaterThanOrEqual(1);
-    expect(report.disruptions.nodeRestarts, context).toBe(
-      report.disruptions.nodeKills + report.disruptions.nodeStops,
-    );
-    expect(report.disruptions.unexpectedExits, context).toBe(0);
     expect(report.orders.accepted, context).toBeGreaterThan(20);
-    expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
     expect(report.journal.events, context).toBeGreaterThan(0);
-    expect(report.dataKept).toBe(false);
   }, 180_000);
 
   it('reports the violations a broken system leaves, and exits non-zero', async () => {
