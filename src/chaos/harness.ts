@@ -132,7 +132,7 @@ const limits = {
   nodePoolSize: 8,
   /**
    * How long a cluster node may take to be ready: at the run's start every node boots at once on a
-   * loaded machine, and a restarted node may wait for a paused one's leases to expire.
+   * loaded machine, and a boot may ask the Merchants for their configuration more than once.
    */
   nodeReadyTimeoutMs: 120_000,
 };
