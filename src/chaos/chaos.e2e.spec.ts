@@ -1,5 +1,5 @@
 /**
- * The chaos harness end to end, the short version CI runs on every change (about four and a half
+ * The chaos harness end to end, the short version CI runs on every change (about five
  * minutes on two cores: 75 s of load on SQLite, 35 s on PostgreSQL, 30 s on a three-node cluster,
  * each then settling, then a 10 s sabotaged run). First a real run: a bank and a gateway as real
  * processes, merchant clients under load, the gateway SIGKILLed (the plan always starts with
@@ -88,7 +88,7 @@ describe.sequential('the chaos harness', () => {
       nodes: 3,
       store: 'postgres',
       // Seed 1's plan: a node killed for 2 s (it restarts before its leases expire), another paused
-      // past its leases, the first stopped gracefully, the bank killed. About 75 s with the start,
+      // past its leases, the first stopped gracefully, the bank killed. About 90 s with the start,
       // the settling and the checks.
       durationMs: 30_000,
       killIntervalMs: 4_000,
