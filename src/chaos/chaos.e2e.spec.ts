@@ -5,8 +5,9 @@
  * processes, merchant clients under load, the gateway SIGKILLed (the plan always starts with
  * that), the bank killed and paused, bank faults changing; it must settle and pass every check.
  * Then the same on PostgreSQL, on a server the harness runs itself and SIGKILLs under load too.
- * Then three `remit node`s on that PostgreSQL, the load spread over them, nodes SIGKILLed,
- * stopped gracefully and paused past their leases one at a time. Then the checker must be able to fail:
+ * Then three `remit node`s on a PostgreSQL of the run's own, the load spread over them, nodes
+ * SIGKILLed, stopped gracefully and paused past their leases one at a time. Then the checker must
+ * be able to fail:
  * the command is run with sabotage — a stray charge at the bank, a client that loses its
  * idempotency key, an event deleted from the journal (each standing for a real bug; see
  * sabotage.ts) — and must report exactly those violations and exit non-zero.
