@@ -72,7 +72,7 @@ export const defaultPlanLimits: PlanLimits = {
  * two lease TTLs: some restart while their old leases still hold (and take them back under a new
  * epoch), others after the other nodes have taken their shards over. A paused node stays stopped
  * longer than a lease TTL and a heartbeat, so another node has taken its shards when it continues
- * and its first writes meet the epoch check, and up to two TTLs.
+ * and its first writes meet the epoch check, and up to one TTL longer than that.
  */
 export function clusterPlanLimits(timing: { leaseTtlMs: number; heartbeatIntervalMs: number }): PlanLimits {
   return {
