@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,8 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { BankClient } from '../bank/bank-client.js';
 import { noFaults } from '../bank/bank-protocol.js';
+import { defaultClusterSettings } from '../cluster/cluster-settings.js';
+import { demoMerchants } from '../node/demo-merchants.js';
 import { terminalStatuses } from '../payments/order.js';
 import { SeededRandom } from '../runtime/random.js';
 import type { RunningPostgres } from '../store/postgres/embedded-postgres.js';
@@ -16,7 +19,13 @@ import {
   runSchemaName,
   startRunPostgres,
 } from './database.js';
-import { emptyDisruptionCounts, planChaos, runChaosPlan } from './faults.js';
+import {
+  clusterPlanLimits,
+  defaultPlanLimits,
+  emptyDisruptionCounts,
+  planChaos,
+  runChaosPlan,
+} from './faults.js';
 import { readJournalSequences } from './journal-sequences.js';
 import {
   defaultLoadSettings,
@@ -27,9 +36,9 @@ import {
   resendUnanswered,
   runLoad,
 } from './load.js';
-import { freePort, ManagedProcess } from './processes.js';
+import { defaultProcessSettings, freePort, ManagedProcess } from './processes.js';
 import { listOrders, readLedger, setBankFaults } from './remit-api.js';
-import { buildReport, type ChaosReport } from './report.js';
+import { buildReport, type ChaosReport, type NodeReport } from './report.js';
 import { dropJournalEvent, type Sabotage, strayCharge } from './sabotage.js';
 import { monotonicMs, sleep } from './timing.js';
 
@@ -44,11 +53,20 @@ import { monotonicMs, sleep } from './timing.js';
  * On PostgreSQL the gateway keeps its stores in a fresh schema of the run. Either the harness
  * runs the server itself (embedded, data in the run's folder, fsync on) and then also SIGKILLs
  * it under load and starts it again, or it is given a database by URL, which it never kills.
+ *
+ * With `nodes` of 2 or more the gateway is a cluster: that many `remit node` processes on the
+ * run's PostgreSQL schema, every bank's role on two of them. The same machinery drives them — a
+ * node is a gateway to the load, the plan and the settling — and the plan adds graceful stops,
+ * pauses longer than a lease, and kills both shorter and longer than one. The cluster's own
+ * server is not killed: a database outage is the simulator's to explore on the cluster.
  */
 
 /** Where the gateway keeps its journal, snapshots, vault and read model. */
 export const chaosStores = ['sqlite', 'postgres'] as const;
 export type ChaosStore = (typeof chaosStores)[number];
+
+/** Most nodes of a cluster run: each has a pool of 8 connections on a server of 60. */
+export const chaosNodesMax = 6;
 
 export interface ChaosOptions {
   /** How long the load and the chaos last (the run takes longer: start, settle, checks). */
@@ -57,6 +75,8 @@ export interface ChaosOptions {
   readonly killIntervalMs: number;
   readonly seed: number;
   readonly clients: number;
+  /** 1: the single gateway (`remit start`); 2 or more: a cluster of `remit node`s on PostgreSQL. */
+  readonly nodes: number;
   readonly store: ChaosStore;
   /**
    * With `store: 'postgres'`: the database to use (a fresh schema in it, dropped after a clean run
@@ -86,6 +106,7 @@ export const defaultChaosOptions: ChaosOptions = {
   killIntervalMs: 5_000,
   seed: 7,
   clients: defaultLoadSettings.clients,
+  nodes: 1,
   store: 'sqlite',
   keepData: false,
   sabotage: [],
@@ -105,9 +126,22 @@ const limits = {
   settlePollIntervalMs: 1_000,
   /** Attempts to switch the bank's faults off once the chaos is over. */
   faultsOffAttemptsMax: 20,
-  /** Attempts to find a second free port distinct from the first. */
+  /** Attempts to find each free port distinct from those found before it. */
   portAttemptsMax: 10,
+  /** Each cluster node's database pool. */
+  nodePoolSize: 8,
+  /**
+   * How long a cluster node may take to be ready: at the run's start every node boots at once on a
+   * loaded machine, and a boot may ask the Merchants for their configuration more than once.
+   */
+  nodeReadyTimeoutMs: 120_000,
 };
+
+/** Log lines of a cluster node (at `warn`) that show it losing its leases. */
+const fencingLines = {
+  selfFencing: 'lease not renewed in time; self-fencing',
+  leasesLost: 'lease lost; stopping the shard',
+} as const;
 
 /** Listeners on one stop signal: each client holds a few (a sleep, a retry), plus the chaos loops. */
 const abortListenersMax = 4 * 256 + 16;
@@ -123,8 +157,23 @@ interface RunDatabase {
   readonly owned: RunningPostgres | undefined;
 }
 
+/** One process that serves the merchants: the gateway, or one node of a cluster. */
+interface ServingNode {
+  readonly process: ManagedProcess;
+  readonly url: string;
+  readonly dataDir: string;
+  /** The banks whose Executors it may run (a cluster node's `--roles`); empty for the gateway. */
+  readonly roles: readonly string[];
+  /** How often its log showed it losing leases (a cluster node only). */
+  readonly fencing: { selfFencing: number; leasesLost: number };
+}
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const startedMs = monotonicMs();
+  const cluster = options.nodes > 1;
+  if (cluster && options.store !== 'postgres') throw new Error('a cluster runs on PostgreSQL only');
+  if (options.nodes < 1 || options.nodes > chaosNodesMax)
+    throw new Error(`a run has 1 to ${chaosNodesMax} nodes`);
   const { dataDir, ownDir } = prepareDataDir(options.dataDir);
   let database: RunDatabase | undefined;
   try {
@@ -135,10 +184,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
   const databaseArgs =
     database === undefined ? [] : ['--database-url', database.url, '--database-schema', database.schema];
-  const [bankPort, gatewayPort] = await twoFreePorts();
-  const bankUrl = `http://127.0.0.1:${bankPort}`;
-  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
-  const gatewayDir = join(dataDir, 'gateway');
+  // The bank, then an HTTP port per node and, in a cluster, a node-to-node port each.
+  const ports = await distinctFreePorts(1 + options.nodes * (cluster ? 2 : 1));
+  const bankUrl = `http://127.0.0.1:${ports[0]}`;
   const bank = new ManagedProcess({
     name: 'bank',
     args: [
@@ -146,7 +194,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       '--host',
       '127.0.0.1',
       '--port',
-      String(bankPort),
+      String(ports[0]),
       '--data',
       join(dataDir, 'bank'),
       '--log-level',
@@ -154,28 +202,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ],
     healthUrl: `${bankUrl}/health`,
   });
-  const gateway = new ManagedProcess({
-    name: 'gateway',
-    args: [
-      'start',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(gatewayPort),
-      '--data',
-      gatewayDir,
-      '--bank-url',
-      bankUrl,
-      '--execution-deadline-ms',
-      String(options.executionDeadlineMs),
-      '--bank-timeout-ms',
-      String(options.bankTimeoutMs),
-      ...databaseArgs,
-      '--log-level',
-      'warn',
-    ],
-    healthUrl: `${gatewayUrl}/health/ready`,
-  });
+  const common = [
+    '--host',
+    '127.0.0.1',
+    '--bank-url',
+    bankUrl,
+    '--execution-deadline-ms',
+    String(options.executionDeadlineMs),
+    '--bank-timeout-ms',
+    String(options.bankTimeoutMs),
+    ...databaseArgs,
+    '--log-level',
+    'warn',
+  ];
+  const nodes = cluster
+    ? clusterNodes(options.nodes, ports.slice(1), dataDir, common)
+    : [gatewayNode(ports[1] ?? 0, dataDir, common)];
+  const nodeUrls = nodes.map((node) => node.url);
   // The harness talks to the bank through the bank's own client: changing faults during the chaos
   // with the gateway's short bank timeout (a paused bank must not stall the plan), and auditing
   // (faults off, the stray charge, the ledger) with the patient one of every other call.
@@ -190,25 +233,33 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     connections: 1,
     authorizationBatchMax: 1,
   });
+  const stopNodes = async (): Promise<void> => {
+    await Promise.allSettled(nodes.map((node) => node.process.stop()));
+  };
   let keep = true;
   let dropTheSchema = false;
   try {
-    options.log(`data in ${dataDir}; bank ${bankUrl}, gateway ${gatewayUrl}`);
+    options.log(`data in ${dataDir}; bank ${bankUrl}, ${nodes.map(describeNode).join(', ')}`);
     if (database !== undefined) {
       options.log(
         `PostgreSQL schema ${database.schema}${database.owned === undefined ? ' in the given database' : ` on the run's own server (port ${database.owned.port}, fsync on)`}`,
       );
     }
     await bank.start();
-    await gateway.start();
-    const merchants = readMerchants(gatewayDir);
+    // A cluster's nodes start at once: they race to create the demo merchants, and one wins.
+    await Promise.all(nodes.map((node) => node.process.start()));
+    const merchants = readMerchants(nodes.map((node) => node.dataDir));
 
     // One seed, independent streams: the load's orders and the chaos plan do not perturb each other.
     const root = new SeededRandom(options.seed);
     const loadSeed = root.int(0x7fffffff);
-    const plan = planChaos(root.fork(), options.durationMs, options.killIntervalMs, undefined, {
-      database: database?.owned !== undefined,
-    });
+    const plan = planChaos(
+      root.fork(),
+      options.durationMs,
+      options.killIntervalMs,
+      cluster ? clusterPlanLimits(defaultClusterSettings) : defaultPlanLimits,
+      { database: database?.owned !== undefined && !cluster, nodes: nodes.length },
+    );
     const jitter = root.fork();
     options.log(`plan: ${plan.disruptions.length} disruptions, ${plan.faultChanges.length} fault changes`);
 
@@ -218,10 +269,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const onAbort = (): void => loadStop.abort();
     options.signal?.addEventListener('abort', onAbort);
     if (options.signal?.aborted === true) loadStop.abort();
-    const loadCounts = emptyLoadCounts();
-    const disruptions = emptyDisruptionCounts();
+    const loadCounts = emptyLoadCounts(nodes.length);
+    const disruptions = emptyDisruptionCounts(nodes.map((node) => node.process.spec.name));
     const context: LoadContext = {
-      gatewayUrl,
+      nodeUrls,
       merchants,
       settings: { ...defaultLoadSettings, clients: options.clients },
       counts: loadCounts,
@@ -240,7 +291,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       runChaosPlan(
         plan,
         {
-          gateway,
+          nodes: nodes.map((node) => node.process),
           bank,
           database: database?.owned,
           setBankFaults: (faults) => setBankFaults(faultSetter, faults),
@@ -262,9 +313,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     const settle = await settleRun({
       bank,
-      gateway,
+      nodes: nodes.map((node) => node.process),
       auditor,
-      gatewayUrl,
+      nodeUrls,
       merchants,
       records,
       context,
@@ -276,10 +327,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // The ledger before the orders: an order executed after the ledger was read would otherwise
     // look charged-but-not-executed; this way a late execution can only show as not terminal.
     const ledger = await readLedger(auditor);
-    const gatewayOrders = await listAllOrders(gatewayUrl, merchants);
-    await gateway.stop();
+    const gatewayOrders = await listAllOrders(nodeUrls, merchants);
+    await stopNodes();
     await bank.stop();
-    const journal = await readJournal(database, gatewayDir, options);
+    const journal = await readJournal(database, nodes[0]?.dataDir ?? dataDir, options);
     const violations = checkRun({
       orders: records.map((record) => record.toSentOrder()),
       gatewayOrders,
@@ -304,10 +355,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
               serverOwned: database.owned !== undefined,
               schemaKept: !dropTheSchema,
             },
+      nodes: nodes.map(
+        (node, index): NodeReport => ({
+          name: node.process.spec.name,
+          url: node.url,
+          roles: node.roles,
+          requests: loadCounts.requestsByNode[index] ?? 0,
+          unexpectedExits: node.process.unexpectedExits,
+          ...node.fencing,
+        }),
+      ),
       records,
       loadCounts,
       disruptions,
-      unexpectedExits: gateway.unexpectedExits + bank.unexpectedExits,
+      unexpectedExits: nodes.reduce((sum, node) => sum + node.process.unexpectedExits, bank.unexpectedExits),
       gatewayOrders,
       ledger: ledger.payments,
       ledgerTotals: ledger.totals,
@@ -319,10 +380,94 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       violations,
     });
   } finally {
-    await Promise.allSettled([gateway.stop(), bank.stop(), faultSetter.close(), auditor.close()]);
+    await Promise.allSettled([stopNodes(), bank.stop(), faultSetter.close(), auditor.close()]);
     await closeRunDatabase(database, dropTheSchema, options.log);
     if (!keep) rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+function describeNode(node: ServingNode): string {
+  const roles = node.roles.length === 0 ? '' : ` (${node.roles.join(',')})`;
+  return `${node.process.spec.name} ${node.url}${roles}`;
+}
+
+/** The single gateway, `remit start`, with its data in `<dataDir>/gateway`. */
+function gatewayNode(port: number, dataDir: string, common: readonly string[]): ServingNode {
+  const url = `http://127.0.0.1:${port}`;
+  const gatewayDir = join(dataDir, 'gateway');
+  return {
+    process: new ManagedProcess({
+      name: 'gateway',
+      args: ['start', '--port', String(port), '--data', gatewayDir, ...common],
+      healthUrl: `${url}/health/ready`,
+    }),
+    url,
+    dataDir: gatewayDir,
+    roles: [],
+    fencing: { selfFencing: 0, leasesLost: 0 },
+  };
+}
+
+/**
+ * `count` cluster nodes `node-1`… with their data in `<dataDir>/node-N`, sharing one vault key.
+ * `ports` holds each node's HTTP port, then each node's node-to-node port. Bank number b is the
+ * role of nodes b and b + 1 (mod count), so every bank is served by two nodes.
+ */
+export function clusterRoles(count: number): string[][] {
+  const roles = Array.from({ length: count }, (): string[] => []);
+  const banks = [...new Set(demoMerchants.map((merchant) => merchant.bank))];
+  banks.forEach((bank, index) => {
+    for (const node of new Set([index % count, (index + 1) % count])) roles[node]?.push(bank);
+  });
+  return roles;
+}
+
+function clusterNodes(
+  count: number,
+  ports: readonly number[],
+  dataDir: string,
+  common: readonly string[],
+): ServingNode[] {
+  const env = { REMIT_VAULT_KEY: randomBytes(32).toString('base64') };
+  const roles = clusterRoles(count);
+  return Array.from({ length: count }, (_, index): ServingNode => {
+    const name = `node-${index + 1}`;
+    const port = ports[index] ?? 0;
+    const url = `http://127.0.0.1:${port}`;
+    const nodeDir = join(dataDir, name);
+    const nodeRoles = roles[index] ?? [];
+    const fencing = { selfFencing: 0, leasesLost: 0 };
+    const process = new ManagedProcess(
+      {
+        name,
+        args: [
+          'node',
+          '--node-id',
+          name,
+          '--port',
+          String(port),
+          '--cluster-port',
+          String(ports[count + index] ?? 0),
+          '--roles',
+          nodeRoles.join(','),
+          '--data',
+          nodeDir,
+          '--database-pool-size',
+          String(limits.nodePoolSize),
+          ...common,
+        ],
+        healthUrl: `${url}/health/ready`,
+        env,
+        logPath: join(dataDir, `${name}.log`),
+        onLine: (line) => {
+          if (line.includes(fencingLines.selfFencing)) fencing.selfFencing++;
+          if (line.includes(fencingLines.leasesLost)) fencing.leasesLost++;
+        },
+      },
+      { ...defaultProcessSettings, readyTimeoutMs: limits.nodeReadyTimeoutMs },
+    );
+    return { process, url, dataDir: nodeDir, roles: nodeRoles, fencing };
+  });
 }
 
 /** The given database, or a server of the run's own in `<dataDir>/postgres`; undefined on SQLite. */
@@ -386,14 +531,16 @@ async function readJournal(
   return readPostgresJournalSequences(database.url, database.schema);
 }
 
-/** Two distinct free ports: a port just closed may be handed out again by the next request. */
-async function twoFreePorts(): Promise<[number, number]> {
-  const first = await freePort();
-  for (let attempt = 0; attempt < limits.portAttemptsMax; attempt++) {
-    const second = await freePort();
-    if (second !== first) return [first, second];
+/** `count` distinct free ports: a port just closed may be handed out again by the next request. */
+async function distinctFreePorts(count: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let attempt = 0; ports.length < count; attempt++) {
+    if (attempt >= count * limits.portAttemptsMax)
+      throw new Error(`could not find ${count} distinct free ports`);
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
   }
-  throw new Error('could not find two distinct free ports');
+  return ports;
 }
 
 /** The given folder (created if missing, refused unless empty) or a fresh temporary one. */
@@ -407,29 +554,50 @@ function prepareDataDir(given: string | undefined): { dataDir: string; ownDir: b
   return { dataDir, ownDir: false };
 }
 
-function readMerchants(gatewayDir: string): Merchant[] {
-  const credentials = credentialsSchema.parse(
-    JSON.parse(readFileSync(join(gatewayDir, 'credentials.json'), 'utf8')),
-  );
+/**
+ * The merchants from the one `credentials.json` among the nodes' data folders: the gateway writes
+ * it, and in a cluster only the node that created the demo merchants does.
+ */
+function readMerchants(nodeDirs: readonly string[]): Merchant[] {
+  const written = nodeDirs.map((dir) => join(dir, 'credentials.json')).filter((path) => existsSync(path));
+  if (written.length !== 1 || written[0] === undefined) {
+    throw new Error(`expected one credentials.json among the nodes, found ${written.length}`);
+  }
+  const credentials = credentialsSchema.parse(JSON.parse(readFileSync(written[0], 'utf8')));
   if (credentials.merchants.length === 0) throw new Error('the gateway has no merchants');
   return credentials.merchants;
 }
 
-async function listAllOrders(gatewayUrl: string, merchants: readonly Merchant[]): Promise<GatewayOrder[]> {
-  const pages = await Promise.all(
-    merchants.map((merchant) =>
-      listOrders(gatewayUrl, merchant, { pagesMax: limits.listPagesMax, timeoutMs: limits.callTimeoutMs }),
-    ),
-  );
-  return pages.flat();
+/**
+ * Every merchant's orders, through the first node that answers (any node reads the whole read
+ * model); throws when none does.
+ */
+async function listAllOrders(
+  nodeUrls: readonly string[],
+  merchants: readonly Merchant[],
+): Promise<GatewayOrder[]> {
+  let lastError: unknown;
+  for (const url of nodeUrls) {
+    try {
+      const pages = await Promise.all(
+        merchants.map((merchant) =>
+          listOrders(url, merchant, { pagesMax: limits.listPagesMax, timeoutMs: limits.callTimeoutMs }),
+        ),
+      );
+      return pages.flat();
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError instanceof Error ? lastError : new Error(String(lastError));
 }
 
 interface SettleInputs {
   readonly bank: ManagedProcess;
-  readonly gateway: ManagedProcess;
+  readonly nodes: readonly ManagedProcess[];
   /** The bank's client for the harness's own calls (faults off, the stray charge). */
   readonly auditor: BankClient;
-  readonly gatewayUrl: string;
+  readonly nodeUrls: readonly string[];
   readonly merchants: readonly Merchant[];
   readonly records: readonly OrderRecord[];
   readonly context: LoadContext;
@@ -438,15 +606,16 @@ interface SettleInputs {
 }
 
 /**
- * After the chaos: both processes up and running, faults off, unanswered orders sent again, then
+ * After the chaos: every process up and running, faults off, unanswered orders sent again, then
  * wait (bounded) until every order the gateway lists, and every order a client was given, is
  * terminal. The time is measured from the moment the chaos stopped.
  */
 async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: number }> {
-  const { bank, gateway, options } = inputs;
+  const { options } = inputs;
+  const everyProcess = [inputs.bank, ...inputs.nodes];
   const startedMs = monotonicMs();
   const deadlineMs = startedMs + options.settleTimeoutMs;
-  for (const target of [bank, gateway]) {
+  for (const target of everyProcess) {
     target.resume();
     if (!target.running) await target.start();
   }
@@ -467,10 +636,10 @@ async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: 
   const accepted = inputs.records.flatMap((record) => [...record.acceptedIds]);
   while (monotonicMs() < deadlineMs) {
     if (options.signal?.aborted === true) throw new Error('the chaos run was interrupted');
-    // A process that died on its own while settling is started again: settling needs both.
-    for (const target of [bank, gateway]) if (target.crashed) await target.start();
+    // A process that died on its own while settling is started again: settling needs them all.
+    for (const target of everyProcess) if (target.crashed) await target.start();
     try {
-      const orders = await listAllOrders(inputs.gatewayUrl, inputs.merchants);
+      const orders = await listAllOrders(inputs.nodeUrls, inputs.merchants);
       const statusById = new Map(orders.map((order) => [order.id, order.status]));
       const pending =
         orders.some((order) => !terminalStatuses.has(order.status)) ||

@@ -12,6 +12,8 @@ import { sleep } from './timing.js';
  * idempotency key and its own reference; on a timeout, a connection error or a 5xx the client sends
  * the same key and body again (a bounded number of times, with backoff); some orders are sent twice
  * on purpose, at once or after the answer; after a 202 the client polls for the outcome a while.
+ * With several nodes every request goes to a node drawn at random, and a retry goes to the next
+ * node after the one that failed it, as a load balancer in front of a cluster would do.
  *
  * Each client draws its orders from its own seeded stream, so a seed gives every client the same
  * sequence of orders; how many of them it gets through depends on the real processes' timing.
@@ -74,9 +76,11 @@ export interface LoadCounts {
   duplicatesOnPurpose: number;
   /** Orders without any definite answer when the load stopped, sent again while settling. */
   resentAfterRun: number;
+  /** Requests sent to each node, by its URL's position in `nodeUrls`. */
+  requestsByNode: number[];
 }
 
-export function emptyLoadCounts(): LoadCounts {
+export function emptyLoadCounts(nodes: number): LoadCounts {
   return {
     ordersSent: 0,
     requests: 0,
@@ -89,6 +93,7 @@ export function emptyLoadCounts(): LoadCounts {
     polls: 0,
     duplicatesOnPurpose: 0,
     resentAfterRun: 0,
+    requestsByNode: Array.from({ length: nodes }, () => 0),
   };
 }
 
@@ -229,7 +234,8 @@ export interface ForgetKeySabotage {
 }
 
 export interface LoadContext {
-  readonly gatewayUrl: string;
+  /** Where merchants send their requests: the gateway, or every node of a cluster. */
+  readonly nodeUrls: readonly string[];
   readonly merchants: readonly Merchant[];
   readonly settings: LoadSettings;
   readonly counts: LoadCounts;
@@ -269,7 +275,7 @@ export async function runLoad(context: LoadContext): Promise<OrderRecord[]> {
         await placeOrder(record, context, stream.jitter, plan.concurrentDuplicate, context.stop);
         if ((plan.lateDuplicate || sabotaged) && !context.stop.aborted) {
           context.counts.duplicatesOnPurpose++;
-          await send(record, sabotaged ? `${key}-forgotten` : key, context);
+          await send(record, sabotaged ? `${key}-forgotten` : key, context, pickNode(stream.jitter, context));
         }
         await sleep(stream.jitter.int(context.settings.thinkTimeMaxMs + 1), context.stop);
       }
@@ -309,29 +315,51 @@ async function placeOrder(
   stop: AbortSignal,
 ): Promise<void> {
   const { settings, counts } = context;
+  // The single gateway takes no draw, so a single-node run's timing streams stay as they are.
+  let node = pickNode(jitter, context);
   for (let attempt = 0; attempt < settings.orderAttemptsMax && !stop.aborted; attempt++) {
     if (attempt > 0) {
       counts.retries++;
+      node = (node + 1) % context.nodeUrls.length;
       const ceilingMs = Math.min(settings.retryBackoffMaxMs, settings.retryBackoffMinMs * 2 ** (attempt - 1));
       await sleep(ceilingMs / 2 + jitter.int(Math.ceil(ceilingMs / 2)), stop);
       if (stop.aborted) return;
     }
     if (attempt === 0 && concurrentDuplicate) {
       counts.duplicatesOnPurpose++;
-      await Promise.all([send(record, record.key, context), send(record, record.key, context)]);
+      // Two nodes at once when there are several: the key's one order must come out of both.
+      const twin = (node + 1) % context.nodeUrls.length;
+      await Promise.all([send(record, record.key, context, node), send(record, record.key, context, twin)]);
     } else {
-      await send(record, record.key, context);
+      await send(record, record.key, context, node);
     }
     if (record.answered) break;
   }
-  await pollUntilTerminal(record, context, stop);
+  await pollUntilTerminal(record, context, jitter, stop);
 }
 
-async function send(record: OrderRecord, idempotencyKey: string, context: LoadContext): Promise<PostOutcome> {
+function pickNode(random: Random, context: LoadContext): number {
+  return context.nodeUrls.length > 1 ? random.int(context.nodeUrls.length) : 0;
+}
+
+function nodeUrl(context: LoadContext, node: number): string {
+  const url = context.nodeUrls[node % context.nodeUrls.length];
+  if (url === undefined) throw new Error('the load has no node to send to');
+  return url;
+}
+
+async function send(
+  record: OrderRecord,
+  idempotencyKey: string,
+  context: LoadContext,
+  node: number,
+): Promise<PostOutcome> {
   const { counts, settings } = context;
   counts.requests++;
+  const index = node % context.nodeUrls.length;
+  counts.requestsByNode[index] = (counts.requestsByNode[index] ?? 0) + 1;
   const outcome = await postOrder({
-    gatewayUrl: context.gatewayUrl,
+    gatewayUrl: nodeUrl(context, index),
     apiKey: record.merchant.apiKey,
     idempotencyKey,
     body: record.body,
@@ -362,6 +390,7 @@ async function send(record: OrderRecord, idempotencyKey: string, context: LoadCo
 async function pollUntilTerminal(
   record: OrderRecord,
   context: LoadContext,
+  jitter: Random,
   stop: AbortSignal,
 ): Promise<void> {
   const { settings, counts } = context;
@@ -370,7 +399,8 @@ async function pollUntilTerminal(
       if (record.terminalSeen.has(id)) break;
       await sleep(settings.pollIntervalMs, stop);
       counts.polls++;
-      const order = await getOrder(context.gatewayUrl, record.merchant.apiKey, id, settings.requestTimeoutMs);
+      const url = nodeUrl(context, pickNode(jitter, context));
+      const order = await getOrder(url, record.merchant.apiKey, id, settings.requestTimeoutMs);
       if (order !== undefined) record.noteOrder(order);
     }
   }

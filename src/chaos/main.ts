@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type ChaosOptions, chaosStores, defaultChaosOptions, runChaos } from './harness.js';
+import { type ChaosOptions, chaosNodesMax, chaosStores, defaultChaosOptions, runChaos } from './harness.js';
 import { exitCodeFor } from './report.js';
 import { parseSabotage } from './sabotage.js';
 
 /**
  * `npm run chaos -- --duration 60 --kill-interval 5 --seed 7 [--clients 16] [--json FILE]
  * [--data DIR] [--keep-data] [--settle-timeout 60] [--sabotage stray-charge,forget-key,drop-event]
- * [--store sqlite|postgres] [--database-url URL]`
+ * [--store sqlite|postgres] [--database-url URL] [--nodes N]`
  *
  * Prints the JSON report on stdout (progress goes to stderr) and exits 0 when every check passed,
  * 1 on any violation, 2 when the run itself could not be carried out (bad flags, a process that
@@ -20,6 +20,9 @@ const usage = `Usage: npm run chaos -- [flags]
   --kill-interval S   a disruption every 0.5..1.5 × S seconds (default 5)
   --seed N            seeds the load mix, the kill moments and the faults (default 7)
   --clients N         concurrent merchant clients (default 16)
+  --nodes N           1 (default): the single gateway; 2 to 6: a cluster of N remit nodes on
+                      PostgreSQL (implies --store postgres), every bank's role on two nodes; nodes
+                      are killed, stopped (SIGTERM) and paused past their leases, one at a time
   --store S           the gateway's store: sqlite (default) or postgres; postgres without
                       --database-url starts an embedded PostgreSQL of the run's own (fsync on) and
                       SIGKILLs it under load too
@@ -48,6 +51,7 @@ function parseOptions(argv: readonly string[]): {
         'kill-interval': { type: 'string' },
         seed: { type: 'string' },
         clients: { type: 'string' },
+        nodes: { type: 'string' },
         'settle-timeout': { type: 'string' },
         json: { type: 'string' },
         data: { type: 'string' },
@@ -82,12 +86,14 @@ function parseOptions(argv: readonly string[]): {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const databaseUrl = text('database-url');
-  const storeName = text('store') ?? (databaseUrl === undefined ? 'sqlite' : 'postgres');
+  const nodes = Math.trunc(number('nodes', defaultChaosOptions.nodes, 1, chaosNodesMax));
+  const storeName = text('store') ?? (databaseUrl === undefined && nodes === 1 ? 'sqlite' : 'postgres');
   const store = chaosStores.find((name) => name === storeName);
   if (store === undefined) throw new UsageError(`--store must be ${chaosStores.join(' or ')}`);
   if (store === 'sqlite' && databaseUrl !== undefined) {
     throw new UsageError('--database-url needs --store postgres');
   }
+  if (store === 'sqlite' && nodes > 1) throw new UsageError('--nodes above 1 needs --store postgres');
   return {
     options: {
       ...defaultChaosOptions,
@@ -95,6 +101,7 @@ function parseOptions(argv: readonly string[]): {
       killIntervalMs: number('kill-interval', defaultChaosOptions.killIntervalMs / 1000, 0.5, 86_400) * 1000,
       seed: Math.trunc(number('seed', defaultChaosOptions.seed, 0, 0x7fffffff)),
       clients: Math.trunc(number('clients', defaultChaosOptions.clients, 1, 256)),
+      nodes,
       settleTimeoutMs: number('settle-timeout', defaultChaosOptions.settleTimeoutMs / 1000, 1, 3_600) * 1000,
       store,
       databaseUrl,

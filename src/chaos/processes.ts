@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { monotonicMs, sleep } from './timing.js';
@@ -33,14 +34,21 @@ export const defaultProcessSettings: ProcessSettings = {
 };
 
 export interface ProcessSpec {
-  /** For messages: `gateway` or `bank`. */
+  /** For messages and the report: `gateway`, `node-2` or `bank`. */
   readonly name: string;
   /** Arguments of `remit`, e.g. `['bank', '--port', '41234', ...]`. */
   readonly args: readonly string[];
   /** Answers 200 once the process serves requests. */
   readonly healthUrl: string;
-  /** Variables added to the harness's environment (e.g. `REMIT_VAULT_KEY` of a cluster's nodes). */
-  readonly env?: Readonly<Record<string, string>>;
+  /** Variables added to the harness's environment (a cluster's shared `REMIT_VAULT_KEY`). */
+  readonly env?: Readonly<Record<string, string>> | undefined;
+  /**
+   * A file every start appends the process's output to (kept with the data folder, so a failed
+   * run's logs can be read); none when undefined.
+   */
+  readonly logPath?: string | undefined;
+  /** Called with every whole line the process writes, stdout and stderr alike. */
+  readonly onLine?: ((line: string) => void) | undefined;
 }
 
 /**
@@ -104,11 +112,25 @@ export class ManagedProcess {
     this.paused = false;
     this.stopping = false;
     this.crashedFlag = false;
-    const collect = (chunk: Buffer): void => {
-      this.tail = (this.tail + chunk.toString('utf8')).slice(-this.settings.outputTailChars);
+    const onLine = this.spec.onLine;
+    const log =
+      this.spec.logPath === undefined ? undefined : createWriteStream(this.spec.logPath, { flags: 'a' });
+    if (log !== undefined) child.once('exit', () => log.end());
+    const collector = (): ((chunk: Buffer) => void) => {
+      // Each stream keeps its own unfinished line, so lines of the two never mix.
+      let partial = '';
+      return (chunk) => {
+        const text = chunk.toString('utf8');
+        this.tail = (this.tail + text).slice(-this.settings.outputTailChars);
+        log?.write(chunk);
+        if (onLine === undefined) return;
+        const lines = (partial + text).split('\n');
+        partial = (lines.pop() ?? '').slice(-this.settings.outputTailChars);
+        for (const line of lines) onLine(line);
+      };
     };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
+    child.stdout?.on('data', collector());
+    child.stderr?.on('data', collector());
     let hasExited = false;
     this.exited = new Promise((resolve) => {
       child.once('exit', () => {
@@ -154,9 +176,12 @@ export class ManagedProcess {
     this.paused = false;
   }
 
-  /** SIGTERM (after SIGCONT, since a stopped process cannot act on it), then SIGKILL if it lingers. */
-  async stop(): Promise<void> {
-    if (!this.running) return;
+  /**
+   * SIGTERM (after SIGCONT, since a stopped process cannot act on it), then SIGKILL if it lingers.
+   * True when it ended on the SIGTERM (or was not running), false when it had to be killed.
+   */
+  async stop(): Promise<boolean> {
+    if (!this.running) return true;
     this.stopping = true;
     this.resume();
     this.child?.kill('SIGTERM');
@@ -165,6 +190,7 @@ export class ManagedProcess {
       sleep(this.settings.stopTimeoutMs).then(() => false),
     ]);
     if (!stopped) await this.kill();
+    return stopped;
   }
 }
 

@@ -13,6 +13,8 @@ export interface ChaosReport {
   readonly sabotage: readonly string[];
   /** `sqlite`, or the PostgreSQL run's schema and whether the harness ran (and killed) the server. */
   readonly store: 'sqlite' | { readonly postgres: DatabaseReport };
+  /** The processes that served the merchants: the gateway alone, or a cluster's nodes. */
+  readonly nodes: readonly NodeReport[];
   readonly orders: {
     readonly sent: number;
     /** Orders with at least one 2xx answer. */
@@ -52,6 +54,21 @@ export interface ChaosReport {
   readonly violations: readonly Violation[];
 }
 
+/** One serving process: what it was, what it was sent, what the chaos did to it, what it logged. */
+export interface NodeReport {
+  readonly name: string;
+  readonly url: string;
+  /** A cluster node's roles (the banks whose Executors it may run); empty for the gateway. */
+  readonly roles: readonly string[];
+  /** Merchant requests (orders and retries) sent to it. */
+  readonly requests: number;
+  readonly unexpectedExits: number;
+  /** Log lines of a cluster node: shards stopped because their leases were not renewed in time. */
+  readonly selfFencing: number;
+  /** Log lines of a cluster node: a renewal found the lease taken by another node. */
+  readonly leasesLost: number;
+}
+
 export interface DatabaseReport {
   readonly schema: string;
   /** The harness ran the server itself and so could SIGKILL it (`disruptions.databaseKills`). */
@@ -68,6 +85,7 @@ export interface ReportInputs {
     readonly sabotage: readonly string[];
   };
   readonly database: DatabaseReport | undefined;
+  readonly nodes: readonly NodeReport[];
   readonly records: readonly OrderRecord[];
   readonly loadCounts: LoadCounts;
   readonly disruptions: DisruptionCounts;
@@ -102,6 +120,7 @@ export function buildReport(inputs: ReportInputs): ChaosReport {
     clients: inputs.settings.clients,
     sabotage: inputs.settings.sabotage,
     store: inputs.database === undefined ? 'sqlite' : { postgres: inputs.database },
+    nodes: inputs.nodes,
     orders: {
       sent: inputs.records.length,
       accepted: inputs.records.filter((record) => record.acceptedIds.size > 0).length,

@@ -18,8 +18,10 @@ import { demoConfig, demoMerchants } from '../node/demo-merchants.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
 import { executorTypeName } from '../payments/protocol.js';
 import { persistenceIdOf } from '../persistence/entity.js';
+import { AskTimeoutError } from '../runtime/actor.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
 import type { EntityAddress } from '../runtime/entity-address.js';
+import type { Logger } from '../runtime/logger.js';
 import { systemRandom } from '../runtime/random.js';
 import { PostgresMerchants, type StoredMerchant } from '../store/postgres/postgres-merchants.js';
 import { reverseClosers } from './closers.js';
@@ -44,8 +46,38 @@ export interface ClusterNodeOptions {
   readonly cluster?: ClusterSettings;
 }
 
-/** How long boot waits for every Merchant to answer its configuration (shards are placed first). */
-const bootTimeoutMs = 60_000;
+/**
+ * How boot waits for every Merchant to answer its configuration (shards are placed first): each
+ * attempt asks them all and waits up to `attemptTimeoutMs`; 6 attempts make the minute a node
+ * may take to boot. A configuration sent to a node that loses the shard on the way (it was paused,
+ * or starved of CPU, and fenced itself) is lost with the link's at-most-once delivery; the next
+ * attempt finds the shard's new owner. Configuring a Merchant again with the same settings changes
+ * nothing.
+ */
+export const bootLimits = { attemptTimeoutMs: 10_000, attemptsMax: 6 } as const;
+
+/**
+ * Runs `boot` until it resolves, again after each attempt that ended in an ask's timeout, up to
+ * `limits.attemptsMax` attempts; any other failure ends it at once.
+ */
+export async function bootPatiently(
+  boot: (attemptTimeoutMs: number) => Promise<void>,
+  limits: { readonly attemptTimeoutMs: number; readonly attemptsMax: number },
+  logger: Pick<Logger, 'warn'>,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await boot(limits.attemptTimeoutMs);
+      return;
+    } catch (error) {
+      if (!(error instanceof AskTimeoutError) || attempt >= limits.attemptsMax) throw error;
+      logger.warn(
+        { attempt, attemptsMax: limits.attemptsMax, error: error.message },
+        'a merchant did not answer its configuration in time; asking again',
+      );
+    }
+  }
+}
 
 /**
  * The cluster secret, derived from the vault key with HKDF-SHA256: nodes that share
@@ -235,7 +267,8 @@ export async function startClusterNode(
     // Handing the shards over comes after the API stops and before the entities stop (reverse order).
     closers.push(() => shards.leave());
     // Configures every Merchant wherever its shard is; the owners start the Executors of theirs.
-    await node.boot(merchants, bootTimeoutMs);
+    const booting = node;
+    await bootPatiently((timeoutMs) => booting.boot(merchants, timeoutMs), bootLimits, logger);
     projection.start();
     await projection.caughtUp();
 

@@ -4,7 +4,7 @@ import type { EntityAddress } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Fence } from '../store/journal.js';
 import type { ClusterSettings } from './cluster-settings.js';
-import type { ClusterStore, Incarnation, JoiningMember, LeaseGrant } from './cluster-store.js';
+import type { ClusterStore, Incarnation, JoiningMember, LeaseGrant, LeaseView } from './cluster-store.js';
 import { placeShards } from './shard-placement.js';
 import { type ShardGroup, shardOf } from './shards.js';
 import type { Transport } from './transport.js';
@@ -226,28 +226,45 @@ export class ShardManager implements EntityOwnership {
           leases: leaseView.leases,
           rebalanceShardsMax: this.options.settings.rebalanceShardsMax,
         });
-        for (const shardId of [...this.held.keys()]) {
-          if (target.get(shardId) !== this.nodeId) await this.handOver(shardId);
-        }
-        for (const lease of leaseView.leases) {
-          if (
-            target.get(lease.shardId) === this.nodeId &&
-            lease.acquirable &&
-            !this.held.has(lease.shardId)
-          ) {
-            await this.acquire(lease.shardId);
-          }
-        }
-        const known = new Set(leaseView.leases.map((lease) => lease.shardId));
-        for (const [shardId, nodeId] of target) {
-          if (nodeId === this.nodeId && !known.has(shardId) && !this.held.has(shardId))
-            await this.acquire(shardId);
-        }
+        await this.converge(target, leaseView);
       }
     } finally {
       this.roundInFlight = false;
     }
     for (const listener of this.routingListeners) listener();
+  }
+
+  /**
+   * Hands over the held shards the placement gives to others and takes the ones it gives here.
+   * One statement per shard: a node that must take many (the first node up, a failover's
+   * survivor) on a slow database takes them over several rounds, so a round ends within about a
+   * heartbeat interval and the next heartbeat is not late. A heartbeat later than
+   * `memberTimeoutMs` would declare the node down, drop everything it took and start it over as a
+   * new incarnation, again and again.
+   */
+  private async converge(
+    target: ReadonlyMap<string, string | undefined>,
+    leaseView: LeaseView,
+  ): Promise<void> {
+    const stepsEndAt = this.options.clock.now() + this.options.settings.heartbeatIntervalMs;
+    const timeLeft = (): boolean => this.options.clock.now() < stepsEndAt;
+    for (const shardId of [...this.held.keys()]) {
+      if (target.get(shardId) !== this.nodeId) await this.handOver(shardId);
+      if (!timeLeft()) return;
+    }
+    for (const lease of leaseView.leases) {
+      if (target.get(lease.shardId) === this.nodeId && lease.acquirable && !this.held.has(lease.shardId)) {
+        await this.acquire(lease.shardId);
+        if (!timeLeft()) return;
+      }
+    }
+    const known = new Set(leaseView.leases.map((lease) => lease.shardId));
+    for (const [shardId, nodeId] of target) {
+      if (nodeId === this.nodeId && !known.has(shardId) && !this.held.has(shardId)) {
+        await this.acquire(shardId);
+        if (!timeLeft()) return;
+      }
+    }
   }
 
   private async acquire(shardId: string): Promise<void> {

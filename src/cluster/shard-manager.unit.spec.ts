@@ -1,0 +1,116 @@
+/**
+ * ShardManager against a store whose statements take time, as PostgreSQL's do on a loaded
+ * machine. A node that must take many shards at once (the first node up, or the survivor of a
+ * failover) takes them one statement each; it must go on heartbeating and renewing while it does,
+ * or it is declared down by its own slowness, drops everything, joins again and starts over.
+ */
+import { describe, expect, it } from 'vitest';
+import { SimulatedClock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Fence } from '../store/journal.js';
+import { clusterSettings } from './cluster-settings.js';
+import type {
+  ClusterStore,
+  Incarnation,
+  JoiningMember,
+  LeaseGrant,
+  LeaseView,
+  MembershipView,
+} from './cluster-store.js';
+import { MemoryClusterStore } from './memory-cluster-store.js';
+import { ShardManager } from './shard-manager.js';
+import { shardGroup } from './shards.js';
+
+const settings = clusterSettings({ shardCount: 64, rebalanceShardsMax: 8 });
+
+/** Every statement answers after `latencyMs` of the store's (simulated) time. */
+class SlowStore implements ClusterStore {
+  constructor(
+    private readonly inner: MemoryClusterStore,
+    private readonly clock: SimulatedClock,
+    private readonly latencyMs: number,
+  ) {}
+
+  private later<T>(work: () => Promise<T>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.clock.schedule(this.latencyMs, () => {
+        work().then(resolve, reject);
+      });
+    });
+  }
+
+  join(member: JoiningMember): Promise<Incarnation> {
+    return this.later(() => this.inner.join(member));
+  }
+  heartbeat(self: Incarnation): Promise<boolean> {
+    return this.later(() => this.inner.heartbeat(self));
+  }
+  leave(self: Incarnation): Promise<boolean> {
+    return this.later(() => this.inner.leave(self));
+  }
+  members(): Promise<MembershipView> {
+    return this.later(() => this.inner.members());
+  }
+  acquireLease(shardId: string, owner: string): Promise<LeaseGrant | undefined> {
+    return this.later(() => this.inner.acquireLease(shardId, owner));
+  }
+  renewLease(lease: Fence): Promise<LeaseGrant | undefined> {
+    return this.later(() => this.inner.renewLease(lease));
+  }
+  releaseLease(lease: Fence): Promise<boolean> {
+    return this.later(() => this.inner.releaseLease(lease));
+  }
+  leases(): Promise<LeaseView> {
+    return this.later(() => this.inner.leases());
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+function recordingLogger(warnings: string[]): Logger {
+  const logger: Logger = {
+    debug: () => {},
+    info: () => {},
+    warn: (_fields, message) => warnings.push(message),
+    error: (_fields, message) => warnings.push(message),
+    child: () => logger,
+  };
+  return logger;
+}
+
+describe('ShardManager on a slow store', () => {
+  it('takes many shards a few per round and stays a member with every lease', async () => {
+    const clock = new SimulatedClock();
+    const memory = new MemoryClusterStore(clock, settings);
+    // 64 acquisitions of 100 ms each: 6.4 s, longer than memberTimeoutMs (5 s).
+    const store = new SlowStore(memory, clock, 100);
+    const warnings: string[] = [];
+    const group = shardGroup('accounts');
+    const shards = new ShardManager({
+      store,
+      self: { nodeId: 'node-1', address: 'node-1:7070', roles: [] },
+      groups: [group],
+      groupOf: () => group,
+      settings,
+      clock,
+      logger: recordingLogger(warnings),
+      entities: { stopShard: async () => {}, startShard: () => {} },
+    });
+    let started = false;
+    const starting = shards.start().then(() => {
+      started = true;
+    });
+    for (let step = 0; step < 2_000 && !started; step++) await clock.advanceAsync(10);
+    await starting;
+    for (let step = 0; step < 2_000; step++) await clock.advanceAsync(10);
+
+    expect(warnings).toEqual([]);
+    expect(shards.ownedShards()).toHaveLength(settings.shardCount);
+    const { members } = await memory.members();
+    expect(members.map((member) => [member.nodeId, member.incarnation, member.state])).toEqual([
+      ['node-1', 1, 'up'],
+    ]);
+    shards.halt();
+  });
+});
