@@ -48,6 +48,11 @@ export interface ClusterStore {
    */
   renewLease(lease: Fence): Promise<LeaseGrant | undefined>;
   /**
+   * `renewLease` for many leases of one owner at once, in one statement: the grants of those
+   * renewed, in no particular order; a lease missing from the answer is lost.
+   */
+  renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]>;
+  /**
    * Gives the lease up (owner at that epoch only): it has no owner from now on and may be taken at
    * once, and writes fenced with it are refused. `false` when it was not held so.
    */

@@ -127,6 +127,15 @@ export class MemoryClusterStore implements ClusterStore, FenceCheck {
     return { ...lease, expiresAt: renewed.expiresAt };
   }
 
+  async renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    const grants: LeaseGrant[] = [];
+    for (const lease of leases) {
+      const grant = await this.renewLease(lease);
+      if (grant !== undefined) grants.push(grant);
+    }
+    return grants;
+  }
+
   async releaseLease(lease: Fence): Promise<boolean> {
     this.assertOpen();
     assertFence(lease);

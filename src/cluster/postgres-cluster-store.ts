@@ -133,6 +133,32 @@ export class PostgresClusterStore implements ClusterStore {
     return { ...lease, expiresAt: integer(row[0], 'expires_at') };
   }
 
+  async renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    if (leases.length === 0) return [];
+    for (const lease of leases) assertFence(lease);
+    const owner = leases[0]?.owner;
+    assert.ok(
+      leases.every((lease) => lease.owner === owner),
+      'renewLeases renews the leases of one owner',
+    );
+    const result = await this.pool.query<unknown[]>({
+      ...this.statements.renewMany,
+      values: [
+        leases.map((lease) => lease.shardId),
+        leases.map((lease) => lease.epoch),
+        owner,
+        this.timing.leaseTtlMs,
+      ],
+      rowMode: 'array',
+    });
+    const asked = new Map(leases.map((lease) => [lease.shardId, lease]));
+    return result.rows.map(([shardId, expiresAt]) => {
+      const lease = typeof shardId === 'string' ? asked.get(shardId) : undefined;
+      assert.ok(lease !== undefined, 'a renewed lease that was not asked for');
+      return { ...lease, expiresAt: integer(expiresAt, 'expires_at') };
+    });
+  }
+
   async releaseLease(lease: Fence): Promise<boolean> {
     assertFence(lease);
     const result = await this.pool.query({
@@ -194,6 +220,7 @@ interface ClusterStatements {
   readonly members: Statement;
   readonly acquire: Statement;
   readonly renew: Statement;
+  readonly renewMany: Statement;
   readonly release: Statement;
   readonly leases: Statement;
 }
@@ -263,6 +290,14 @@ function clusterStatements(quotedSchema: string): ClusterStatements {
       `UPDATE ${leases} SET expires_at = now() + ${interval('$4')}
        WHERE shard_id = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
        RETURNING ${milliseconds('expires_at')}`,
+    ),
+    renewMany: named(
+      'cluster-renew-many',
+      `UPDATE ${leases} AS lease SET expires_at = now() + ${interval('$4')}
+       FROM unnest($1::text[], $2::bigint[]) AS asked (shard_id, epoch)
+       WHERE lease.shard_id = asked.shard_id AND lease.epoch = asked.epoch
+         AND lease.owner = $3 AND lease.expires_at > now()
+       RETURNING lease.shard_id, ${milliseconds('lease.expires_at')}`,
     ),
     // The epoch stays: only ever raising it keeps every earlier fence stale.
     release: named(

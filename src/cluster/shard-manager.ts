@@ -310,32 +310,34 @@ export class ShardManager implements EntityOwnership {
     this.renewalInFlight = true;
     try {
       await this.fenceExpired();
-      await Promise.all(
-        [...this.held.values()].map(async (lease) => {
-          const sentAt = this.options.clock.now();
-          let grant: LeaseGrant | undefined;
-          try {
-            grant = await this.options.store.renewLease(lease.fence);
-          } catch (error) {
-            // Unreachable store: keep the lease until its self-fence time, and try again next tick.
-            this.options.logger.warn(
-              { shardId: lease.fence.shardId, error: String(error) },
-              'lease renewal failed',
-            );
-            return;
+      // One statement for all of this node's leases: a node holding hundreds of shards renews them
+      // with one commit per interval, not one each.
+      const asked = [...this.held.values()];
+      const sentAt = this.options.clock.now();
+      let grants: LeaseGrant[] | undefined;
+      try {
+        grants =
+          asked.length === 0 ? [] : await this.options.store.renewLeases(asked.map((lease) => lease.fence));
+      } catch (error) {
+        // Unreachable store: keep the leases until their self-fence time, and try again next tick.
+        this.options.logger.warn({ leases: asked.length, error: String(error) }, 'lease renewal failed');
+      }
+      if (grants !== undefined) {
+        const renewed = new Set(grants.map((grant) => grant.shardId));
+        for (const lease of asked) {
+          // Dropped, handed over or taken again meanwhile: this answer is not about it any more.
+          if (this.held.get(lease.fence.shardId) !== lease) continue;
+          if (renewed.has(lease.fence.shardId)) {
+            lease.validUntil = sentAt + this.options.settings.leaseTtlMs - this.marginMs;
+            continue;
           }
-          if (this.held.get(lease.fence.shardId) !== lease) return;
-          if (grant === undefined) {
-            this.options.logger.warn(
-              { nodeId: this.nodeId, shardId: lease.fence.shardId, epoch: lease.fence.epoch },
-              'lease lost (taken over or expired); stopping the shard',
-            );
-            await this.drop(lease.fence.shardId);
-            return;
-          }
-          lease.validUntil = sentAt + this.options.settings.leaseTtlMs - this.marginMs;
-        }),
-      );
+          this.options.logger.warn(
+            { nodeId: this.nodeId, shardId: lease.fence.shardId, epoch: lease.fence.epoch },
+            'lease lost (taken over or expired); stopping the shard',
+          );
+          await this.drop(lease.fence.shardId);
+        }
+      }
       await this.fenceExpired();
       this.armSelfFence();
     } finally {

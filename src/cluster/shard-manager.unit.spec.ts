@@ -57,6 +57,9 @@ class SlowStore implements ClusterStore {
   renewLease(lease: Fence): Promise<LeaseGrant | undefined> {
     return this.later(() => this.inner.renewLease(lease));
   }
+  renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    return this.later(() => this.inner.renewLeases(leases));
+  }
   releaseLease(lease: Fence): Promise<boolean> {
     return this.later(() => this.inner.releaseLease(lease));
   }

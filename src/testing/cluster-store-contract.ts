@@ -171,6 +171,29 @@ export function describeClusterStoreContract(
         ]);
       });
 
+      it('renews many leases of one owner at once: those it holds at their epochs, unexpired', async () => {
+        const held = await store.acquireLease('orders/10', 'node-a');
+        const stale = await store.acquireLease('orders/11', 'node-a');
+        const expiring = await store.acquireLease('orders/12', 'node-a');
+        if (held === undefined || stale === undefined || expiring === undefined)
+          expect.fail('acquire failed');
+        // orders/11 taken again by its owner: the first epoch is stale.
+        expect((await store.acquireLease('orders/11', 'node-a'))?.epoch).toBe(2);
+        // orders/12 released: not held any more.
+        expect(await store.releaseLease(expiring)).toBe(true);
+        await fixture.passTime(contractTiming.leaseTtlMs - marginMs);
+        const grants = await store.renewLeases([held, stale, expiring]);
+        expect(grants).toHaveLength(1);
+        expect(grants[0]).toMatchObject({ shardId: 'orders/10', owner: 'node-a', epoch: 1 });
+        expect(grants[0]?.expiresAt).toBeGreaterThan(held.expiresAt);
+        expect(await store.renewLeases([])).toEqual([]);
+        await fixture.passTime(marginMs + 1);
+        expect(await store.acquireLease('orders/10', 'node-b')).toBeUndefined();
+        // Expired, nothing is renewed.
+        await fixture.passTime(contractTiming.leaseTtlMs);
+        expect(await store.renewLeases([held])).toEqual([]);
+      });
+
       it('releases for the owner only; a released lease is free at once and its epoch rises when taken', async () => {
         const lease = await store.acquireLease('orders/4', 'node-a');
         if (lease === undefined) expect.fail('acquire failed');
