@@ -44,9 +44,13 @@ export class MemoryNetwork {
     this.faults = { ...noNetworkFaults, ...faults };
   }
 
-  /** A transport for `nodeId` on this network; a node id joins once. */
+  /**
+   * A transport for `nodeId` on this network. A node id is connected once at a time; after its
+   * transport is closed (the process died), a restarted node connects again under the same id.
+   */
   connect(nodeId: string): MemoryTransport {
-    if (this.transports.has(nodeId)) throw new Error(`node ${nodeId} is already on the memory network`);
+    if (this.transports.get(nodeId)?.isClosed() === false)
+      throw new Error(`node ${nodeId} is already on the memory network`);
     const transport = new MemoryTransport(nodeId, this);
     this.transports.set(nodeId, transport);
     return transport;
