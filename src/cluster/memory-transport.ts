@@ -8,11 +8,18 @@ export interface MemoryNetworkFaults {
   readonly dropRate: number;
   /** Probability that a frame is delivered twice. */
   readonly duplicateRate: number;
-  /** Each delivery waits a uniform time in `[0, delayMaxMs]` on the injected Clock. */
+  /** A delayed delivery waits a uniform time in `[0, delayMaxMs]` on the injected Clock. */
   readonly delayMaxMs: number;
+  /** Probability that a delivery is delayed at all (1: every one is). */
+  readonly delayRate: number;
 }
 
-export const noNetworkFaults: MemoryNetworkFaults = { dropRate: 0, duplicateRate: 0, delayMaxMs: 0 };
+export const noNetworkFaults: MemoryNetworkFaults = {
+  dropRate: 0,
+  duplicateRate: 0,
+  delayMaxMs: 0,
+  delayRate: 1,
+};
 
 export interface MemoryNetworkStats {
   readonly sent: number;
@@ -98,7 +105,9 @@ export class MemoryNetwork {
         this.deliveredCount++;
         target.receive(from, payload);
       };
-      const delayMs = this.faults.delayMaxMs > 0 ? this.random.int(this.faults.delayMaxMs + 1) : 0;
+      const delayed =
+        this.faults.delayMaxMs > 0 && (this.faults.delayRate >= 1 || this.random.chance(this.faults.delayRate));
+      const delayMs = delayed ? this.random.int(this.faults.delayMaxMs + 1) : 0;
       this.clock.schedule(delayMs, deliver);
     }
     return true;

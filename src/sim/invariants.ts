@@ -101,6 +101,21 @@ export interface SeedObservation {
   readonly payments: readonly ObservedPayment[];
   /** Violations the online checkers found while the seed ran. */
   readonly online: readonly Violation[];
+  /** Every committed append of a seed that runs a cluster, in commit order; absent for one node. */
+  readonly writes?: readonly ObservedWrite[];
+}
+
+/** One committed append, with its writer and the fence it carried. */
+export interface ObservedWrite {
+  readonly persistenceId: string;
+  readonly fromSeqNr: number;
+  readonly events: number;
+  /** The process (node incarnation) that appended it. */
+  readonly writer: string;
+  readonly shardId: string | undefined;
+  readonly epoch: number | undefined;
+  /** Whether the fence held in the cluster store at the commit, asked independently of the journal. */
+  readonly fenceHeld: boolean | undefined;
 }
 
 const terminal: ReadonlySet<string> = new Set(['rejected', 'executed', 'declined', 'failed']);
@@ -118,8 +133,59 @@ export function checkInvariants(observation: SeedObservation): Violation[] {
     ...checkExecutions(observation),
     ...checkJournals(observation),
     ...checkViews(observation),
+    ...checkWriters(observation.writes ?? []),
   ];
   return capPerInvariant(violations);
+}
+
+/**
+ * Fenced ownership, from the journal's side. In a cluster every write of an entity carries its
+ * shard's lease as a fence, and:
+ * - `cluster.fenced-writes`: the fence held in the cluster store when the write committed — a write
+ *   from an owner whose lease was taken over (a paused node) never became durable;
+ * - `cluster.one-writer-per-epoch`: along an entity's sequence numbers, each epoch was written by
+ *   one process, and epochs never go down — no two owners' events interleave.
+ */
+export function checkWriters(writes: readonly ObservedWrite[]): Violation[] {
+  const violations: Violation[] = [];
+  const bySequence = new Map<string, ObservedWrite[]>();
+  for (const write of writes) {
+    const what = `${write.persistenceId}#${write.fromSeqNr} by ${write.writer}`;
+    if (write.epoch === undefined) {
+      violations.push({ invariant: 'cluster.fenced-writes', detail: `${what} carried no fence` });
+    } else if (write.fenceHeld === false) {
+      violations.push({
+        invariant: 'cluster.fenced-writes',
+        detail: `${what} committed at epoch ${write.epoch} of ${write.shardId} after that lease was lost`,
+      });
+    }
+    const list = bySequence.get(write.persistenceId);
+    if (list === undefined) bySequence.set(write.persistenceId, [write]);
+    else list.push(write);
+  }
+  for (const [persistenceId, list] of bySequence) {
+    const writerOfEpoch = new Map<number, string>();
+    let previous: ObservedWrite | undefined;
+    for (const write of [...list].sort((a, b) => a.fromSeqNr - b.fromSeqNr)) {
+      if (write.epoch === undefined) continue;
+      const first = writerOfEpoch.get(write.epoch);
+      if (first === undefined) writerOfEpoch.set(write.epoch, write.writer);
+      else if (first !== write.writer) {
+        violations.push({
+          invariant: 'cluster.one-writer-per-epoch',
+          detail: `${persistenceId} has events of epoch ${write.epoch} from ${first} and ${write.writer}`,
+        });
+      }
+      if (previous?.epoch !== undefined && write.epoch < previous.epoch) {
+        violations.push({
+          invariant: 'cluster.one-writer-per-epoch',
+          detail: `${persistenceId}#${write.fromSeqNr} (epoch ${write.epoch}, ${write.writer}) follows epoch ${previous.epoch} (${previous.writer})`,
+        });
+      }
+      previous = write;
+    }
+  }
+  return violations;
 }
 
 export function checkQuiescence(observation: SeedObservation): Violation[] {
