@@ -106,7 +106,8 @@ export class MemoryNetwork {
         target.receive(from, payload);
       };
       const delayed =
-        this.faults.delayMaxMs > 0 && (this.faults.delayRate >= 1 || this.random.chance(this.faults.delayRate));
+        this.faults.delayMaxMs > 0 &&
+        (this.faults.delayRate >= 1 || this.random.chance(this.faults.delayRate));
       const delayMs = delayed ? this.random.int(this.faults.delayMaxMs + 1) : 0;
       this.clock.schedule(delayMs, deliver);
     }

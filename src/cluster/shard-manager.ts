@@ -327,6 +327,9 @@ export class ShardManager implements EntityOwnership {
   private async fenceExpired(): Promise<void> {
     const now = this.options.clock.now();
     for (const [shardId, lease] of [...this.held]) {
+      // Dropping awaits the shard's entities, and other rounds run meanwhile: a shard dropped by one
+      // of them, or taken again since (a new lease), is not this loop's to drop.
+      if (this.held.get(shardId) !== lease) continue;
       if (now >= lease.validUntil) {
         this.options.logger.warn({ nodeId: this.nodeId, shardId }, 'lease not renewed in time; self-fencing');
         await this.drop(shardId);

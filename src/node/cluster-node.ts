@@ -122,6 +122,7 @@ export function assembleClusterNode(options: AssembleClusterNodeOptions): Assemb
     system: node.system,
     transport,
     logger: options.messengerLogger ?? options.logger,
+    random: options.random,
     ...(options.messengerSettings === undefined ? {} : { settings: options.messengerSettings }),
   });
   return { node, shards, messenger };
