@@ -31,6 +31,7 @@ import { persistenceIdOf } from '../persistence/entity.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
 import { OrderReadModel, type OrderRow } from '../readmodel/order-read-model.js';
+import { SupervisedOrderProjection } from '../readmodel/supervised-order-projection.js';
 import type { Cancellable } from '../runtime/clock.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import type { EntityAddress, EntityAsker } from '../runtime/entity-address.js';
@@ -191,7 +192,7 @@ interface Node {
   readonly asker: EntityAsker;
   /** A cluster node's membership, shards, transport and pause switch; absent on one node. */
   readonly cluster: ClusterParts | undefined;
-  readonly projection: OrderProjection;
+  readonly projection: SimProjection;
   readonly readModel: OrderReadModel;
   readonly bootedAt: number;
   /** Every Merchant answered its ConfigureMerchant. */
@@ -207,6 +208,9 @@ interface ClusterParts {
   /** While paused: when it continues. */
   pausedUntil: number | undefined;
 }
+
+/** The read model's projection of a node: bare on one node, supervised in a cluster. */
+type SimProjection = OrderProjection | SupervisedOrderProjection;
 
 /** A place a node runs: down, or one incarnation after another. */
 interface NodeSlot {
@@ -519,7 +523,18 @@ class World {
     const clock = freeze?.clock(slot.skewMs) ?? this.clock;
     const journal = new NodeJournal(this.log, id, alive, freeze === undefined ? undefined : gate);
     const snapshots = new NodeSnapshots(this.snapshots, id, alive, freeze === undefined ? undefined : gate);
-    const projection = new OrderProjection({ journal, readModel, clock, logger: silentLogger });
+    // A cluster node runs its projection supervised, as `remit node` does on PostgreSQL: one that
+    // stops on an unreachable database is started again. One node runs it bare, so any stop shows.
+    const projection: SimProjection =
+      this.cluster === undefined
+        ? new OrderProjection({ journal, readModel, clock, logger: silentLogger })
+        : new SupervisedOrderProjection({
+            journal,
+            readModel,
+            clock,
+            random: this.nodeRandom.fork(),
+            logger: silentLogger,
+          });
     const bank = this.bank.endpoint(id, alive);
     const nodeOptions = {
       stores: {
@@ -547,7 +562,10 @@ class World {
       },
       variants: sabotagedVariants(this.options.sabotage),
     };
-    const merchants = simMerchants.map((merchant) => ({ id: merchant.id, config: demoConfig(merchant.bank) }));
+    const merchants = simMerchants.map((merchant) => ({
+      id: merchant.id,
+      config: demoConfig(merchant.bank),
+    }));
     let parts: AssembledNode;
     let asker: EntityAsker;
     let cluster: ClusterParts | undefined;
@@ -596,14 +614,27 @@ class World {
         () => {
           if (alive()) node.configured = true;
         },
-        () => {},
+        (error: unknown) => {
+          if (alive())
+            this.trace.record(
+              `node ${id} boot failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
+        },
       );
+    // The supervisor answers `caughtUp` only once started (`remit node` starts it first too).
+    if (projection instanceof SupervisedOrderProjection) projection.start();
     projection.caughtUp().then(
       () => {
         node.projectionCaughtUp = true;
       },
-      () => {},
+      (error: unknown) => {
+        if (alive())
+          this.trace.record(
+            `node ${id} read model failed to catch up: ${error instanceof Error ? error.message : String(error)}`,
+          );
+      },
     );
+    if (projection instanceof SupervisedOrderProjection) return;
     projection.start().catch((error: unknown) => {
       // A dead node's projection fails on its closed read model; that is the crash, not a bug.
       if (!alive()) return;
@@ -1090,7 +1121,8 @@ class World {
             finalQueryRoundsMax * 10,
           )
           .then(
-            (reply) => answers.set(orderId, reply.order === undefined ? undefined : observedOrder(reply.order)),
+            (reply) =>
+              answers.set(orderId, reply.order === undefined ? undefined : observedOrder(reply.order)),
             () => {},
           );
         continue;
