@@ -41,6 +41,8 @@ export interface ObservedAnswer {
   readonly error: { readonly status: number; readonly code: string } | undefined;
   /** False when the answer was lost on its way to the client. */
   readonly received: boolean;
+  /** The cluster node (slot) that answered; absent on one node. */
+  readonly node?: number;
 }
 
 export interface ObservedRequest {
@@ -218,7 +220,12 @@ export function checkClients(observation: SeedObservation): Violation[] {
   const creations = new Map(observation.creations.map((creation) => [creation.orderId, creation]));
   const answersOf = new Map<
     string,
-    Array<{ readonly seq: number; readonly status: string; readonly what: string }>
+    Array<{
+      readonly seq: number;
+      readonly status: string;
+      readonly what: string;
+      readonly node: number | undefined;
+    }>
   >();
   for (const request of observation.requests) {
     const what = `${request.merchantId}/${request.idempotencyKey} (${request.variant})`;
@@ -230,7 +237,7 @@ export function checkClients(observation: SeedObservation): Violation[] {
       if (answer.order !== undefined) {
         violations.push(...checkOrderAnswer(observation, request, what, answer.order, created !== undefined));
         const list = answersOf.get(answer.order.id) ?? [];
-        list.push({ seq: answer.seq, status: answer.order.status, what });
+        list.push({ seq: answer.seq, status: answer.order.status, what, node: answer.node });
         answersOf.set(answer.order.id, list);
       } else if (answer.error !== undefined) {
         violations.push(...checkErrorAnswer(request, what, answer.error, created));
@@ -243,7 +250,15 @@ export function checkClients(observation: SeedObservation): Violation[] {
       const before = inOrder[index - 1];
       const after = inOrder[index];
       if (before === undefined || after === undefined) continue;
-      const backwards = (progress[after.status] ?? 0) < (progress[before.status] ?? 0);
+      // On one node answers never go back. In a cluster an in-flight answer may trail a terminal
+      // one: a request whose wait for the Merchant (on another node, over a slow or lossy link)
+      // runs out is answered from the read model, which trails the journal and cannot be updated
+      // while the database is unreachable; the client polls again. A terminal answer never trails
+      // another, and never a different one.
+      const inCluster = before.node !== undefined || after.node !== undefined;
+      const backwards =
+        (progress[after.status] ?? 0) < (progress[before.status] ?? 0) &&
+        (!inCluster || progress[after.status] === 2);
       const otherEnd =
         progress[before.status] === 2 && progress[after.status] === 2 && before.status !== after.status;
       if (backwards || otherEnd) {

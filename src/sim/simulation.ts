@@ -683,6 +683,11 @@ class World {
     );
   }
 
+  /** The slot a node incarnation runs in (a cluster's answers name their node by it). */
+  private slotOf(nodeId: number): number | undefined {
+    return this.slots.find((slot) => slot.node?.id === nodeId)?.index;
+  }
+
   /** The node the end of the seed is observed through: the first that runs. */
   private observedNode(): Node | undefined {
     return this.slots.find((slot) => slot.node !== undefined)?.node;
@@ -960,6 +965,7 @@ class World {
           : { id: order.id, requestHash: order.requestHash, status: order.status, amount: order.amount },
       error: answer.kind === 'error' ? { status: answer.status, code: answer.code } : undefined,
       received: !lost,
+      ...(this.cluster === undefined ? {} : { node: this.slotOf(nodeId) }),
     });
     const shown =
       answer.kind === 'order'
