@@ -110,9 +110,12 @@ export interface SimOptions {
   /** Where the seed's temporary SQLite files go; /dev/shm when it exists (no fsync cost). */
   readonly tempRoot?: string;
   /**
-   * Nodes the world runs, each assembled as the gateway assembles one, with its own read model;
-   * 1 by default. Nothing shards entities yet, so with more every node runs every entity and the
-   * journal's fencing is all that keeps their owners apart.
+   * Nodes the world runs; 1 by default (the gateway of one node). With more, they are a cluster
+   * built as `remit node` builds one (`assembleClusterNode`): a ShardManager each over one shared
+   * MemoryClusterStore (the database's clock is the simulated clock; each node's clock is skewed
+   * from it), a ShardedMessenger over a faulty MemoryNetwork, the journal and snapshots fenced by
+   * the cluster store, each bank's role on two nodes, and the cluster's faults besides the others:
+   * pauses past a lease, the database out of reach, a node cut off from the rest.
    */
   readonly nodes?: number;
 }
