@@ -150,12 +150,17 @@ export class ShardManager implements EntityOwnership {
   }
 
   /**
-   * Stops every timer without handing anything over, as a crashed process would: its leases run
-   * out and other nodes take its shards after the TTL. For tests and the simulator.
+   * Stops every timer and forgets every lease without handing anything over, as a crashed process
+   * would: its leases run out in the store and other nodes take its shards after the TTL. For
+   * tests and the simulator.
    */
   halt(): void {
     this.halted = true;
     this.cancelTimers();
+    // A dead process owns nothing: whatever of it still runs (a bank call's continuation, a
+    // message in its mailbox) finds no shard here to start an entity or write under.
+    this.held.clear();
+    this.owners.clear();
   }
 
   // ---- rounds -----------------------------------------------------------------------------------

@@ -48,4 +48,26 @@ describe('ShardManager self-fencing', () => {
     expect(stops.sort()).toEqual(['accounts/0', 'accounts/1', 'accounts/2', 'accounts/3']);
     shards.halt();
   });
+
+  it('owns nothing once halted: no shard, no fence, so nothing of a dead node starts or writes', async () => {
+    const clock = new SimulatedClock();
+    const store = new MemoryClusterStore(clock, settings);
+    const shards = new ShardManager({
+      store,
+      self: { nodeId: 'node-a', address: 'a:1', roles: [] },
+      groups: [group],
+      groupOf: () => group,
+      settings,
+      clock,
+      logger: silentLogger,
+      entities: { stopShard: async () => {}, startShard: () => {} },
+    });
+    await shards.start();
+    const address = { typeName: 'account', entityId: 'acct-1' };
+    expect(shards.fenceFor(address)).toBeDefined();
+    shards.halt();
+    expect(shards.ownedShards()).toEqual([]);
+    expect(shards.fenceFor(address)).toBeUndefined();
+    expect(shards.ownerOf(shards.shardOf(address))).toBeUndefined();
+  });
 });
