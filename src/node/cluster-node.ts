@@ -4,6 +4,8 @@ import { ShardManager } from '../cluster/shard-manager.js';
 import { ShardedMessenger, type ShardedMessengerSettings } from '../cluster/sharded-messenger.js';
 import { type ShardGroup, shardGroup } from '../cluster/shards.js';
 import type { Transport } from '../cluster/transport.js';
+import type { BankErrorKind, BankPort } from '../payments/executor-protocol.js';
+import { executorAddress } from '../payments/executor-protocol.js';
 import { executorTypeName } from '../payments/protocol.js';
 import type { EntityAddress } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
@@ -42,6 +44,52 @@ export function clusterShardGroups(merchants: readonly NodeMerchant[]): ClusterS
   };
 }
 
+/**
+ * An authorization refused before it left: this node no longer owns the shard of the bank's
+ * Executor (handed over, self-fenced, or the process is dead), so a call chain the Executor
+ * started here must not charge. Nothing reached the bank: retryable, by whoever owns it now.
+ */
+export class ExecutorShardNotOwnedError extends Error {
+  override readonly name = 'ExecutorShardNotOwnedError';
+  constructor(
+    readonly bank: string,
+    readonly reference: string,
+  ) {
+    super(`authorization of ${reference} not sent: this node no longer owns the shard of ${bank}'s Executor`);
+  }
+}
+
+/**
+ * The bank port of a cluster node: an authorization goes out only while this node holds a valid
+ * lease of the shard of the merchant's bank's Executor. The fence keeps a stale owner from
+ * writing; this keeps its bank-call chain — an inquiry's answer arriving after a handover or a
+ * pause, then the authorization it leads to — from sending. (The bank's deduplication by
+ * reference still stands behind it.) Inquiries and cancellations only read or settle, and go out.
+ */
+export function ownedBankPort(
+  bank: BankPort,
+  ownership: { fenceFor(address: EntityAddress<unknown>): unknown },
+  merchants: readonly NodeMerchant[],
+): BankPort {
+  const bankOf = new Map(merchants.map((merchant) => [merchant.id, merchant.config.bank]));
+  return {
+    authorize: (request) => {
+      const executorBank = bankOf.get(request.merchantId);
+      if (executorBank !== undefined && ownership.fenceFor(executorAddress(executorBank)) === undefined)
+        return Promise.reject(new ExecutorShardNotOwnedError(executorBank, request.reference));
+      return bank.authorize(request);
+    },
+    inquire: (reference) => bank.inquire(reference),
+    cancel: (reference) => bank.cancel(reference),
+  };
+}
+
+/** The node's classification, with an authorization refused for lost ownership retryable. */
+function classifyOwnedBankError(classify: (error: unknown) => BankErrorKind) {
+  return (error: unknown): BankErrorKind =>
+    error instanceof ExecutorShardNotOwnedError ? 'retryable' : classify(error);
+}
+
 export interface AssembleClusterNodeOptions
   extends Omit<AssembleNodeOptions, 'ownership' | 'messenger' | 'asker'> {
   /** The cluster's membership and leases (PostgreSQL, or memory in tests and the simulator). */
@@ -72,7 +120,8 @@ export interface AssembledClusterNode {
  * `ShardManager` (an entity runs here only under a valid lease of its shard, and writes under that
  * lease's fence), whose entities send and whose order service asks through a `ShardedMessenger`
  * over the transport, and whose shards start their entities when taken (so deliveries left
- * unconfirmed by the previous owner resume) and stop them when given up. Nothing is started: the
+ * unconfirmed by the previous owner resume) and stop them when given up. Its bank port sends an
+ * authorization only while the node owns the Executor's shard (`ownedBankPort`). Nothing is started: the
  * caller starts `shards`, then boots the node.
  */
 export function assembleClusterNode(options: AssembleClusterNodeOptions): AssembledClusterNode {
@@ -102,6 +151,8 @@ export function assembleClusterNode(options: AssembleClusterNodeOptions): Assemb
   });
   node = assembleNode({
     ...nodeOptions,
+    bank: ownedBankPort(options.bank, shards, merchants),
+    classifyBankError: classifyOwnedBankError(options.classifyBankError),
     ownership: shards,
     messenger: {
       tell: (address, message) => {
