@@ -142,6 +142,8 @@ async function main(): Promise<number> {
     addTo(totals, 'entityCrashes', stats.entityCrashes);
     addTo(totals, 'failedAppends', stats.failedAppends);
     addTo(totals, 'messagesDropped', stats.network.dropped + stats.transport.dropped);
+    addTo(totals, 'framesSent', stats.transport.sent);
+    addTo(totals, 'framesDelivered', stats.transport.delivered);
     addTo(totals, 'nodePauses', stats.nodePauses);
     addTo(totals, 'databaseOutages', stats.databaseOutages);
     addTo(totals, 'staleWritesRefused', stats.staleWritesRefused);
