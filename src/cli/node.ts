@@ -8,19 +8,15 @@ import { BankClient } from '../bank/bank-client.js';
 import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
 import type { ClusterSettings } from '../cluster/cluster-settings.js';
 import { PostgresClusterStore } from '../cluster/postgres-cluster-store.js';
-import { ShardManager } from '../cluster/shard-manager.js';
-import { ShardedMessenger } from '../cluster/sharded-messenger.js';
-import { type ShardGroup, shardGroup } from '../cluster/shards.js';
 import { TcpTransport } from '../cluster/tcp-transport.js';
 import { ApiError } from '../node/api-error.js';
-import { type AssembledNode, assembleNode, type NodeMerchant } from '../node/assemble-node.js';
+import type { NodeMerchant } from '../node/assemble-node.js';
+import { assembleClusterNode } from '../node/cluster-node.js';
 import { demoConfig, demoMerchants } from '../node/demo-merchants.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
-import { executorTypeName } from '../payments/protocol.js';
 import { persistenceIdOf } from '../persistence/entity.js';
 import { AskTimeoutError } from '../runtime/actor.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
-import type { EntityAddress } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
 import { systemRandom } from '../runtime/random.js';
 import { PostgresMerchants, type StoredMerchant } from '../store/postgres/postgres-merchants.js';
@@ -129,20 +125,6 @@ export async function startClusterNode(
     }));
     const adminTokenHashes = await directory.adminTokenHashes();
 
-    // Every node derives the same groups from the shared merchants table, so all place alike.
-    const merchantGroup = shardGroup('merchants');
-    const executorGroups = new Map<string, ShardGroup>(
-      [...new Set(stored.map((merchant) => merchant.bank))].map((bank) => [
-        bank,
-        shardGroup(`executor-${bank}`, bank),
-      ]),
-    );
-    const groups = [merchantGroup, ...executorGroups.values()];
-    const groupOf = (address: EntityAddress<unknown>): ShardGroup =>
-      address.typeName === executorTypeName
-        ? (executorGroups.get(address.entityId) ?? merchantGroup)
-        : merchantGroup;
-
     const bankClient = new BankClient({
       baseUrl: config.bankUrl,
       requestTimeoutMs: config.bankTimeoutMs,
@@ -163,30 +145,12 @@ export async function startClusterNode(
     closers.push(() => transport.close());
 
     const clusterStore = new PostgresClusterStore(postgres.pool, postgres.quotedSchema, cluster);
-    let node: AssembledNode | undefined;
-    let messenger: ShardedMessenger | undefined;
-    const shards: ShardManager = new ShardManager({
+    const { node, shards } = assembleClusterNode({
       store: clusterStore,
-      self: { nodeId: config.nodeId, address: `${config.host}:${transport.port}`, roles: config.roles },
-      groups,
-      groupOf,
-      settings: cluster,
-      clock,
-      logger: logger.child({ component: 'shards' }),
       transport,
-      entities: {
-        stopShard: async (shardId) => {
-          await node?.entities.stopWhere((address) => shards.shardOf(address) === shardId);
-        },
-        startShard: (shardId) => {
-          for (const address of node?.entitiesOf(merchants) ?? []) {
-            if (shards.shardOf(address) === shardId) node?.entities.refFor(address);
-          }
-        },
-      },
-    });
-
-    node = assembleNode({
+      self: { nodeId: config.nodeId, address: `${config.host}:${transport.port}`, roles: config.roles },
+      cluster,
+      merchants,
       stores: opened.stores,
       vaultKey,
       bank: new BankConnection(bankClient),
@@ -194,27 +158,14 @@ export async function startClusterNode(
       clock,
       random: systemRandom,
       logger: logger.child({ component: 'actors' }),
+      shardsLogger: logger.child({ component: 'shards' }),
+      messengerLogger: logger.child({ component: 'messenger' }),
       projection,
-      ownership: shards,
-      messenger: { tell: (address, message) => messenger?.tell(address, message) },
-      asker: {
-        ask: (address, make, timeoutMs) =>
-          messenger === undefined
-            ? Promise.reject(new Error('the node is not started'))
-            : messenger.ask(address, make, timeoutMs),
-      },
       settings: {
         merchant: { ...defaultMerchantSettings, executionDeadlineMs: config.executionDeadlineMs },
       },
     });
-    closers.push(() => node?.close());
-    messenger = new ShardedMessenger({
-      shards,
-      entities: node.entities,
-      system: node.system,
-      transport,
-      logger: logger.child({ component: 'messenger' }),
-    });
+    closers.push(() => node.close());
 
     addGatewayMetrics(metrics, opened.stores.journal, projection);
     const app = await buildApp({
@@ -232,13 +183,12 @@ export async function startClusterNode(
       waitMaxMs: node.settings.orderService.waitMaxMs,
       readModelCaughtUp: () => projection.caughtUp(),
     });
-    const assembled = node;
     app.get('/admin/cluster', { schema: clusterViewSchema }, async (request) => {
       if (!isAdmin(request.headers.authorization, adminTokenHashes))
         throw new ApiError(401, 'unauthorized', 'Give the admin token as a Bearer token.');
       const [membership, leaseView] = await Promise.all([clusterStore.members(), clusterStore.leases()]);
       const entitiesByShard = new Map<string, string[]>();
-      for (const address of assembled.entitiesOf(merchants)) {
+      for (const address of node.entitiesOf(merchants)) {
         const shardId = shards.shardOf(address);
         entitiesByShard.set(shardId, [...(entitiesByShard.get(shardId) ?? []), persistenceIdOf(address)]);
       }

@@ -5,8 +5,9 @@
  * still execute, and an Executor's node may die without losing an order.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { SimulatedBank } from '../bank/simulated-bank.js';
+import { classifySimulatedBankError, SimulatedBank } from '../bank/simulated-bank.js';
 import type { AssembledNode, NodeMerchant } from '../node/assemble-node.js';
+import { assembleClusterNode } from '../node/cluster-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
 import type { OrderRequest } from '../node/order-service.js';
 import { MemoryVaultStorage } from '../payments/card-vault.js';
@@ -14,17 +15,15 @@ import { defaultMerchantSettings } from '../payments/merchant.js';
 import { executorTypeName } from '../payments/protocol.js';
 import { persistenceIdOf } from '../persistence/entity.js';
 import { SimulatedClock } from '../runtime/clock.js';
-import type { EntityAddress } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
-import { testNode } from '../testing/test-node.js';
+import { JournalQueries } from '../testing/journal-queries.js';
+import { testVaultKey } from '../testing/test-node.js';
 import { clusterSettings } from './cluster-settings.js';
 import { MemoryClusterStore } from './memory-cluster-store.js';
 import { MemoryNetwork, type MemoryTransport } from './memory-transport.js';
-import { ShardManager } from './shard-manager.js';
-import { ShardedMessenger } from './sharded-messenger.js';
-import { type ShardGroup, shardGroup } from './shards.js';
+import type { ShardManager } from './shard-manager.js';
 
 const settings = clusterSettings({
   heartbeatIntervalMs: 100,
@@ -39,13 +38,6 @@ const merchants: NodeMerchant[] = [
   { id: 'merchant-a', config: demoConfig('bank-a') },
   { id: 'merchant-b', config: demoConfig('bank-a') },
 ];
-const merchantGroup = shardGroup('merchants');
-const executorGroup = shardGroup('executor-bank-a', 'bank-a');
-const groups: ShardGroup[] = [merchantGroup, executorGroup];
-/** An Executor's group is its bank's: only nodes holding that bank's role may run it. */
-const groupOf = (address: EntityAddress<unknown>): ShardGroup =>
-  address.typeName === executorTypeName ? executorGroup : merchantGroup;
-
 const request: OrderRequest = {
   amount: 1_250,
   currency: 'EUR',
@@ -79,51 +71,21 @@ function world() {
   const start = (nodeId: string, roles: readonly string[]): ClusterNode => {
     const transport = network.connect(nodeId);
     const recovered: string[] = [];
-    let node: AssembledNode | undefined;
-    let messenger: ShardedMessenger | undefined;
-    const shards: ShardManager = new ShardManager({
+    const { node, shards } = assembleClusterNode({
       store,
-      self: { nodeId, address: `${nodeId}:7000`, roles },
-      groups,
-      groupOf,
-      settings,
-      clock,
-      logger: silentLogger,
       transport,
-      entities: {
-        stopShard: async (shardId) => {
-          await node?.entities.stopWhere((address) => shards.shardOf(address) === shardId);
-        },
-        startShard: (shardId) => {
-          for (const address of node?.entitiesOf(merchants) ?? []) {
-            if (shards.shardOf(address) === shardId) node?.entities.refFor(address);
-          }
-        },
-      },
-    });
-    node = testNode({
-      memory,
+      self: { nodeId, address: `${nodeId}:7000`, roles },
+      cluster: settings,
+      merchants,
+      stores: { journal: memory, vault, queries: new JournalQueries(memory) },
+      vaultKey: testVaultKey,
       bank,
+      classifyBankError: classifySimulatedBankError,
       clock,
       random: new SeededRandom(1),
-      stores: { vault },
-      name: 'remit',
-      ownership: shards,
-      messenger: { tell: (address, message) => messenger?.tell(address, message) },
-      asker: {
-        ask: (address, make, timeoutMs) =>
-          messenger === undefined
-            ? Promise.reject(new Error('not started'))
-            : messenger.ask(address, make, timeoutMs),
-      },
-      observer: { onRecovered: (persistenceId) => recovered.push(persistenceId) },
-    });
-    messenger = new ShardedMessenger({
-      shards,
-      entities: node.entities,
-      system: node.system,
-      transport,
       logger: silentLogger,
+      name: 'remit',
+      observer: { onRecovered: (persistenceId) => recovered.push(persistenceId) },
     });
     const started = { nodeId, node, shards, transport, recovered };
     running.push(started);

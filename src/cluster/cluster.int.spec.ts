@@ -157,7 +157,15 @@ function addNode(
   });
   entities.register(accountDefinition());
   entities.register({ ...accountDefinition(), typeName: bankAccountType });
-  messenger = new ShardedMessenger({ shards, entities, system, transport, logger: silentLogger });
+  messenger = new ShardedMessenger({
+    shards,
+    entities,
+    system,
+    transport,
+    logger: silentLogger,
+    // Every process its own session, also a node restarted under the same id.
+    random: new SeededRandom(c.nodes.length + 1),
+  });
   const node: TestNode = { nodeId, roles, system, entities, shards, messenger, transport, started };
   c.nodes.push(node);
   return node;
@@ -389,6 +397,32 @@ describe('a cluster of three nodes', () => {
     // And no revival loop: it stays stopped.
     await c.clock.advanceAsync(5_000);
     expect(runsHere()).toBe(false);
+  });
+
+  it('drops a reply meant for an ask of the process that ran before under the same node id', async () => {
+    const c = threeNodes();
+    await startAll(c);
+    const old = nodeOf(c, 'node-a');
+    const remote = (except: string) =>
+      accountIds.find((id) => {
+        const owner = ownersOf(c).get(old.shards.shardOf(entityAddress('account', id)))?.[0];
+        return owner !== 'node-a' && id !== except;
+      });
+    const first = remote('');
+    const second = first === undefined ? undefined : remote(first);
+    if (first === undefined || second === undefined) throw new Error('node-a owns every account shard');
+    // The old process asks (its reply address is its first ask's), and dies before the request
+    // is even delivered; a new process under the same id asks too, from a reply address of the
+    // same path. The owner answers both: each answer must reach its own ask, or none.
+    const lost = deposit(old, entityAddress('account', first), 5n);
+    lost.catch(() => {});
+    old.shards.halt();
+    await old.transport.close();
+    await old.system.terminate();
+    const restarted = addNode(c, 'node-a', ['bank-a']);
+    await restarted.shards.start();
+    const answer = await settled(c, balance(restarted, entityAddress('account', second)));
+    expect(answer).toEqual({ type: 'Balance', balance: 0n });
   });
 
   it('hands a leaving node’s shards over at once, not after the TTL', async () => {

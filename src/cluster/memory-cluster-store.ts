@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Clock } from '../runtime/clock.js';
-import type { Fence, FenceCheck } from '../store/journal.js';
+import { type Fence, type FenceCheck, StoreUnavailableError } from '../store/journal.js';
 import { assertFence } from '../store/row-integrity.js';
 import type {
   ClusterStore,
@@ -41,6 +41,12 @@ export class MemoryClusterStore implements ClusterStore, FenceCheck {
   private readonly memberRows = new Map<string, MemberRow>();
   private readonly leaseRows = new Map<string, LeaseRow>();
   private closed = false;
+  /**
+   * While true every call is refused with `StoreUnavailableError`, as by a database that cannot be
+   * reached (the simulator's switch). `isCurrent` is the journal's check inside its own write, so
+   * it is the journal that refuses then.
+   */
+  unavailable = false;
 
   constructor(
     private readonly clock: Clock,
@@ -184,6 +190,7 @@ export class MemoryClusterStore implements ClusterStore, FenceCheck {
 
   private assertOpen(): void {
     assert.ok(!this.closed, 'cluster store is closed');
+    if (this.unavailable) throw new StoreUnavailableError('the memory cluster store');
   }
 }
 

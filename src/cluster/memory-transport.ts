@@ -8,11 +8,18 @@ export interface MemoryNetworkFaults {
   readonly dropRate: number;
   /** Probability that a frame is delivered twice. */
   readonly duplicateRate: number;
-  /** Each delivery waits a uniform time in `[0, delayMaxMs]` on the injected Clock. */
+  /** A delayed delivery waits a uniform time in `[0, delayMaxMs]` on the injected Clock. */
   readonly delayMaxMs: number;
+  /** Probability that a delivery is delayed at all (1: every one is). */
+  readonly delayRate: number;
 }
 
-export const noNetworkFaults: MemoryNetworkFaults = { dropRate: 0, duplicateRate: 0, delayMaxMs: 0 };
+export const noNetworkFaults: MemoryNetworkFaults = {
+  dropRate: 0,
+  duplicateRate: 0,
+  delayMaxMs: 0,
+  delayRate: 1,
+};
 
 export interface MemoryNetworkStats {
   readonly sent: number;
@@ -44,9 +51,13 @@ export class MemoryNetwork {
     this.faults = { ...noNetworkFaults, ...faults };
   }
 
-  /** A transport for `nodeId` on this network; a node id joins once. */
+  /**
+   * A transport for `nodeId` on this network. A node id is connected once at a time; after its
+   * transport is closed (the process died), a restarted node connects again under the same id.
+   */
   connect(nodeId: string): MemoryTransport {
-    if (this.transports.has(nodeId)) throw new Error(`node ${nodeId} is already on the memory network`);
+    if (this.transports.get(nodeId)?.isClosed() === false)
+      throw new Error(`node ${nodeId} is already on the memory network`);
     const transport = new MemoryTransport(nodeId, this);
     this.transports.set(nodeId, transport);
     return transport;
@@ -94,7 +105,10 @@ export class MemoryNetwork {
         this.deliveredCount++;
         target.receive(from, payload);
       };
-      const delayMs = this.faults.delayMaxMs > 0 ? this.random.int(this.faults.delayMaxMs + 1) : 0;
+      const delayed =
+        this.faults.delayMaxMs > 0 &&
+        (this.faults.delayRate >= 1 || this.random.chance(this.faults.delayRate));
+      const delayMs = delayed ? this.random.int(this.faults.delayMaxMs + 1) : 0;
       this.clock.schedule(delayMs, deliver);
     }
     return true;

@@ -64,4 +64,20 @@ describe('MemoryTransport', () => {
     expect(early).toBeLessThan(10);
     expect(received).toHaveLength(10);
   });
+
+  it('lets a restarted node connect again under its id once its old transport is closed', async () => {
+    const { clock, network, a, b, received } = pair({ delayMaxMs: 50 });
+    a.send('b', 'in flight');
+    expect(() => network.connect('b')).toThrow(/already/);
+    await b.close();
+    const again = network.connect('b');
+    again.onFrame((from, frame) => received.push([from, frame]));
+    again.setPeers([{ nodeId: 'a', address: 'a:1' }]);
+    clock.advance(50);
+    // The frame sent to the dead process is lost with it; the new one receives what comes after.
+    expect(received).toEqual([]);
+    a.send('b', 'after');
+    clock.advance(50);
+    expect(received).toEqual([['a', 'after']]);
+  });
 });

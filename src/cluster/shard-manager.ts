@@ -150,12 +150,17 @@ export class ShardManager implements EntityOwnership {
   }
 
   /**
-   * Stops every timer without handing anything over, as a crashed process would: its leases run
-   * out and other nodes take its shards after the TTL. For tests and the simulator.
+   * Stops every timer and forgets every lease without handing anything over, as a crashed process
+   * would: its leases run out in the store and other nodes take its shards after the TTL. For
+   * tests and the simulator.
    */
   halt(): void {
     this.halted = true;
     this.cancelTimers();
+    // A dead process owns nothing: whatever of it still runs (a bank call's continuation, a
+    // message in its mailbox) finds no shard here to start an entity or write under.
+    this.held.clear();
+    this.owners.clear();
   }
 
   // ---- rounds -----------------------------------------------------------------------------------
@@ -349,6 +354,9 @@ export class ShardManager implements EntityOwnership {
   private async fenceExpired(): Promise<void> {
     const now = this.options.clock.now();
     for (const [shardId, lease] of [...this.held]) {
+      // Dropping awaits the shard's entities, and other rounds run meanwhile: a shard dropped by one
+      // of them, or taken again since (a new lease), is not this loop's to drop.
+      if (this.held.get(shardId) !== lease) continue;
       if (now >= lease.validUntil) {
         this.options.logger.warn(
           { nodeId: this.nodeId, shardId, epoch: lease.fence.epoch },

@@ -3,6 +3,7 @@ import type { EntityRegistry } from '../persistence/entity-registry.js';
 import type { ActorRef, ActorSystemApi } from '../runtime/actor.js';
 import type { EntityAddress, Messenger } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
+import type { Random } from '../runtime/random.js';
 import type { ShardManager } from './shard-manager.js';
 import type { Transport, WireValue } from './transport.js';
 
@@ -30,11 +31,17 @@ export interface ShardedMessengerOptions {
   readonly system: ActorSystemApi;
   readonly transport: Transport;
   readonly logger: Logger;
+  /** Draws this process's session: the reply addresses of its asks name it. */
+  readonly random: Random;
   readonly settings?: Partial<ShardedMessengerSettings>;
 }
 
-/** An `ActorRef` as it crosses the wire: the node it lives on and its path there. */
-const refSchema = z.object({ node: z.string().min(1), path: z.string().min(1) });
+/**
+ * An `ActorRef` as it crosses the wire: the node it lives on, the session of the process that
+ * made it there, and its path in that process.
+ */
+const refSchema = z.object({ node: z.string().min(1), session: z.string().min(1), path: z.string().min(1) });
+type RefDescriptor = z.infer<typeof refSchema>;
 const refKey = '$actorRef';
 
 const frameSchema = z.discriminatedUnion('kind', [
@@ -45,7 +52,12 @@ const frameSchema = z.discriminatedUnion('kind', [
     hops: z.number().int().min(0),
     message: z.unknown(),
   }),
-  z.object({ kind: z.literal('reply'), path: z.string().min(1), message: z.unknown() }),
+  z.object({
+    kind: z.literal('reply'),
+    session: z.string().min(1),
+    path: z.string().min(1),
+    message: z.unknown(),
+  }),
 ]);
 type Frame = z.infer<typeof frameSchema>;
 
@@ -65,14 +77,23 @@ interface Buffered {
  * `{ node, path }`; the receiving node gives the entity a ref that sends the reply back over the
  * transport to that node, which hands it to the actor at that path (the ask's temporary reply
  * address). Only JSON-compatible data and bigints cross.
+ *
+ * **Sessions.** A restarted node keeps its node id, and its actor system numbers its asks' reply
+ * paths from 1 again (`/remit/temp/ask-1`, ...), so a reply meant for an ask of the process that
+ * died could reach an ask of the new one and answer it with another order. Every ref therefore
+ * names the session of the process that made it (drawn at start), and a reply for another
+ * session is dropped.
  */
 export class ShardedMessenger implements Messenger {
   private readonly settings: ShardedMessengerSettings;
   private readonly buffer: Buffered[] = [];
   private droppedCount = 0;
+  /** Names this process among every process that has run under this node id. */
+  readonly session: string;
 
   constructor(private readonly options: ShardedMessengerOptions) {
     this.settings = { ...defaultShardedMessengerSettings, ...options.settings };
+    this.session = options.random.int(0x7fffffff).toString(36);
     options.transport.onFrame((from, frame) => this.onFrame(from, frame));
     options.shards.onRoutingChanged(() => this.flush());
   }
@@ -141,6 +162,11 @@ export class ShardedMessenger implements Messenger {
     }
     const frame = parsed.data;
     if (frame.kind === 'reply') {
+      if (frame.session !== this.session) {
+        // A reply to an ask of an earlier process under this node id: its asker is gone.
+        this.droppedCount++;
+        return;
+      }
       const target = this.options.system.lookup<unknown>(frame.path);
       // The ask may have timed out already: then the reply has nobody to go to.
       target?.tell(this.decode(frame.message));
@@ -169,7 +195,7 @@ export class ShardedMessenger implements Messenger {
       const remote =
         value instanceof RemoteActorRef
           ? value.descriptor
-          : { node: this.options.shards.nodeId, path: value.path };
+          : { node: this.options.shards.nodeId, session: this.session, path: value.path };
       return { [refKey]: remote };
     }
     if (Array.isArray(value)) return value.map((item) => this.encode(item));
@@ -194,8 +220,8 @@ export class ShardedMessenger implements Messenger {
     return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, this.decode(item)]));
   }
 
-  private refOf(descriptor: z.infer<typeof refSchema>): ActorRef<unknown> {
-    if (descriptor.node === this.options.shards.nodeId) {
+  private refOf(descriptor: RefDescriptor): ActorRef<unknown> {
+    if (descriptor.node === this.options.shards.nodeId && descriptor.session === this.session) {
       const { system } = this.options;
       return {
         path: descriptor.path,
@@ -203,7 +229,12 @@ export class ShardedMessenger implements Messenger {
       };
     }
     return new RemoteActorRef(descriptor, (message) => {
-      const frame: Frame = { kind: 'reply', path: descriptor.path, message: this.encode(message) };
+      const frame: Frame = {
+        kind: 'reply',
+        session: descriptor.session,
+        path: descriptor.path,
+        message: this.encode(message),
+      };
       if (!this.options.transport.send(descriptor.node, frame)) this.droppedCount++;
     });
   }
@@ -214,7 +245,7 @@ class RemoteActorRef implements ActorRef<unknown> {
   readonly path: string;
 
   constructor(
-    readonly descriptor: { readonly node: string; readonly path: string },
+    readonly descriptor: RefDescriptor,
     private readonly send: (message: unknown) => void,
   ) {
     this.path = `remit://${descriptor.node}${descriptor.path}`;

@@ -29,6 +29,22 @@ export interface FaultProfile {
   /** A crashed node comes back after 0..nodeDowntimeMsMax. */
   readonly nodeDowntimeMsMax: number;
   readonly bank: BankFaultProfile;
+  /** Faults of a seed that runs a cluster (`nodes` > 1); absent for one node. */
+  readonly cluster?: ClusterFaults;
+}
+
+/** What can go wrong between the nodes of a cluster and their shared database. */
+export interface ClusterFaults {
+  /** Pauses of one node (SIGSTOP, then SIGCONT) per simulated minute. */
+  readonly pausesPerMinute: number;
+  /** Every pause outlasts a lease, so the node's shards are taken over while it is stopped. */
+  readonly pauseMsMin: number;
+  readonly pauseMsMax: number;
+  /** Times per simulated minute the database (cluster store, journal, snapshots) cannot be reached. */
+  readonly databaseOutagesPerMinute: number;
+  readonly databaseOutageMsMax: number;
+  /** Each node's clock is off the database's by a constant drawn from ±clockSkewMsMax. */
+  readonly clockSkewMsMax: number;
 }
 
 export interface NetworkFaults {
@@ -170,6 +186,21 @@ export function drawFaultProfile(random: Random): FaultProfile {
   };
 }
 
+/** A cluster's faults, drawn from their own stream so a seed's other faults stay as they are. */
+export function drawClusterFaults(
+  random: Random,
+  timing: { readonly leaseTtlMs: number; readonly memberTimeoutMs: number },
+): ClusterFaults {
+  return {
+    pausesPerMinute: maybe(random, 0.7, () => between(random, 1, 6)),
+    pauseMsMin: timing.leaseTtlMs + 1,
+    pauseMsMax: intBetween(random, timing.leaseTtlMs + 1, timing.memberTimeoutMs * 3),
+    databaseOutagesPerMinute: maybe(random, 0.5, () => between(random, 0.5, 3)),
+    databaseOutageMsMax: intBetween(random, 100, timing.leaseTtlMs * 2),
+    clockSkewMsMax: maybe(random, 0.5, () => intBetween(random, 1, 500)),
+  };
+}
+
 /** One line per profile, for the trace: what this seed is made of. */
 export function describeProfile(profile: FaultProfile): string {
   const round = (value: number): string => (Number.isInteger(value) ? String(value) : value.toFixed(3));
@@ -192,6 +223,8 @@ export const faultKinds = [
   'journal',
   'bank',
   'client-reply-loss',
+  'node-pause',
+  'database-outage',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
@@ -223,6 +256,14 @@ export function withoutFaults(profile: FaultProfile, kinds: readonly FaultKind[]
         break;
       case 'client-reply-loss':
         result = { ...result, clientReplyLossRate: 0 };
+        break;
+      case 'node-pause':
+        if (result.cluster !== undefined)
+          result = { ...result, cluster: { ...result.cluster, pausesPerMinute: 0 } };
+        break;
+      case 'database-outage':
+        if (result.cluster !== undefined)
+          result = { ...result, cluster: { ...result.cluster, databaseOutagesPerMinute: 0 } };
         break;
       default:
         assertNever(kind);

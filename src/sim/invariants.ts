@@ -41,6 +41,8 @@ export interface ObservedAnswer {
   readonly error: { readonly status: number; readonly code: string } | undefined;
   /** False when the answer was lost on its way to the client. */
   readonly received: boolean;
+  /** The cluster node (slot) that answered; absent on one node. */
+  readonly node?: number;
 }
 
 export interface ObservedRequest {
@@ -101,6 +103,21 @@ export interface SeedObservation {
   readonly payments: readonly ObservedPayment[];
   /** Violations the online checkers found while the seed ran. */
   readonly online: readonly Violation[];
+  /** Every committed append of a seed that runs a cluster, in commit order; absent for one node. */
+  readonly writes?: readonly ObservedWrite[];
+}
+
+/** One committed append, with its writer and the fence it carried. */
+export interface ObservedWrite {
+  readonly persistenceId: string;
+  readonly fromSeqNr: number;
+  readonly events: number;
+  /** The process (node incarnation) that appended it. */
+  readonly writer: string;
+  readonly shardId: string | undefined;
+  readonly epoch: number | undefined;
+  /** Whether the fence held in the cluster store at the commit, asked independently of the journal. */
+  readonly fenceHeld: boolean | undefined;
 }
 
 const terminal: ReadonlySet<string> = new Set(['rejected', 'executed', 'declined', 'failed']);
@@ -118,8 +135,59 @@ export function checkInvariants(observation: SeedObservation): Violation[] {
     ...checkExecutions(observation),
     ...checkJournals(observation),
     ...checkViews(observation),
+    ...checkWriters(observation.writes ?? []),
   ];
   return capPerInvariant(violations);
+}
+
+/**
+ * Fenced ownership, from the journal's side. In a cluster every write of an entity carries its
+ * shard's lease as a fence, and:
+ * - `cluster.fenced-writes`: the fence held in the cluster store when the write committed — a write
+ *   from an owner whose lease was taken over (a paused node) never became durable;
+ * - `cluster.one-writer-per-epoch`: along an entity's sequence numbers, each epoch was written by
+ *   one process, and epochs never go down — no two owners' events interleave.
+ */
+export function checkWriters(writes: readonly ObservedWrite[]): Violation[] {
+  const violations: Violation[] = [];
+  const bySequence = new Map<string, ObservedWrite[]>();
+  for (const write of writes) {
+    const what = `${write.persistenceId}#${write.fromSeqNr} by ${write.writer}`;
+    if (write.epoch === undefined) {
+      violations.push({ invariant: 'cluster.fenced-writes', detail: `${what} carried no fence` });
+    } else if (write.fenceHeld === false) {
+      violations.push({
+        invariant: 'cluster.fenced-writes',
+        detail: `${what} committed at epoch ${write.epoch} of ${write.shardId} after that lease was lost`,
+      });
+    }
+    const list = bySequence.get(write.persistenceId);
+    if (list === undefined) bySequence.set(write.persistenceId, [write]);
+    else list.push(write);
+  }
+  for (const [persistenceId, list] of bySequence) {
+    const writerOfEpoch = new Map<number, string>();
+    let previous: ObservedWrite | undefined;
+    for (const write of [...list].sort((a, b) => a.fromSeqNr - b.fromSeqNr)) {
+      if (write.epoch === undefined) continue;
+      const first = writerOfEpoch.get(write.epoch);
+      if (first === undefined) writerOfEpoch.set(write.epoch, write.writer);
+      else if (first !== write.writer) {
+        violations.push({
+          invariant: 'cluster.one-writer-per-epoch',
+          detail: `${persistenceId} has events of epoch ${write.epoch} from ${first} and ${write.writer}`,
+        });
+      }
+      if (previous?.epoch !== undefined && write.epoch < previous.epoch) {
+        violations.push({
+          invariant: 'cluster.one-writer-per-epoch',
+          detail: `${persistenceId}#${write.fromSeqNr} (epoch ${write.epoch}, ${write.writer}) follows epoch ${previous.epoch} (${previous.writer})`,
+        });
+      }
+      previous = write;
+    }
+  }
+  return violations;
 }
 
 export function checkQuiescence(observation: SeedObservation): Violation[] {
@@ -152,7 +220,12 @@ export function checkClients(observation: SeedObservation): Violation[] {
   const creations = new Map(observation.creations.map((creation) => [creation.orderId, creation]));
   const answersOf = new Map<
     string,
-    Array<{ readonly seq: number; readonly status: string; readonly what: string }>
+    Array<{
+      readonly seq: number;
+      readonly status: string;
+      readonly what: string;
+      readonly node: number | undefined;
+    }>
   >();
   for (const request of observation.requests) {
     const what = `${request.merchantId}/${request.idempotencyKey} (${request.variant})`;
@@ -164,7 +237,7 @@ export function checkClients(observation: SeedObservation): Violation[] {
       if (answer.order !== undefined) {
         violations.push(...checkOrderAnswer(observation, request, what, answer.order, created !== undefined));
         const list = answersOf.get(answer.order.id) ?? [];
-        list.push({ seq: answer.seq, status: answer.order.status, what });
+        list.push({ seq: answer.seq, status: answer.order.status, what, node: answer.node });
         answersOf.set(answer.order.id, list);
       } else if (answer.error !== undefined) {
         violations.push(...checkErrorAnswer(request, what, answer.error, created));
@@ -177,7 +250,15 @@ export function checkClients(observation: SeedObservation): Violation[] {
       const before = inOrder[index - 1];
       const after = inOrder[index];
       if (before === undefined || after === undefined) continue;
-      const backwards = (progress[after.status] ?? 0) < (progress[before.status] ?? 0);
+      // On one node answers never go back. In a cluster an in-flight answer may trail a terminal
+      // one: a request whose wait for the Merchant (on another node, over a slow or lossy link)
+      // runs out is answered from the read model, which trails the journal and cannot be updated
+      // while the database is unreachable; the client polls again. A terminal answer never trails
+      // another, and never a different one.
+      const inCluster = before.node !== undefined || after.node !== undefined;
+      const backwards =
+        (progress[after.status] ?? 0) < (progress[before.status] ?? 0) &&
+        (!inCluster || progress[after.status] === 2);
       const otherEnd =
         progress[before.status] === 2 && progress[after.status] === 2 && before.status !== after.status;
       if (backwards || otherEnd) {

@@ -6,10 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { orderIdFor } from '../payments/order.js';
 import {
   checkInvariants,
+  checkWriters,
   type ObservedAnswer,
   type ObservedOrder,
   type ObservedPayment,
   type ObservedRequest,
+  type ObservedWrite,
   type SeedObservation,
 } from './invariants.js';
 
@@ -290,5 +292,34 @@ describe('simulation invariants', () => {
     const violations = checkInvariants({ ...base, online });
     expect(violations).toHaveLength(6);
     expect(violations.at(-1)?.detail).toBe('… and 3 more like it');
+  });
+});
+
+describe('fenced ownership in a cluster', () => {
+  const write = (fromSeqNr: number, writer: string, epoch: number, extra: Partial<ObservedWrite> = {}) => ({
+    persistenceId: 'merchant-merchant-a',
+    fromSeqNr,
+    events: 1,
+    writer,
+    shardId: 'merchants/3',
+    epoch,
+    fenceHeld: true,
+    ...extra,
+  });
+
+  it('passes owners that follow one another, each under a higher epoch', () => {
+    expect(
+      checkWriters([write(1, 'n1', 1), write(2, 'n1', 1), write(3, 'n4', 2), write(4, 'n1', 5)]),
+    ).toEqual([]);
+  });
+
+  it('reports two writers in one epoch, an epoch that goes down, a stale commit and an unfenced write', () => {
+    const invariants = (writes: ObservedWrite[]) => checkWriters(writes).map((each) => each.invariant);
+    expect(invariants([write(1, 'n1', 1), write(2, 'n2', 1)])).toEqual(['cluster.one-writer-per-epoch']);
+    expect(invariants([write(1, 'n2', 2), write(2, 'n1', 1)])).toEqual(['cluster.one-writer-per-epoch']);
+    expect(invariants([write(1, 'n1', 1, { fenceHeld: false })])).toEqual(['cluster.fenced-writes']);
+    expect(invariants([write(1, 'n1', 1, { epoch: undefined, shardId: undefined })])).toEqual([
+      'cluster.fenced-writes',
+    ]);
   });
 });

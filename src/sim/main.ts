@@ -10,12 +10,13 @@ import { runSeed, type SeedResult } from './simulation.js';
  * `npm run sim -- --seed N`: runs one seed and prints its trace, step for step.
  * `--json FILE` also writes the summary (with every failing seed's violations) to FILE;
  * `--sabotage NAME` runs a deliberately broken variant; `--no-online-checks` leaves only the
- * end-state invariants. Exit code 1 when any seed fails.
+ * end-state invariants; `--nodes N` (N > 1) runs a cluster of N nodes over one simulated database.
+ * Exit code 1 when any seed fails.
  */
 
 const usage =
   'usage: npm run sim -- (--seeds N [--start S] | --seed N) [--json FILE] [--with KINDS] [--without KINDS]\n' +
-  '                      [--sabotage NAME] [--no-online-checks]';
+  '                      [--sabotage NAME] [--no-online-checks] [--nodes N]';
 
 interface Summary {
   readonly seeds: number;
@@ -54,6 +55,7 @@ async function main(): Promise<number> {
       without: { type: 'string' },
       with: { type: 'string' },
       'no-online-checks': { type: 'boolean' },
+      nodes: { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -68,12 +70,21 @@ async function main(): Promise<number> {
   }
   const without = kindsOf(values.without, 'without');
   const withFaults = kindsOf(values.with, 'with');
-  const options = { sabotage, without, with: withFaults, onlineChecks: values['no-online-checks'] !== true };
+  const nodes = integer(values.nodes, 'nodes') ?? 1;
+  if (nodes < 1) throw new Error('--nodes must be at least 1');
+  const options = {
+    sabotage,
+    without,
+    with: withFaults,
+    onlineChecks: values['no-online-checks'] !== true,
+    nodes,
+  };
   const replayFlags = [
     sabotage === undefined ? '' : ` --sabotage ${sabotage}`,
     without.length === 0 ? '' : ` --without ${without.join(',')}`,
     withFaults.length === 0 ? '' : ` --with ${withFaults.join(',')}`,
     options.onlineChecks ? '' : ' --no-online-checks',
+    nodes === 1 ? '' : ` --nodes ${nodes}`,
   ].join('');
 
   const single = integer(values.seed, 'seed');
@@ -130,7 +141,12 @@ async function main(): Promise<number> {
     addTo(totals, 'entityStops', stats.entityStops);
     addTo(totals, 'entityCrashes', stats.entityCrashes);
     addTo(totals, 'failedAppends', stats.failedAppends);
-    addTo(totals, 'messagesDropped', stats.network.dropped);
+    addTo(totals, 'messagesDropped', stats.network.dropped + stats.transport.dropped);
+    addTo(totals, 'framesSent', stats.transport.sent);
+    addTo(totals, 'framesDelivered', stats.transport.delivered);
+    addTo(totals, 'nodePauses', stats.nodePauses);
+    addTo(totals, 'databaseOutages', stats.databaseOutages);
+    addTo(totals, 'staleWritesRefused', stats.staleWritesRefused);
     addTo(totals, 'messagesDuplicated', stats.network.duplicated);
     addTo(totals, 'bankTimeouts', stats.bank.timeouts);
     addTo(totals, 'bankLateRequests', stats.bank.lateRequests);

@@ -3,6 +3,7 @@ import { type CreatedOrder, OrderService, type OrderView } from '../node/order-s
 import type { executorDefinition } from '../payments/executor.js';
 import type { merchantDefinition } from '../payments/merchant.js';
 import type { Messenger } from '../runtime/entity-address.js';
+import type { FenceCheck } from '../store/journal.js';
 
 /**
  * Deliberately broken variants of the real entities, built from the real definitions without
@@ -12,18 +13,33 @@ import type { Messenger } from '../runtime/entity-address.js';
 export type Sabotage =
   | 'executor-without-deduplication'
   | 'merchant-confirms-before-durable'
-  | 'api-without-replay-check';
+  | 'api-without-replay-check'
+  | 'journal-ignores-fence';
 
 export const sabotages: readonly Sabotage[] = [
   'executor-without-deduplication',
   'merchant-confirms-before-durable',
   'api-without-replay-check',
+  'journal-ignores-fence',
 ];
+
+/** Sabotages of the cluster: they break nothing on one node, so they run with several. */
+export const clusterSabotages: readonly Sabotage[] = ['journal-ignores-fence'];
+
+/**
+ * The fence check the seed's journal and snapshot store write under: the cluster store, or for
+ * `journal-ignores-fence` one that passes every fence — the epoch check skipped, so a node that
+ * lost its shard while paused still writes when it continues.
+ */
+export function fenceCheckFor(sabotage: Sabotage | undefined, store: FenceCheck): FenceCheck {
+  return sabotage === 'journal-ignores-fence' ? { isCurrent: () => true } : store;
+}
 
 /** The node's parts a sabotage replaces (see `assembleNode`'s variants). */
 export function sabotagedVariants(sabotage: Sabotage | undefined): NodeVariants {
   switch (sabotage) {
     case undefined:
+    case 'journal-ignores-fence':
       return {};
     case 'executor-without-deduplication':
       return { executor: executorWithoutDeduplication };

@@ -1,6 +1,7 @@
 import type {
   AppendRequest,
   Fence,
+  FenceCheck,
   Journal,
   JournalStats,
   MessageKey,
@@ -24,6 +25,21 @@ export interface DurableFact {
 }
 
 /**
+ * One committed append as the writer check needs it: which process wrote it, under which fence,
+ * and whether that fence held in the cluster store at the moment of the commit.
+ */
+export interface DurableWrite {
+  readonly persistenceId: string;
+  readonly fromSeqNr: number;
+  readonly events: number;
+  /** The node incarnation (process) that appended it, e.g. `n4`. */
+  readonly writer: string;
+  readonly fence: Fence | undefined;
+  /** The cluster store's answer at the commit; `undefined` for an unfenced write or a seed without a cluster. */
+  readonly fenceHeld: boolean | undefined;
+}
+
+/**
  * The seed's journal: the real MemoryJournal (the durable state that survives node crashes) plus an
  * index of what has become durable, kept up to date synchronously as each append commits. The
  * index lets the online checkers ask, at the very moment something leaves the gateway (a message,
@@ -34,11 +50,49 @@ export interface DurableFact {
  */
 export class DurableLog implements Journal {
   private readonly byOrder = new Map<string, DurableFact[]>();
+  private readonly writers = new WeakMap<AppendRequest, string>();
+  private readonly writes: DurableWrite[] = [];
 
-  constructor(readonly memory: MemoryJournal) {}
+  /**
+   * `fences` is the cluster store of a seed with a cluster: asked, in the very step of each commit
+   * (before anything else can run), whether the append's fence held — independently of whether
+   * the journal asked it. `onWrite` hears of every commit in that same step.
+   */
+  constructor(
+    readonly memory: MemoryJournal,
+    private readonly fences?: FenceCheck,
+    private readonly onWrite?: (write: DurableWrite) => void,
+  ) {
+    memory.onCommitted((request) => {
+      const write: DurableWrite = {
+        persistenceId: request.persistenceId,
+        fromSeqNr: request.fromSeqNr,
+        events: request.events.length,
+        writer: this.writers.get(request) ?? 'unknown',
+        fence: request.fence,
+        fenceHeld:
+          request.fence === undefined || this.fences === undefined
+            ? undefined
+            : this.fences.isCurrent(request.fence),
+      };
+      this.writes.push(write);
+      this.onWrite?.(write);
+    });
+  }
 
   append(request: AppendRequest): Promise<void> {
     return this.memory.append(request).then(() => this.index(request));
+  }
+
+  /** An append by the node incarnation `writer`, recorded with the commit. */
+  appendAs(writer: string, request: AppendRequest): Promise<void> {
+    this.writers.set(request, writer);
+    return this.append(request);
+  }
+
+  /** Every committed append, in commit order. */
+  committedWrites(): readonly DurableWrite[] {
+    return this.writes;
   }
 
   read(persistenceId: string, fromSeqNr: number, toSeqNr?: number, max?: number): Promise<PersistedEvent[]> {
@@ -136,39 +190,41 @@ export class NodeDownError extends Error {
  */
 export class NodeJournal implements Journal {
   constructor(
-    private readonly inner: Journal,
+    private readonly inner: DurableLog,
     readonly node: number,
     private readonly alive: () => boolean,
+    /** Holds the answers a frozen (paused) process has not yet heard; none when it cannot pause. */
+    private readonly gate: <T>(promise: Promise<T>) => Promise<T> = (promise) => promise,
   ) {}
 
   append(request: AppendRequest): Promise<void> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.append(request);
+    return this.gate(this.inner.appendAs(`n${this.node}`, request));
   }
 
   read(persistenceId: string, fromSeqNr: number, toSeqNr?: number, max?: number): Promise<PersistedEvent[]> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.read(persistenceId, fromSeqNr, toSeqNr, max);
+    return this.gate(this.inner.read(persistenceId, fromSeqNr, toSeqNr, max));
   }
 
   highestSeqNr(persistenceId: string): Promise<number> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.highestSeqNr(persistenceId);
+    return this.gate(this.inner.highestSeqNr(persistenceId));
   }
 
   readAll(afterOffset: number, limit: number): Promise<OffsetEvent[]> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.readAll(afterOffset, limit);
+    return this.gate(this.inner.readAll(afterOffset, limit));
   }
 
   isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.isProcessed(receiverId, message);
+    return this.gate(this.inner.isProcessed(receiverId, message));
   }
 
   purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.purgeProcessed(receiverId, beforeTimestamp);
+    return this.gate(this.inner.purgeProcessed(receiverId, beforeTimestamp));
   }
 
   stats(): JournalStats {
@@ -189,21 +245,22 @@ export class NodeSnapshots implements SnapshotStore {
     private readonly inner: SnapshotStore,
     readonly node: number,
     private readonly alive: () => boolean,
+    private readonly gate: <T>(promise: Promise<T>) => Promise<T> = (promise) => promise,
   ) {}
 
   save(snapshot: Snapshot, fence?: Fence): Promise<void> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.save(snapshot, fence);
+    return this.gate(this.inner.save(snapshot, fence));
   }
 
   loadLatest(persistenceId: string): Promise<Snapshot | undefined> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.loadLatest(persistenceId);
+    return this.gate(this.inner.loadLatest(persistenceId));
   }
 
   deleteOlderThan(persistenceId: string, beforeSeqNr: number): Promise<void> {
     if (!this.alive()) return Promise.reject(new NodeDownError(this.node));
-    return this.inner.deleteOlderThan(persistenceId, beforeSeqNr);
+    return this.gate(this.inner.deleteOlderThan(persistenceId, beforeSeqNr));
   }
 
   /** A node never closes the shared store: the seed owns it. */

@@ -3,8 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { classifyBankError } from '../bank/bank-connection.js';
 import { BankLedger } from '../bank/ledger.js';
+import { MemoryClusterStore } from '../cluster/memory-cluster-store.js';
+import { MemoryNetwork, type MemoryNetworkStats, noNetworkFaults } from '../cluster/memory-transport.js';
+import type { ShardManager } from '../cluster/shard-manager.js';
+import type { Transport } from '../cluster/transport.js';
 import { ApiError } from '../node/api-error.js';
 import { type AssembledNode, assembleNode } from '../node/assemble-node.js';
+import { assembleClusterNode } from '../node/cluster-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
 import { type CreatedOrder, defaultOrderServiceSettings, orderRequestText } from '../node/order-service.js';
 import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
@@ -20,22 +25,26 @@ import {
   orderAfter,
 } from '../payments/merchant-decider.js';
 import { merchantEvents } from '../payments/merchant-events.js';
-import { type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
+import { type GetOrderReply, type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { isTerminal, type Order } from '../payments/order.js';
 import { persistenceIdOf } from '../persistence/entity.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
 import { OrderReadModel, type OrderRow } from '../readmodel/order-read-model.js';
+import { SupervisedOrderProjection } from '../readmodel/supervised-order-projection.js';
 import type { Cancellable } from '../runtime/clock.js';
 import { SimulatedClock } from '../runtime/clock.js';
-import type { EntityAddress } from '../runtime/entity-address.js';
+import type { EntityAddress, EntityAsker } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
+import type { FenceCheck } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import {
+  type ClusterFaults,
   describeProfile,
   disabledFaults,
+  drawClusterFaults,
   drawFaultProfile,
   type FaultKind,
   type FaultProfile,
@@ -51,8 +60,17 @@ import {
 } from './invariants.js';
 import { SimNetwork } from './network.js';
 import { OnlineChecks } from './online-checks.js';
-import { type Sabotage, sabotagedVariants } from './sabotage.js';
+import { fenceCheckFor, type Sabotage, sabotagedVariants } from './sabotage.js';
 import { SimBank } from './sim-bank.js';
+import {
+  FrozenTransport,
+  frozenBank,
+  NodeClusterStore,
+  NodeFreeze,
+  noClusterFaults,
+  simClusterSettings,
+  simRolesOf,
+} from './sim-cluster.js';
 import { DurableLog, NodeJournal, NodeSnapshots } from './sim-journal.js';
 import { Trace } from './trace.js';
 import { traceLogger } from './trace-logger.js';
@@ -92,9 +110,12 @@ export interface SimOptions {
   /** Where the seed's temporary SQLite files go; /dev/shm when it exists (no fsync cost). */
   readonly tempRoot?: string;
   /**
-   * Nodes the world runs, each assembled as the gateway assembles one, with its own read model;
-   * 1 by default. Nothing shards entities yet, so with more every node runs every entity and the
-   * journal's fencing is all that keeps their owners apart.
+   * Nodes the world runs; 1 by default (the gateway of one node). With more, they are a cluster
+   * built as `remit node` builds one (`assembleClusterNode`): a ShardManager each over one shared
+   * MemoryClusterStore (the database's clock is the simulated clock; each node's clock is skewed
+   * from it), a ShardedMessenger over a faulty MemoryNetwork, the journal and snapshots fenced by
+   * the cluster store, each bank's role on two nodes, and the cluster's faults besides the others:
+   * pauses past a lease, the database out of reach, a node cut off from the rest.
    */
   readonly nodes?: number;
 }
@@ -113,7 +134,15 @@ export interface SeedStats {
   bootFailures: number;
   failedAppends: number;
   journalEvents: number;
+  /** A cluster's pauses of a node longer than a lease. */
+  nodePauses: number;
+  /** A cluster's windows in which the database could not be reached at all. */
+  databaseOutages: number;
+  /** Writes the journal or snapshot store refused because their shard's lease had moved on. */
+  staleWritesRefused: number;
   network: SimNetwork['stats'];
+  /** The node-to-node transport of a cluster (zeros on one node). */
+  transport: MemoryNetworkStats;
   bank: SimBank['stats'];
   bankPayments: number;
   bankApproved: number;
@@ -162,7 +191,11 @@ interface Node {
   /** Unique among every incarnation of every slot. */
   readonly id: number;
   readonly parts: AssembledNode;
-  readonly projection: OrderProjection;
+  /** How the node asks a Merchant: its registry, or in a cluster the messenger to the shard's owner. */
+  readonly asker: EntityAsker;
+  /** A cluster node's membership, shards, transport and pause switch; absent on one node. */
+  readonly cluster: ClusterParts | undefined;
+  readonly projection: SimProjection;
   readonly readModel: OrderReadModel;
   readonly bootedAt: number;
   /** Every Merchant answered its ConfigureMerchant. */
@@ -170,12 +203,36 @@ interface Node {
   projectionCaughtUp: boolean;
 }
 
+interface ClusterParts {
+  readonly nodeId: string;
+  readonly shards: ShardManager;
+  readonly transport: Transport;
+  readonly freeze: NodeFreeze;
+  /** While paused: when it continues. */
+  pausedUntil: number | undefined;
+}
+
+/** The read model's projection of a node: bare on one node, supervised in a cluster. */
+type SimProjection = OrderProjection | SupervisedOrderProjection;
+
 /** A place a node runs: down, or one incarnation after another. */
 interface NodeSlot {
   readonly index: number;
   readonly readModelPath: string;
   node: Node | undefined;
   downUntil: number;
+  /** How far this machine's clock is off the database's (a cluster's nodes only). */
+  readonly skewMs: number;
+}
+
+/** A seed's cluster: the shared database's membership and leases, and the wire between nodes. */
+interface SimCluster {
+  readonly store: MemoryClusterStore;
+  readonly network: MemoryNetwork;
+  readonly faults: ClusterFaults;
+  partitionUntil: number;
+  databaseDownUntil: number;
+  lastFaultAt: number;
 }
 
 /** The gateway's boot waits this long for its merchants to be configured, then fails (and exits). */
@@ -221,8 +278,10 @@ class World {
   private readonly clientRandom: SeededRandom;
   private readonly nodeRandom: SeededRandom;
   private readonly memory: MemoryJournal;
-  private readonly snapshots = new MemorySnapshotStore();
+  private readonly snapshots: MemorySnapshotStore;
   private readonly log: DurableLog;
+  /** Present when the seed runs more than one node. */
+  private readonly cluster: SimCluster | undefined;
   private readonly online: OnlineChecks;
   private readonly network: SimNetwork;
   private readonly bank: SimBank;
@@ -254,6 +313,9 @@ class World {
     slowWriteWindows: 0,
     clientRepliesLost: 0,
     bootFailures: 0,
+    nodePauses: 0,
+    databaseOutages: 0,
+    staleWritesRefused: 0,
   };
   private readonly authorizations = new Map<string, number>();
 
@@ -272,10 +334,61 @@ class World {
     this.clientRandom = root.fork();
     this.nodeRandom = root.fork();
     const profileRandom = root.fork();
-    this.profile = withoutFaults(options.faults ?? drawFaultProfile(profileRandom), disabledFaults(options));
+    // Forked last, so a seed of one node draws exactly what it drew before clusters existed.
+    const clusterRandom = root.fork();
+    const nodes = options.nodes ?? 1;
+    if (!Number.isSafeInteger(nodes) || nodes < 1) throw new Error('nodes must be an integer >= 1');
+    const drawn = options.faults ?? drawFaultProfile(profileRandom);
+    const profile =
+      nodes > 1 && drawn.cluster === undefined && options.faults === undefined
+        ? { ...drawn, cluster: drawClusterFaults(clusterRandom.fork(), simClusterSettings) }
+        : drawn;
+    this.profile = withoutFaults(profile, disabledFaults(options));
     this.trace = new Trace(() => this.clock.now() - startMs, options.keepTrace ?? false);
-    this.memory = new MemoryJournal({ clock: this.clock });
-    this.log = new DurableLog(this.memory);
+    if (nodes > 1) {
+      const store = new MemoryClusterStore(this.clock, simClusterSettings);
+      // The journal and snapshots ask the cluster store inside each write, as PostgreSQL checks
+      // `shard_leases` in the append's statement; refusals are counted for the stats.
+      const checked = fenceCheckFor(options.sabotage, store);
+      const fences: FenceCheck = {
+        isCurrent: (fence) => {
+          const current = checked.isCurrent(fence);
+          if (!current) this.counters.staleWritesRefused++;
+          return current;
+        },
+      };
+      this.memory = new MemoryJournal({ clock: this.clock, fenceCheck: fences });
+      this.snapshots = new MemorySnapshotStore(fences);
+      this.log = new DurableLog(this.memory, store, (write) => {
+        // Online: a write whose fence no longer held must never have committed.
+        if (write.fenceHeld === false || write.fence === undefined) {
+          this.extraViolations.push({
+            invariant: 'cluster.fenced-writes',
+            detail: `${write.persistenceId}#${write.fromSeqNr} by ${write.writer} committed ${write.fence === undefined ? 'without a fence' : `at stale epoch ${write.fence.epoch} of ${write.fence.shardId}`}`,
+            at: this.clock.now() - startMs,
+          });
+        }
+      });
+      const network = this.profile.network;
+      this.cluster = {
+        store,
+        network: new MemoryNetwork(this.clock, clusterRandom.fork(), {
+          dropRate: network.dropRate,
+          duplicateRate: network.duplicateRate,
+          delayRate: network.delayRate,
+          delayMaxMs: network.delayRate > 0 ? network.delayMsMax : 0,
+        }),
+        faults: this.profile.cluster ?? noClusterFaults,
+        partitionUntil: Number.NEGATIVE_INFINITY,
+        databaseDownUntil: Number.NEGATIVE_INFINITY,
+        lastFaultAt: startMs,
+      };
+    } else {
+      this.memory = new MemoryJournal({ clock: this.clock });
+      this.snapshots = new MemorySnapshotStore();
+      this.log = new DurableLog(this.memory);
+      this.cluster = undefined;
+    }
     this.online = new OnlineChecks(
       this.log,
       () => this.clock.now() - startMs,
@@ -288,13 +401,13 @@ class World {
       isAlive: (node) => this.live.has(node),
     });
     this.tempDir = fs.mkdtempSync(path.join(options.tempRoot ?? defaultTempRoot(), 'remit-sim-'));
-    const nodes = options.nodes ?? 1;
-    if (!Number.isSafeInteger(nodes) || nodes < 1) throw new Error('nodes must be an integer >= 1');
+    const skewMsMax = this.profile.cluster?.clockSkewMsMax ?? 0;
     this.slots = Array.from({ length: nodes }, (_, index) => ({
       index,
       readModelPath: path.join(this.tempDir, `readmodel-${index}.db`),
       node: undefined,
       downUntil: 0,
+      skewMs: nodes > 1 && skewMsMax > 0 ? clusterRandom.int(2 * skewMsMax + 1) - skewMsMax : 0,
     }));
     const ledger = BankLedger.open({ dataDir: this.tempDir, clock: this.clock });
     this.bank = new SimBank(ledger, this.clock, bankRandom, wireRandom, this.profile.bank, this.trace, {
@@ -401,32 +514,47 @@ class World {
 
   // ---- the node --------------------------------------------------------------------------------
 
-  /** Assembles a node as `startGateway` does, over the seed's journal, network and bank. */
+  /** Assembles a node as `startGateway` (one node) or `remit node` (a cluster) does, over the seed's stores. */
   private bootNode(slot: NodeSlot): void {
     const id = ++this.nodeCount;
     this.live.add(id);
     const alive = (): boolean => this.live.has(id);
-    this.trace.record(`node ${id} boots`);
+    this.trace.record(`node ${id} boots${this.cluster === undefined ? '' : ` as node-${slot.index}`}`);
     const readModel = OrderReadModel.open(slot.readModelPath);
-    const journal = new NodeJournal(this.log, id, alive);
-    const projection = new OrderProjection({ journal, readModel, clock: this.clock, logger: silentLogger });
-    const parts = assembleNode({
+    const freeze = this.cluster === undefined ? undefined : new NodeFreeze(this.clock);
+    const gate = <T>(promise: Promise<T>): Promise<T> => freeze?.gate(promise) ?? promise;
+    const clock = freeze?.clock(slot.skewMs) ?? this.clock;
+    const journal = new NodeJournal(this.log, id, alive, freeze === undefined ? undefined : gate);
+    const snapshots = new NodeSnapshots(this.snapshots, id, alive, freeze === undefined ? undefined : gate);
+    // A cluster node runs its projection supervised, as `remit node` does on PostgreSQL: one that
+    // stops on an unreachable database is started again. One node runs it bare, so any stop shows.
+    const projection: SimProjection =
+      this.cluster === undefined
+        ? new OrderProjection({ journal, readModel, clock, logger: silentLogger })
+        : new SupervisedOrderProjection({
+            journal,
+            readModel,
+            clock,
+            random: this.nodeRandom.fork(),
+            logger: silentLogger,
+          });
+    const bank = this.bank.endpoint(id, alive);
+    const nodeOptions = {
       stores: {
         journal,
-        snapshots: new NodeSnapshots(this.snapshots, id, alive),
+        snapshots,
         vault: this.vaultStorage,
         queries: orderQueries(readModel, journal),
       },
       vaultKey: simVaultKey,
-      bank: this.bank.endpoint(id, alive),
+      bank: freeze === undefined ? bank : frozenBank(bank, freeze),
       classifyBankError,
-      clock: this.clock,
+      clock,
       random: this.nodeRandom.fork(),
       logger: traceLogger(this.trace, { node: id }),
-      messenger: this.network.endpoint(id),
       projection,
       observer: {
-        onRecovered: (persistenceId, _state, seqNr) =>
+        onRecovered: (persistenceId: string, _state: unknown, seqNr: number) =>
           this.trace.record(`n${id} ${persistenceId} recovered at seqNr ${seqNr}`),
       },
       settings: {
@@ -436,10 +564,40 @@ class World {
           this.profile.passivateAfterMs > 0 ? { passivateAfterMs: this.profile.passivateAfterMs } : {},
       },
       variants: sabotagedVariants(this.options.sabotage),
-    });
+    };
+    const merchants = simMerchants.map((merchant) => ({
+      id: merchant.id,
+      config: demoConfig(merchant.bank),
+    }));
+    let parts: AssembledNode;
+    let asker: EntityAsker;
+    let cluster: ClusterParts | undefined;
+    if (this.cluster === undefined || freeze === undefined) {
+      parts = assembleNode({ ...nodeOptions, messenger: this.network.endpoint(id) });
+      asker = parts.entities;
+    } else {
+      const nodeId = `node-${slot.index}`;
+      const transport = new FrozenTransport(this.cluster.network.connect(nodeId), freeze);
+      const assembled = assembleClusterNode({
+        ...nodeOptions,
+        store: new NodeClusterStore(this.cluster.store, id, alive, freeze),
+        transport,
+        self: { nodeId, address: `${nodeId}:7000`, roles: simRolesOf(slot.index, this.slots.length) },
+        cluster: simClusterSettings,
+        merchants,
+        onSend: (address, message) => {
+          if (alive()) this.online.onMessage(address, message);
+        },
+      });
+      parts = assembled.node;
+      asker = assembled.messenger;
+      cluster = { nodeId, shards: assembled.shards, transport, freeze, pausedUntil: undefined };
+    }
     const node: Node = {
       id,
       parts,
+      asker,
+      cluster,
       projection,
       readModel,
       bootedAt: this.clock.now(),
@@ -451,23 +609,35 @@ class World {
     // a crash resumes without waiting for new traffic; the API opens once every merchant is
     // configured and the read model has caught up (see `ready`). A boot that times out is
     // `superviseBoot`'s to restart.
-    parts
-      .boot(
-        simMerchants.map((merchant) => ({ id: merchant.id, config: demoConfig(merchant.bank) })),
-        bootTimeoutMs,
-      )
+    // A cluster node joins and takes its shards first, as `remit node` does; a store that does
+    // not answer fails the boot, and `superviseBoot` starts the node again.
+    (cluster === undefined ? Promise.resolve() : cluster.shards.start())
+      .then(() => parts.boot(merchants, bootTimeoutMs))
       .then(
         () => {
           if (alive()) node.configured = true;
         },
-        () => {},
+        (error: unknown) => {
+          if (alive())
+            this.trace.record(
+              `node ${id} boot failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
+        },
       );
+    // The supervisor answers `caughtUp` only once started (`remit node` starts it first too).
+    if (projection instanceof SupervisedOrderProjection) projection.start();
     projection.caughtUp().then(
       () => {
         node.projectionCaughtUp = true;
       },
-      () => {},
+      (error: unknown) => {
+        if (alive())
+          this.trace.record(
+            `node ${id} read model failed to catch up: ${error instanceof Error ? error.message : String(error)}`,
+          );
+      },
     );
+    if (projection instanceof SupervisedOrderProjection) return;
     projection.start().catch((error: unknown) => {
       // A dead node's projection fails on its closed read model; that is the crash, not a bug.
       if (!alive()) return;
@@ -492,6 +662,9 @@ class World {
 
   private stopNode(node: Node): void {
     this.live.delete(node.id);
+    // A dead process renews nothing and hands nothing over: its leases run out in the store.
+    node.cluster?.shards.halt();
+    void node.cluster?.transport.close();
     // Not awaited: a crashed process waits for nothing. Its actors stop, its asks fail, and with the
     // read model closed its projection can apply nothing more.
     void node.parts.close();
@@ -504,10 +677,18 @@ class World {
     return node.configured && node.projectionCaughtUp;
   }
 
+  /** Nodes a client reaches: booted, and not paused (a stopped process accepts no connection in time). */
   private readyNodes(): Node[] {
     return this.slots.flatMap((slot) =>
-      slot.node !== undefined && this.ready(slot.node) ? [slot.node] : [],
+      slot.node !== undefined && this.ready(slot.node) && slot.node.cluster?.freeze.isFrozen !== true
+        ? [slot.node]
+        : [],
     );
+  }
+
+  /** The slot a node incarnation runs in (a cluster's answers name their node by it). */
+  private slotOf(nodeId: number): number | undefined {
+    return this.slots.find((slot) => slot.node?.id === nodeId)?.index;
   }
 
   /** The node the end of the seed is observed through: the first that runs. */
@@ -615,14 +796,78 @@ class World {
       this.journalDownUntil = Math.max(this.journalDownUntil, now + journalOutageMs);
       this.trace.record(`FAULT the store is down for ${journalOutageMs} ms`);
     }
-    if (partition) {
+    if (partition && this.cluster === undefined) {
       this.network.partition(now + partitionMs);
       this.trace.record(`FAULT network partition for ${partitionMs} ms`);
     }
+    if (this.cluster !== undefined) this.injectClusterFaults(this.cluster, struck, partition, partitionMs);
     if (outage) {
       this.bank.outage(now + outageMs);
       this.trace.record(`FAULT bank outage for ${outageMs} ms`);
     }
+  }
+
+  /**
+   * A cluster's own faults: a node paused past its leases (then continued), the database out of
+   * reach, and a node cut off from the others. Their chances are per simulated minute, so a seed's
+   * step size does not change how often they strike; they are drawn only in a cluster, so a seed of
+   * one node runs as it always did.
+   */
+  private injectClusterFaults(
+    cluster: SimCluster,
+    struck: NodeSlot | undefined,
+    partition: boolean,
+    partitionMs: number,
+  ): void {
+    const random = this.faultRandom;
+    const now = this.clock.now();
+    const faults = cluster.faults;
+    const elapsedMinutes = (now - cluster.lastFaultAt) / 60_000;
+    cluster.lastFaultAt = now;
+    const pause = random.chance(Math.min(1, faults.pausesPerMinute * elapsedMinutes));
+    const databaseOutage = random.chance(Math.min(1, faults.databaseOutagesPerMinute * elapsedMinutes));
+    const pauseMs = faults.pauseMsMin + random.int(Math.max(1, faults.pauseMsMax - faults.pauseMsMin + 1));
+    const databaseOutageMs = 1 + random.int(Math.max(1, faults.databaseOutageMsMax));
+
+    for (const slot of this.slots) {
+      const parts = slot.node?.cluster;
+      if (parts?.pausedUntil !== undefined && now >= parts.pausedUntil) {
+        parts.pausedUntil = undefined;
+        this.trace.record(`node ${slot.node?.id} continues`);
+        parts.freeze.thaw();
+      }
+    }
+    const paused = struck?.node?.cluster;
+    if (pause && paused !== undefined && paused.pausedUntil === undefined) {
+      this.counters.nodePauses++;
+      paused.pausedUntil = now + pauseMs;
+      paused.freeze.freeze();
+      this.trace.record(`FAULT node ${struck?.node?.id} paused for ${pauseMs} ms`);
+    }
+    if (databaseOutage) {
+      this.counters.databaseOutages++;
+      cluster.databaseDownUntil = Math.max(cluster.databaseDownUntil, now + databaseOutageMs);
+      this.trace.record(`FAULT the database is unreachable for ${databaseOutageMs} ms`);
+    }
+    this.setDatabaseReachable(cluster, now >= cluster.databaseDownUntil);
+    if (partition && struck !== undefined) {
+      const cut = `node-${struck.index}`;
+      cluster.network.partition(
+        [cut],
+        this.slots.filter((slot) => slot !== struck).map((slot) => `node-${slot.index}`),
+      );
+      cluster.partitionUntil = Math.max(cluster.partitionUntil, now + partitionMs);
+      this.trace.record(`FAULT ${cut} cut off from the other nodes for ${partitionMs} ms`);
+    } else if (now >= cluster.partitionUntil) {
+      cluster.network.heal();
+    }
+  }
+
+  /** The database as one: membership and leases, the journal and the snapshots fail together. */
+  private setDatabaseReachable(cluster: SimCluster, reachable: boolean): void {
+    cluster.store.unavailable = !reachable;
+    this.memory.unavailable = !reachable;
+    this.snapshots.unavailable = !reachable;
   }
 
   private entityAddresses(): EntityAddress<unknown>[] {
@@ -642,6 +887,19 @@ class World {
     for (const rule of this.crashRules.splice(0)) rule.cancel();
     this.memory.setWriteDelayMs(0, this.clock);
     this.slowWritesUntil = undefined;
+    const cluster = this.cluster;
+    if (cluster !== undefined) {
+      this.setDatabaseReachable(cluster, true);
+      cluster.network.setFaults(noNetworkFaults);
+      cluster.network.heal();
+      for (const slot of this.slots) {
+        const parts = slot.node?.cluster;
+        if (parts !== undefined && parts.pausedUntil !== undefined) {
+          parts.pausedUntil = undefined;
+          parts.freeze.thaw();
+        }
+      }
+    }
     this.trace.record('HEAL');
     for (const slot of this.slots) if (slot.node === undefined) this.bootNode(slot);
   }
@@ -710,6 +968,7 @@ class World {
           : { id: order.id, requestHash: order.requestHash, status: order.status, amount: order.amount },
       error: answer.kind === 'error' ? { status: answer.status, code: answer.code } : undefined,
       received: !lost,
+      ...(this.cluster === undefined ? {} : { node: this.slotOf(nodeId) }),
     });
     const shown =
       answer.kind === 'order'
@@ -862,6 +1121,21 @@ class World {
     for (const { orderId, merchantId } of orders) {
       if (asked.has(orderId)) continue;
       asked.add(orderId);
+      if (node.cluster !== undefined) {
+        // The Merchant may live on another node: ask through the messenger, as the API does.
+        node.asker
+          .ask<MerchantCommand, GetOrderReply>(
+            merchantAddress(merchantId),
+            (replyTo) => ({ type: 'GetOrder', orderId, replyTo }),
+            finalQueryRoundsMax * 10,
+          )
+          .then(
+            (reply) =>
+              answers.set(orderId, reply.order === undefined ? undefined : observedOrder(reply.order)),
+            () => {},
+          );
+        continue;
+      }
       node.parts.entities.tell<MerchantCommand>(merchantAddress(merchantId), {
         type: 'GetOrder',
         orderId,
@@ -894,6 +1168,7 @@ class World {
       failedAppends: this.memory.stats().failedAppends,
       journalEvents: this.memory.stats().events,
       network: { ...this.network.stats },
+      transport: this.cluster?.network.stats() ?? { sent: 0, delivered: 0, dropped: 0 },
       bank: { ...this.bank.stats },
       bankPayments: payments.length,
       bankApproved: payments.filter((payment) => payment.status === 'approved').length,

@@ -175,6 +175,17 @@ export class StaleEpochError extends Error {
   }
 }
 
+/**
+ * The store could not be reached (a refused or broken connection): nothing was read or written by
+ * this call. The in-memory stores raise it while the simulator holds them unavailable.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(readonly store: string) {
+    super(`${store} is unavailable`);
+  }
+}
+
 /** A fenced write reached a store that cannot check fences (one that only a single node uses). */
 export class FencingUnsupportedError extends Error {
   override readonly name = 'FencingUnsupportedError';

@@ -15,6 +15,7 @@ import {
   type OffsetEvent,
   type PersistedEvent,
   StaleEpochError,
+  StoreUnavailableError,
 } from '../journal.js';
 import {
   assertAppendRequest,
@@ -78,6 +79,12 @@ export class MemoryJournal implements Journal {
   private writeDelay: { readonly ms: number; readonly clock: Clock } | undefined;
   private pending = 0;
   private closed = false;
+  private readonly commitListeners: Array<(request: AppendRequest) => void> = [];
+  /**
+   * While true the journal behaves as a database that cannot be reached: every read is refused and
+   * every append that reaches a commit fails, with `StoreUnavailableError`. The simulator's switch.
+   */
+  unavailable = false;
 
   constructor(options: MemoryJournalOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -114,6 +121,7 @@ export class MemoryJournal implements Journal {
     max?: number,
   ): Promise<PersistedEvent[]> {
     this.assertOpen();
+    this.assertAvailable();
     assertReadRange(fromSeqNr, toSeqNr, max);
     const offsets = this.offsetsById.get(persistenceId) ?? [];
     const first = Math.max(fromSeqNr, 1);
@@ -133,11 +141,13 @@ export class MemoryJournal implements Journal {
 
   async highestSeqNr(persistenceId: string): Promise<number> {
     this.assertOpen();
+    this.assertAvailable();
     return this.highest(persistenceId);
   }
 
   async readAll(afterOffset: number, limit: number): Promise<OffsetEvent[]> {
     this.assertOpen();
+    this.assertAvailable();
     assert.ok(Number.isSafeInteger(afterOffset) && afterOffset >= 0, 'afterOffset must be an integer >= 0');
     assert.ok(Number.isSafeInteger(limit) && limit >= 0, 'limit must be an integer >= 0');
     const events: OffsetEvent[] = [];
@@ -149,11 +159,13 @@ export class MemoryJournal implements Journal {
   // Keyed by id alone: a message's time only places its record in a store with pages to spare.
   async isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
     this.assertOpen();
+    this.assertAvailable();
     return this.processed.get(receiverId)?.has(message.id) ?? false;
   }
 
   async purgeProcessed(receiverId: string, beforeTimestamp: number): Promise<number> {
     this.assertOpen();
+    this.assertAvailable();
     const records = this.processed.get(receiverId);
     if (records === undefined) return 0;
     let purged = 0;
@@ -219,6 +231,14 @@ export class MemoryJournal implements Journal {
         this.failureRules = this.failureRules.filter((other) => other !== rule);
       },
     };
+  }
+
+  /**
+   * Calls `listener` with every append in the very step that commits it (before its writer hears
+   * of it, and before any other code runs): what was true of the world at the commit still is.
+   */
+  onCommitted(listener: (request: AppendRequest) => void): void {
+    this.commitListeners.push(listener);
   }
 
   clearFailures(): void {
@@ -288,6 +308,7 @@ export class MemoryJournal implements Journal {
 
   /** Writes one request entirely or not at all; returns the error that refused it. */
   private commitOne(request: AppendRequest): Error | undefined {
+    if (this.unavailable) return new StoreUnavailableError('the memory journal');
     const injected = this.injectedFailure(request);
     if (injected !== undefined) return injected;
     // The fence first: a writer that lost its shard learns that, not a symptom of it.
@@ -318,6 +339,7 @@ export class MemoryJournal implements Journal {
     }
     this.counters.appends++;
     this.counters.events += request.events.length;
+    for (const listener of this.commitListeners) listener(request);
     return undefined;
   }
 
@@ -387,6 +409,10 @@ export class MemoryJournal implements Journal {
 
   private assertOpen(): void {
     if (this.closed) throw new JournalClosedError();
+  }
+
+  private assertAvailable(): void {
+    if (this.unavailable) throw new StoreUnavailableError('the memory journal');
   }
 }
 

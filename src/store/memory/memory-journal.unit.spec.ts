@@ -7,6 +7,7 @@ import {
   ConcurrentWriteError,
   CorruptRowError,
   JournalOverloadedError,
+  StoreUnavailableError,
 } from '../journal.js';
 import { InjectedWriteError, MemoryJournal } from './memory-journal.js';
 import { MemorySnapshotStore } from './memory-snapshot-store.js';
@@ -120,6 +121,21 @@ describe('MemoryJournal test hooks', () => {
     rule.cancel();
     await journal.append(request('executor-1', 1));
     expect(journal.persistenceIds().sort()).toEqual(['executor-1', 'merchant-1']);
+  });
+
+  it('refuses reads and appends while unavailable, and tells commit listeners of each commit', async () => {
+    const committed: string[] = [];
+    journal.onCommitted((each) => committed.push(`${each.persistenceId}#${each.fromSeqNr}`));
+    journal.unavailable = true;
+    await expect(journal.append(request('a', 1))).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(journal.read('a', 1)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(journal.isProcessed('a', { id: 'm1', time: 0 })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+    journal.unavailable = false;
+    await journal.append(request('a', 1));
+    expect(committed).toEqual(['a#1']);
+    expect(journal.eventsOf('a')).toHaveLength(1);
   });
 
   it('does not record processed messages of a failed append', async () => {

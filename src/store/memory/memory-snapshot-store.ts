@@ -7,6 +7,7 @@ import {
   type Snapshot,
   type SnapshotStore,
   StaleEpochError,
+  StoreUnavailableError,
 } from '../journal.js';
 import { assertFence, assertSnapshot, snapshotChecksum, verifiedSnapshot } from '../row-integrity.js';
 
@@ -19,6 +20,8 @@ export class MemorySnapshotStore implements SnapshotStore {
   /** persistenceId → seqNr → stored row. */
   private readonly rows = new Map<string, Map<number, string>>();
   private closed = false;
+  /** While true every call is refused with `StoreUnavailableError`, as by a database that cannot be reached. */
+  unavailable = false;
 
   constructor(
     /** Checks the fence of a fenced save (see MemoryJournalOptions.fenceCheck). */
@@ -27,6 +30,7 @@ export class MemorySnapshotStore implements SnapshotStore {
 
   async save(snapshot: Snapshot, fence?: Fence): Promise<void> {
     this.assertOpen();
+    if (this.unavailable) throw new StoreUnavailableError('the memory snapshot store');
     assertSnapshot(snapshot);
     if (fence !== undefined) {
       assertFence(fence);
@@ -55,6 +59,7 @@ export class MemorySnapshotStore implements SnapshotStore {
 
   async loadLatest(persistenceId: string): Promise<Snapshot | undefined> {
     this.assertOpen();
+    if (this.unavailable) throw new StoreUnavailableError('the memory snapshot store');
     const ofId = this.rows.get(persistenceId);
     if (ofId === undefined || ofId.size === 0) return undefined;
     const latest = Math.max(...ofId.keys());
@@ -68,6 +73,7 @@ export class MemorySnapshotStore implements SnapshotStore {
 
   async deleteOlderThan(persistenceId: string, beforeSeqNr: number): Promise<void> {
     this.assertOpen();
+    if (this.unavailable) throw new StoreUnavailableError('the memory snapshot store');
     const ofId = this.rows.get(persistenceId);
     if (ofId === undefined) return;
     for (const seqNr of ofId.keys()) if (seqNr < beforeSeqNr) ofId.delete(seqNr);
