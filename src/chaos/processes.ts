@@ -39,6 +39,8 @@ export interface ProcessSpec {
   readonly args: readonly string[];
   /** Answers 200 once the process serves requests. */
   readonly healthUrl: string;
+  /** Variables added to the process's environment (a cluster node's `REMIT_VAULT_KEY`). */
+  readonly environment?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -94,7 +96,7 @@ export class ManagedProcess {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
     const child = spawn(process.execPath, ['--import', 'tsx', mainPath, ...this.spec.args], {
       cwd: repositoryRoot,
-      env: childEnvironment(),
+      env: { ...childEnvironment(), ...this.spec.environment },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
