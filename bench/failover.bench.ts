@@ -34,6 +34,7 @@ import {
   shardHolding,
   shardLogEvents,
   summarize,
+  warningCounts,
 } from './cluster/cluster-view.js';
 import { AnswerCounts, type OrderAnswer, placeOrder } from './cluster/orders.js';
 import { numberFlag } from './gateway/flags.js';
@@ -66,6 +67,8 @@ const steadyBeforeKillMs = 2_000;
 /** A request without an answer this long after its `Prefer: wait` is abandoned. */
 const requestTimeoutBeyondWaitMs = 10_000;
 const adminTimeoutMs = 5_000;
+/** Starts of a signalled node before the run gives up (a start can fail; the report says why). */
+const restartAttemptsMax = 3;
 /** Retries of reading the cluster view before a round, while a node may still be warming up. */
 const viewAttemptsMax = 40;
 
@@ -161,6 +164,8 @@ interface RoundSample {
   readonly probes: readonly ProbeRecord[];
   /** From the signal until the node answered ready again, and until the shards settled. */
   readonly restartedMs: number | null;
+  /** Starts of the node that failed before one succeeded: the first line of each one's error. */
+  readonly restartFailures: readonly string[];
   readonly settledMs: number | null;
 }
 
@@ -209,7 +214,10 @@ async function main(args: readonly string[]): Promise<number> {
       await leases.end().catch(() => undefined);
     }
     await background.stop();
-    const result = report(settings, args, startedAt, firstView, samples, background.counts);
+    const warnings = Object.fromEntries(
+      running.nodes.map((node) => [node.nodeId, warningCounts(node.process.outputTail())]),
+    );
+    const result = report(settings, args, startedAt, firstView, samples, background.counts, warnings);
     const text = `${JSON.stringify(result, null, 2)}\n`;
     process.stdout.write(text);
     if (settings.json !== undefined) await writeFile(settings.json, text);
@@ -264,7 +272,7 @@ async function runRound(
   const takeover = await lease;
   const exitedAfter = await exitedMs;
 
-  await victim.process.start();
+  const restartFailures = await restart(victim);
   const restartedMs = Math.round(performance.now() - signalledAt);
   const settled = await waitUntilSettled(cluster, victim, settings.settleTimeoutMs);
   await probes.remaining;
@@ -315,8 +323,29 @@ async function runRound(
     probeAnswers: probes.counts.toJSON(),
     probes: probes.records,
     restartedMs,
+    restartFailures,
     settledMs: settled ? Math.round(performance.now() - signalledAt) : null,
   };
+}
+
+/**
+ * Starts the node again, up to `restartAttemptsMax` times: a start that fails is recorded (the
+ * report shows why) rather than ending the run, so one bad start does not lose every round after it.
+ */
+async function restart(node: ClusterNode): Promise<string[]> {
+  const failures: string[] = [];
+  for (let attempt = 1; attempt <= restartAttemptsMax; attempt++) {
+    try {
+      await node.process.start();
+      return failures;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const reason = message.split('\n').find((line) => line.startsWith('remit:')) ?? message.split('\n')[0];
+      failures.push(reason ?? 'unknown');
+      progress(`${node.nodeId} did not start (attempt ${attempt}): ${reason}`);
+    }
+  }
+  throw new Error(`${node.nodeId} did not start in ${restartAttemptsMax} attempts: ${failures.join('; ')}`);
 }
 
 /** The lease's time left and the victim's heartbeat age, both by the database's clock. */
@@ -612,6 +641,7 @@ function report(
   view: ClusterView,
   samples: readonly RoundSample[],
   background: AnswerCounts,
+  warnings: Record<string, Record<string, number>>,
 ): Record<string, unknown> {
   return {
     benchmark:
@@ -646,6 +676,7 @@ function report(
       'graceful',
     ),
     backgroundAnswers: background.toJSON(),
+    nodeWarningsByMessage: warnings,
     samples,
   };
 }

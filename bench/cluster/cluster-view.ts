@@ -191,3 +191,23 @@ export function shardLogEvents(output: string, sinceEpochMs: number): ShardLogEv
   }
   return events;
 }
+
+const warningLineSchema = z.object({ level: z.number().min(40), msg: z.string() });
+
+/** How many warnings and errors a node logged (pino's JSON lines, level 40 and up), by message. */
+export function warningCounts(output: string): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{"level":')) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const parsed = warningLineSchema.safeParse(json);
+    if (!parsed.success) continue;
+    counts.set(parsed.data.msg, (counts.get(parsed.data.msg) ?? 0) + 1);
+  }
+  return Object.fromEntries([...counts].sort(([, a], [, b]) => b - a));
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { targetOf } from '../gateway/load.js';
-import { type ClusterView, settledOn, shardLogEvents, summarize } from './cluster-view.js';
+import { type ClusterView, settledOn, shardLogEvents, summarize, warningCounts } from './cluster-view.js';
 
 const members: ClusterView['members'] = [
   { nodeId: 'node-1', url: 'a', roles: ['bank-a'], state: 'up', lastHeartbeatAt: '' },
@@ -76,5 +76,20 @@ describe('targetOf', () => {
       ),
     );
     expect(pairs.size).toBe(9);
+  });
+});
+
+describe('warningCounts', () => {
+  it('counts warnings and errors by message, most frequent first', () => {
+    const output = [
+      '{"level":30,"time":1,"msg":"shard acquired"}',
+      '{"level":40,"time":2,"msg":"lease not renewed in time; self-fencing"}',
+      '{"level":50,"time":3,"msg":"order projection failed"}',
+      '{"level":40,"time":4,"msg":"lease not renewed in time; self-fencing"}',
+    ].join('\n');
+    expect(warningCounts(output)).toEqual({
+      'lease not renewed in time; self-fencing': 2,
+      'order projection failed': 1,
+    });
   });
 });
