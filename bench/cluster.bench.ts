@@ -72,6 +72,8 @@ const startDelayMs = 100;
 const settleTimeoutMs = 180_000;
 const settlePollMs = 250;
 const adminTimeoutMs = 5_000;
+/** The settled cluster's commits are counted this long without load (its fixed rate). */
+const idleMs = 5_000;
 
 interface Settings {
   readonly durationS: number;
@@ -136,6 +138,9 @@ interface RunFigures {
   readonly ordersPerSecond: number;
   readonly cpuMsPerOrder: { readonly nodes: number | null; readonly all: number | null };
   readonly postgresCommitsPerOrder: number | null;
+  /** Commits per order beyond the cluster's idle rate (heartbeats, lease renewals). */
+  readonly postgresCommitsAddedPerOrder: number | null;
+  readonly idleCommitsPerSecond: number | null;
   readonly result: Record<string, unknown>;
 }
 
@@ -252,6 +257,11 @@ async function runConfiguration(
 
     const ticks = clockTicksPerSecond();
     const take = (): Promise<Sample> => sample(nodes, bank, database, schema, ticks);
+    // The cluster's own commits without orders (heartbeats, lease renewals): measured idle, so
+    // the window's commits can be split into that fixed rate and what each order adds.
+    const idleStart = await take();
+    await sleepUntil(performance.now() + idleMs, signal);
+    const idleEnd = await take();
     const startAt = performance.now() + startDelayMs;
     const windowStart = startAt + settings.warmupS * 1_000;
     const windowEnd = windowStart + settings.durationS * 1_000;
@@ -276,7 +286,13 @@ async function runConfiguration(
     });
     const [start, end] = await Promise.all([startSample, endSample]);
     const exitedEarly = [...nodes.values()].filter((node) => !node.running()).map((node) => node.name);
-    return figures(configuration, settings, load, start, end, { schema, settleMs, exitedEarly, roles });
+    return figures(configuration, settings, load, start, end, {
+      schema,
+      settleMs,
+      exitedEarly,
+      roles,
+      idleCommitsPerSecond: commitRate(idleStart, idleEnd),
+    });
   } finally {
     await Promise.all([...nodes.values()].map((node) => node.stop(stopGraceMs)));
     await bank?.stop(stopGraceMs);
@@ -322,6 +338,12 @@ async function sample(
   return { ...snapshot, postgresCounters: await samplePostgresCounters(database.url, schema) };
 }
 
+/** Commits per second between two samples, or null without counters. */
+function commitRate(from: Sample, to: Sample): number | null {
+  if (from.postgresCounters === undefined || to.postgresCounters === undefined) return null;
+  return (to.postgresCounters.commits - from.postgresCounters.commits) / ((to.at - from.at) / 1_000);
+}
+
 function figures(
   configuration: ConfigurationName,
   settings: Settings,
@@ -333,6 +355,7 @@ function figures(
     settleMs: number;
     exitedEarly: readonly string[];
     roles: ReadonlyMap<string, readonly string[]>;
+    idleCommitsPerSecond: number | null;
   },
 ): RunFigures {
   const windowS = (end.at - start.at) / 1_000;
@@ -367,12 +390,19 @@ function figures(
       ? null
       : end.postgresCounters.commits - start.postgresCounters.commits;
   const commitsPerOrder = commits === null || executed === 0 ? null : round(commits / executed, 2);
+  const idle = setup.idleCommitsPerSecond;
+  const commitsAddedPerOrder =
+    commits === null || idle === null || executed === 0
+      ? null
+      : round((commits - idle * windowS) / executed, 2);
   const ordersPerSecond = round(executed / settings.durationS, 1);
   return {
     configuration,
     ordersPerSecond,
     cpuMsPerOrder: { nodes: perOrderMs(nodesCpu), all: perOrderMs(all) },
     postgresCommitsPerOrder: commitsPerOrder,
+    postgresCommitsAddedPerOrder: commitsAddedPerOrder,
+    idleCommitsPerSecond: idle,
     result: {
       configuration,
       nodes: Object.fromEntries([...setup.roles].map(([nodeId, roles]) => [nodeId, roles.join(',')])),
@@ -402,6 +432,8 @@ function figures(
       postgres: {
         commitsPerSecond: commits === null ? null : round(commits / windowS, 1),
         commitsPerOrder,
+        idleCommitsPerSecond: idle === null ? null : round(idle, 1),
+        commitsAddedPerOrder,
         measuredBy:
           'pg_stat_database.xact_commit of the database over the window (every session: nodes, heartbeats, leases, reads)',
       },
@@ -494,7 +526,8 @@ function report(
     return one === null || three === null || one === 0 ? null : round(three / one, 2);
   };
   const ceilingMax = Math.max(...ceiling.map((run) => run.commitsPerSecond));
-  const commitsPerOrder = mean('three nodes', (run) => run.postgresCommitsPerOrder);
+  const commitsPerOrder = mean('three nodes', (run) => run.postgresCommitsAddedPerOrder);
+  const idleCommits = mean('three nodes', (run) => run.idleCommitsPerSecond);
   const nodeCpuMs = mean('three nodes', (run) => run.cpuMsPerOrder.nodes);
   return {
     benchmark:
@@ -527,6 +560,8 @@ function report(
       cpuPerOrderOfTheNodes: ratio((run) => run.cpuMsPerOrder.nodes),
       cpuPerOrderNodesBankAndPostgres: ratio((run) => run.cpuMsPerOrder.all),
       postgresCommitsPerOrder: ratio((run) => run.postgresCommitsPerOrder),
+      postgresCommitsAddedPerOrder: ratio((run) => run.postgresCommitsAddedPerOrder),
+      idleCommitsPerSecond: ratio((run) => run.idleCommitsPerSecond),
     },
     postgresCommitCeiling: {
       what: 'single-row INSERT commits in a tight loop, each its own transaction, same server, same machine',
@@ -534,11 +569,14 @@ function report(
       runs: ceiling,
     },
     bound: {
-      what: 'a cluster of any size on this PostgreSQL executes at most (ceiling commits/s) / (commits per order) orders/s; on N machines the nodes cost their CPU per order spread over N',
+      what: 'a cluster of any size on this PostgreSQL executes at most (ceiling commits/s - the idle cluster’s commits/s) / (commits each order adds) orders/s; on N machines the nodes cost their CPU per order spread over N',
       ceilingCommitsPerSecond: ceilingMax,
-      commitsPerOrderThreeNodes: commitsPerOrder === null ? null : round(commitsPerOrder, 2),
+      idleCommitsPerSecondThreeNodes: idleCommits === null ? null : round(idleCommits, 1),
+      commitsAddedPerOrderThreeNodes: commitsPerOrder === null ? null : round(commitsPerOrder, 2),
       ordersPerSecondAtMost:
-        commitsPerOrder === null || commitsPerOrder === 0 ? null : Math.round(ceilingMax / commitsPerOrder),
+        commitsPerOrder === null || commitsPerOrder <= 0 || idleCommits === null
+          ? null
+          : Math.round((ceilingMax - idleCommits) / commitsPerOrder),
       nodeCpuMsPerOrderThreeNodes: nodeCpuMs === null ? null : round(nodeCpuMs, 3),
       ordersPerSecondPerNodeCore:
         nodeCpuMs === null || nodeCpuMs === 0 ? null : Math.round(1_000 / nodeCpuMs),
