@@ -292,6 +292,7 @@ async function runConfiguration(
       exitedEarly,
       roles,
       idleCommitsPerSecond: commitRate(idleStart, idleEnd),
+      idleCores: idleCores(idleStart, idleEnd),
     });
   } finally {
     await Promise.all([...nodes.values()].map((node) => node.stop(stopGraceMs)));
@@ -338,6 +339,25 @@ async function sample(
   return { ...snapshot, postgresCounters: await samplePostgresCounters(database.url, schema) };
 }
 
+/** Cores the nodes and the PostgreSQL server used between two samples without load. */
+function idleCores(from: Sample, to: Sample): { nodes: number | null; postgresServer: number | null } {
+  const seconds = (to.at - from.at) / 1_000;
+  let nodes: number | null = 0;
+  for (const [nodeId, end] of to.nodes) {
+    const start = from.nodes.get(nodeId);
+    nodes =
+      nodes === null || start === undefined || end === undefined
+        ? null
+        : nodes + end.cpuSeconds - start.cpuSeconds;
+  }
+  const postgres =
+    from.postgresCpu === undefined || to.postgresCpu === undefined ? null : to.postgresCpu - from.postgresCpu;
+  return {
+    nodes: nodes === null ? null : round(nodes / seconds, 3),
+    postgresServer: postgres === null ? null : round(postgres / seconds, 3),
+  };
+}
+
 /** Commits per second between two samples, or null without counters. */
 function commitRate(from: Sample, to: Sample): number | null {
   if (from.postgresCounters === undefined || to.postgresCounters === undefined) return null;
@@ -356,6 +376,7 @@ function figures(
     exitedEarly: readonly string[];
     roles: ReadonlyMap<string, readonly string[]>;
     idleCommitsPerSecond: number | null;
+    idleCores: { nodes: number | null; postgresServer: number | null };
   },
 ): RunFigures {
   const windowS = (end.at - start.at) / 1_000;
@@ -423,6 +444,8 @@ function figures(
         nodesBankAndPostgres: perOrderMs(all),
         loadGenerator: perOrderMs(loadCpu),
       },
+      /** The settled cluster without load (heartbeats, lease renewals): what every order's CPU above includes a share of. */
+      idleCores: setup.idleCores,
       coresUsed: {
         nodes: cores(nodesCpu),
         bank: cores(bankCpu),
