@@ -752,7 +752,7 @@ async function runOnce(
       sample(gatewayChild, bankChild, runDatabase, ticks),
     );
     const load = await runLoad({
-      baseUrl: gateway.url,
+      baseUrls: [gateway.url],
       client: settings.client,
       merchants,
       mode,

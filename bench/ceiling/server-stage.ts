@@ -257,7 +257,7 @@ export async function runServerStage(
     const startSample = sleepUntil(windowStart, signal).then(() => sample(child, ticks));
     const endSample = sleepUntil(windowEnd, signal).then(() => sample(child, ticks));
     const load = await runLoad({
-      baseUrl: stub.url,
+      baseUrls: [stub.url],
       client: 'raw',
       merchants,
       mode: { kind: 'closed', connections: settings.connections },

@@ -44,7 +44,11 @@ export type LoadClient = 'raw' | 'undici';
 export const loadClients: readonly LoadClient[] = ['raw', 'undici'];
 
 export interface LoadPlan {
-  readonly baseUrl: string;
+  /**
+   * The servers to send to (one gateway, or every node of a cluster): the connections are split
+   * evenly over them, and each order goes to one of them in turn (see `targetOf`).
+   */
+  readonly baseUrls: readonly string[];
   readonly client: LoadClient;
   /** Orders go to these merchants in turn. */
   readonly merchants: readonly BenchMerchant[];
@@ -149,7 +153,7 @@ export async function runLoad(plan: LoadPlan): Promise<LoadResult> {
   const windowStart = plan.startAt + plan.warmupMs;
   const windowEnd = windowStart + plan.durationMs;
   const recorder = new Recorder(windowStart, windowEnd);
-  const transport = plan.client === 'undici' ? undiciSender(plan) : rawSender(plan);
+  const transport = spreadSender(plan);
   const onAbort = (): void => {
     void transport.close();
   };
@@ -259,12 +263,46 @@ function orderBody(sequence: number): string {
  */
 const executedMarker = '"status":"executed"';
 
+/**
+ * Which of `count` servers order `sequence` goes to. Orders go to the merchants in turn
+ * (`sequence % merchants`), so the server changes once per round of merchants: every merchant's
+ * orders reach every server, not merchant i always server i.
+ */
+export function targetOf(sequence: number, merchants: number, count: number): number {
+  return Math.floor(sequence / merchants) % count;
+}
+
+/** Splits the plan's connections over its servers, one sender each, and sends each order to one in turn. */
+function spreadSender(plan: LoadPlan): OrderTransport {
+  const count = plan.baseUrls.length;
+  if (count === 0) throw new Error('no server to send orders to');
+  const connections = Math.max(1, Math.ceil(plan.mode.connections / count));
+  const senders = plan.baseUrls.map((baseUrl) =>
+    plan.client === 'undici'
+      ? undiciSender(plan, baseUrl, connections)
+      : rawSender(plan, baseUrl, connections),
+  );
+  if (senders.length === 1 && senders[0] !== undefined) return senders[0];
+  const send = (sequence: number): Promise<Outcome> => {
+    const sender = senders[targetOf(sequence, plan.merchants.length, count)];
+    if (sender === undefined) throw new Error('no server to send orders to');
+    return sender.send(sequence);
+  };
+  return {
+    send,
+    close: async () => {
+      await Promise.all(senders.map((sender) => sender.close()));
+    },
+  };
+}
+
 /** The raw `node:net` client: each merchant's head built once, per order its key and body. */
-function rawSender(plan: LoadPlan): OrderTransport {
+function rawSender(plan: LoadPlan, baseUrl: string, connections: number): OrderTransport {
   const client = new RawHttpClient({
-    baseUrl: plan.baseUrl,
-    connections: plan.mode.connections,
-    // Closed loop: never more orders than connections. Open loop: `inFlightMax` bounds it already.
+    baseUrl,
+    connections,
+    // Never more orders than the loop has in flight: closed loop its connections (all of them may
+    // land on one server in a row), open loop `inFlightMax`.
     queueMax: plan.mode.kind === 'open' ? plan.mode.inFlightMax : plan.mode.connections,
     requestTimeoutMs: plan.requestTimeoutMs,
   });
@@ -292,9 +330,9 @@ function rawSender(plan: LoadPlan): OrderTransport {
 }
 
 /** undici's Pool, one request in flight per connection (as before the raw client). */
-function undiciSender(plan: LoadPlan): OrderTransport {
-  const pool = new Pool(plan.baseUrl, {
-    connections: plan.mode.connections,
+function undiciSender(plan: LoadPlan, baseUrl: string, connections: number): OrderTransport {
+  const pool = new Pool(baseUrl, {
+    connections,
     pipelining: 1,
     keepAliveTimeout: 60_000,
     headersTimeout: plan.requestTimeoutMs,

@@ -77,6 +77,8 @@ export async function startRemitChild(
   nodeFlags: readonly string[] = [],
   /** Also write everything the child prints here (e.g. for `--trace-gc`). */
   outputFile?: string,
+  /** Variables added to the child's environment (a cluster node's `REMIT_VAULT_KEY`). */
+  environment: Readonly<Record<string, string>> = {},
 ): Promise<RemitChild> {
   if (!existsSync(mainPath))
     throw new Error(`${mainPath} is missing: run \`npm run build\` (npm run bench does)`);
@@ -94,6 +96,7 @@ export async function startRemitChild(
     ],
     readyPath,
     outputFile,
+    environment,
   });
 }
 
@@ -106,6 +109,8 @@ export interface BenchChildOptions {
   readonly readyPath: string;
   /** Also write everything the child prints here. */
   readonly outputFile?: string | undefined;
+  /** Variables added to the child's environment. */
+  readonly environment?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -120,7 +125,7 @@ export async function startBenchChild(options: BenchChildOptions): Promise<Remit
   const url = `http://${benchHost}:${port}`;
   const child = spawn(process.execPath, [...options.nodeArgs(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...withoutDatabaseVariables(process.env), ...productionEnvironment },
+    env: { ...withoutDatabaseVariables(process.env), ...productionEnvironment, ...options.environment },
   });
   liveChildren.add(child);
   let output = '';
