@@ -107,7 +107,7 @@ export async function startThreeNodeCluster(folder: string): Promise<RunningClus
             'debug',
           ],
           healthUrl: `${url}/health/ready`,
-          environment,
+          env: environment,
         },
         nodeProcessSettings,
       );
