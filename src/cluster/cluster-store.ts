@@ -42,6 +42,11 @@ export interface ClusterStore {
    */
   acquireLease(shardId: string, owner: string): Promise<LeaseGrant | undefined>;
   /**
+   * `acquireLease` for many shards at once, in one statement: the grants of those taken, in no
+   * particular order; a shard missing from the answer is held by another owner.
+   */
+  acquireLeases(shardIds: readonly string[], owner: string): Promise<LeaseGrant[]>;
+  /**
    * Extends the lease by a fresh TTL, keeping its epoch: only for its owner at that epoch, and
    * only while it has not expired. `undefined` otherwise: the lease is lost, the owner must stop
    * the shard (it may try `acquireLease`, which raises the epoch).

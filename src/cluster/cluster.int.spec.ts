@@ -474,6 +474,7 @@ function unreachableWhen(store: ClusterStore, cut: () => boolean): ClusterStore 
     acquireLease: (shardId, owner) => guard(() => store.acquireLease(shardId, owner)),
     renewLease: (lease) => guard(() => store.renewLease(lease)),
     renewLeases: (leases) => guard(() => store.renewLeases(leases)),
+    acquireLeases: (shardIds, owner) => guard(() => store.acquireLeases(shardIds, owner)),
     releaseLease: (lease) => guard(() => store.releaseLease(lease)),
     leases: () => guard(() => store.leases()),
     close: () => store.close(),

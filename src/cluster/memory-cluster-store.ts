@@ -133,6 +133,15 @@ export class MemoryClusterStore implements ClusterStore, FenceCheck {
     return { ...lease, expiresAt: renewed.expiresAt };
   }
 
+  async acquireLeases(shardIds: readonly string[], owner: string): Promise<LeaseGrant[]> {
+    const grants: LeaseGrant[] = [];
+    for (const shardId of new Set(shardIds)) {
+      const grant = await this.acquireLease(shardId, owner);
+      if (grant !== undefined) grants.push(grant);
+    }
+    return grants;
+  }
+
   async renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
     const grants: LeaseGrant[] = [];
     for (const lease of leases) {

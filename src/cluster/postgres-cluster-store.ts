@@ -121,6 +121,27 @@ export class PostgresClusterStore implements ClusterStore {
     };
   }
 
+  async acquireLeases(shardIds: readonly string[], owner: string): Promise<LeaseGrant[]> {
+    assert.ok(owner.length > 0 && shardIds.every((shardId) => shardId.length > 0), 'empty shard id or owner');
+    // One row per shard: ON CONFLICT may not touch a row twice in one statement.
+    const distinct = [...new Set(shardIds)];
+    if (distinct.length === 0) return [];
+    const result = await this.pool.query<unknown[]>({
+      ...this.statements.acquireMany,
+      values: [distinct, owner, this.timing.leaseTtlMs],
+      rowMode: 'array',
+    });
+    return result.rows.map(([shardId, epoch, expiresAt]) => {
+      assert.ok(typeof shardId === 'string', 'malformed shard id');
+      return {
+        shardId,
+        owner,
+        epoch: positiveInteger(epoch, 'epoch'),
+        expiresAt: integer(expiresAt, 'expires_at'),
+      };
+    });
+  }
+
   async renewLease(lease: Fence): Promise<LeaseGrant | undefined> {
     assertFence(lease);
     const result = await this.pool.query<unknown[]>({
@@ -221,6 +242,7 @@ interface ClusterStatements {
   readonly acquire: Statement;
   readonly renew: Statement;
   readonly renewMany: Statement;
+  readonly acquireMany: Statement;
   readonly release: Statement;
   readonly leases: Statement;
 }
@@ -290,6 +312,15 @@ function clusterStatements(quotedSchema: string): ClusterStatements {
       `UPDATE ${leases} SET expires_at = now() + ${interval('$4')}
        WHERE shard_id = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
        RETURNING ${milliseconds('expires_at')}`,
+    ),
+    acquireMany: named(
+      'cluster-acquire-many',
+      `INSERT INTO ${leases} AS lease (shard_id, owner, epoch, expires_at)
+       SELECT asked.shard_id, $2, 1, now() + ${interval('$3')} FROM unnest($1::text[]) AS asked (shard_id)
+       ON CONFLICT (shard_id) DO UPDATE SET
+         owner = excluded.owner, epoch = lease.epoch + 1, expires_at = excluded.expires_at
+       WHERE lease.owner IS NULL OR lease.owner = excluded.owner OR lease.expires_at <= now()
+       RETURNING shard_id, epoch, ${milliseconds('expires_at')}`,
     ),
     renewMany: named(
       'cluster-renew-many',

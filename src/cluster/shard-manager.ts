@@ -65,6 +65,9 @@ interface HeldLease {
  * **Handover.** A shard that should move is stopped here (entities first, then the lease is
  * released), so its next owner may take it at the next round instead of after the TTL.
  */
+/** Shards taken in one statement at most: bounds a statement's size and its row locks. */
+const acquireBatchMax = 64;
+
 export class ShardManager implements EntityOwnership {
   private incarnation: Incarnation | undefined;
   private readonly held = new Map<string, HeldLease>();
@@ -240,12 +243,12 @@ export class ShardManager implements EntityOwnership {
   }
 
   /**
-   * Hands over the held shards the placement gives to others and takes the ones it gives here.
-   * One statement per shard: a node that must take many (the first node up, a failover's
-   * survivor) on a slow database takes them over several rounds, so a round ends within about a
-   * heartbeat interval and the next heartbeat is not late. A heartbeat later than
-   * `memberTimeoutMs` would declare the node down, drop everything it took and start it over as a
-   * new incarnation, again and again.
+   * Hands over the held shards the placement gives to others and takes the ones it gives here:
+   * the shards to take in statements of at most `acquireBatchMax` (one commit for a failover's
+   * whole share, not one per shard). A round ends within about a heartbeat interval — the rest
+   * waits for the next — so a node taking many shards from a slow database still heartbeats in
+   * time: a heartbeat later than `memberTimeoutMs` would declare it down, drop everything it took
+   * and start it over as a new incarnation, again and again.
    */
   private async converge(
     target: ReadonlyMap<string, string | undefined>,
@@ -257,33 +260,37 @@ export class ShardManager implements EntityOwnership {
       if (target.get(shardId) !== this.nodeId) await this.handOver(shardId);
       if (!timeLeft()) return;
     }
-    for (const lease of leaseView.leases) {
-      if (target.get(lease.shardId) === this.nodeId && lease.acquirable && !this.held.has(lease.shardId)) {
-        await this.acquire(lease.shardId);
-        if (!timeLeft()) return;
-      }
-    }
     const known = new Set(leaseView.leases.map((lease) => lease.shardId));
-    for (const [shardId, nodeId] of target) {
-      if (nodeId === this.nodeId && !known.has(shardId) && !this.held.has(shardId)) {
-        await this.acquire(shardId);
-        if (!timeLeft()) return;
-      }
+    const toTake = [
+      ...leaseView.leases
+        .filter((lease) => lease.acquirable && target.get(lease.shardId) === this.nodeId)
+        .map((lease) => lease.shardId),
+      ...[...target]
+        .filter(([shardId, nodeId]) => nodeId === this.nodeId && !known.has(shardId))
+        .map(([shardId]) => shardId),
+    ].filter((shardId) => !this.held.has(shardId));
+    for (let from = 0; from < toTake.length && timeLeft(); from += acquireBatchMax) {
+      await this.acquire(toTake.slice(from, from + acquireBatchMax));
     }
   }
 
-  private async acquire(shardId: string): Promise<void> {
+  private async acquire(shardIds: readonly string[]): Promise<void> {
     const sentAt = this.options.clock.now();
-    const grant = await this.options.store.acquireLease(shardId, this.nodeId);
-    if (grant === undefined || this.halted) return;
+    const grants = await this.options.store.acquireLeases(shardIds, this.nodeId);
+    if (this.halted) return;
     if (this.leaving) {
-      await this.options.store.releaseLease(grant).catch(() => false);
+      await Promise.all(grants.map((grant) => this.options.store.releaseLease(grant).catch(() => false)));
       return;
     }
-    this.hold(grant, sentAt);
-    this.owners.set(shardId, this.nodeId);
-    this.options.logger.info({ nodeId: this.nodeId, shardId, epoch: grant.epoch }, 'shard acquired');
-    this.options.entities.startShard(shardId);
+    for (const grant of grants) {
+      this.hold(grant, sentAt);
+      this.owners.set(grant.shardId, this.nodeId);
+      this.options.logger.info(
+        { nodeId: this.nodeId, shardId: grant.shardId, epoch: grant.epoch },
+        'shard acquired',
+      );
+      this.options.entities.startShard(grant.shardId);
+    }
   }
 
   private hold(grant: LeaseGrant, sentAt: number): void {

@@ -60,6 +60,9 @@ class SlowStore implements ClusterStore {
   renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
     return this.later(() => this.inner.renewLeases(leases));
   }
+  acquireLeases(shardIds: readonly string[], owner: string): Promise<LeaseGrant[]> {
+    return this.later(() => this.inner.acquireLeases(shardIds, owner));
+  }
   releaseLease(lease: Fence): Promise<boolean> {
     return this.later(() => this.inner.releaseLease(lease));
   }

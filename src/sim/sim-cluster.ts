@@ -143,6 +143,10 @@ export class NodeClusterStore implements ClusterStore {
     return this.call(() => this.inner.renewLeases(leases));
   }
 
+  acquireLeases(shardIds: readonly string[], owner: string): Promise<LeaseGrant[]> {
+    return this.call(() => this.inner.acquireLeases(shardIds, owner));
+  }
+
   releaseLease(lease: Fence): Promise<boolean> {
     return this.call(() => this.inner.releaseLease(lease));
   }

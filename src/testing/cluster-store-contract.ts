@@ -171,6 +171,33 @@ export function describeClusterStoreContract(
         ]);
       });
 
+      it('takes many shards at once: the free, released, expired and its own ones, never another’s', async () => {
+        const others = await store.acquireLease('orders/20', 'node-b');
+        const own = await store.acquireLease('orders/21', 'node-a');
+        const released = await store.acquireLease('orders/22', 'node-b');
+        if (others === undefined || own === undefined || released === undefined)
+          expect.fail('acquire failed');
+        expect(await store.releaseLease(released)).toBe(true);
+        const grants = await store.acquireLeases(
+          ['orders/20', 'orders/21', 'orders/22', 'orders/23', 'orders/23'],
+          'node-a',
+        );
+        expect(new Map(grants.map((grant) => [grant.shardId, grant.epoch]))).toEqual(
+          new Map([
+            ['orders/21', 2],
+            ['orders/22', 2],
+            ['orders/23', 1],
+          ]),
+        );
+        expect(grants.every((grant) => grant.owner === 'node-a')).toBe(true);
+        expect(await store.acquireLeases([], 'node-a')).toEqual([]);
+        // Once node-b's lease expired, it is taken too, at a raised epoch.
+        await fixture.passTime(contractTiming.leaseTtlMs + 1);
+        expect(await store.acquireLeases(['orders/20'], 'node-a')).toMatchObject([
+          { shardId: 'orders/20', epoch: 2 },
+        ]);
+      });
+
       it('renews many leases of one owner at once: those it holds at their epochs, unexpired', async () => {
         const held = await store.acquireLease('orders/10', 'node-a');
         const stale = await store.acquireLease('orders/11', 'node-a');
