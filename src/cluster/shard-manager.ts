@@ -109,7 +109,12 @@ export class ShardManager implements EntityOwnership {
   }
 
   fenceFor(address: EntityAddress<unknown>): Fence | undefined {
-    return this.validLease(this.shardOf(address))?.fence;
+    return this.fenceOfShard(this.shardOf(address));
+  }
+
+  /** The fence of a shard this node holds a valid lease of; `undefined` otherwise. */
+  fenceOfShard(shardId: string): Fence | undefined {
+    return this.validLease(shardId)?.fence;
   }
 
   /** The node that owns the shard as far as this node knows; `undefined` when nobody does. */
