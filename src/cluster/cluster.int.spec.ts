@@ -439,6 +439,7 @@ function unreachableWhen(store: ClusterStore, cut: () => boolean): ClusterStore 
     members: () => guard(() => store.members()),
     acquireLease: (shardId, owner) => guard(() => store.acquireLease(shardId, owner)),
     renewLease: (lease) => guard(() => store.renewLease(lease)),
+    renewLeases: (owner, leases) => guard(() => store.renewLeases(owner, leases)),
     releaseLease: (lease) => guard(() => store.releaseLease(lease)),
     leases: () => guard(() => store.leases()),
     close: () => store.close(),

@@ -133,6 +133,30 @@ export class PostgresClusterStore implements ClusterStore {
     return { ...lease, expiresAt: integer(row[0], 'expires_at') };
   }
 
+  async renewLeases(owner: string, leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    for (const lease of leases) {
+      assertFence(lease);
+      assert.ok(lease.owner === owner, `lease of ${lease.shardId} is not named for ${owner}`);
+    }
+    if (leases.length === 0) return [];
+    const result = await this.pool.query<unknown[]>({
+      ...this.statements.renewMany,
+      values: [
+        owner,
+        leases.map((lease) => lease.shardId),
+        leases.map((lease) => lease.epoch),
+        this.timing.leaseTtlMs,
+      ],
+      rowMode: 'array',
+    });
+    const asked = new Map(leases.map((lease) => [lease.shardId, lease]));
+    return result.rows.map(([shardId, expiresAt]) => {
+      const lease = typeof shardId === 'string' ? asked.get(shardId) : undefined;
+      assert.ok(lease !== undefined, `renewal returned a lease not asked for: ${String(shardId)}`);
+      return { ...lease, expiresAt: integer(expiresAt, 'expires_at') };
+    });
+  }
+
   async releaseLease(lease: Fence): Promise<boolean> {
     assertFence(lease);
     const result = await this.pool.query({
@@ -194,6 +218,7 @@ interface ClusterStatements {
   readonly members: Statement;
   readonly acquire: Statement;
   readonly renew: Statement;
+  readonly renewMany: Statement;
   readonly release: Statement;
   readonly leases: Statement;
 }
@@ -263,6 +288,23 @@ function clusterStatements(quotedSchema: string): ClusterStatements {
       `UPDATE ${leases} SET expires_at = now() + ${interval('$4')}
        WHERE shard_id = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
        RETURNING ${milliseconds('expires_at')}`,
+    ),
+    // The rows are locked in shard id order, as a fenced journal append share-locks them, so a
+    // renewal and an append that wait on each other's rows can never wait in a circle.
+    renewMany: named(
+      'cluster-renew-many',
+      `WITH locked AS (
+         SELECT lease.shard_id FROM ${leases} AS lease
+         JOIN unnest($2::text[], $3::bigint[]) AS wanted(shard_id, epoch)
+           ON lease.shard_id = wanted.shard_id AND lease.epoch = wanted.epoch
+         WHERE lease.owner = $1 AND lease.expires_at > now()
+         ORDER BY lease.shard_id
+         FOR UPDATE OF lease
+       )
+       UPDATE ${leases} AS lease SET expires_at = now() + ${interval('$4')}
+       FROM locked
+       WHERE lease.shard_id = locked.shard_id AND lease.owner = $1 AND lease.expires_at > now()
+       RETURNING lease.shard_id, ${milliseconds('lease.expires_at')}`,
     ),
     // The epoch stays: only ever raising it keeps every earlier fence stale.
     release: named(

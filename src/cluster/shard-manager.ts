@@ -298,36 +298,41 @@ export class ShardManager implements EntityOwnership {
     this.renewalInFlight = true;
     try {
       await this.fenceExpired();
-      await Promise.all(
-        [...this.held.values()].map(async (lease) => {
-          const sentAt = this.options.clock.now();
-          let grant: LeaseGrant | undefined;
-          try {
-            grant = await this.options.store.renewLease(lease.fence);
-          } catch (error) {
-            // Unreachable store: keep the lease until its self-fence time, and try again next tick.
-            this.options.logger.warn(
-              { shardId: lease.fence.shardId, error: String(error) },
-              'lease renewal failed',
-            );
-            return;
-          }
-          if (this.held.get(lease.fence.shardId) !== lease) return;
-          if (grant === undefined) {
-            this.options.logger.warn(
-              { nodeId: this.nodeId, shardId: lease.fence.shardId, epoch: lease.fence.epoch },
-              'lease lost (taken over or expired); stopping the shard',
-            );
-            await this.drop(lease.fence.shardId);
-            return;
-          }
-          lease.validUntil = sentAt + this.options.settings.leaseTtlMs - this.marginMs;
-        }),
-      );
+      const leases = [...this.held.values()];
+      if (leases.length > 0) await this.renew(leases);
       await this.fenceExpired();
       this.armSelfFence();
     } finally {
       this.renewalInFlight = false;
+    }
+  }
+
+  /** Renews `leases` in one call to the store; stops the shards of those it did not renew. */
+  private async renew(leases: readonly HeldLease[]): Promise<void> {
+    const sentAt = this.options.clock.now();
+    let grants: LeaseGrant[];
+    try {
+      grants = await this.options.store.renewLeases(
+        this.nodeId,
+        leases.map((lease) => lease.fence),
+      );
+    } catch (error) {
+      // Unreachable store: keep the leases until their self-fence time, and try again next tick.
+      this.options.logger.warn({ shards: leases.length, error: String(error) }, 'lease renewal failed');
+      return;
+    }
+    const renewed = new Set(grants.map((grant) => grant.shardId));
+    for (const lease of leases) {
+      if (this.held.get(lease.fence.shardId) !== lease) continue;
+      if (!renewed.has(lease.fence.shardId)) {
+        this.options.logger.warn(
+          { nodeId: this.nodeId, shardId: lease.fence.shardId, epoch: lease.fence.epoch },
+          'lease lost (taken over or expired); stopping the shard',
+        );
+        await this.drop(lease.fence.shardId);
+        continue;
+      }
+      lease.validUntil = sentAt + this.options.settings.leaseTtlMs - this.marginMs;
     }
   }
 

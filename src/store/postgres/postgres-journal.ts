@@ -581,6 +581,7 @@ function insertBatchText(quotedSchema: string, fenced: boolean): string {
            SELECT 1 FROM ${quotedSchema}.shard_leases AS lease
            JOIN unnest($13::text[], $14::bigint[], $15::text[]) AS wanted(shard_id, epoch, owner)
              ON lease.shard_id = wanted.shard_id AND lease.epoch = wanted.epoch AND lease.owner = wanted.owner
+           ORDER BY lease.shard_id
            FOR SHARE OF lease
          ) AS held_leases
        ), `
