@@ -123,7 +123,7 @@ export class LeasedOrderProjection {
     return this.held !== undefined;
   }
 
-  /** The read model's lease was taken by this node: runs the projection under its fence. */
+  /** The read model's lease was taken by this node: runs the projection under its fence. Never rejects. */
   hold(fence: Fence): Promise<void> {
     return this.transition(async () => {
       await this.stopHeld();
@@ -148,7 +148,7 @@ export class LeasedOrderProjection {
     });
   }
 
-  /** The lease is given up or lost: stops the projection after the batch in progress. */
+  /** The lease is given up or lost: stops the projection after the batch in progress. Never rejects. */
   release(): Promise<void> {
     return this.transition(() => this.stopHeld());
   }
@@ -215,12 +215,12 @@ export class LeasedOrderProjection {
     await this.release();
   }
 
+  /** Runs `step` after the transitions before it; a step that throws is logged, never rejected. */
   private transition(step: () => Promise<void>): Promise<void> {
-    const next = this.transitions.then(step);
-    this.transitions = next.catch((error: unknown) => {
+    this.transitions = this.transitions.then(step).catch((error: unknown) => {
       this.log.error({ error: String(error) }, 'order projection could not be started or stopped');
     });
-    return next;
+    return this.transitions;
   }
 
   private async stopHeld(): Promise<void> {
