@@ -359,4 +359,14 @@ describe('a cluster of three remit node processes, under load, when a node fails
     await finishAndJudge(load, others[0] ?? leaving);
     expect(load.failures).toEqual([]);
   }, 120_000);
+
+  it('ran one order projection at a time through every fault: none refused another’s batch', () => {
+    const refusals = [...cluster.nodes.values()].flatMap((node) =>
+      node.process
+        .outputTail()
+        .split('\n')
+        .filter((line) => line.includes('another projection writes')),
+    );
+    expect(refusals).toEqual([]);
+  });
 });

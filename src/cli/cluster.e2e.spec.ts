@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningPostgres, startEmbeddedPostgres } from '../store/postgres/embedded-postgres.js';
-import { finalStatusThrough } from '../testing/orders-over-http.js';
+import { finalStatusThrough, until } from '../testing/orders-over-http.js';
 import { type RemitProcess, startRemit } from '../testing/processes.js';
 
 const roles: Record<string, string> = {
@@ -27,6 +27,8 @@ interface Credentials {
 let database: RunningPostgres;
 let bank: RemitProcess;
 const nodes = new Map<string, RemitProcess>();
+/** Every node process started, killed ones included, for the checks of their whole output. */
+const everyNode: RemitProcess[] = [];
 let folder: string;
 let credentials: Credentials;
 
@@ -64,7 +66,10 @@ beforeAll(async () => {
       return [nodeId, node] as const;
     }),
   );
-  for (const [nodeId, node] of started) nodes.set(nodeId, node);
+  for (const [nodeId, node] of started) {
+    nodes.set(nodeId, node);
+    everyNode.push(node);
+  }
   const written = Object.keys(roles)
     .map((nodeId) => join(folder, nodeId, 'credentials.json'))
     .filter((path) => existsSync(path));
@@ -137,5 +142,44 @@ describe('remit node, three processes as one cluster', () => {
     expect(view.members.map((member) => member.nodeId).sort()).toEqual(['node-1', 'node-2', 'node-3']);
     const merchantShard = view.shards.find((shard) => shard.entities.includes('merchant-merchant-a'));
     expect(merchantShard?.owner).toMatch(/^node-[23]$/);
+  }, 60_000);
+
+  it('runs one order projection for the cluster, on a live node, and lists orders through every node', async () => {
+    const [node] = nodes.values();
+    if (node === undefined) throw new Error('no node');
+    const readModelOwner = async () => {
+      const response = await fetch(`${node.url}/admin/cluster`, {
+        headers: { authorization: `Bearer ${credentials.adminToken}` },
+      });
+      const view = (await response.json()) as { shards: Array<{ shard: string; owner: string | null }> };
+      return view.shards.find((shard) => shard.shard === 'read-model/0')?.owner;
+    };
+    await until(async () => /^node-[23]$/.test((await readModelOwner()) ?? ''), 'a live node projects', {
+      explain: nodeWarnings,
+    });
+    const merchant = credentials.merchants[0];
+    if (merchant === undefined) throw new Error('no merchant');
+    for (const through of nodes.values()) {
+      await until(
+        async () => {
+          const response = await fetch(`${through.url}/v1/orders?limit=100`, {
+            headers: { authorization: `Bearer ${merchant.apiKey}` },
+          });
+          const page = (await response.json()) as { data: Array<{ status: string }> };
+          // One order of this merchant through each of three nodes before the kill, one through each survivor after.
+          return page.data.filter((order) => order.status === 'executed').length === 5;
+        },
+        'every executed order listed',
+        { explain: nodeWarnings },
+      );
+    }
+    // Projections of several nodes on one read model would refuse each other's batches.
+    const refusals = everyNode.flatMap((each) =>
+      each
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('another projection writes')),
+    );
+    expect(refusals).toEqual([]);
   }, 60_000);
 });

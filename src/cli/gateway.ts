@@ -26,6 +26,7 @@ import { type Cancellable, type Clock, systemClock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import type { Journal, JournalStats } from '../store/journal.js';
 import { openPostgresStore, type PostgresStore } from '../store/postgres/open-postgres-store.js';
+import type { PostgresJournal } from '../store/postgres/postgres-journal.js';
 import { describeDatabase, isDatabaseUnavailable } from '../store/postgres/postgres-pool.js';
 import type { PostgresSettings } from '../store/postgres/postgres-settings.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
@@ -186,7 +187,11 @@ export function commitDurationObserver(registry: Registry): (seconds: number) =>
 }
 
 /** Process metrics plus the journal's write counters and the read model's lag behind it. */
-export function addGatewayMetrics(registry: Registry, journal: Journal, projection: GatewayProjection): void {
+export function addGatewayMetrics(
+  registry: Registry,
+  journal: Journal,
+  projection: Pick<GatewayProjection, 'status' | 'stats'>,
+): void {
   collectDefaultMetrics({ register: registry });
   const counters: Array<[string, string, (stats: JournalStats) => number]> = [
     ['remit_journal_appends_total', 'Appends committed to the journal', (stats) => stats.appends],
@@ -269,7 +274,13 @@ export interface GatewayStores {
 /** The stores in PostgreSQL, with the store itself for the other tables of its schema (a cluster's). */
 export interface PostgresGatewayStores extends GatewayStores {
   readonly postgres: PostgresStore;
+  readonly readModel: PostgresOrderReadModel;
 }
+
+/** The stores in PostgreSQL without a projection: a cluster node runs the cluster's under a lease. */
+export type PostgresNodeStores = Omit<PostgresGatewayStores, 'projection' | 'stores'> & {
+  readonly stores: NodeStores & { readonly journal: PostgresJournal };
+};
 
 /** Journal, snapshots, vault and read model in SQLite files of the data folder. */
 function openSqliteStores(
@@ -336,6 +347,34 @@ export async function openPostgresStores(
   logger: PinoLogger,
   onCommitted: (seconds: number) => void,
 ): Promise<PostgresGatewayStores> {
+  const opened = await openPostgresNodeStores(settings, clock, logger, onCommitted);
+  const projection = new SupervisedOrderProjection({
+    journal: opened.stores.journal,
+    readModel: opened.readModel,
+    clock,
+    random: systemRandom,
+    logger,
+  });
+  return {
+    ...opened,
+    projection,
+    close: async () => {
+      await projection.stop();
+      await opened.close();
+    },
+  };
+}
+
+/**
+ * Journal, snapshots, vault and read model in one PostgreSQL schema, with no projection. A
+ * database that cannot be reached rejects with `DatabaseUnreachableError`.
+ */
+export async function openPostgresNodeStores(
+  settings: PostgresSettings,
+  clock: Clock,
+  logger: PinoLogger,
+  onCommitted: (seconds: number) => void,
+): Promise<PostgresNodeStores> {
   const log = logger.child({ component: 'postgres' });
   const store = await openPostgresStore({
     settings,
@@ -348,14 +387,6 @@ export async function openPostgresStores(
   const closers: Array<() => Promise<void> | void> = [() => store.close()];
   try {
     const readModel = await PostgresOrderReadModel.open(store.pool, store.quotedSchema);
-    const projection = new SupervisedOrderProjection({
-      journal: store.journal,
-      readModel,
-      clock,
-      random: systemRandom,
-      logger,
-    });
-    closers.push(() => projection.stop());
     const probe = new ReachabilityProbe(() => store.isReachable(), clock, log);
     closers.push(() => probe.stop());
     probe.start();
@@ -366,8 +397,8 @@ export async function openPostgresStores(
         vault: store.vault,
         queries: answeringUnavailable(orderQueries(readModel, store.journal)),
       },
-      projection,
       postgres: store,
+      readModel,
       reachable: () => probe.reachable,
       where: `postgresql:${describeDatabase(settings.url)} schema ${settings.schema}`,
       close: () => closeInReverse(closers, logger),

@@ -2,12 +2,13 @@ import { hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino, { type Logger as PinoLogger } from 'pino';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { buildApp, MerchantDirectory, problemSchema } from '../api/app.js';
 import { BankClient } from '../bank/bank-client.js';
 import { BankConnection, classifyBankError } from '../bank/bank-connection.js';
 import type { ClusterSettings } from '../cluster/cluster-settings.js';
 import { PostgresClusterStore } from '../cluster/postgres-cluster-store.js';
+import { shardGroup, shardIdOf } from '../cluster/shards.js';
 import { TcpTransport } from '../cluster/tcp-transport.js';
 import { ApiError } from '../node/api-error.js';
 import type { NodeMerchant } from '../node/assemble-node.js';
@@ -15,6 +16,7 @@ import { assembleClusterNode } from '../node/cluster-node.js';
 import { demoConfig, demoMerchants } from '../node/demo-merchants.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
 import { persistenceIdOf } from '../persistence/entity.js';
+import { LeasedOrderProjection } from '../readmodel/leased-order-projection.js';
 import { AskTimeoutError } from '../runtime/actor.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -22,7 +24,7 @@ import { systemRandom } from '../runtime/random.js';
 import { PostgresMerchants, type StoredMerchant } from '../store/postgres/postgres-merchants.js';
 import { reverseClosers } from './closers.js';
 import { ConfigError, databaseSettings, type NodeConfig } from './config.js';
-import { addGatewayMetrics, commitDurationObserver, openPostgresStores } from './gateway.js';
+import { addGatewayMetrics, commitDurationObserver, openPostgresNodeStores } from './gateway.js';
 
 export interface RunningClusterNode {
   readonly nodeId: string;
@@ -76,6 +78,15 @@ export async function bootPatiently(
 }
 
 /**
+ * The read model's shard group: one shard, any node. Its lease names the one node of the cluster
+ * that runs the order projection (see `LeasedOrderProjection`).
+ */
+export const readModelGroup = shardGroup('read-model', undefined, 1);
+export const readModelShard = shardIdOf(readModelGroup, 0);
+/** The name `GET /admin/cluster` lists in the read model shard's entities. */
+const orderProjectionEntity = 'order-projection';
+
+/**
  * The cluster secret, derived from the vault key with HKDF-SHA256: nodes that share
  * `REMIT_VAULT_KEY` share it without another secret to distribute, and the transport's handshake
  * proves it without revealing the vault key (HKDF is one-way).
@@ -111,9 +122,19 @@ export async function startClusterNode(
     const database = databaseSettings(config);
     if (database === undefined) throw new ConfigError('invalid --database-url: a node needs PostgreSQL');
     const metrics = new Registry();
-    const opened = await openPostgresStores(database, clock, logger, commitDurationObserver(metrics));
+    const opened = await openPostgresNodeStores(database, clock, logger, commitDurationObserver(metrics));
     closers.push(() => opened.close());
-    const { projection, postgres } = opened;
+    const { postgres } = opened;
+    // One projection for the cluster, run where the read model's lease is: every node writing the
+    // one read model would only make the projections refuse each other's batches.
+    const projection = new LeasedOrderProjection({
+      journal: opened.stores.journal,
+      readModel: opened.readModel,
+      clock,
+      random: systemRandom,
+      logger,
+    });
+    closers.push(() => projection.stop());
     const vaultKey = Buffer.from(config.vaultKey, 'base64');
 
     const directory = new PostgresMerchants(postgres.pool, postgres.quotedSchema);
@@ -151,6 +172,13 @@ export async function startClusterNode(
       self: { nodeId: config.nodeId, address: `${config.host}:${transport.port}`, roles: config.roles },
       cluster,
       merchants,
+      singletons: [
+        {
+          group: readModelGroup,
+          hold: (fence) => void projection.hold(fence),
+          release: () => projection.release(),
+        },
+      ],
       stores: opened.stores,
       vaultKey,
       bank: new BankConnection(bankClient),
@@ -168,6 +196,14 @@ export async function startClusterNode(
     closers.push(() => node.close());
 
     addGatewayMetrics(metrics, opened.stores.journal, projection);
+    new Gauge({
+      name: 'remit_read_model_projection_held',
+      help: '1 while this node holds the read model lease and runs the order projection',
+      registers: [metrics],
+      collect() {
+        this.set(projection.holding() ? 1 : 0);
+      },
+    });
     const app = await buildApp({
       metrics,
       orders: node.orders,
@@ -175,8 +211,13 @@ export async function startClusterNode(
       merchants: new MerchantDirectory(
         stored.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
-      // Ready only while this node is a live member (it may own shards) and the database answers.
-      ready: () => projection.status().state !== 'failed' && opened.reachable() && shards.isLiveMember(),
+      // Ready only while this node is a live member (it may own shards) and the database answers;
+      // the read model's freshness counts only where the projection runs (another node takes the
+      // lease of a holder that stops).
+      ready: () =>
+        opened.reachable() &&
+        shards.isLiveMember() &&
+        !(projection.holding() && projection.status().state === 'failed'),
       logger: logger.child({ component: 'api' }),
       accessLogLevel: config.accessLogLevel,
       waitDefaultMs: node.settings.orderService.waitDefaultMs,
@@ -192,6 +233,7 @@ export async function startClusterNode(
         const shardId = shards.shardOf(address);
         entitiesByShard.set(shardId, [...(entitiesByShard.get(shardId) ?? []), persistenceIdOf(address)]);
       }
+      entitiesByShard.set(readModelShard, [orderProjectionEntity]);
       return {
         members: membership.members.map((member) => ({
           nodeId: member.nodeId,
@@ -219,8 +261,6 @@ export async function startClusterNode(
     // Configures every Merchant wherever its shard is; the owners start the Executors of theirs.
     const booting = node;
     await bootPatiently((timeoutMs) => booting.boot(merchants, timeoutMs), bootLimits, logger);
-    projection.start();
-    await projection.caughtUp();
 
     const address = await app.listen({ host: config.host, port: config.port });
     closers.push(() => app.close());

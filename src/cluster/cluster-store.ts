@@ -53,10 +53,11 @@ export interface ClusterStore {
    */
   renewLease(lease: Fence): Promise<LeaseGrant | undefined>;
   /**
-   * `renewLease` for many leases of one owner at once, in one statement: the grants of those
-   * renewed, in no particular order; a lease missing from the answer is lost.
+   * `renewLease` for every lease of `owner` at once, in one statement: the grants of those renewed,
+   * in any order. A lease left out is lost (not `owner`'s at that epoch, or expired). Every fence
+   * must name `owner`.
    */
-  renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]>;
+  renewLeases(owner: string, leases: readonly Fence[]): Promise<LeaseGrant[]>;
   /**
    * Gives the lease up (owner at that epoch only): it has no owner from now on and may be taken at
    * once, and writes fenced with it are refused. `false` when it was not held so.

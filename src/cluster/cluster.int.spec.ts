@@ -473,7 +473,7 @@ function unreachableWhen(store: ClusterStore, cut: () => boolean): ClusterStore 
     members: () => guard(() => store.members()),
     acquireLease: (shardId, owner) => guard(() => store.acquireLease(shardId, owner)),
     renewLease: (lease) => guard(() => store.renewLease(lease)),
-    renewLeases: (leases) => guard(() => store.renewLeases(leases)),
+    renewLeases: (owner, leases) => guard(() => store.renewLeases(owner, leases)),
     acquireLeases: (shardIds, owner) => guard(() => store.acquireLeases(shardIds, owner)),
     releaseLease: (lease) => guard(() => store.releaseLease(lease)),
     leases: () => guard(() => store.leases()),

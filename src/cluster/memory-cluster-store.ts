@@ -125,6 +125,20 @@ export class MemoryClusterStore implements ClusterStore, FenceCheck {
   async renewLease(lease: Fence): Promise<LeaseGrant | undefined> {
     this.assertOpen();
     assertFence(lease);
+    return this.renewNow(lease);
+  }
+
+  async renewLeases(owner: string, leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    this.assertOpen();
+    for (const lease of leases) {
+      assertFence(lease);
+      assert.ok(lease.owner === owner, `lease of ${lease.shardId} is not named for ${owner}`);
+    }
+    // In one synchronous step, as the one statement of PostgreSQL: nothing interleaves.
+    return leases.flatMap((lease) => this.renewNow(lease) ?? []);
+  }
+
+  private renewNow(lease: Fence): LeaseGrant | undefined {
     const now = this.clock.now();
     const row = this.leaseRows.get(lease.shardId);
     if (row === undefined || !holds(row, lease) || row.expiresAt <= now) return undefined;
@@ -137,15 +151,6 @@ export class MemoryClusterStore implements ClusterStore, FenceCheck {
     const grants: LeaseGrant[] = [];
     for (const shardId of new Set(shardIds)) {
       const grant = await this.acquireLease(shardId, owner);
-      if (grant !== undefined) grants.push(grant);
-    }
-    return grants;
-  }
-
-  async renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
-    const grants: LeaseGrant[] = [];
-    for (const lease of leases) {
-      const grant = await this.renewLease(lease);
       if (grant !== undefined) grants.push(grant);
     }
     return grants;

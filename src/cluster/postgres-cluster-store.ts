@@ -154,20 +154,18 @@ export class PostgresClusterStore implements ClusterStore {
     return { ...lease, expiresAt: integer(row[0], 'expires_at') };
   }
 
-  async renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
+  async renewLeases(owner: string, leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    for (const lease of leases) {
+      assertFence(lease);
+      assert.ok(lease.owner === owner, `lease of ${lease.shardId} is not named for ${owner}`);
+    }
     if (leases.length === 0) return [];
-    for (const lease of leases) assertFence(lease);
-    const owner = leases[0]?.owner;
-    assert.ok(
-      leases.every((lease) => lease.owner === owner),
-      'renewLeases renews the leases of one owner',
-    );
     const result = await this.pool.query<unknown[]>({
       ...this.statements.renewMany,
       values: [
+        owner,
         leases.map((lease) => lease.shardId),
         leases.map((lease) => lease.epoch),
-        owner,
         this.timing.leaseTtlMs,
       ],
       rowMode: 'array',
@@ -175,7 +173,7 @@ export class PostgresClusterStore implements ClusterStore {
     const asked = new Map(leases.map((lease) => [lease.shardId, lease]));
     return result.rows.map(([shardId, expiresAt]) => {
       const lease = typeof shardId === 'string' ? asked.get(shardId) : undefined;
-      assert.ok(lease !== undefined, 'a renewed lease that was not asked for');
+      assert.ok(lease !== undefined, `renewal returned a lease not asked for: ${String(shardId)}`);
       return { ...lease, expiresAt: integer(expiresAt, 'expires_at') };
     });
   }
@@ -313,21 +311,32 @@ function clusterStatements(quotedSchema: string): ClusterStatements {
        WHERE shard_id = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
        RETURNING ${milliseconds('expires_at')}`,
     ),
+    // Rows are taken in shard id order, as a fenced journal append share-locks them (see renewMany).
     acquireMany: named(
       'cluster-acquire-many',
       `INSERT INTO ${leases} AS lease (shard_id, owner, epoch, expires_at)
        SELECT asked.shard_id, $2, 1, now() + ${interval('$3')} FROM unnest($1::text[]) AS asked (shard_id)
+       ORDER BY asked.shard_id
        ON CONFLICT (shard_id) DO UPDATE SET
          owner = excluded.owner, epoch = lease.epoch + 1, expires_at = excluded.expires_at
        WHERE lease.owner IS NULL OR lease.owner = excluded.owner OR lease.expires_at <= now()
        RETURNING shard_id, epoch, ${milliseconds('expires_at')}`,
     ),
+    // The rows are locked in shard id order, as a fenced journal append share-locks them, so a
+    // renewal and an append that wait on each other's rows can never wait in a circle.
     renewMany: named(
       'cluster-renew-many',
-      `UPDATE ${leases} AS lease SET expires_at = now() + ${interval('$4')}
-       FROM unnest($1::text[], $2::bigint[]) AS asked (shard_id, epoch)
-       WHERE lease.shard_id = asked.shard_id AND lease.epoch = asked.epoch
-         AND lease.owner = $3 AND lease.expires_at > now()
+      `WITH locked AS (
+         SELECT lease.shard_id FROM ${leases} AS lease
+         JOIN unnest($2::text[], $3::bigint[]) AS wanted(shard_id, epoch)
+           ON lease.shard_id = wanted.shard_id AND lease.epoch = wanted.epoch
+         WHERE lease.owner = $1 AND lease.expires_at > now()
+         ORDER BY lease.shard_id
+         FOR UPDATE OF lease
+       )
+       UPDATE ${leases} AS lease SET expires_at = now() + ${interval('$4')}
+       FROM locked
+       WHERE lease.shard_id = locked.shard_id AND lease.owner = $1 AND lease.expires_at > now()
        RETURNING lease.shard_id, ${milliseconds('lease.expires_at')}`,
     ),
     // The epoch stays: only ever raising it keeps every earlier fence stale.

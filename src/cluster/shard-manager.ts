@@ -112,7 +112,12 @@ export class ShardManager implements EntityOwnership {
   }
 
   fenceFor(address: EntityAddress<unknown>): Fence | undefined {
-    return this.validLease(this.shardOf(address))?.fence;
+    return this.fenceOfShard(this.shardOf(address));
+  }
+
+  /** The fence of a shard this node holds a valid lease of; `undefined` otherwise. */
+  fenceOfShard(shardId: string): Fence | undefined {
+    return this.validLease(shardId)?.fence;
   }
 
   /** The node that owns the shard as far as this node knows; `undefined` when nobody does. */
@@ -322,38 +327,41 @@ export class ShardManager implements EntityOwnership {
     this.renewalInFlight = true;
     try {
       await this.fenceExpired();
-      // One statement for all of this node's leases: a node holding hundreds of shards renews them
-      // with one commit per interval, not one each.
-      const asked = [...this.held.values()];
-      const sentAt = this.options.clock.now();
-      let grants: LeaseGrant[] | undefined;
-      try {
-        grants =
-          asked.length === 0 ? [] : await this.options.store.renewLeases(asked.map((lease) => lease.fence));
-      } catch (error) {
-        // Unreachable store: keep the leases until their self-fence time, and try again next tick.
-        this.options.logger.warn({ leases: asked.length, error: String(error) }, 'lease renewal failed');
-      }
-      if (grants !== undefined) {
-        const renewed = new Set(grants.map((grant) => grant.shardId));
-        for (const lease of asked) {
-          // Dropped, handed over or taken again meanwhile: this answer is not about it any more.
-          if (this.held.get(lease.fence.shardId) !== lease) continue;
-          if (renewed.has(lease.fence.shardId)) {
-            lease.validUntil = sentAt + this.options.settings.leaseTtlMs - this.marginMs;
-            continue;
-          }
-          this.options.logger.warn(
-            { nodeId: this.nodeId, shardId: lease.fence.shardId, epoch: lease.fence.epoch },
-            'lease lost (taken over or expired); stopping the shard',
-          );
-          await this.drop(lease.fence.shardId);
-        }
-      }
+      const leases = [...this.held.values()];
+      if (leases.length > 0) await this.renew(leases);
       await this.fenceExpired();
       this.armSelfFence();
     } finally {
       this.renewalInFlight = false;
+    }
+  }
+
+  /** Renews `leases` in one call to the store; stops the shards of those it did not renew. */
+  private async renew(leases: readonly HeldLease[]): Promise<void> {
+    const sentAt = this.options.clock.now();
+    let grants: LeaseGrant[];
+    try {
+      grants = await this.options.store.renewLeases(
+        this.nodeId,
+        leases.map((lease) => lease.fence),
+      );
+    } catch (error) {
+      // Unreachable store: keep the leases until their self-fence time, and try again next tick.
+      this.options.logger.warn({ shards: leases.length, error: String(error) }, 'lease renewal failed');
+      return;
+    }
+    const renewed = new Set(grants.map((grant) => grant.shardId));
+    for (const lease of leases) {
+      if (this.held.get(lease.fence.shardId) !== lease) continue;
+      if (!renewed.has(lease.fence.shardId)) {
+        this.options.logger.warn(
+          { nodeId: this.nodeId, shardId: lease.fence.shardId, epoch: lease.fence.epoch },
+          'lease lost (taken over or expired); stopping the shard',
+        );
+        await this.drop(lease.fence.shardId);
+        continue;
+      }
+      lease.validUntil = sentAt + this.options.settings.leaseTtlMs - this.marginMs;
     }
   }
 

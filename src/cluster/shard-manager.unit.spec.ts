@@ -57,8 +57,8 @@ class SlowStore implements ClusterStore {
   renewLease(lease: Fence): Promise<LeaseGrant | undefined> {
     return this.later(() => this.inner.renewLease(lease));
   }
-  renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
-    return this.later(() => this.inner.renewLeases(leases));
+  renewLeases(owner: string, leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    return this.later(() => this.inner.renewLeases(owner, leases));
   }
   acquireLeases(shardIds: readonly string[], owner: string): Promise<LeaseGrant[]> {
     return this.later(() => this.inner.acquireLeases(shardIds, owner));

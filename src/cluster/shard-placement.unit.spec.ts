@@ -37,6 +37,37 @@ describe('placeShards', () => {
     });
   });
 
+  it('places a group of one shard on one node, keeps it there as nodes join, and moves it when its owner leaves', () => {
+    const single = shardGroup('read-model', undefined, 1);
+    const first = placeShards({
+      groups: [open, single],
+      shardCount: 4,
+      members: [member('b'), member('c')],
+      leases: [],
+      rebalanceShardsMax: 4,
+    });
+    expect([...first.keys()].filter((shardId) => shardId.startsWith('read-model/'))).toEqual([
+      'read-model/0',
+    ]);
+    expect(first.get('read-model/0')).toBe('b');
+    const joined = placeShards({
+      groups: [open, single],
+      shardCount: 4,
+      members: [member('a'), member('b'), member('c')],
+      leases: [lease('read-model/0', 'b')],
+      rebalanceShardsMax: 4,
+    });
+    expect(joined.get('read-model/0')).toBe('b');
+    const left = placeShards({
+      groups: [open, single],
+      shardCount: 4,
+      members: [member('a'), member('b', [], 'leaving'), member('c')],
+      leases: [lease('read-model/0', 'b')],
+      rebalanceShardsMax: 4,
+    });
+    expect(left.get('read-model/0')).toBe('a');
+  });
+
   it('keeps shards with live owners and moves at most rebalanceShardsMax per round', () => {
     const shardIds = shardIdsOf(open, 8);
     const target = placeShards({

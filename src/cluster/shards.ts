@@ -26,6 +26,12 @@ export interface ShardGroup {
   readonly name: string;
   /** The role a node needs to own this group's shards; `undefined`: any node may. */
   readonly role: string | undefined;
+  /**
+   * The group's own number of shards, fixed for the life of the cluster like `shardCount`;
+   * `undefined`: the cluster's `shardCount`. The read model's group has one shard: its lease
+   * names the one node that runs the order projection.
+   */
+  readonly shardCount: number | undefined;
 }
 
 /** A shard id taken apart. */
@@ -37,17 +43,27 @@ export interface ShardAddress {
 const groupNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const shardIdPattern = /^([a-z][a-z0-9-]{0,62})\/(0|[1-9][0-9]{0,4})$/;
 
-export function shardGroup(name: string, role?: string): ShardGroup {
+export function shardGroup(name: string, role?: string, shardCount?: number): ShardGroup {
   assert.ok(groupNamePattern.test(name), `shard group name ${JSON.stringify(name)} is not lower-case-dashed`);
   assert.ok(role === undefined || role.length > 0, 'a shard group role must not be empty');
-  return { name, role };
+  assert.ok(
+    shardCount === undefined || (Number.isSafeInteger(shardCount) && shardCount >= 1),
+    'a shard group shardCount must be an integer >= 1',
+  );
+  return { name, role, shardCount };
 }
 
-/** The shard of `entityId` within `group`. */
+/** How many shards `group` has: its own count, else the cluster's `shardCount`. */
+export function shardCountOf(group: ShardGroup, shardCount: number): number {
+  return group.shardCount ?? shardCount;
+}
+
+/** The shard of `entityId` within `group` (`shardCount` is the cluster's; the group's own wins). */
 export function shardOf(group: ShardGroup, entityId: string, shardCount: number): string {
-  assert.ok(Number.isSafeInteger(shardCount) && shardCount >= 1, 'shardCount must be an integer >= 1');
+  const count = shardCountOf(group, shardCount);
+  assert.ok(Number.isSafeInteger(count) && count >= 1, 'shardCount must be an integer >= 1');
   assert.ok(entityId.length > 0, 'an entity id must not be empty');
-  return shardIdOf(group, crc32(entityId) % shardCount);
+  return shardIdOf(group, crc32(entityId) % count);
 }
 
 export function shardIdOf(group: ShardGroup, index: number): string {
@@ -55,9 +71,9 @@ export function shardIdOf(group: ShardGroup, index: number): string {
   return `${group.name}/${index}`;
 }
 
-/** Every shard id of a group, in index order. */
+/** Every shard id of a group, in index order (`shardCount` is the cluster's; the group's own wins). */
 export function shardIdsOf(group: ShardGroup, shardCount: number): string[] {
-  return Array.from({ length: shardCount }, (_, index) => shardIdOf(group, index));
+  return Array.from({ length: shardCountOf(group, shardCount) }, (_, index) => shardIdOf(group, index));
 }
 
 /** The group and index of a shard id; `undefined` for a string that is not one. */

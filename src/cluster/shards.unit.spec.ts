@@ -43,6 +43,14 @@ describe('shards', () => {
     expect(mayOwn(orders, [])).toBe(true);
   });
 
+  it('gives a group with a shard count of its own that many shards, whatever the cluster’s', () => {
+    const readModel = shardGroup('read-model', undefined, 1);
+    expect(shardIdsOf(readModel, 128)).toEqual(['read-model/0']);
+    expect(shardOf(readModel, 'orders', 128)).toBe('read-model/0');
+    expect(shardIdsOf(shardGroup('few', undefined, 3), 128)).toEqual(['few/0', 'few/1', 'few/2']);
+    expect(() => shardGroup('none', undefined, 0)).toThrow();
+  });
+
   it('refuses a group name that would not round-trip through a shard id', () => {
     expect(() => shardGroup('Orders')).toThrow();
     expect(() => shardGroup('orders/a')).toThrow();

@@ -2,13 +2,14 @@ import type { ClusterSettings } from '../cluster/cluster-settings.js';
 import type { ClusterStore, JoiningMember } from '../cluster/cluster-store.js';
 import { ShardManager } from '../cluster/shard-manager.js';
 import { ShardedMessenger, type ShardedMessengerSettings } from '../cluster/sharded-messenger.js';
-import { type ShardGroup, shardGroup } from '../cluster/shards.js';
+import { type ShardGroup, shardGroup, shardIdOf } from '../cluster/shards.js';
 import type { Transport } from '../cluster/transport.js';
 import type { BankErrorKind, BankPort } from '../payments/executor-protocol.js';
 import { executorAddress } from '../payments/executor-protocol.js';
 import { executorTypeName } from '../payments/protocol.js';
 import type { EntityAddress } from '../runtime/entity-address.js';
 import type { Logger } from '../runtime/logger.js';
+import type { Fence } from '../store/journal.js';
 import {
   type AssembledNode,
   type AssembleNodeOptions,
@@ -90,6 +91,19 @@ function classifyOwnedBankError(classify: (error: unknown) => BankErrorKind) {
     error instanceof ExecutorShardNotOwnedError ? 'retryable' : classify(error);
 }
 
+/**
+ * Something one node of the cluster runs at a time (the order projection, say), placed like an
+ * entity: a shard group of one shard, whose lease names the node that runs it.
+ */
+export interface ClusterSingleton {
+  /** A group of one shard (`shardGroup(name, role, 1)`). */
+  readonly group: ShardGroup;
+  /** This node took the shard's lease: run, writing under this fence. */
+  hold(fence: Fence): void;
+  /** This node handed the lease over, lost it or fenced itself: stop. */
+  release(): Promise<void>;
+}
+
 export interface AssembleClusterNodeOptions
   extends Omit<AssembleNodeOptions, 'ownership' | 'messenger' | 'asker'> {
   /** The cluster's membership and leases (PostgreSQL, or memory in tests and the simulator). */
@@ -101,6 +115,8 @@ export interface AssembleClusterNodeOptions
   readonly cluster: ClusterSettings;
   /** Every merchant of the cluster: their banks name the Executors' shard groups. */
   readonly merchants: readonly NodeMerchant[];
+  /** What runs on one node of the cluster at a time, each in a one-shard group of its own. */
+  readonly singletons?: readonly ClusterSingleton[];
   /** Told of every message an entity of this node sends, before it is routed (the simulator's checks). */
   readonly onSend?: (address: EntityAddress<unknown>, message: unknown) => void;
   readonly shardsLogger?: Logger;
@@ -125,24 +141,34 @@ export interface AssembledClusterNode {
  * caller starts `shards`, then boots the node.
  */
 export function assembleClusterNode(options: AssembleClusterNodeOptions): AssembledClusterNode {
-  const { store, transport, self, cluster, merchants, onSend, ...nodeOptions } = options;
-  const { groups, groupOf } = clusterShardGroups(merchants);
+  const { store, transport, self, cluster, merchants, onSend, singletons = [], ...nodeOptions } = options;
+  const entityGroups = clusterShardGroups(merchants);
+  const groups = [...entityGroups.groups, ...singletons.map((singleton) => singleton.group)];
+  const singletonOf = new Map(singletons.map((singleton) => [shardIdOf(singleton.group, 0), singleton]));
   let node: AssembledNode | undefined;
   let messenger: ShardedMessenger | undefined;
   const shards: ShardManager = new ShardManager({
     store,
     self,
     groups,
-    groupOf,
+    groupOf: entityGroups.groupOf,
     settings: cluster,
     clock: options.clock,
     logger: options.shardsLogger ?? options.logger,
     transport,
     entities: {
       stopShard: async (shardId) => {
+        const singleton = singletonOf.get(shardId);
+        if (singleton !== undefined) return singleton.release();
         await node?.entities.stopWhere((address) => shards.shardOf(address) === shardId);
       },
       startShard: (shardId) => {
+        const singleton = singletonOf.get(shardId);
+        if (singleton !== undefined) {
+          const fence = shards.fenceOfShard(shardId);
+          if (fence !== undefined) singleton.hold(fence);
+          return;
+        }
         for (const address of node?.entitiesOf(merchants) ?? []) {
           if (shards.shardOf(address) === shardId) node?.entities.refFor(address);
         }

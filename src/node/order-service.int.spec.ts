@@ -221,6 +221,21 @@ describe('OrderService: a vault that stores asynchronously (PostgreSQL)', () => 
     expect(createdEvents(w)).toHaveLength(1);
   });
 
+  it('answers 503 with a Retry-After to an order for a merchant not configured yet', async () => {
+    const w = world();
+    const { service } = await startProcess(w);
+    const refused = await settled(
+      w,
+      service.create('merchant-unconfigured', 'key-early', request(), 5_000).catch((error: unknown) => error),
+    );
+    expect(refused).toBeInstanceOf(ApiError);
+    expect(refused).toMatchObject({
+      status: 503,
+      code: 'merchant_unavailable',
+      headers: { 'retry-after': '1' },
+    });
+  });
+
   it('answers 503, and submits nothing, when the card cannot be stored', async () => {
     const vault = new HeldVaultStorage();
     const w = world(vault);

@@ -177,7 +177,14 @@ export class OrderService {
           },
         );
       case 'MerchantNotConfigured':
-        throw new ApiError(503, 'merchant_unavailable', 'This merchant cannot accept orders yet.');
+        // Configured at boot (in a cluster, by whichever node boots first): a retry soon succeeds.
+        throw new ApiError(
+          503,
+          'merchant_unavailable',
+          'This merchant cannot accept orders yet; retry shortly.',
+          undefined,
+          { 'retry-after': '1' },
+        );
       default:
         return assertNever(reply);
     }

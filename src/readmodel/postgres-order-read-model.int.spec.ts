@@ -12,17 +12,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { PostgresClusterStore } from '../cluster/postgres-cluster-store.js';
 import type { CardSummary } from '../payments/card.js';
 import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
 import { SimulatedClock } from '../runtime/clock.js';
-import type { Journal } from '../store/journal.js';
+import { type Journal, StaleEpochError } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { openPostgresStore, type PostgresStore } from '../store/postgres/open-postgres-store.js';
 import { postgresSettings } from '../store/postgres/postgres-settings.js';
 import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { dropSchema, testSchemaName } from '../testing/postgres-test-schema.js';
 import { orderAuditTrail } from './audit-trail.js';
-import { OrderProjection, OrderProjectionError } from './order-projection.js';
+import { OrderProjection, OrderProjectionError, type ProjectedReadModel } from './order-projection.js';
 import { InvalidCursorError, OrderReadModel, type OrderRow, readModelPath } from './order-read-model.js';
 import { PostgresOrderReadModel } from './postgres-order-read-model.js';
 
@@ -107,7 +108,7 @@ async function sides(journalKind: 'memory' | 'postgres' = 'memory'): Promise<Sid
 }
 
 /** Starts a projection and registers its stop; returns it with what `start()` returned. */
-function project(s: Sides, readModel: OrderReadModel | PostgresOrderReadModel, batchSize: number) {
+function project(s: Sides, readModel: ProjectedReadModel, batchSize: number) {
   const projection = new OrderProjection({
     journal: s.journal,
     readModel,
@@ -220,6 +221,41 @@ describe('order read model on PostgreSQL', () => {
       );
     },
   );
+
+  it('applies a fenced batch only while the lease holds the writer’s epoch and owner', async () => {
+    const s = await sides();
+    const leases = new PostgresClusterStore(s.store.pool, s.store.quotedSchema, {
+      memberTimeoutMs: 10_000,
+      leaseTtlMs: 10_000,
+    });
+    const first = await leases.acquireLease('read-model/0', 'node-a');
+    if (first === undefined) throw new Error('node-a did not get the free lease');
+    await writeOrders(s, 3);
+    const holder = project(s, s.postgres.fencedBy(first), 100);
+    await holder.projection.caughtUp();
+    await holder.projection.stop();
+    await holder.done;
+    const before = await s.postgres.offset();
+    expect(before).toBeGreaterThan(0);
+
+    // node-b takes the lease over; node-a's projection, still running somewhere, must write nothing.
+    expect(await leases.releaseLease(first)).toBe(true);
+    const second = await leases.acquireLease('read-model/0', 'node-b');
+    if (second === undefined) throw new Error('node-b did not get the released lease');
+    await writeOrders(s, 2, 3);
+    const stale = project(s, s.postgres.fencedBy(first), 100);
+    const refused = stale.projection.caughtUp();
+    await expect(refused).rejects.toBeInstanceOf(OrderProjectionError);
+    await expect(stale.done).rejects.toSatisfy(
+      (error) => error instanceof OrderProjectionError && error.cause instanceof StaleEpochError,
+    );
+    expect(await s.postgres.offset()).toBe(before);
+    expect(await s.postgres.getOrderById('o003')).toBeUndefined();
+
+    const current = project(s, s.postgres.fencedBy(second), 100);
+    await current.projection.caughtUp();
+    expect(await s.postgres.getOrderById('o003')).toBeDefined();
+  });
 
   it('refuses a cursor that is not an order of the merchant', async () => {
     const s = await sides();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type pg from 'pg';
+import { type Fence, StaleEpochError } from '../store/journal.js';
 import {
   integerArrayLiteral,
   nullableIntegerArrayLiteral,
@@ -39,6 +40,11 @@ import {
  * from offset 0. A batch is one transaction that first locks the projection's offset row, so two
  * projections writing the same schema cannot interleave: the second finds the offset moved and
  * stops. The transaction waits on nothing but the database.
+ *
+ * In a cluster one node runs the projection, under the lease of the read model's shard, and its
+ * batches are fenced (`fencedBy`): each first share-locks the lease row if it still holds the
+ * writer's epoch and owner, as a fenced journal append does, so a node that lost the lease writes
+ * nothing, and a takeover waits for a batch in flight to commit before the new holder starts.
  */
 export class PostgresOrderReadModel {
   private readonly sql: ReturnType<typeof statements>;
@@ -141,10 +147,19 @@ export class PostgresOrderReadModel {
   // ---- writes (the projection's) ------------------------------------------------------------
 
   /**
-   * Applies one batch's changes and stores its last offset in one transaction. Rejects (and writes
-   * nothing) when the read model is not at `afterOffset` or a change contradicts the tables.
+   * The read model as a projection under `fence` writes it: every batch is refused with
+   * `StaleEpochError` (nothing written) unless the lease still holds that epoch and owner.
    */
-  async applyBatch(batch: OrderBatch): Promise<void> {
+  fencedBy(fence: Fence): { offset(): Promise<number>; applyBatch(batch: OrderBatch): Promise<void> } {
+    return { offset: () => this.offset(), applyBatch: (batch) => this.applyBatch(batch, fence) };
+  }
+
+  /**
+   * Applies one batch's changes and stores its last offset in one transaction. Rejects (and writes
+   * nothing) when the read model is not at `afterOffset`, a change contradicts the tables, or
+   * (with a fence) the fence no longer holds.
+   */
+  async applyBatch(batch: OrderBatch, fence?: Fence): Promise<void> {
     assert.ok(
       Number.isSafeInteger(batch.toOffset) && batch.toOffset > batch.afterOffset,
       `a batch must move the offset forward (from ${batch.afterOffset} to ${batch.toOffset})`,
@@ -152,6 +167,7 @@ export class PostgresOrderReadModel {
     await withClient(this.pool, async (client) => {
       await client.query('BEGIN');
       try {
+        if (fence !== undefined) await this.checkFence(client, fence);
         await this.applyInTransaction(client, batch);
         await client.query('COMMIT');
       } catch (error) {
@@ -181,6 +197,18 @@ export class PostgresOrderReadModel {
     const row: unknown = result.rows[0];
     if (row === undefined) throw new InvalidCursorError(merchantId, orderId);
     return parseRow(cursorSchema, row, 'orders cursor');
+  }
+
+  /**
+   * Share-locks the lease row while it holds `fence`, so a takeover's update of it waits for this
+   * transaction; throws `StaleEpochError` when it does not hold.
+   */
+  private async checkFence(client: pg.PoolClient, fence: Fence): Promise<void> {
+    const held = await client.query({
+      ...this.sql.lockLease,
+      values: [fence.shardId, fence.epoch, fence.owner],
+    });
+    if (held.rowCount !== 1) throw new StaleEpochError('the order read model', fence);
   }
 
   private async applyInTransaction(client: pg.PoolClient, batch: OrderBatch): Promise<void> {
@@ -433,6 +461,10 @@ function statements(schema: string) {
     ),
     selectOffset: named('select-offset', `SELECT "offset" FROM ${offsets} WHERE name = $1`),
     lockOffset: named('lock-offset', `SELECT "offset" FROM ${offsets} WHERE name = $1 FOR UPDATE`),
+    lockLease: named(
+      'lock-lease',
+      `SELECT 1 FROM ${schema}.shard_leases WHERE shard_id = $1 AND epoch = $2 AND owner = $3 FOR SHARE`,
+    ),
     // ON CONFLICT DO NOTHING, then a check of the row count: a second creation is reported with
     // its event's position, not thrown as a bare constraint error.
     insertOrder: named(

@@ -139,8 +139,8 @@ export class NodeClusterStore implements ClusterStore {
     return this.call(() => this.inner.renewLease(lease));
   }
 
-  renewLeases(leases: readonly Fence[]): Promise<LeaseGrant[]> {
-    return this.call(() => this.inner.renewLeases(leases));
+  renewLeases(owner: string, leases: readonly Fence[]): Promise<LeaseGrant[]> {
+    return this.call(() => this.inner.renewLeases(owner, leases));
   }
 
   acquireLeases(shardIds: readonly string[], owner: string): Promise<LeaseGrant[]> {

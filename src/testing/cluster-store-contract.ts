@@ -198,27 +198,38 @@ export function describeClusterStoreContract(
         ]);
       });
 
-      it('renews many leases of one owner at once: those it holds at their epochs, unexpired', async () => {
-        const held = await store.acquireLease('orders/10', 'node-a');
-        const stale = await store.acquireLease('orders/11', 'node-a');
-        const expiring = await store.acquireLease('orders/12', 'node-a');
-        if (held === undefined || stale === undefined || expiring === undefined)
+      it('renews many leases of one owner at once: those it holds at their epoch and unexpired only', async () => {
+        const held = await Promise.all(
+          ['orders/10', 'orders/11', 'orders/12', 'orders/13'].map((shardId) =>
+            store.acquireLease(shardId, 'node-a'),
+          ),
+        );
+        const [kept, taken, stale, released] = held;
+        if (kept === undefined || taken === undefined || stale === undefined || released === undefined)
           expect.fail('acquire failed');
-        // orders/11 taken again by its owner: the first epoch is stale.
-        expect((await store.acquireLease('orders/11', 'node-a'))?.epoch).toBe(2);
-        // orders/12 released: not held any more.
-        expect(await store.releaseLease(expiring)).toBe(true);
         await fixture.passTime(contractTiming.leaseTtlMs - marginMs);
-        const grants = await store.renewLeases([held, stale, expiring]);
-        expect(grants).toHaveLength(1);
-        expect(grants[0]).toMatchObject({ shardId: 'orders/10', owner: 'node-a', epoch: 1 });
-        expect(grants[0]?.expiresAt).toBeGreaterThan(held.expiresAt);
-        expect(await store.renewLeases([])).toEqual([]);
+        expect(await store.renewLease(taken)).toBeDefined();
+        const again = await store.acquireLease(stale.shardId, 'node-a');
+        expect(await store.releaseLease(released)).toBe(true);
+        expect(await store.renewLeases('node-a', [])).toEqual([]);
+
+        const renewed = await store.renewLeases('node-a', [kept, taken, stale, released]);
+        expect(renewed.map((grant) => grant.shardId).sort()).toEqual(['orders/10', 'orders/11']);
+        for (const grant of renewed) {
+          expect(grant).toMatchObject({ owner: 'node-a', epoch: 1 });
+          expect(grant.expiresAt).toBeGreaterThan(kept.expiresAt);
+        }
+        // The stale epoch's lease did not move; the renewed ones outlive their first term.
+        const view = await store.leases();
+        expect(view.leases.find((lease) => lease.shardId === stale.shardId)).toMatchObject({
+          epoch: 2,
+          expiresAt: again?.expiresAt,
+        });
         await fixture.passTime(marginMs + 1);
         expect(await store.acquireLease('orders/10', 'node-b')).toBeUndefined();
-        // Expired, nothing is renewed.
+        // Expired, none is renewed.
         await fixture.passTime(contractTiming.leaseTtlMs);
-        expect(await store.renewLeases([held])).toEqual([]);
+        expect(await store.renewLeases('node-a', [kept, taken])).toEqual([]);
       });
 
       it('releases for the owner only; a released lease is free at once and its epoch rises when taken', async () => {

@@ -160,6 +160,24 @@ export class PostgresJournal implements Journal {
     return readGlobalStream(this.pool, this.statements, afterOffset, limit);
   }
 
+  /**
+   * The global offset of the last event committed; 0 before the first. Every event up to it is
+   * committed and readable (offsets become visible in the order they are handed out).
+   */
+  async lastOffset(): Promise<number> {
+    this.assertOpen();
+    const result = await this.pool.query<unknown[]>({
+      ...this.statements.selectLastOffset,
+      rowMode: 'array',
+    });
+    const stored = result.rows[0]?.[0];
+    assert.ok(
+      typeof stored === 'number' && Number.isSafeInteger(stored) && stored >= 0,
+      `journal_offset row does not parse: ${String(stored)}`,
+    );
+    return stored;
+  }
+
   async isProcessed(receiverId: string, message: MessageKey): Promise<boolean> {
     this.assertOpen();
     const result = await this.pool.query({
@@ -492,6 +510,7 @@ export interface JournalStatements {
   readonly insertBatch: Statement;
   readonly insertFencedBatch: Statement;
   readonly selectLeases: Statement;
+  readonly selectLastOffset: Statement;
 }
 
 /**
@@ -542,6 +561,7 @@ export function journalStatements(quotedSchema: string): JournalStatements {
       'select-leases',
       `SELECT shard_id, epoch, owner FROM ${quotedSchema}.shard_leases WHERE shard_id = ANY($1::text[])`,
     ),
+    selectLastOffset: named('select-last-offset', `SELECT last_offset FROM ${quotedSchema}.journal_offset`),
   };
 }
 
@@ -561,6 +581,7 @@ function insertBatchText(quotedSchema: string, fenced: boolean): string {
            SELECT 1 FROM ${quotedSchema}.shard_leases AS lease
            JOIN unnest($13::text[], $14::bigint[], $15::text[]) AS wanted(shard_id, epoch, owner)
              ON lease.shard_id = wanted.shard_id AND lease.epoch = wanted.epoch AND lease.owner = wanted.owner
+           ORDER BY lease.shard_id
            FOR SHARE OF lease
          ) AS held_leases
        ), `
