@@ -78,6 +78,16 @@ module.exports = {
       to: { path: '^src/cluster/' },
     },
     {
+      name: 'webhooks-are-self-contained',
+      comment:
+        'webhooks/ (signing, URL policy, retry schedule, event envelope) takes rendered data and store interfaces; it uses no store implementation, no HTTP API or CLI, no bank simulator and no payments decider.',
+      severity: 'error',
+      from: { path: '^src/webhooks/', pathNot: tests },
+      to: {
+        path: [storeImplementations, '^src/(api|cli|bank|sim|chaos)/', '^src/payments/[^/]*-decider\\.ts$'],
+      },
+    },
+    {
       name: 'only-tests-use-test-kits',
       comment: 'src/testing/ and vitest are for tests; nothing that runs in production imports them.',
       severity: 'error',

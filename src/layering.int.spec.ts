@@ -34,6 +34,13 @@ const files: Record<string, string> = {
     "import { it } from 'vitest';\nimport '../store/sqlite/sqlite-journal.js';\nexport { it };\n",
   'src/payments/merchant.unit.spec.ts': "import '../testing/kit.js';\nimport '../api/app.js';\n",
   'src/store/contract.ts': "import { describe } from 'vitest';\nexport { describe };\n",
+  'src/payments/merchant-decider.ts': 'export const decide = 1;\n',
+  'src/payments/merchant-events.ts': 'export const events = 1;\n',
+  'src/webhooks/webhook-event.ts':
+    "import '../runtime/clock.js';\nimport '../payments/merchant-events.js';\nimport '../payments/merchant-decider.js';\n",
+  'src/webhooks/delivery.ts':
+    "import '../store/journal.js';\nimport '../store/sqlite/sqlite-journal.js';\nimport '../api/app.js';\n",
+  'src/webhooks/delivery.unit.spec.ts': "import '../api/app.js';\n",
 };
 
 const expected = [
@@ -47,6 +54,9 @@ const expected = [
   'only-tests-use-test-kits: src/cli/main.ts → src/testing/kit.ts',
   'only-tests-use-test-kits: src/store/contract.ts → node_modules/vitest/dist/index.d.ts',
   'simulator-drives-the-node-not-the-process: src/sim/simulation.ts → src/cli/main.ts',
+  'webhooks-are-self-contained: src/webhooks/webhook-event.ts → src/payments/merchant-decider.ts',
+  'webhooks-are-self-contained: src/webhooks/delivery.ts → src/store/sqlite/sqlite-journal.ts',
+  'webhooks-are-self-contained: src/webhooks/delivery.ts → src/api/app.ts',
 ].sort();
 
 describe('the dependency rules', () => {
