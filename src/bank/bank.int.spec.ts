@@ -25,6 +25,16 @@ import { type BankServerSettings, type RunningBankServer, startBankServer } from
  */
 
 const bankNow = Date.UTC(2026, 5, 15, 12, 0, 0);
+
+/** The refund totals of a ledger that has none. */
+const noRefunds = {
+  refunds: 0,
+  refundsSucceeded: 0,
+  refundsFailed: 0,
+  refundRequests: 0,
+  duplicateRefundRequests: 0,
+  refundedAmountByCurrency: {},
+};
 const visa = '4242424242424242';
 const mastercard = '5555555555554444';
 
@@ -194,6 +204,7 @@ describe('bank simulator over HTTP', () => {
       updatedAt: new Date(bankNow + 1_000).toISOString(),
     });
     expect(ledger.totals).toEqual({
+      ...noRefunds,
       payments: 1,
       approved: 1,
       declined: 0,
@@ -262,6 +273,7 @@ describe('bank simulator over HTTP', () => {
       'order-4',
     ]);
     expect(all.totals).toEqual({
+      ...noRefunds,
       payments: 4,
       approved: 3,
       declined: 1,
@@ -411,6 +423,7 @@ describe('bank simulator over HTTP', () => {
       const ledger = await client.ledger();
       expect(ledger.payments).toEqual([cancelledRecord('order-1', 2)]);
       expect(ledger.totals).toEqual({
+        ...noRefunds,
         payments: 1,
         approved: 0,
         declined: 0,
@@ -509,6 +522,7 @@ describe('bank simulator over HTTP', () => {
         ['order-3', 'declined'],
       ]);
       expect(ledger.totals).toEqual({
+        ...noRefunds,
         payments: 3,
         approved: 1,
         declined: 1,
