@@ -311,6 +311,7 @@ describe('BankClient against misbehaving banks', () => {
         'not json at all',
         JSON.stringify({ ...refundAnswer, status: 'failed' }),
         JSON.stringify({ ...refundAnswer, reference: 'refund-2', status: 'succeeded' }),
+        JSON.stringify({ ...refundAnswer, amount: 199, status: 'succeeded' }),
       ]) {
         const garbled = await fakeBank(reply(200, body));
         const malformed = await connect(garbled)

@@ -587,7 +587,17 @@ export class BankClient {
     };
     const answer = await this.send(exchange);
     if (answer.status !== 200) throw this.failure(exchange, answer);
-    return this.readRefund(exchange, answer);
+    const refund = this.readRefund(exchange, answer);
+    // The bank answers a reference only with the body it first took: any other is no answer to this.
+    if (refund.paymentReference !== request.paymentReference || refund.amount !== request.amount) {
+      throw new BankMalformedResponseError(
+        'refund',
+        request.reference,
+        answer.status,
+        'the answer is for another payment or amount',
+      );
+    }
+    return refund;
   }
 
   /**
