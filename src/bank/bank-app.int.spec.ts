@@ -258,6 +258,96 @@ describe('bank app routes (inject)', () => {
     expectProblem(await inject({ method: 'GET', url: '/v1/ledger?merchant=1' }), 400, 'invalid_request');
     expectProblem(await inject({ method: 'GET', url: '/v1/payments/unknown' }), 404, 'payment_not_found');
   });
+
+  describe('refunds', () => {
+    const validRefund = { reference: 'refund-1', paymentReference: 'order-1', amount: 250, currency: 'EUR' };
+
+    it('refunds an approved payment and serves the refund back', async () => {
+      expect((await inject({ method: 'POST', url: '/v1/payments', payload: valid })).statusCode).toBe(200);
+
+      const answer = await inject({ method: 'POST', url: '/v1/refunds', payload: validRefund });
+      expect(answer.statusCode, answer.text).toBe(200);
+      expect(answer.body).toEqual({ ...validRefund, status: 'succeeded' });
+
+      const record = await inject({ method: 'GET', url: '/v1/refunds/refund-1' });
+      expect(record.body).toEqual({
+        ...validRefund,
+        status: 'succeeded',
+        merchantId: 'merchant-1',
+        createdAt: '2026-06-15T00:00:00.000Z',
+        updatedAt: '2026-06-15T00:00:00.000Z',
+        requestCount: 1,
+      });
+      const ledger = await inject({ method: 'GET', url: '/v1/ledger' });
+      expect(ledger.body).toMatchObject({
+        refunds: [record.body],
+        totals: { refunds: 1, refundsSucceeded: 1, refundedAmountByCurrency: { EUR: 250 } },
+      });
+    });
+
+    it('answers each refusal with problem+json and its stable code', async () => {
+      await inject({ method: 'POST', url: '/v1/payments', payload: valid });
+      await inject({ method: 'POST', url: '/v1/refunds', payload: { ...validRefund, amount: 1_000 } });
+
+      const cases: Array<[object, number, string, string]> = [
+        [{ ...validRefund, reference: 'refund-2', amount: 251 }, 422, 'refund_exceeds_payment', '/amount'],
+        [{ ...validRefund, reference: 'refund-1', amount: 999 }, 409, 'reference_conflict', '/reference'],
+        [
+          { ...validRefund, reference: 'refund-3', paymentReference: 'never-paid' },
+          422,
+          'refund_payment_unknown',
+          '/paymentReference',
+        ],
+        [
+          { ...validRefund, reference: 'refund-4', currency: 'USD' },
+          422,
+          'refund_currency_mismatch',
+          '/currency',
+        ],
+      ];
+      for (const [payload, status, code, param] of cases) {
+        const answer = await inject({ method: 'POST', url: '/v1/refunds', payload });
+        expectProblem(answer, status, code);
+        expect(answer.body.param).toBe(param);
+      }
+      await inject({ method: 'POST', url: '/v1/payments/order-9/cancel' });
+      expectProblem(
+        await inject({
+          method: 'POST',
+          url: '/v1/refunds',
+          payload: { ...validRefund, reference: 'refund-5', paymentReference: 'order-9' },
+        }),
+        422,
+        'refund_payment_not_approved',
+      );
+      expectProblem(await inject({ method: 'GET', url: '/v1/refunds/refund-2' }), 404, 'refund_not_found');
+      expectProblem(
+        await inject({ method: 'GET', url: `/v1/refunds/${'r'.repeat(256)}` }),
+        400,
+        'invalid_request',
+      );
+    });
+
+    it('refuses refund bodies that break the schema with 400 invalid_request naming the field, recording nothing', async () => {
+      await inject({ method: 'POST', url: '/v1/payments', payload: valid });
+      const cases: { payload: object; param: string }[] = [
+        { payload: { ...validRefund, extra: true }, param: '/extra' },
+        { payload: { ...validRefund, amount: '250' }, param: '/amount' },
+        { payload: { ...validRefund, amount: 2.5 }, param: '/amount' },
+        { payload: { ...validRefund, amount: 0 }, param: '/amount' },
+        { payload: { ...validRefund, amount: Number.MAX_SAFE_INTEGER + 2 }, param: '/amount' },
+        { payload: { ...validRefund, currency: 'eur' }, param: '/currency' },
+        { payload: { ...validRefund, reference: '' }, param: '/reference' },
+        { payload: { reference: 'refund-1', amount: 250, currency: 'EUR' }, param: '/paymentReference' },
+      ];
+      for (const { payload, param } of cases) {
+        const answer = await inject({ method: 'POST', url: '/v1/refunds', payload });
+        expectProblem(answer, 400, 'invalid_request');
+        expect(answer.body.param, JSON.stringify(payload)).toBe(param);
+      }
+      expect((await inject({ method: 'GET', url: '/v1/ledger' })).body).toMatchObject({ refunds: [] });
+    });
+  });
 });
 
 describe('bank app group commit (inject)', () => {
@@ -307,6 +397,22 @@ describe('bank app group commit (inject)', () => {
     await app.close();
     ledger.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('never lets two refunds sharing a transaction together exceed their payment', async () => {
+    open();
+    await app.ready();
+    await pay('order-1');
+    const before = ledger.transactionsCommitted;
+    const refund = (reference: string): Promise<ProblemAnswer> =>
+      post('/v1/refunds', { reference, paymentReference: 'order-1', amount: 1_000, currency: 'EUR' });
+
+    const answers = await Promise.all([refund('refund-1'), refund('refund-2')]);
+
+    expect(ledger.transactionsCommitted - before).toBe(1);
+    expect(answers.map((answer) => answer.statusCode)).toEqual([200, 422]);
+    expect(answers[1]?.body.code).toBe('refund_exceeds_payment');
+    expect(ledger.refundedAmount('order-1')).toBe(1_000);
   });
 
   it('commits many concurrent payments in far fewer transactions than requests', async () => {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AuthorizeRequest, BankClient } from './bank-client.js';
+import { type AuthorizeRequest, BankClient, type RefundRequest } from './bank-client.js';
 import {
   BankAnswerWithheldError,
   BankConnectionLostError,
@@ -25,6 +25,13 @@ const order: AuthorizeRequest = {
   amount: 500n,
   currency: 'EUR',
   card: { number: cardNumber, expMonth: 12, expYear: 2030 },
+};
+
+const refund: RefundRequest = {
+  reference: 'refund-1',
+  paymentReference: 'order-1',
+  amount: 200n,
+  currency: 'EUR',
 };
 
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void;
@@ -197,6 +204,190 @@ describe('BankClient against misbehaving banks', () => {
       .catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(BankMalformedResponseError);
     expect(failure).toMatchObject({ outcomeUnknown: true, retryable: false });
+  });
+
+  describe('refunds', () => {
+    const refundAnswer = { reference: 'refund-1', paymentReference: 'order-1', amount: 200, currency: 'EUR' };
+
+    it('sends a refund as a POST to /v1/refunds and reads its answer, the amount as bigint', async () => {
+      const seen: Array<{ method?: string; url?: string; body: string }> = [];
+      const server = http.createServer((request, response) => {
+        let body = '';
+        request.on('data', (chunk: Buffer) => {
+          body += chunk.toString('utf8');
+        });
+        request.on('end', () => {
+          seen.push({ method: request.method, url: request.url, body });
+          response.writeHead(200, { 'content-type': 'application/json' });
+          response.end(JSON.stringify({ ...refundAnswer, status: 'succeeded' }));
+        });
+      });
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+
+      expect(await client.refund(refund)).toEqual({
+        kind: 'succeeded',
+        reference: 'refund-1',
+        paymentReference: 'order-1',
+        amount: 200n,
+        currency: 'EUR',
+      });
+      expect(seen).toEqual([
+        {
+          method: 'POST',
+          url: '/v1/refunds',
+          body: JSON.stringify({
+            reference: 'refund-1',
+            paymentReference: 'order-1',
+            amount: 200,
+            currency: 'EUR',
+          }),
+        },
+      ]);
+    });
+
+    it('reads a failed refund with its reason, even one it does not know', async () => {
+      const url = await fakeBank(
+        reply(200, JSON.stringify({ ...refundAnswer, status: 'failed', failureReason: 'account_closed' })),
+      );
+      expect(await connect(url).refund(refund)).toMatchObject({
+        kind: 'failed',
+        failureReason: 'account_closed',
+      });
+    });
+
+    it('a refused connection or a 5xx is unavailable: nothing was given back, the same refund may be sent again', async () => {
+      const down = await fakeBank(reply(200, '{}'));
+      const server = servers.pop();
+      await new Promise((resolve) => server?.close(resolve));
+      const unreachable = await connect(down)
+        .refund(refund)
+        .catch((error: unknown) => error);
+      expect(unreachable).toBeInstanceOf(BankUnavailableError);
+      expect(unreachable).toMatchObject({ retryable: true, outcomeUnknown: false, operation: 'refund' });
+
+      const failing = await fakeBank(
+        reply(503, JSON.stringify({ code: 'bank_unavailable', detail: 'down' })),
+      );
+      const refused = await connect(failing)
+        .refund(refund)
+        .catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(BankUnavailableError);
+      expect(refused).toMatchObject({ status: 503, code: 'bank_unavailable', retryable: true });
+    });
+
+    it('a 4xx problem is refused, with its code', async () => {
+      const url = await fakeBank(
+        reply(
+          422,
+          JSON.stringify({ code: 'refund_exceeds_payment', detail: 'too much' }),
+          'application/problem+json',
+        ),
+      );
+      const failure = await connect(url)
+        .refund(refund)
+        .catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(BankRejectedError);
+      expect(failure).toMatchObject({ status: 422, code: 'refund_exceeds_payment', retryable: false });
+    });
+
+    it('a timeout, a reset after sending, or an unreadable 200 is an unknown outcome: inquire, never resend', async () => {
+      const silent = await fakeBank(() => undefined);
+      const timedOut = await connect(silent, { requestTimeoutMs: 100 })
+        .refund(refund)
+        .catch((error: unknown) => error);
+      expect(timedOut).toBeInstanceOf(BankTimeoutError);
+      expect(timedOut).toMatchObject({ outcomeUnknown: true, retryable: false, operation: 'refund' });
+
+      const resetting = await fakeBank((request) => request.socket.destroy());
+      const lost = await connect(resetting)
+        .refund(refund)
+        .catch((error: unknown) => error);
+      expect(lost).toBeInstanceOf(BankConnectionLostError);
+      expect(lost).toMatchObject({ outcomeUnknown: true, retryable: false });
+
+      for (const body of [
+        'not json at all',
+        JSON.stringify({ ...refundAnswer, status: 'failed' }),
+        JSON.stringify({ ...refundAnswer, reference: 'refund-2', status: 'succeeded' }),
+        JSON.stringify({ ...refundAnswer, amount: 199, status: 'succeeded' }),
+      ]) {
+        const garbled = await fakeBank(reply(200, body));
+        const malformed = await connect(garbled)
+          .refund(refund)
+          .catch((error: unknown) => error);
+        expect(malformed, body).toBeInstanceOf(BankMalformedResponseError);
+        expect(malformed).toMatchObject({ outcomeUnknown: true, retryable: false, operation: 'refund' });
+      }
+    });
+
+    it('an inquiry reads not_found only from the bank saying refund_not_found', async () => {
+      const never = await fakeBank(
+        reply(
+          404,
+          JSON.stringify({ code: 'refund_not_found', detail: 'never seen' }),
+          'application/problem+json',
+        ),
+      );
+      expect(await connect(never).inquireRefund('refund-1')).toEqual({
+        kind: 'not_found',
+        reference: 'refund-1',
+      });
+
+      for (const [body, contentType] of [
+        ['Not Found', 'text/plain'],
+        [JSON.stringify({ code: 'payment_not_found' }), 'application/problem+json'],
+      ] as const) {
+        const foreign = await fakeBank(reply(404, body, contentType));
+        const failure = await connect(foreign)
+          .inquireRefund('refund-1')
+          .catch((error: unknown) => error);
+        expect(failure, body).toBeInstanceOf(BankRejectedError);
+      }
+    });
+
+    it('an inquiry reads a refund record, percent-encoded, and a timed-out one may simply be asked again', async () => {
+      let path: string | undefined;
+      const url = await fakeBank((request, response) => {
+        path = request.url;
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(
+          JSON.stringify({
+            ...refundAnswer,
+            reference: 'refund/1',
+            status: 'succeeded',
+            merchantId: 'merchant-1',
+            createdAt: '2026-06-15T12:00:00.000Z',
+            updatedAt: '2026-06-15T12:00:00.000Z',
+            requestCount: 1,
+          }),
+        );
+      });
+      expect(await connect(url).inquireRefund('refund/1')).toMatchObject({ kind: 'succeeded', amount: 200n });
+      expect(path).toBe('/v1/refunds/refund%2F1');
+
+      const silent = await fakeBank(() => undefined);
+      const failure = await connect(silent, { requestTimeoutMs: 100 })
+        .inquireRefund('refund-1')
+        .catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(BankTimeoutError);
+      expect(failure).toMatchObject({ outcomeUnknown: true, retryable: true, operation: 'inquireRefund' });
+    });
+
+    it('refuses an amount that cannot travel as a JSON integer, before sending anything', async () => {
+      let requests = 0;
+      const url = await fakeBank((_request, response) => {
+        requests++;
+        response.end();
+      });
+      const client = connect(url);
+      await expect(client.refund({ ...refund, amount: 0n })).rejects.toThrow(/1\.\.MAX_SAFE_INTEGER/);
+      await expect(
+        client.refund({ ...refund, amount: BigInt(Number.MAX_SAFE_INTEGER) + 1n }),
+      ).rejects.toThrow(/1\.\.MAX_SAFE_INTEGER/);
+      expect(requests).toBe(0);
+    });
   });
 
   it('never puts a card number in an error message, even when the bank echoes it', async () => {

@@ -21,6 +21,9 @@ import type {
   PaymentBatchRequestBody,
   PaymentRequestBody,
   Problem,
+  RefundAnswerBody,
+  RefundRecordBody,
+  RefundRequestBody,
 } from './bank-protocol.js';
 import { batchPaymentsMax } from './bank-schemas.js';
 import { CallBatches, type CallResult } from './call-batches.js';
@@ -118,6 +121,37 @@ export type BankResolution = BankAnswer | { readonly kind: 'cancelled'; readonly
 
 export type InquiryAnswer = BankResolution | { readonly kind: 'not_found'; readonly reference: string };
 
+export interface RefundRequest {
+  /** The refund's own id: the bank's idempotency key for it. */
+  readonly reference: string;
+  /** The reference of the approved payment it gives money back from. */
+  readonly paymentReference: string;
+  /** Minor units; must be > 0 and at most Number.MAX_SAFE_INTEGER to travel as a JSON integer. */
+  readonly amount: bigint;
+  readonly currency: string;
+}
+
+/** What a refund came to: money given back (`succeeded`), or none (`failed`, with the bank's reason). */
+export type RefundAnswer =
+  | {
+      readonly kind: 'succeeded';
+      readonly reference: string;
+      readonly paymentReference: string;
+      readonly amount: bigint;
+      readonly currency: string;
+    }
+  | {
+      readonly kind: 'failed';
+      readonly reference: string;
+      readonly paymentReference: string;
+      readonly amount: bigint;
+      readonly currency: string;
+      // Any reason string is accepted: a reason this build does not know is still a failure.
+      readonly failureReason: string;
+    };
+
+export type RefundInquiryAnswer = RefundAnswer | { readonly kind: 'not_found'; readonly reference: string };
+
 const approvedSchema = z.object({
   reference: z.string(),
   status: z.literal('approved'),
@@ -175,8 +209,31 @@ const paymentRecordSchema = z.object({
 
 const count = z.number().int().nonnegative();
 
+const refundCommon = {
+  reference: z.string(),
+  paymentReference: z.string(),
+  amount: amountSchema,
+  currency: z.string(),
+};
+
+/** A failure without its reason is read here and refused by `refundOf` (an unreadable answer). */
+const refundAnswerSchema = z.object({
+  ...refundCommon,
+  status: z.enum(['succeeded', 'failed']),
+  failureReason: z.string().optional(),
+});
+
+const refundRecordSchema = z.object({
+  ...refundAnswerSchema.shape,
+  merchantId: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  requestCount: z.number().int().positive(),
+});
+
 const ledgerReportSchema = z.object({
   payments: z.array(paymentRecordSchema),
+  refunds: z.array(refundRecordSchema),
   totals: z.object({
     payments: count,
     approved: count,
@@ -186,6 +243,12 @@ const ledgerReportSchema = z.object({
     duplicateRequests: count,
     rejectedRequests: count,
     approvedAmountByCurrency: z.record(z.string(), amountSchema),
+    refunds: count,
+    refundsSucceeded: count,
+    refundsFailed: count,
+    refundRequests: count,
+    duplicateRefundRequests: count,
+    refundedAmountByCurrency: z.record(z.string(), amountSchema),
   }),
 });
 
@@ -208,11 +271,15 @@ export type ReadersTakeTheBanksAnswers = [
   Holds<Reads<typeof batchAnswerSchema, PaymentBatchAnswerBody>>,
   Holds<Reads<typeof ledgerReportSchema, LedgerReportBody>>,
   Holds<Reads<typeof faultsSchema, BankFaults>>,
+  Holds<Reads<typeof refundAnswerSchema, RefundAnswerBody>>,
+  Holds<Reads<typeof refundRecordSchema, RefundRecordBody>>,
 ];
 
 /** A ledger entry as the client reads it; amounts are bigint minor units. */
 export type BankPaymentRecord = z.output<typeof paymentRecordSchema>;
 export type BankLedgerReport = z.output<typeof ledgerReportSchema>;
+/** A refund's ledger entry as the client reads it; the amount is bigint minor units. */
+export type BankRefundRecord = z.output<typeof refundRecordSchema>;
 
 interface Exchange {
   readonly operation: BankOperation;
@@ -493,6 +560,69 @@ export class BankClient {
     return this.readResolution(exchange, answer);
   }
 
+  /**
+   * Asks the bank to give back `amount` of an approved payment. An answer (succeeded or failed) is
+   * final; so is a BankRejectedError (409 `reference_conflict`, 422 `refund_exceeds_payment`, ...).
+   * BankUnavailableError may be retried with the same reference. Any BankOutcomeUnknownError (a
+   * timeout above all) means the money may have been given back: `inquireRefund`, never resend.
+   */
+  async refund(request: RefundRequest): Promise<RefundAnswer> {
+    assert.ok(
+      request.amount > 0n && request.amount <= BigInt(Number.MAX_SAFE_INTEGER),
+      `amount of refund ${request.reference} must be in 1..MAX_SAFE_INTEGER to travel as a JSON integer`,
+    );
+    const body: RefundRequestBody = {
+      reference: request.reference,
+      paymentReference: request.paymentReference,
+      amount: Number(request.amount),
+      currency: request.currency,
+    };
+    const exchange: Exchange = {
+      operation: 'refund',
+      reference: request.reference,
+      method: 'POST',
+      path: '/v1/refunds',
+      body,
+      bodyBytesMax: answerBodyBytesMax,
+    };
+    const answer = await this.send(exchange);
+    if (answer.status !== 200) throw this.failure(exchange, answer);
+    const refund = this.readRefund(exchange, answer);
+    // The bank answers a reference only with the body it first took: any other is no answer to this.
+    if (refund.paymentReference !== request.paymentReference || refund.amount !== request.amount) {
+      throw new BankMalformedResponseError(
+        'refund',
+        request.reference,
+        answer.status,
+        'the answer is for another payment or amount',
+      );
+    }
+    return refund;
+  }
+
+  /**
+   * The bank's record of a refund, or `not_found` if the bank never saw its reference (nothing was
+   * given back, and nothing will be unless it is sent).
+   */
+  async inquireRefund(reference: string): Promise<RefundInquiryAnswer> {
+    const exchange: Exchange = {
+      operation: 'inquireRefund',
+      reference,
+      method: 'GET',
+      path: `/v1/refunds/${encodeURIComponent(reference)}`,
+      bodyBytesMax: answerBodyBytesMax,
+    };
+    const answer = await this.send(exchange);
+    if (answer.status === 404) {
+      // Only the bank's own "never seen" counts, as for a payment's inquiry.
+      const problem = parseJson(answer.text, problemSchema);
+      if (problem?.code === 'refund_not_found') return { kind: 'not_found', reference };
+    }
+    if (answer.status !== 200) throw this.failure(exchange, answer);
+    // A record is an answer with more fields; the answer's reader keeps what the domain needs.
+    return this.readRefund(exchange, answer);
+  }
+
   /** The whole ledger (optionally one merchant's): for tests and harnesses checking what was charged. */
   async ledger(merchantId?: string): Promise<BankLedgerReport> {
     const query = merchantId === undefined ? '' : `?merchantId=${encodeURIComponent(merchantId)}`;
@@ -556,6 +686,29 @@ export class BankClient {
       );
     }
     return resolutionOf(parsed);
+  }
+
+  private readRefund(exchange: Exchange, answer: HttpAnswer): RefundAnswer {
+    const parsed = parseJson(answer.text, refundAnswerSchema);
+    const refund = parsed === undefined ? undefined : refundOf(parsed);
+    if (refund === undefined) {
+      throw new BankMalformedResponseError(
+        exchange.operation,
+        exchange.reference,
+        answer.status,
+        'not a refund answer',
+      );
+    }
+    // Checked right after reading: an answer for another reference is no answer for this one.
+    if (refund.reference !== exchange.reference) {
+      throw new BankMalformedResponseError(
+        exchange.operation,
+        exchange.reference,
+        answer.status,
+        'the answer is for another reference',
+      );
+    }
+    return refund;
   }
 
   private readOk<Schema extends z.ZodType>(
@@ -761,6 +914,19 @@ function resolutionOf(parsed: z.output<typeof resolutionSchema>): BankResolution
     case 'cancelled':
       return { kind: 'cancelled', reference: parsed.reference };
   }
+}
+
+/** A refund answer or record as the domain reads it; undefined for a failure without its reason. */
+function refundOf(parsed: z.output<typeof refundAnswerSchema>): RefundAnswer | undefined {
+  const common = {
+    reference: parsed.reference,
+    paymentReference: parsed.paymentReference,
+    amount: parsed.amount,
+    currency: parsed.currency,
+  };
+  if (parsed.status === 'succeeded') return { kind: 'succeeded', ...common };
+  if (parsed.failureReason === undefined || parsed.failureReason === '') return undefined;
+  return { kind: 'failed', ...common, failureReason: parsed.failureReason };
 }
 
 function parseJson<Schema extends z.ZodType>(text: string, schema: Schema): z.output<Schema> | undefined {

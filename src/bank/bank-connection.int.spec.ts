@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PaymentRequest } from '../payments/executor-protocol.js';
+import type { BankPort, PaymentRequest, RefundRequest } from '../payments/executor-protocol.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { SeededRandom } from '../runtime/random.js';
 import { BankClient } from './bank-client.js';
@@ -14,6 +14,7 @@ import {
   BankTimeoutError,
 } from './bank-errors.js';
 import { type RunningBankServer, startBankServer } from './bank-server.js';
+import { SimulatedBank, SimulatedBankRefusal } from './simulated-bank.js';
 
 /**
  * The Executor's BankPort over real HTTP: a BankConnection in front of the bank simulator on
@@ -34,6 +35,10 @@ function payment(reference: string, overrides: Partial<PaymentRequest> = {}): Pa
     card: { number: '4242424242424242', expMonth: 12, expYear: 2030 },
     ...overrides,
   };
+}
+
+function refund(reference: string, overrides: Partial<RefundRequest> = {}): RefundRequest {
+  return { reference, paymentReference: 'order-1', amount: 500n, currency: 'EUR', ...overrides };
 }
 
 describe('BankConnection against the bank simulator', () => {
@@ -140,6 +145,93 @@ describe('BankConnection against the bank simulator', () => {
     });
   });
 
+  describe('refunds', () => {
+    it('speaks the domain types: succeeded, failed with its reason, and not_found', async () => {
+      const { bank, client } = connect(await start());
+      await bank.authorize(payment('order-1'));
+
+      expect(await bank.refund(refund('refund-1'))).toEqual({ kind: 'succeeded', reference: 'refund-1' });
+      await client.setFaults({ declineRate: 1 });
+      expect(await bank.refund(refund('refund-2'))).toEqual({
+        kind: 'failed',
+        reference: 'refund-2',
+        failureReason: 'refund_declined',
+      });
+      expect(await bank.inquireRefund('refund-2')).toEqual({
+        kind: 'failed',
+        reference: 'refund-2',
+        failureReason: 'refund_declined',
+      });
+      expect(await bank.inquireRefund('refund-3')).toEqual({ kind: 'not_found', reference: 'refund-3' });
+    });
+
+    /**
+     * The in-memory SimulatedBank stands in for the simulator in most of the gateway's tests, so
+     * both must answer one sequence of operations alike: the same answers, and the same refusals
+     * under the same problem codes. Faults are off in both; their draws differ by design.
+     */
+    it('the in-memory SimulatedBank answers a sequence of operations as the simulator does', async () => {
+      const { bank: connection } = connect(await start());
+      const simulated = new SimulatedBank(new SeededRandom(5));
+      const operations: Array<(bank: BankPort) => Promise<unknown>> = [
+        (bank) => bank.authorize(payment('order-1')),
+        (bank) =>
+          bank.authorize(
+            payment('order-2', { card: { number: '4000000000000002', expMonth: 12, expYear: 2030 } }),
+          ),
+        (bank) => bank.cancel('order-3'),
+        (bank) => bank.refund(refund('refund-1')),
+        (bank) => bank.refund(refund('refund-2', { amount: 750n })),
+        (bank) => bank.refund(refund('refund-3', { amount: 1n })),
+        (bank) => bank.refund(refund('refund-1')),
+        (bank) => bank.refund(refund('refund-1', { amount: 499n })),
+        (bank) => bank.refund(refund('refund-4', { paymentReference: 'never-paid' })),
+        (bank) => bank.refund(refund('refund-5', { paymentReference: 'order-2' })),
+        (bank) => bank.refund(refund('refund-6', { paymentReference: 'order-3' })),
+        (bank) => bank.refund(refund('refund-7', { currency: 'USD' })),
+        (bank) => bank.inquireRefund('refund-2'),
+        (bank) => bank.inquireRefund('refund-3'),
+      ];
+      const outcome = (call: Promise<unknown>): Promise<unknown> =>
+        call.then(
+          (value) => {
+            // Authorization codes are drawn, not decided: compare that there is one.
+            if (typeof value === 'object' && value !== null && 'authorizationCode' in value) {
+              return { ...value, authorizationCode: 'drawn' };
+            }
+            return value;
+          },
+          (error: unknown) => {
+            if (error instanceof SimulatedBankRefusal || error instanceof BankRejectedError) {
+              return { refused: error.code };
+            }
+            throw error;
+          },
+        );
+
+      const overHttp: unknown[] = [];
+      const inMemory: unknown[] = [];
+      for (const operation of operations) {
+        overHttp.push(await outcome(operation(connection)));
+        inMemory.push(await outcome(operation(simulated)));
+      }
+
+      expect(inMemory).toEqual(overHttp);
+      expect(overHttp.slice(3, 12)).toEqual([
+        { kind: 'succeeded', reference: 'refund-1' },
+        { kind: 'succeeded', reference: 'refund-2' },
+        { refused: 'refund_exceeds_payment' },
+        { kind: 'succeeded', reference: 'refund-1' },
+        { refused: 'reference_conflict' },
+        { refused: 'refund_payment_unknown' },
+        { refused: 'refund_payment_not_approved' },
+        { refused: 'refund_payment_not_approved' },
+        { refused: 'refund_currency_mismatch' },
+      ]);
+      expect(simulated.refunded('order-1')).toBe(1_250n);
+    });
+  });
+
   describe('classifyBankError', () => {
     it('a bank that is down is retryable: nothing can have been sent', async () => {
       const running = await start();
@@ -194,9 +286,10 @@ describe('BankConnection against the bank simulator', () => {
       expect(classifyBankError(failure)).toBe('refused');
     });
 
-    it('an unknown outcome matters only for an authorization: an inquiry or a cancel is just made again', () => {
-      for (const operation of ['authorize', 'inquire', 'cancel'] as const) {
-        const expected = operation === 'authorize' ? 'unknown_outcome' : 'retryable';
+    it('an unknown outcome matters only for a call that moves money: an inquiry or a cancel is just made again', () => {
+      for (const operation of ['authorize', 'inquire', 'cancel', 'refund', 'inquireRefund'] as const) {
+        const expected =
+          operation === 'authorize' || operation === 'refund' ? 'unknown_outcome' : 'retryable';
         expect(classifyBankError(new BankTimeoutError(operation, 'order-1', 200)), operation).toBe(expected);
         expect(classifyBankError(new BankConnectionLostError(operation, 'order-1', 'ECONNRESET'))).toBe(
           expected,
@@ -208,6 +301,27 @@ describe('BankConnection against the bank simulator', () => {
       expect(
         classifyBankError(new BankRejectedError('cancel', 'order-1', 400, 'invalid_request', 'bad')),
       ).toBe('refused');
+    });
+
+    it('refunds: unreachable or 503 is retryable, a timeout an unknown outcome the inquiry settles, an over-refund refused', async () => {
+      const down = await start();
+      const unreachable = connect(down).bank;
+      await down.close();
+      for (const call of [unreachable.refund(refund('refund-1')), unreachable.inquireRefund('refund-1')]) {
+        expect(classifyBankError(await failureOf(call))).toBe('retryable');
+      }
+
+      const { bank, client } = connect(await start(), 200);
+      await bank.authorize(payment('order-1'));
+      await client.setFaults({ errorRate: 1 });
+      expect(classifyBankError(await failureOf(bank.refund(refund('refund-1'))))).toBe('retryable');
+      await client.setFaults({ errorRate: 0, timeoutRate: 1 });
+      expect(classifyBankError(await failureOf(bank.refund(refund('refund-1'))))).toBe('unknown_outcome');
+      expect(await bank.inquireRefund('refund-1')).toEqual({ kind: 'succeeded', reference: 'refund-1' });
+      await client.setFaults({ timeoutRate: 0 });
+      expect(classifyBankError(await failureOf(bank.refund(refund('refund-2', { amount: 751n }))))).toBe(
+        'refused',
+      );
     });
 
     it('anything it does not recognise is retryable', () => {

@@ -4,9 +4,15 @@ import type {
   BankPort,
   BankResolution,
   PaymentRequest,
+  RefundAnswer,
+  RefundRequest,
 } from '../payments/executor-protocol.js';
 import { assertNever } from '../runtime/assert-never.js';
-import type { BankClient, BankAnswer as ClientAnswer } from './bank-client.js';
+import type {
+  BankClient,
+  BankAnswer as ClientAnswer,
+  RefundAnswer as ClientRefundAnswer,
+} from './bank-client.js';
 import { BankOutcomeUnknownError, BankRejectedError, BankUnavailableError } from './bank-errors.js';
 
 /**
@@ -48,6 +54,36 @@ export class BankConnection implements BankPort {
     if (resolution.kind === 'cancelled') return { kind: 'cancelled', reference: resolution.reference };
     return answerOf(resolution);
   }
+
+  /** One refund, one request: refunds are rare beside payments and are never batched. */
+  async refund(request: RefundRequest): Promise<RefundAnswer> {
+    const answer = await this.client.refund({
+      reference: request.reference,
+      paymentReference: request.paymentReference,
+      amount: request.amount,
+      currency: request.currency,
+    });
+    return refundAnswerOf(answer);
+  }
+
+  async inquireRefund(
+    reference: string,
+  ): Promise<RefundAnswer | { readonly kind: 'not_found'; readonly reference: string }> {
+    const known = await this.client.inquireRefund(reference);
+    if (known.kind === 'not_found') return { kind: 'not_found', reference: known.reference };
+    return refundAnswerOf(known);
+  }
+}
+
+function refundAnswerOf(answer: ClientRefundAnswer): RefundAnswer {
+  switch (answer.kind) {
+    case 'succeeded':
+      return { kind: 'succeeded', reference: answer.reference };
+    case 'failed':
+      return { kind: 'failed', reference: answer.reference, failureReason: answer.failureReason };
+    default:
+      return assertNever(answer, 'refund answer');
+  }
 }
 
 function answerOf(answer: ClientAnswer): BankAnswer {
@@ -64,17 +100,18 @@ function answerOf(answer: ClientAnswer): BankAnswer {
 /**
  * What an error thrown by a `BankConnection` means to the Executor:
  *
- * - `unknown_outcome`: an authorization may have reached the bank and charged the card (timeout,
- *   connection lost after sending, an unreadable 200). Resolve it by inquiry, never a blind resend.
+ * - `unknown_outcome`: an authorization may have reached the bank and charged the card, a refund
+ *   may have given money back (timeout, connection lost after sending, an unreadable 200). Resolve
+ *   it by inquiry (`inquire`, `inquireRefund`), never a blind resend.
  * - `retryable`: nothing happened at the bank (unreachable, 5xx), or the call is safe to repeat
  *   whatever happened: an inquiry reads, and a cancel settles a reference the same way every time,
  *   so a timed-out inquiry or cancel is simply made again. Also anything unrecognised, which the
  *   Executor then retries with backoff rather than treating as final.
- * - `refused`: the bank rejected the request itself (4xx: invalid_card, reference_conflict, ...);
- *   repeating it gets the same rejection.
+ * - `refused`: the bank rejected the request itself (4xx: invalid_card, reference_conflict,
+ *   refund_exceeds_payment, ...); repeating it gets the same rejection.
  */
 export function classifyBankError(error: unknown): BankErrorKind {
-  // The error's own `retryable` is false exactly for an authorization, the only call that charges.
+  // The error's own `retryable` is false exactly for the calls that move money: authorize, refund.
   if (error instanceof BankOutcomeUnknownError) return error.retryable ? 'retryable' : 'unknown_outcome';
   if (error instanceof BankUnavailableError) return 'retryable';
   if (error instanceof BankRejectedError) return 'refused';

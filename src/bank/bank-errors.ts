@@ -5,13 +5,24 @@
  * - `BankUnavailableError`: the bank did not process the request (connection refused, 5xx).
  *   Repeating the same call later, with backoff, is safe.
  * - `BankOutcomeUnknownError` and its kinds (`BankTimeoutError`, `BankConnectionLostError`,
- *   `BankAnswerWithheldError`, `BankMalformedResponseError`): the request may have reached the bank, and for `authorize` the
- *   payment may have been charged. Resolve it with `inquire(reference)`, never a blind resend.
+ *   `BankAnswerWithheldError`, `BankMalformedResponseError`): the request may have reached the bank,
+ *   and for `authorize` the payment may have been charged, for `refund` the money given back.
+ *   Resolve it with `inquire(reference)` or `inquireRefund(reference)`, never a blind resend.
  * - `BankRejectedError`: the bank refused the request itself (4xx with a stable `code`); repeating
  *   it gives the same answer. Terminal.
  */
 
-export type BankOperation = 'authorize' | 'inquire' | 'cancel' | 'ledger' | 'faults';
+export type BankOperation =
+  | 'authorize'
+  | 'inquire'
+  | 'cancel'
+  | 'refund'
+  | 'inquireRefund'
+  | 'ledger'
+  | 'faults';
+
+/** The operations that move money: an unknown outcome of one is settled by an inquiry, never a resend. */
+const movingMoney: ReadonlySet<BankOperation> = new Set<BankOperation>(['authorize', 'refund']);
 
 export abstract class BankError extends Error {
   /** True when the very same call may simply be made again. */
@@ -61,10 +72,10 @@ export abstract class BankOutcomeUnknownError extends BankError {
   readonly outcomeUnknown = true;
   /**
    * An inquiry (a GET) and a cancel (idempotent: the same reference settles the same way) are safe
-   * to repeat; an authorization must be resolved by inquiring.
+   * to repeat; an authorization or a refund must be resolved by inquiring.
    */
   get retryable(): boolean {
-    return this.operation !== 'authorize';
+    return !movingMoney.has(this.operation);
   }
 }
 

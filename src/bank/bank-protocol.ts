@@ -9,6 +9,9 @@ import type {
   paymentBatchRequestSchema,
   paymentRecordSchema,
   paymentRequestSchema,
+  refundAnswerSchema,
+  refundRecordSchema,
+  refundRequestSchema,
 } from './bank-schemas.js';
 
 /**
@@ -33,6 +36,13 @@ export type DeclineReason = (typeof declineReasons)[number];
 export const referenceCancelled = 'reference_cancelled';
 export type AnswerDeclineReason = DeclineReason | typeof referenceCancelled;
 
+/**
+ * Why a refund failed: `refund_declined` is the `declineRate` fault applied to a refund, the way an
+ * issuer or the scheme can refuse a credit. A failed refund moved no money.
+ */
+export const refundFailureReasons = ['refund_declined'] as const;
+export type RefundFailureReason = (typeof refundFailureReasons)[number];
+
 /** A ledger record's status: `cancelled` marks a reference settled before any payment (a tombstone). */
 export type PaymentStatus = 'approved' | 'declined' | 'cancelled';
 
@@ -45,6 +55,11 @@ export const problemCodes = [
   'invalid_card',
   'reference_conflict',
   'payment_not_found',
+  'refund_not_found',
+  'refund_payment_unknown',
+  'refund_payment_not_approved',
+  'refund_currency_mismatch',
+  'refund_exceeds_payment',
   'route_not_found',
   'answer_withheld',
   'bank_unavailable',
@@ -117,6 +132,23 @@ export type CancelRequestBody = FromSchema<typeof cancelRequestSchema>;
 export type PaymentRecordBody = FromSchema<typeof paymentRecordSchema>;
 
 /**
+ * `POST /v1/refunds`: gives back `amount` (minor units, a JSON integer up to MAX_SAFE_INTEGER) of
+ * the approved payment `paymentReference`, in its currency. `reference` is the refund's own id and
+ * the bank's idempotency key for it: the same reference again gets the first answer and moves no
+ * more money; the same reference with another body is refused (409 `reference_conflict`).
+ */
+export type RefundRequestBody = FromSchema<typeof refundRequestSchema>;
+
+/**
+ * The answer to `POST /v1/refunds`: `succeeded` (the money is given back) or `failed` with a
+ * `failureReason` (nothing moved), always the first answer the bank gave for the reference.
+ */
+export type RefundAnswerBody = FromSchema<typeof refundAnswerSchema>;
+
+/** `GET /v1/refunds/:reference`: the ledger's record of a refund. Times are ISO 8601 in UTC. */
+export type RefundRecordBody = FromSchema<typeof refundRecordSchema>;
+
+/**
  * A sum of amounts. It is a JSON integer while it fits in a double exactly; a larger sum is sent as
  * a string of decimal digits rather than rounded, because the ledger is the ground truth.
  */
@@ -126,14 +158,15 @@ export type AmountTotal = number | string;
  * The ledger's totals: `cancelled` counts tombstones (never charged); `requests` every POST that
  * reached a known or newly recorded reference, first ones included; `duplicateRequests` those
  * beyond the first per reference (none of them charged); `rejectedRequests` those refused with 503
- * by the `errorRate` fault (not processed).
+ * by the `errorRate` fault (not processed), refunds included. The `refund…` totals count refunds
+ * the same way, apart from payments; `refundedAmountByCurrency` sums the succeeded ones.
  */
 export type LedgerReportBody = FromSchema<typeof ledgerReportSchema>;
 export type LedgerTotalsBody = LedgerReportBody['totals'];
 
 /**
- * Faults injected into later `POST /v1/payments` of references the bank has not seen, and into
- * `POST /v1/payments/:reference/cancel` as each field says (`faultsSchema` describes each one).
+ * Faults injected into later `POST /v1/payments` and `POST /v1/refunds` of references the bank has
+ * not seen, and into `POST /v1/payments/:reference/cancel` as each field says (`faultsSchema` describes each one).
  */
 export type BankFaults = Readonly<FromSchema<typeof faultsSchema>>;
 

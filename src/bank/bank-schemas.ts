@@ -1,4 +1,4 @@
-import { declineReasons, problemCodes, referenceCancelled } from './bank-protocol.js';
+import { declineReasons, problemCodes, referenceCancelled, refundFailureReasons } from './bank-protocol.js';
 
 /**
  * JSON schemas of the bank simulator's routes: the one definition of its wire contract.
@@ -15,6 +15,8 @@ export const merchantIdLengthMax = 255;
 const reference = { type: 'string', minLength: 1, maxLength: referenceLengthMax } as const;
 const merchantId = { type: 'string', minLength: 1, maxLength: merchantIdLengthMax } as const;
 const currency = { type: 'string', pattern: '^[A-Z]{3}$' } as const;
+/** Minor units, a JSON integer: at most MAX_SAFE_INTEGER, so it is never rounded. */
+const amount = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
 
 export const paymentRequestSchema = {
   type: 'object',
@@ -23,7 +25,7 @@ export const paymentRequestSchema = {
   properties: {
     reference,
     merchantId,
-    amount: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    amount,
     currency,
     card: {
       type: 'object',
@@ -57,6 +59,18 @@ export const referenceParamsSchema = {
   properties: { reference },
 } as const;
 
+export const refundRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reference', 'paymentReference', 'amount', 'currency'],
+  properties: {
+    reference,
+    paymentReference: reference,
+    amount,
+    currency,
+  },
+} as const;
+
 export const cancelRequestSchema = {
   type: 'object',
   additionalProperties: false,
@@ -82,23 +96,25 @@ export const faultsUpdateSchema = {
       type: 'integer',
       minimum: 0,
       maximum: faultLatencyMsMax,
-      description: 'Wait this long after committing, before answering (also for repeats, and for cancels).',
+      description:
+        'Wait this long after committing, before answering (also for repeats, for refunds and for cancels).',
     },
     declineRate: {
       ...rate,
-      description: 'Chance that a would-be-approved payment is declined with do_not_honor.',
+      description:
+        'Chance that a would-be-approved payment is declined with do_not_honor, and that a would-be-succeeded refund fails with refund_declined.',
     },
     errorRate: {
       ...rate,
       // A bank that is down cannot cancel either.
       description:
-        'Chance of a 503 bank_unavailable without processing or recording anything; a cancel draws it first, even for a known reference.',
+        'Chance of a 503 bank_unavailable to a payment or refund the bank has not seen, without processing or recording anything; a cancel draws it first, even for a known reference.',
     },
     timeoutRate: {
       ...rate,
       // A lost cancel answer teaches a gateway nothing new: cancel is idempotent, it asks again.
       description:
-        'Chance the payment is processed and committed but the answer is never sent. Not applied to cancels.',
+        'Chance a new payment or refund is processed and committed but the answer is never sent. Not applied to cancels.',
     },
   },
 } as const;
@@ -187,12 +203,55 @@ export const paymentRecordSchema = {
   },
 } as const;
 
+export const refundAnswerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reference', 'paymentReference', 'amount', 'currency', 'status'],
+  properties: {
+    reference: { type: 'string' },
+    paymentReference: { type: 'string' },
+    amount: { type: 'integer' },
+    currency: { type: 'string' },
+    status: { type: 'string', enum: ['succeeded', 'failed'] },
+    failureReason: { type: 'string', enum: refundFailureReasons },
+  },
+} as const;
+
+export const refundRecordSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'reference',
+    'paymentReference',
+    'merchantId',
+    'amount',
+    'currency',
+    'status',
+    'createdAt',
+    'updatedAt',
+    'requestCount',
+  ],
+  properties: {
+    ...refundAnswerSchema.properties,
+    merchantId: { type: 'string' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    requestCount: { type: 'integer' },
+  },
+} as const;
+
+const amountTotals = {
+  type: 'object',
+  additionalProperties: { anyOf: [{ type: 'integer' }, { type: 'string' }] },
+} as const;
+
 export const ledgerReportSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['payments', 'totals'],
+  required: ['payments', 'refunds', 'totals'],
   properties: {
     payments: { type: 'array', items: paymentRecordSchema },
+    refunds: { type: 'array', items: refundRecordSchema },
     totals: {
       type: 'object',
       additionalProperties: false,
@@ -205,6 +264,12 @@ export const ledgerReportSchema = {
         'duplicateRequests',
         'rejectedRequests',
         'approvedAmountByCurrency',
+        'refunds',
+        'refundsSucceeded',
+        'refundsFailed',
+        'refundRequests',
+        'duplicateRefundRequests',
+        'refundedAmountByCurrency',
       ],
       properties: {
         payments: { type: 'integer' },
@@ -214,10 +279,13 @@ export const ledgerReportSchema = {
         requests: { type: 'integer' },
         duplicateRequests: { type: 'integer' },
         rejectedRequests: { type: 'integer' },
-        approvedAmountByCurrency: {
-          type: 'object',
-          additionalProperties: { anyOf: [{ type: 'integer' }, { type: 'string' }] },
-        },
+        approvedAmountByCurrency: amountTotals,
+        refunds: { type: 'integer' },
+        refundsSucceeded: { type: 'integer' },
+        refundsFailed: { type: 'integer' },
+        refundRequests: { type: 'integer' },
+        duplicateRefundRequests: { type: 'integer' },
+        refundedAmountByCurrency: amountTotals,
       },
     },
   },

@@ -20,6 +20,9 @@ import {
   type PaymentRecordBody,
   type PaymentRequestBody,
   type Problem,
+  type RefundAnswerBody,
+  type RefundRecordBody,
+  type RefundRequestBody,
   referenceCancelled,
 } from './bank-protocol.js';
 import {
@@ -38,16 +41,27 @@ import {
   problemResponses,
   referenceLengthMax,
   referenceParamsSchema,
+  refundAnswerSchema,
+  refundRecordSchema,
+  refundRequestSchema,
 } from './bank-schemas.js';
 import { type CancelOutcome, cancelReference } from './cancellation.js';
 import { HeldResponses } from './held-responses.js';
-import { BankLedger, type DecidedPayment, ledgerTotals, type PaymentRecord } from './ledger.js';
+import {
+  BankLedger,
+  type DecidedPayment,
+  ledgerTotals,
+  type PaymentRecord,
+  type RefundRecord,
+} from './ledger.js';
 import { LedgerCommitter } from './ledger-committer.js';
 import { problem, problemFromError, sendProblem } from './problems.js';
+import { type RefundOutcome, refundPayment } from './refunds.js';
 
 /**
- * The acquiring bank simulator: an HTTP server in front of the ledger, deduplicating payments by
- * reference, cancelling references for good, and answering only after the answer is durable.
+ * The acquiring bank simulator: an HTTP server in front of the ledger, deduplicating payments and
+ * refunds by reference, cancelling references for good, refunding approved payments up to their
+ * amount, and answering only after the answer is durable.
  * Requests that write share ledger transactions (LedgerCommitter): one fsync for many answers.
  * Faults (latency, declines, errors and withheld answers) are injected through `PUT /v1/faults` so
  * a gateway can be tested against a bank that misbehaves the way real ones do.
@@ -287,6 +301,41 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     },
   );
 
+  routes.post(
+    '/v1/refunds',
+    { schema: { body: refundRequestSchema, response: { 200: refundAnswerSchema, ...problemResponses } } },
+    async (request, reply) => {
+      const current = faults;
+      const nowMs = deps.clock.now();
+      const outcome = await commits.write((ledger) =>
+        refundPayment(ledger, request.body, nowMs, current, deps.random),
+      );
+      logRefund(logger, request.body, outcome);
+      // The same faults as a payment's, through the same machinery: a withheld answer is committed.
+      if (outcome.kind === 'answered' && outcome.hold) return holdAnswer(request, reply, held, logger);
+      if (current.latencyMs > 0) await pause(current.latencyMs);
+      const result = refundResult(outcome);
+      return result.ok ? result.body : sendProblem(reply, result.problem);
+    },
+  );
+
+  routes.get(
+    '/v1/refunds/:reference',
+    {
+      schema: { params: referenceParamsSchema, response: { 200: refundRecordSchema, ...problemResponses } },
+    },
+    async (request, reply) => {
+      const record = deps.ledger.findRefund(request.params.reference);
+      if (record === undefined) {
+        return sendProblem(
+          reply,
+          problem(404, 'refund_not_found', 'the bank has never seen this refund reference'),
+        );
+      }
+      return refundRecordBody(record);
+    },
+  );
+
   routes.get(
     '/v1/ledger',
     {
@@ -295,9 +344,11 @@ export function buildBankApp(deps: BankAppDeps): FastifyInstance {
     async (request): Promise<LedgerReportBody> => {
       const merchantId = request.query.merchantId;
       const records = deps.ledger.list(merchantId);
+      const refunds = deps.ledger.listRefunds(merchantId);
       return {
         payments: records.map(recordBody),
-        totals: ledgerTotals(records, deps.ledger.rejectedRequests(merchantId)),
+        refunds: refunds.map(refundRecordBody),
+        totals: ledgerTotals(records, refunds, deps.ledger.rejectedRequests(merchantId)),
       };
     },
   );
@@ -329,7 +380,7 @@ function describeError(error: unknown): object {
   return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
 }
 
-/** The `errorRate` fault's answer, to payments and cancels alike. */
+/** The `errorRate` fault's answer, to payments, refunds and cancels alike. */
 const bankUnavailable = problem(503, 'bank_unavailable', 'the bank is unavailable; nothing was processed');
 
 function answerBody(record: PaymentRecord): CancelAnswerBody {
@@ -364,6 +415,93 @@ function recordBody(record: PaymentRecord): PaymentRecordBody {
     cardBin: record.card.bin,
     cardLast4: record.card.last4,
   };
+}
+
+function refundAnswerBody(record: RefundRecord): RefundAnswerBody {
+  return {
+    reference: record.reference,
+    paymentReference: record.paymentReference,
+    amount: record.amount,
+    currency: record.currency,
+    status: record.status,
+    ...(record.failureReason === undefined ? {} : { failureReason: record.failureReason }),
+  };
+}
+
+function refundRecordBody(record: RefundRecord): RefundRecordBody {
+  return {
+    ...refundAnswerBody(record),
+    merchantId: record.merchantId,
+    createdAt: new Date(record.createdAt).toISOString(),
+    updatedAt: new Date(record.updatedAt).toISOString(),
+    requestCount: record.requestCount,
+  };
+}
+
+type RefundResult =
+  | { readonly ok: true; readonly body: RefundAnswerBody }
+  | { readonly ok: false; readonly problem: Problem };
+
+/** What a refund is answered with: its record's answer, or the problem that refused it. */
+function refundResult(outcome: RefundOutcome): RefundResult {
+  switch (outcome.kind) {
+    case 'answered':
+      return { ok: true, body: refundAnswerBody(outcome.record) };
+    case 'conflict':
+      return {
+        ok: false,
+        problem: problem(
+          409,
+          'reference_conflict',
+          'the refund reference is already used by a refund of another payment, amount or currency',
+          '/reference',
+        ),
+      };
+    case 'payment_unknown':
+      return {
+        ok: false,
+        problem: problem(
+          422,
+          'refund_payment_unknown',
+          'the bank has never seen a payment of this reference; nothing was refunded',
+          '/paymentReference',
+        ),
+      };
+    case 'payment_not_approved':
+      return {
+        ok: false,
+        problem: problem(
+          422,
+          'refund_payment_not_approved',
+          `the payment is ${outcome.payment.status}, so nothing was charged to refund`,
+          '/paymentReference',
+        ),
+      };
+    case 'currency_mismatch':
+      return {
+        ok: false,
+        problem: problem(
+          422,
+          'refund_currency_mismatch',
+          `the payment is in ${outcome.payment.currency}; a refund is in the payment's currency`,
+          '/currency',
+        ),
+      };
+    case 'exceeds_payment':
+      return {
+        ok: false,
+        problem: problem(
+          422,
+          'refund_exceeds_payment',
+          `the refund exceeds what remains of the payment (${outcome.remaining} of ${outcome.payment.amount} minor units); nothing was refunded`,
+          '/amount',
+        ),
+      };
+    case 'unavailable':
+      return { ok: false, problem: bankUnavailable };
+    default:
+      return assertNever(outcome, 'refund outcome');
+  }
 }
 
 /**
@@ -465,6 +603,40 @@ function logOutcome(logger: Logger, request: PaymentRequestBody, outcome: Paymen
       return;
     default:
       assertNever(outcome, 'payment outcome');
+  }
+}
+
+function logRefund(logger: Logger, request: RefundRequestBody, outcome: RefundOutcome): void {
+  const fields = { reference: request.reference, paymentReference: request.paymentReference };
+  switch (outcome.kind) {
+    case 'answered':
+      logger.info(
+        {
+          ...fields,
+          status: outcome.record.status,
+          failureReason: outcome.record.failureReason,
+          amount: outcome.record.amount,
+          requestCount: outcome.record.requestCount,
+          firstTime: outcome.firstTime,
+          held: outcome.hold,
+        },
+        'refund answered',
+      );
+      return;
+    case 'conflict':
+      logger.warn({ ...fields, requestCount: outcome.record.requestCount }, 'refund reference conflict');
+      return;
+    case 'unavailable':
+      logger.info(fields, 'refund refused by the errorRate fault');
+      return;
+    case 'payment_unknown':
+    case 'payment_not_approved':
+    case 'currency_mismatch':
+    case 'exceeds_payment':
+      logger.info({ ...fields, refusal: outcome.kind }, 'refund refused');
+      return;
+    default:
+      assertNever(outcome, 'refund outcome');
   }
 }
 

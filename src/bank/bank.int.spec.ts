@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Clock, SimulatedClock, systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
-import { type AuthorizeRequest, BankClient } from './bank-client.js';
+import { type AuthorizeRequest, BankClient, type RefundRequest } from './bank-client.js';
 import {
   BankAnswerWithheldError,
   BankConnectionLostError,
@@ -25,6 +25,16 @@ import { type BankServerSettings, type RunningBankServer, startBankServer } from
  */
 
 const bankNow = Date.UTC(2026, 5, 15, 12, 0, 0);
+
+/** The refund totals of a ledger that has none. */
+const noRefunds = {
+  refunds: 0,
+  refundsSucceeded: 0,
+  refundsFailed: 0,
+  refundRequests: 0,
+  duplicateRefundRequests: 0,
+  refundedAmountByCurrency: {},
+};
 const visa = '4242424242424242';
 const mastercard = '5555555555554444';
 
@@ -37,6 +47,10 @@ function payment(reference: string, overrides: Partial<AuthorizeRequest> = {}): 
     card: { number: visa, expMonth: 12, expYear: 2030 },
     ...overrides,
   };
+}
+
+function refund(reference: string, overrides: Partial<RefundRequest> = {}): RefundRequest {
+  return { reference, paymentReference: 'order-1', amount: 500n, currency: 'EUR', ...overrides };
 }
 
 /** Every log line as JSON, to prove no line ever carries a card number. */
@@ -194,6 +208,7 @@ describe('bank simulator over HTTP', () => {
       updatedAt: new Date(bankNow + 1_000).toISOString(),
     });
     expect(ledger.totals).toEqual({
+      ...noRefunds,
       payments: 1,
       approved: 1,
       declined: 0,
@@ -262,6 +277,7 @@ describe('bank simulator over HTTP', () => {
       'order-4',
     ]);
     expect(all.totals).toEqual({
+      ...noRefunds,
       payments: 4,
       approved: 3,
       declined: 1,
@@ -411,6 +427,7 @@ describe('bank simulator over HTTP', () => {
       const ledger = await client.ledger();
       expect(ledger.payments).toEqual([cancelledRecord('order-1', 2)]);
       expect(ledger.totals).toEqual({
+        ...noRefunds,
         payments: 1,
         approved: 0,
         declined: 0,
@@ -509,6 +526,7 @@ describe('bank simulator over HTTP', () => {
         ['order-3', 'declined'],
       ]);
       expect(ledger.totals).toEqual({
+        ...noRefunds,
         payments: 3,
         approved: 1,
         declined: 1,
@@ -606,6 +624,164 @@ describe('bank simulator over HTTP', () => {
       });
       expect(await after.cancel('order-1')).toEqual({ kind: 'cancelled', reference: 'order-1' });
       expect((await after.ledger()).payments).toEqual([cancelledRecord('order-1', 3)]);
+    });
+  });
+
+  describe('refunds', () => {
+    const rejection = (call: Promise<unknown>): Promise<unknown> => call.catch((error: unknown) => error);
+
+    it('refunds an approved payment in parts; inquiries agree; the ledger lists every refund and sums them', async () => {
+      const client = connect(await start());
+      await client.authorize(payment('order-1'));
+      await client.authorize(payment('order-2', { amount: 70n, currency: 'USD', merchantId: 'merchant-2' }));
+
+      const first = await client.refund(refund('refund-1'));
+      const second = await client.refund(refund('refund-2', { amount: 750n }));
+      await client.refund(refund('refund-3', { paymentReference: 'order-2', amount: 70n, currency: 'USD' }));
+
+      expect(first).toEqual({
+        kind: 'succeeded',
+        reference: 'refund-1',
+        paymentReference: 'order-1',
+        amount: 500n,
+        currency: 'EUR',
+      });
+      expect(second).toMatchObject({ kind: 'succeeded', amount: 750n });
+      expect(await client.inquireRefund('refund-1')).toEqual(first);
+      expect(await client.inquireRefund('never-sent')).toEqual({
+        kind: 'not_found',
+        reference: 'never-sent',
+      });
+      const ledger = await client.ledger();
+      expect(ledger.refunds).toEqual([
+        {
+          reference: 'refund-1',
+          paymentReference: 'order-1',
+          merchantId: 'merchant-1',
+          amount: 500n,
+          currency: 'EUR',
+          status: 'succeeded',
+          createdAt: new Date(bankNow).toISOString(),
+          updatedAt: new Date(bankNow).toISOString(),
+          requestCount: 1,
+        },
+        expect.objectContaining({ reference: 'refund-2', amount: 750n, status: 'succeeded' }),
+        expect.objectContaining({ reference: 'refund-3', merchantId: 'merchant-2', currency: 'USD' }),
+      ]);
+      expect(ledger.totals).toMatchObject({
+        approvedAmountByCurrency: { EUR: 1_250n, USD: 70n },
+        refunds: 3,
+        refundsSucceeded: 3,
+        refundsFailed: 0,
+        refundRequests: 3,
+        duplicateRefundRequests: 0,
+        refundedAmountByCurrency: { EUR: 1_250n, USD: 70n },
+      });
+      const merchant2 = await client.ledger('merchant-2');
+      expect(merchant2.refunds.map((each) => each.reference)).toEqual(['refund-3']);
+      expect(merchant2.totals.refundedAmountByCurrency).toEqual({ USD: 70n });
+    });
+
+    it('answers a repeated refund with its first answer and gives the money back once', async () => {
+      const client = connect(await start());
+      await client.authorize(payment('order-1'));
+      const first = await client.refund(refund('refund-1', { amount: 1_250n }));
+
+      expect(await client.refund(refund('refund-1', { amount: 1_250n }))).toEqual(first);
+      expect((await client.ledger()).totals).toMatchObject({
+        refunds: 1,
+        refundRequests: 2,
+        duplicateRefundRequests: 1,
+        refundedAmountByCurrency: { EUR: 1_250n },
+      });
+    });
+
+    it('refuses what cannot be refunded with a stable code, and records none of it', async () => {
+      const client = connect(await start());
+      await client.authorize(payment('order-1'));
+      await client.authorize(
+        payment('order-declined', { card: { number: '4000000000000002', expMonth: 1, expYear: 2030 } }),
+      );
+      await client.cancel('order-cancelled');
+      await client.refund(refund('refund-1', { amount: 1_000n }));
+
+      const cases: Array<[RefundRequest, number, string]> = [
+        [refund('refund-2', { amount: 251n }), 422, 'refund_exceeds_payment'],
+        [refund('refund-1', { amount: 250n }), 409, 'reference_conflict'],
+        [refund('refund-3', { paymentReference: 'never-paid' }), 422, 'refund_payment_unknown'],
+        [refund('refund-4', { paymentReference: 'order-declined' }), 422, 'refund_payment_not_approved'],
+        [refund('refund-5', { paymentReference: 'order-cancelled' }), 422, 'refund_payment_not_approved'],
+        [refund('refund-6', { amount: 1n, currency: 'USD' }), 422, 'refund_currency_mismatch'],
+      ];
+      for (const [request, status, code] of cases) {
+        const failure = await rejection(client.refund(request));
+        expect(failure, code).toBeInstanceOf(BankRejectedError);
+        expect(failure).toMatchObject({ status, code, retryable: false, outcomeUnknown: false });
+      }
+      const ledger = await client.ledger();
+      expect(ledger.refunds.map((each) => each.reference)).toEqual(['refund-1']);
+      expect(ledger.totals.refundedAmountByCurrency).toEqual({ EUR: 1_000n });
+      // What remains is still refundable.
+      expect(await client.refund(refund('refund-2', { amount: 250n }))).toMatchObject({ kind: 'succeeded' });
+    });
+
+    it('errorRate 1 answers 503 and records nothing; declineRate 1 fails the refund, moving nothing', async () => {
+      const client = connect(await start());
+      await client.authorize(payment('order-1'));
+
+      await client.setFaults({ errorRate: 1 });
+      const unavailable = await rejection(client.refund(refund('refund-1')));
+      expect(unavailable).toBeInstanceOf(BankUnavailableError);
+      expect(unavailable).toMatchObject({ status: 503, code: 'bank_unavailable', retryable: true });
+      expect(await client.inquireRefund('refund-1')).toEqual({ kind: 'not_found', reference: 'refund-1' });
+
+      await client.setFaults({ errorRate: 0, declineRate: 1 });
+      expect(await client.refund(refund('refund-1'))).toMatchObject({
+        kind: 'failed',
+        failureReason: 'refund_declined',
+      });
+      expect((await client.ledger()).totals).toMatchObject({
+        rejectedRequests: 1,
+        refunds: 1,
+        refundsFailed: 1,
+        refundedAmountByCurrency: {},
+      });
+    });
+
+    it('timeoutRate 1 commits the refund but never answers: the client times out, the inquiry finds it', async () => {
+      const server = await start();
+      const client = connect(server, 200);
+      await client.authorize(payment('order-1'));
+      await client.setFaults({ timeoutRate: 1 });
+
+      const failure = await rejection(client.refund(refund('refund-1')));
+
+      expect(failure).toBeInstanceOf(BankTimeoutError);
+      expect(failure).toMatchObject({ outcomeUnknown: true, retryable: false, operation: 'refund' });
+      expect(await client.inquireRefund('refund-1')).toMatchObject({ kind: 'succeeded', amount: 500n });
+      expect((await client.ledger()).totals.refundedAmountByCurrency).toEqual({ EUR: 500n });
+    });
+
+    it('latencyMs delays refund answers but they still arrive', async () => {
+      const client = connect(await start({ clock: systemClock }));
+      await client.authorize(payment('order-1'));
+      await client.setFaults({ latencyMs: 30 });
+
+      expect((await client.refund(refund('refund-1'))).kind).toBe('succeeded');
+      expect((await client.refund(refund('refund-1'))).kind).toBe('succeeded');
+    });
+
+    it('keeps refunds across a restart on the same data directory', async () => {
+      const first = await start();
+      const before = connect(first);
+      await before.authorize(payment('order-1'));
+      await before.refund(refund('refund-1', { amount: 1_250n }));
+      await first.close();
+
+      const after = connect(await start());
+      expect(await after.inquireRefund('refund-1')).toMatchObject({ kind: 'succeeded' });
+      const failure = await rejection(after.refund(refund('refund-2', { amount: 1n })));
+      expect(failure).toMatchObject({ code: 'refund_exceeds_payment' });
     });
   });
 

@@ -150,6 +150,19 @@ describe('bank ledger migrations', () => {
         ['order-a', 'declined'],
         ['order-c', 'cancelled'],
       ]);
+      // The migrated file takes refunds of its old payments.
+      reopened.insertRefund({
+        reference: 'refund-1',
+        paymentReference: 'order-b',
+        merchantId: 'merchant-1',
+        amount: 200,
+        currency: 'EUR',
+        status: 'succeeded',
+        createdAt: now,
+        updatedAt: now,
+        requestCount: 1,
+      });
+      expect(reopened.refundedAmount('order-b')).toBe(200);
     } finally {
       reopened.close();
     }
@@ -213,6 +226,42 @@ describe('bank ledger migrations', () => {
       expect(() => insert.run(...row(approved))).not.toThrow();
       for (const missing of ['currency', 'brand', 'bin', 'last4'] as const) {
         expect(() => insert.run(...row({ ...approved, [missing]: null })), missing).toThrow(/constraint/);
+      }
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('refuses a refund row whose status does not match its failure reason, or with no amount', () => {
+    const ledger = BankLedger.open({ dataDir, clock });
+    ledger.close();
+    const raw = new BetterSqlite3(path.join(dataDir, bankLedgerFileName));
+    try {
+      const insert = raw.prepare('INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      const row = (reference: string, amount: number, status: string, reason: string | null) => [
+        reference,
+        'order-1',
+        'merchant-1',
+        amount,
+        'EUR',
+        status,
+        reason,
+        now,
+        now,
+        1,
+      ];
+
+      expect(() => insert.run(...row('refund-1', 5, 'succeeded', null))).not.toThrow();
+      expect(() => insert.run(...row('refund-2', 5, 'failed', 'refund_declined'))).not.toThrow();
+      for (const [amount, status, reason] of [
+        [5, 'succeeded', 'refund_declined'],
+        [5, 'failed', null],
+        [0, 'succeeded', null],
+        [5, 'pending', null],
+      ] as const) {
+        expect(() => insert.run(...row(`refund-${status}-${amount}`, amount, status, reason))).toThrow(
+          /CHECK constraint/,
+        );
       }
     } finally {
       raw.close();

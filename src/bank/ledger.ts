@@ -3,7 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3, { type Database, type Statement, type Transaction } from 'better-sqlite3';
 import type { Clock } from '../runtime/clock.js';
-import { type AmountTotal, type DeclineReason, declineReasons } from './bank-protocol.js';
+import {
+  type AmountTotal,
+  type DeclineReason,
+  declineReasons,
+  type RefundFailureReason,
+  refundFailureReasons,
+} from './bank-protocol.js';
 import type { CardBrand, CardFingerprint } from './card.js';
 
 /**
@@ -66,6 +72,25 @@ export interface CancelledPayment {
 }
 
 export type PaymentRecord = DecidedPayment | CancelledPayment;
+
+/**
+ * A refund of an approved payment: `succeeded` gave `amount` back, `failed` moved nothing. Its
+ * `reference` is the refund's own id (its idempotency key); currency and merchant are the payment's.
+ */
+export interface RefundRecord {
+  readonly reference: string;
+  readonly paymentReference: string;
+  readonly merchantId: string;
+  /** Minor units; a safe integer > 0. */
+  readonly amount: number;
+  readonly currency: string;
+  readonly status: 'succeeded' | 'failed';
+  readonly failureReason?: RefundFailureReason;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** Every POST the bank answered for this refund reference, the first one included. */
+  readonly requestCount: number;
+}
 
 interface Migration {
   readonly version: number;
@@ -143,6 +168,30 @@ const migrations: readonly Migration[] = [
       CREATE INDEX payments_by_merchant ON payments (merchant_id);
     `,
   },
+  {
+    version: 3,
+    // Refunds live apart from payments: their references are another namespace (refund ids), and
+    // a payment row stays what the bank decided about the charge. A refund only ever references an
+    // approved payment; the sum of its succeeded refunds is checked against the payment's amount
+    // in the same transaction that inserts one (see refunds.ts), which a CHECK cannot express.
+    sql: `
+      CREATE TABLE refunds (
+        reference TEXT PRIMARY KEY,
+        payment_reference TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3),
+        status TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
+        failure_reason TEXT CHECK ((status = 'failed') = (failure_reason IS NOT NULL)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        request_count INTEGER NOT NULL CHECK (request_count >= 1)
+      ) STRICT;
+
+      CREATE INDEX refunds_by_payment ON refunds (payment_reference);
+      CREATE INDEX refunds_by_merchant ON refunds (merchant_id);
+    `,
+  },
 ];
 
 migrations.forEach((migration, index) => {
@@ -170,6 +219,12 @@ export class BankLedger {
   private readonly countRejected: Statement<[string]>;
   private readonly sumRejected: Statement<[]>;
   private readonly sumRejectedByMerchant: Statement<[string]>;
+  private readonly selectRefund: Statement<[string]>;
+  private readonly selectAllRefunds: Statement<[]>;
+  private readonly selectRefundsByMerchant: Statement<[string]>;
+  private readonly insertRefundRow: Statement<unknown[]>;
+  private readonly countRefund: Statement<[number, string]>;
+  private readonly sumRefunded: Statement<[string]>;
   /** One transaction function for every call: better-sqlite3 builds four wrappers per `transaction()`. */
   private readonly runInTransaction: Transaction<(work: () => void) => void>;
   private committed = 0;
@@ -197,6 +252,25 @@ export class BankLedger {
     this.sumRejected = database.prepare('SELECT coalesce(sum(count), 0) FROM rejected_requests').pluck();
     this.sumRejectedByMerchant = database
       .prepare('SELECT coalesce(sum(count), 0) FROM rejected_requests WHERE merchant_id = ?')
+      .pluck();
+    this.selectRefund = database.prepare('SELECT * FROM refunds WHERE reference = ?');
+    this.selectAllRefunds = database.prepare('SELECT * FROM refunds ORDER BY rowid');
+    this.selectRefundsByMerchant = database.prepare(
+      'SELECT * FROM refunds WHERE merchant_id = ? ORDER BY rowid',
+    );
+    this.insertRefundRow = database.prepare(
+      `INSERT INTO refunds (reference, payment_reference, merchant_id, amount, currency, status,
+         failure_reason, created_at, updated_at, request_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.countRefund = database.prepare(
+      'UPDATE refunds SET request_count = request_count + 1, updated_at = ? WHERE reference = ? RETURNING *',
+    );
+    this.sumRefunded = database
+      .prepare(
+        `SELECT coalesce(sum(amount), 0) FROM refunds
+         WHERE payment_reference = ? AND status = 'succeeded'`,
+      )
       .pluck();
     this.runInTransaction = database.transaction((work: () => void) => work());
   }
@@ -315,6 +389,50 @@ export class BankLedger {
     const rows: unknown[] =
       merchantId === undefined ? this.selectAll.all() : this.selectByMerchant.all(merchantId);
     return rows.map(recordFromRow);
+  }
+
+  findRefund(reference: string): RefundRecord | undefined {
+    const row: unknown = this.selectRefund.get(reference);
+    return row === undefined ? undefined : refundFromRow(row);
+  }
+
+  /** Counts one more request for a known refund reference; undefined if the bank never saw it. */
+  countRefundRequest(reference: string, now: number): RefundRecord | undefined {
+    const row: unknown = this.countRefund.get(now, reference);
+    return row === undefined ? undefined : refundFromRow(row);
+  }
+
+  insertRefund(record: RefundRecord): void {
+    assertRefund(record);
+    this.insertRefundRow.run(
+      record.reference,
+      record.paymentReference,
+      record.merchantId,
+      record.amount,
+      record.currency,
+      record.status,
+      record.failureReason ?? null,
+      record.createdAt,
+      record.updatedAt,
+      record.requestCount,
+    );
+  }
+
+  /** The sum of a payment's succeeded refunds, in minor units (0 if it has none). */
+  refundedAmount(paymentReference: string): number {
+    const sum: unknown = this.sumRefunded.get(paymentReference);
+    assert.ok(
+      typeof sum === 'number' && Number.isSafeInteger(sum) && sum >= 0,
+      `malformed refunded sum of payment ${paymentReference}`,
+    );
+    return sum;
+  }
+
+  /** Every refund in the order the bank first saw it, optionally of one merchant. */
+  listRefunds(merchantId?: string): RefundRecord[] {
+    const rows: unknown[] =
+      merchantId === undefined ? this.selectAllRefunds.all() : this.selectRefundsByMerchant.all(merchantId);
+    return rows.map(refundFromRow);
   }
 
   close(): void {
@@ -450,6 +568,59 @@ function recordFromRow(row: unknown): PaymentRecord {
   return record;
 }
 
+function isRefundFailureReason(value: unknown): value is RefundFailureReason {
+  return typeof value === 'string' && (refundFailureReasons as readonly string[]).includes(value);
+}
+
+/** Checks a refund right before it is written and right after it is read. */
+function assertRefund(record: RefundRecord): void {
+  assert.ok(
+    record.reference.length > 0 && record.paymentReference.length > 0,
+    'a refund needs a reference and a payment reference',
+  );
+  assert.ok(
+    Number.isSafeInteger(record.amount) && record.amount > 0,
+    'refund amount must be a positive safe integer',
+  );
+  assert.ok(/^[A-Z]{3}$/.test(record.currency), 'refund currency must be three capital letters');
+  assert.ok(
+    Number.isSafeInteger(record.requestCount) && record.requestCount >= 1,
+    'requestCount must be >= 1',
+  );
+  assert.ok(
+    (record.status === 'failed') === (record.failureReason !== undefined),
+    `refund ${record.reference}: status ${record.status} does not match its failure reason`,
+  );
+}
+
+function refundFromRow(row: unknown): RefundRecord {
+  assert.ok(isRow(row), 'bank ledger refund row is not an object');
+  const status = text(row, 'status');
+  assert.ok(
+    status === 'succeeded' || status === 'failed',
+    `bank ledger holds unknown refund status ${status}`,
+  );
+  const reason = row.failure_reason;
+  assert.ok(
+    reason === null || isRefundFailureReason(reason),
+    'bank ledger holds an unknown refund failure reason',
+  );
+  const record: RefundRecord = {
+    reference: text(row, 'reference'),
+    paymentReference: text(row, 'payment_reference'),
+    merchantId: text(row, 'merchant_id'),
+    amount: integer(row, 'amount'),
+    currency: text(row, 'currency'),
+    status,
+    ...(reason === null ? {} : { failureReason: reason }),
+    createdAt: integer(row, 'created_at'),
+    updatedAt: integer(row, 'updated_at'),
+    requestCount: integer(row, 'request_count'),
+  };
+  assertRefund(record);
+  return record;
+}
+
 function declineReasonOf(value: unknown): DeclineReason {
   assert.ok(isDeclineReason(value), 'bank ledger holds an unknown decline reason');
   return value;
@@ -464,28 +635,43 @@ export interface LedgerTotals {
   readonly duplicateRequests: number;
   readonly rejectedRequests: number;
   readonly approvedAmountByCurrency: Readonly<Record<string, AmountTotal>>;
+  readonly refunds: number;
+  readonly refundsSucceeded: number;
+  readonly refundsFailed: number;
+  readonly refundRequests: number;
+  readonly duplicateRefundRequests: number;
+  readonly refundedAmountByCurrency: Readonly<Record<string, AmountTotal>>;
 }
 
 /**
  * Sums a list of records. Amounts add up as bigint: a total may exceed what a double holds. Only
- * approved records were charged; declined and cancelled ones count as requests only.
+ * approved payments were charged and only succeeded refunds gave money back; the others count as
+ * requests only.
  */
-export function ledgerTotals(records: readonly PaymentRecord[], rejectedRequests: number): LedgerTotals {
+export function ledgerTotals(
+  records: readonly PaymentRecord[],
+  refunds: readonly RefundRecord[],
+  rejectedRequests: number,
+): LedgerTotals {
   let approved = 0;
   let cancelled = 0;
   let requests = 0;
-  const sums = new Map<string, bigint>();
+  const charged = new Map<string, bigint>();
   for (const record of records) {
     requests += record.requestCount;
     if (record.status === 'cancelled') cancelled++;
     if (record.status !== 'approved') continue;
     approved++;
-    sums.set(record.currency, (sums.get(record.currency) ?? 0n) + BigInt(record.amount));
+    charged.set(record.currency, (charged.get(record.currency) ?? 0n) + BigInt(record.amount));
   }
-  const approvedAmountByCurrency: Record<string, AmountTotal> = {};
-  for (const [currency, sum] of [...sums].sort(([left], [right]) => left.localeCompare(right))) {
-    approvedAmountByCurrency[currency] =
-      sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum.toString();
+  let refundsSucceeded = 0;
+  let refundRequests = 0;
+  const refunded = new Map<string, bigint>();
+  for (const refund of refunds) {
+    refundRequests += refund.requestCount;
+    if (refund.status !== 'succeeded') continue;
+    refundsSucceeded++;
+    refunded.set(refund.currency, (refunded.get(refund.currency) ?? 0n) + BigInt(refund.amount));
   }
   return {
     payments: records.length,
@@ -495,6 +681,21 @@ export function ledgerTotals(records: readonly PaymentRecord[], rejectedRequests
     requests,
     duplicateRequests: requests - records.length,
     rejectedRequests,
-    approvedAmountByCurrency,
+    approvedAmountByCurrency: amountTotals(charged),
+    refunds: refunds.length,
+    refundsSucceeded,
+    refundsFailed: refunds.length - refundsSucceeded,
+    refundRequests,
+    duplicateRefundRequests: refundRequests - refunds.length,
+    refundedAmountByCurrency: amountTotals(refunded),
   };
+}
+
+/** Sums by currency, sorted; a sum too large for a double travels as a string of digits. */
+function amountTotals(sums: ReadonlyMap<string, bigint>): Record<string, AmountTotal> {
+  const totals: Record<string, AmountTotal> = {};
+  for (const [currency, sum] of [...sums].sort(([left], [right]) => left.localeCompare(right))) {
+    totals[currency] = sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum.toString();
+  }
+  return totals;
 }

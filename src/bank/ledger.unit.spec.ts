@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ledgerTotals, type PaymentRecord } from './ledger.js';
+import { ledgerTotals, type PaymentRecord, type RefundRecord } from './ledger.js';
 
 const now = Date.UTC(2026, 5, 15);
 
@@ -29,6 +29,7 @@ describe('ledgerTotals', () => {
         record('b', 50, { currency: 'USD' }),
         record('c', 70, { status: 'declined', authorizationCode: undefined, declineReason: 'card_declined' }),
       ],
+      [],
       2,
     );
     expect(totals).toEqual({
@@ -40,6 +41,12 @@ describe('ledgerTotals', () => {
       duplicateRequests: 2,
       rejectedRequests: 2,
       approvedAmountByCurrency: { EUR: 100, USD: 50 },
+      refunds: 0,
+      refundsSucceeded: 0,
+      refundsFailed: 0,
+      refundRequests: 0,
+      duplicateRefundRequests: 0,
+      refundedAmountByCurrency: {},
     });
   });
 
@@ -56,6 +63,7 @@ describe('ledgerTotals', () => {
           requestCount: 3,
         },
       ],
+      [],
       0,
     );
     expect(totals).toEqual({
@@ -67,12 +75,59 @@ describe('ledgerTotals', () => {
       duplicateRequests: 2,
       rejectedRequests: 0,
       approvedAmountByCurrency: { EUR: 100 },
+      refunds: 0,
+      refundsSucceeded: 0,
+      refundsFailed: 0,
+      refundRequests: 0,
+      duplicateRefundRequests: 0,
+      refundedAmountByCurrency: {},
+    });
+  });
+
+  it('counts refunds apart from payments and sums only the succeeded ones per currency', () => {
+    const refund = (
+      reference: string,
+      amount: number,
+      overrides: Partial<RefundRecord> = {},
+    ): RefundRecord => ({
+      reference,
+      paymentReference: 'a',
+      merchantId: 'merchant-1',
+      amount,
+      currency: 'EUR',
+      status: 'succeeded',
+      createdAt: now,
+      updatedAt: now,
+      requestCount: 1,
+      ...overrides,
+    });
+    const totals = ledgerTotals(
+      [record('a', 100), record('b', 50, { currency: 'USD' })],
+      [
+        refund('r1', 30, { requestCount: 2 }),
+        refund('r2', 20, { status: 'failed', failureReason: 'refund_declined' }),
+        refund('r3', 50, { paymentReference: 'b', currency: 'USD' }),
+      ],
+      0,
+    );
+    expect(totals).toMatchObject({
+      payments: 2,
+      requests: 2,
+      duplicateRequests: 0,
+      approvedAmountByCurrency: { EUR: 100, USD: 50 },
+      refunds: 3,
+      refundsSucceeded: 2,
+      refundsFailed: 1,
+      refundRequests: 4,
+      duplicateRefundRequests: 1,
+      refundedAmountByCurrency: { EUR: 30, USD: 50 },
     });
   });
 
   it('reports a sum beyond MAX_SAFE_INTEGER exactly, as a string of digits', () => {
     const totals = ledgerTotals(
       [record('a', Number.MAX_SAFE_INTEGER), record('b', Number.MAX_SAFE_INTEGER)],
+      [],
       0,
     );
     expect(totals.approvedAmountByCurrency).toEqual({

@@ -24,7 +24,7 @@ const orderPage = z.object({ data: z.array(orderJson), hasMore: z.boolean() });
 const problemJson = z.object({ code: z.string() });
 
 /** The ledger's counts; the sums by currency are not needed to judge a run. */
-export type LedgerTotals = Omit<LedgerTotalsBody, 'approvedAmountByCurrency'>;
+export type LedgerTotals = Omit<LedgerTotalsBody, 'approvedAmountByCurrency' | 'refundedAmountByCurrency'>;
 
 export interface OrderBody {
   readonly amount: number;
@@ -165,7 +165,11 @@ export interface Ledger {
 /** The bank's whole ledger, through the bank's client (which parses it). */
 export async function readLedger(bank: BankClient): Promise<Ledger> {
   const report = await bank.ledger();
-  const { approvedAmountByCurrency: _sums, ...totals } = report.totals;
+  const {
+    approvedAmountByCurrency: _charged,
+    refundedAmountByCurrency: _refunded,
+    ...totals
+  } = report.totals;
   return {
     payments: report.payments.map((payment) => ({
       reference: payment.reference,

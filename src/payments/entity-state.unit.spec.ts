@@ -327,7 +327,7 @@ describe('snapshots', () => {
   it('an Executor snapshot round-trips, and holds nothing of confirmed executions', () => {
     const executor = executorDefinition(
       {
-        bank: { authorize: never, inquire: never, cancel: never },
+        bank: { authorize: never, inquire: never, cancel: never, refund: never, inquireRefund: never },
         cards: { reveal: never },
         classify: () => 'retryable',
       },

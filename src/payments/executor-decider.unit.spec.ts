@@ -18,7 +18,7 @@ import { InMemoryCards } from '../testing/in-memory-cards.js';
 import type { CardSummary } from './card.js';
 import { defaultExecutorSettings, type ExecutorSettings, executorDefinition } from './executor.js';
 import type { ExecutorEvent } from './executor-events.js';
-import type { BankPort, ExecutorCommand, PaymentRequest } from './executor-protocol.js';
+import type { BankPort, ExecutorCommand, PaymentRequest, RefundRequest } from './executor-protocol.js';
 import { type ExecuteOrder, type ExecutionOutcome, executorInbox, merchantInbox } from './protocol.js';
 
 const bank = 'bank-a';
@@ -26,7 +26,7 @@ const now = Date.UTC(2026, 10, 24);
 const token = `tok_${'1'.repeat(32)}`;
 const card: CardSummary = visaCardSummary(token);
 
-type Operation = 'authorize' | 'inquire' | 'cancel';
+type Operation = 'authorize' | 'inquire' | 'cancel' | 'refund' | 'inquireRefund';
 
 /** The simulated bank, with a record of each operation asked of it, in order. */
 class RecordingBank implements BankPort {
@@ -44,6 +44,14 @@ class RecordingBank implements BankPort {
   cancel(reference: string) {
     this.operations.push({ operation: 'cancel', reference });
     return this.bank.cancel(reference);
+  }
+  refund(request: RefundRequest) {
+    this.operations.push({ operation: 'refund', reference: request.reference });
+    return this.bank.refund(request);
+  }
+  inquireRefund(reference: string) {
+    this.operations.push({ operation: 'inquireRefund', reference });
+    return this.bank.inquireRefund(reference);
   }
 
   operationsFor(reference: string): Operation[] {

@@ -49,6 +49,22 @@ export type BankAnswer =
 export type BankResolution = BankAnswer | { readonly kind: 'cancelled'; readonly reference: string };
 
 /**
+ * A refund as the bank takes it: `reference` is the refund's id (the bank deduplicates by it, so
+ * one refund is given back at most once), `paymentReference` the order id of an approved payment.
+ */
+export interface RefundRequest {
+  readonly reference: string;
+  readonly paymentReference: string;
+  readonly amount: bigint;
+  readonly currency: Currency;
+}
+
+/** What a refund came to at the bank: given back, or failed (nothing moved) with the bank's reason. */
+export type RefundAnswer =
+  | { readonly kind: 'succeeded'; readonly reference: string }
+  | { readonly kind: 'failed'; readonly reference: string; readonly failureReason: string };
+
+/**
  * What the Executor needs from an acquiring bank. Errors thrown are classified by
  * `classifyBankError`: retryable (nothing happened), unknown outcome (it may have been charged:
  * resolve by inquiry, never by a blind resend) or refused (terminal).
@@ -67,6 +83,18 @@ export interface BankPort {
    * later authorizations of it are refused); if it was, the bank's answer is returned instead.
    */
   cancel(reference: string): Promise<BankResolution>;
+  /**
+   * Gives back part or all of an approved payment, once per refund reference: the same reference
+   * again gets the first answer. Refused (terminal) when it would take the payment's refunds above
+   * its amount, when the payment is not approved or in another currency, or when the reference is
+   * already a refund with another body. An unknown outcome is settled by `inquireRefund`, never
+   * by sending it again.
+   */
+  refund(request: RefundRequest): Promise<RefundAnswer>;
+  /** The bank's answer for a refund reference, or not_found if it never saw it (nothing moved). */
+  inquireRefund(
+    reference: string,
+  ): Promise<RefundAnswer | { readonly kind: 'not_found'; readonly reference: string }>;
 }
 
 export type BankErrorKind = 'retryable' | 'unknown_outcome' | 'refused';

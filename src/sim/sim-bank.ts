@@ -8,8 +8,16 @@ import {
 } from '../bank/bank-errors.js';
 import { type BankFaults, referenceCancelled } from '../bank/bank-protocol.js';
 import { processCancel } from '../bank/cancellation.js';
-import type { BankLedger, PaymentRecord } from '../bank/ledger.js';
-import type { BankAnswer, BankPort, BankResolution, PaymentRequest } from '../payments/executor-protocol.js';
+import type { BankLedger, PaymentRecord, RefundRecord } from '../bank/ledger.js';
+import { processRefund, type RefundOutcome } from '../bank/refunds.js';
+import type {
+  BankAnswer,
+  BankPort,
+  BankResolution,
+  PaymentRequest,
+  RefundAnswer,
+  RefundRequest,
+} from '../payments/executor-protocol.js';
 import { assertNever } from '../runtime/assert-never.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
@@ -19,8 +27,8 @@ import type { Trace } from './trace.js';
 /**
  * The acquiring bank of a seed, reached over a simulated network.
  *
- * The bank itself is the real bank simulator's core: `processPayment` and `processCancel` over a
- * real `BankLedger` (SQLite in the seed's temporary directory), so deduplication by reference,
+ * The bank itself is the real bank simulator's core: `processPayment`, `processCancel` and
+ * `processRefund` over a real `BankLedger` (SQLite in the seed's temporary directory), so deduplication by reference,
  * cancel tombstones and reference conflicts behave exactly as the bank the gateway talks to in
  * production tests. What is simulated is the wire between the gateway and the bank — what the
  * `BankConnection`/`BankClient` pair would see and throw: requests lost or delayed on the way in
@@ -44,6 +52,8 @@ export interface BankCallStats {
   authorizeSent: number;
   inquireSent: number;
   cancelSent: number;
+  refundSent: number;
+  inquireRefundSent: number;
   timeouts: number;
   lostRequests: number;
   lostAnswers: number;
@@ -61,6 +71,8 @@ export class SimBank {
     authorizeSent: 0,
     inquireSent: 0,
     cancelSent: 0,
+    refundSent: 0,
+    inquireRefundSent: 0,
     timeouts: 0,
     lostRequests: 0,
     lostAnswers: 0,
@@ -94,6 +106,10 @@ export class SimBank {
       inquire: (reference) =>
         this.call(node, alive, 'inquire', reference, () => this.inquireAtBank(reference)),
       cancel: (reference) => this.call(node, alive, 'cancel', reference, () => this.cancelAtBank(reference)),
+      refund: (request) =>
+        this.call(node, alive, 'refund', request.reference, () => this.refundAtBank(request)),
+      inquireRefund: (reference) =>
+        this.call(node, alive, 'inquireRefund', reference, () => this.inquireRefundAtBank(reference)),
     };
   }
 
@@ -190,6 +206,8 @@ export class SimBank {
     if (operation === 'authorize') this.stats.authorizeSent++;
     else if (operation === 'inquire') this.stats.inquireSent++;
     else if (operation === 'cancel') this.stats.cancelSent++;
+    else if (operation === 'refund') this.stats.refundSent++;
+    else if (operation === 'inquireRefund') this.stats.inquireRefundSent++;
   }
 
   // ---- the bank (real simulator core), answered as bank-server.ts and BankClient would ------
@@ -272,6 +290,62 @@ export class SimBank {
     if (outcome.kind === 'unavailable') return { ok: false, error: unavailable('cancel', reference) };
     return { ok: true, value: resolutionOf(outcome.record) };
   }
+
+  private refundAtBank(request: RefundRequest): Outcome<RefundAnswer> {
+    const outcome = processRefund(
+      this.ledger,
+      {
+        reference: request.reference,
+        paymentReference: request.paymentReference,
+        amount: Number(request.amount),
+        currency: request.currency,
+      },
+      this.clock.now(),
+      this.bankFaults(),
+      this.bankRandom,
+    );
+    return refundOutcomeOf(request.reference, outcome);
+  }
+
+  private inquireRefundAtBank(
+    reference: string,
+  ): Outcome<RefundAnswer | { readonly kind: 'not_found'; readonly reference: string }> {
+    const record = this.ledger.findRefund(reference);
+    if (record === undefined) return { ok: true, value: { kind: 'not_found', reference } };
+    return { ok: true, value: refundAnswerOf(record) };
+  }
+}
+
+/** A refund's outcome as BankClient would hand it over: an answer, or the error of its problem. */
+function refundOutcomeOf(reference: string, outcome: RefundOutcome): Outcome<RefundAnswer> {
+  const refused = (status: number, code: string): Outcome<RefundAnswer> => ({
+    ok: false,
+    error: new BankRejectedError('refund', reference, status, code, 'simulated refusal'),
+  });
+  switch (outcome.kind) {
+    case 'answered':
+      return { ok: true, value: refundAnswerOf(outcome.record) };
+    case 'conflict':
+      return refused(409, 'reference_conflict');
+    case 'payment_unknown':
+      return refused(422, 'refund_payment_unknown');
+    case 'payment_not_approved':
+      return refused(422, 'refund_payment_not_approved');
+    case 'currency_mismatch':
+      return refused(422, 'refund_currency_mismatch');
+    case 'exceeds_payment':
+      return refused(422, 'refund_exceeds_payment');
+    case 'unavailable':
+      return { ok: false, error: unavailable('refund', reference) };
+    default:
+      return assertNever(outcome);
+  }
+}
+
+function refundAnswerOf(record: RefundRecord): RefundAnswer {
+  return record.failureReason === undefined
+    ? { kind: 'succeeded', reference: record.reference }
+    : { kind: 'failed', reference: record.reference, failureReason: record.failureReason };
 }
 
 function unavailable(operation: BankOperation, reference: string): Error {

@@ -334,6 +334,8 @@ function scriptedWorld(options: { readonly passivateAfterMs?: number; readonly b
     authorize: (request) => later(() => prompt.authorize(request)),
     inquire: (reference) => later(() => prompt.inquire(reference)),
     cancel: (reference) => later(() => prompt.cancel(reference)),
+    refund: (request) => later(() => prompt.refund(request)),
+    inquireRefund: (reference) => later(() => prompt.inquireRefund(reference)),
   };
   let stoppedForGood = false;
   const node = assembleNode({
