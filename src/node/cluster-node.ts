@@ -82,6 +82,10 @@ export function ownedBankPort(
     },
     inquire: (reference) => bank.inquire(reference),
     cancel: (reference) => bank.cancel(reference),
+    // No entity sends refunds yet; when the Executor does, a refund must be gated like an
+    // authorization (it moves money), by the bank its payment was charged at.
+    refund: (request) => bank.refund(request),
+    inquireRefund: (reference) => bank.inquireRefund(reference),
   };
 }
 

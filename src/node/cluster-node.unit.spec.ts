@@ -28,6 +28,14 @@ describe('ownedBankPort', () => {
         sent.push(`cancel ${reference}`);
         return { kind: 'cancelled', reference };
       },
+      refund: async (request) => {
+        sent.push(`refund ${request.reference}`);
+        return { kind: 'succeeded', reference: request.reference };
+      },
+      inquireRefund: async (reference) => {
+        sent.push(`inquireRefund ${reference}`);
+        return { kind: 'not_found', reference };
+      },
     };
     let owned = true;
     const asked: string[] = [];

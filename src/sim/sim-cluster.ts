@@ -198,5 +198,7 @@ export function frozenBank(bank: BankPort, freeze: NodeFreeze): BankPort {
     authorize: (request) => freeze.gate(bank.authorize(request)),
     inquire: (reference) => freeze.gate(bank.inquire(reference)),
     cancel: (reference) => freeze.gate(bank.cancel(reference)),
+    refund: (request) => freeze.gate(bank.refund(request)),
+    inquireRefund: (reference) => freeze.gate(bank.inquireRefund(reference)),
   };
 }
