@@ -1,8 +1,9 @@
 /**
  * ShardManager against a store whose statements take time, as PostgreSQL's do on a loaded
  * machine. A node that must take many shards at once (the first node up, or the survivor of a
- * failover) takes them one statement each; it must go on heartbeating and renewing while it does,
- * or it is declared down by its own slowness, drops everything, joins again and starts over.
+ * failover) takes them in statements that each take time; it must go on heartbeating and renewing
+ * while it does, or it is declared down by its own slowness, drops everything, joins again and
+ * starts over.
  */
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from '../runtime/clock.js';
