@@ -104,6 +104,18 @@ async function settled<T>(clock: SimulatedClock, promise: Promise<T>): Promise<T
   return promise;
 }
 
+/** One node without bank-a's role, and a merchant-a order it accepted: no node may execute it. */
+async function orderWithoutBankNode() {
+  const { clock, bank, start } = world();
+  const only = start('node-b', []);
+  await settled(clock, only.shards.start());
+  await settled(clock, clock.advanceAsync(1_000));
+  await settled(clock, only.node.boot(merchants, 10_000));
+  const created = await settled(clock, only.node.orders.create('merchant-a', 'no-bank-node', request, 1_000));
+  expect(created.order.status).toBe('validated');
+  return { clock, bank, start, only, created };
+}
+
 const executorId = persistenceIdOf({ typeName: executorTypeName, entityId: 'bank-a' });
 
 describe('assembled nodes as a cluster', () => {
@@ -153,16 +165,7 @@ describe('assembled nodes as a cluster', () => {
   });
 
   it('holds the orders for an Executor no live node may run, and executes them once a node of its role joins', async () => {
-    const { clock, bank, start } = world();
-    const only = start('node-b', []);
-    await settled(clock, only.shards.start());
-    await settled(clock, clock.advanceAsync(1_000));
-    await settled(clock, only.node.boot(merchants, 10_000));
-    const created = await settled(
-      clock,
-      only.node.orders.create('merchant-a', 'no-bank-node', request, 1_000),
-    );
-    expect(created.order.status).toBe('validated');
+    const { clock, bank, start, only, created } = await orderWithoutBankNode();
     await clock.advanceAsync(5_000);
     expect(bank.payments.get(created.order.id)).toBeUndefined();
     expect(only.recovered).not.toContain(executorId);
@@ -177,16 +180,7 @@ describe('assembled nodes as a cluster', () => {
   });
 
   it('ends an order no node of its bank acknowledged failed at its deadline, and nothing is charged, then or later', async () => {
-    const { clock, bank, start } = world();
-    const only = start('node-b', []);
-    await settled(clock, only.shards.start());
-    await settled(clock, clock.advanceAsync(1_000));
-    await settled(clock, only.node.boot(merchants, 10_000));
-    const created = await settled(
-      clock,
-      only.node.orders.create('merchant-a', 'no-bank-node', request, 1_000),
-    );
-    expect(created.order.status).toBe('validated');
+    const { clock, bank, start, only, created } = await orderWithoutBankNode();
     const { executionDeadlineMs, unacknowledgedGraceMs } = defaultMerchantSettings;
     await clock.advanceAsync(executionDeadlineMs + unacknowledgedGraceMs - 2_000);
     expect((await settled(clock, only.node.orders.get('merchant-a', created.order.id)))?.status).toBe(
