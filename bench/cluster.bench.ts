@@ -14,7 +14,6 @@
  *
  * Run: `npm run bench:cluster -- --duration 20 --json cluster.json` (see bench/README.md).
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -25,6 +24,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startRunPostgres } from '../src/chaos/database.js';
 import type { RunningPostgres } from '../src/store/postgres/embedded-postgres.js';
+import { gitCommit, progressOf, runBenchmark } from './cluster/bench-run.js';
 import {
   allBankRoles,
   fetchClusterView,
@@ -613,24 +613,6 @@ function round(value: number, digits: number): number {
   return Math.round(value * scale) / scale;
 }
 
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', timeout: 5_000 }).trim();
-  } catch {
-    return null;
-  }
-}
+const progress = progressOf('bench:cluster');
 
-function progress(message: string): void {
-  process.stderr.write(`bench:cluster: ${message}\n`);
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(
-      `bench:cluster: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runBenchmark('bench:cluster', () => main(process.argv.slice(2)));

@@ -14,7 +14,6 @@
  *
  * Run: `npm run bench:failover -- --kills 20 --graceful 20 --json failover.json` (see bench/README.md).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -24,6 +23,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { sleep } from '../src/chaos/timing.js';
 import { defaultPostgresSettings } from '../src/store/postgres/postgres-settings.js';
+import { gitCommit, progressOf, runBenchmark } from './cluster/bench-run.js';
 import { type ClusterNode, type RunningCluster, startThreeNodeCluster } from './cluster/cluster-processes.js';
 import {
   type ClusterView,
@@ -681,24 +681,6 @@ function report(
   };
 }
 
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', timeout: 5_000 }).trim();
-  } catch {
-    return null;
-  }
-}
+const progress = progressOf('bench:failover');
 
-function progress(message: string): void {
-  process.stderr.write(`bench:failover: ${message}\n`);
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(
-      `bench:failover: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runBenchmark('bench:failover', () => main(process.argv.slice(2)));
