@@ -19,6 +19,8 @@ import type { BankId } from './validator.js';
 /** The entity type names the two address each other by (`merchant-<id>`, `executor-<bank>`). */
 export const merchantTypeName = 'merchant';
 export const executorTypeName = 'executor';
+/** The entity holding an executed order's refunds (`payment-<order id>`). */
+export const paymentTypeName = 'payment';
 
 /** What the bank's answer came to for one order. */
 export type ExecutionOutcome =
@@ -53,14 +55,61 @@ export type ProcessExecutionResult = {
 /** Merchant → Executor: the result is recorded; stop redelivering it and forget the execution. */
 export type ConfirmResult = { readonly type: 'ConfirmResult'; readonly orderId: string };
 
+/** What a refund came to at the bank: given back, or failed (nothing moved) with a stable code. */
+export type RefundOutcome =
+  | { readonly kind: 'succeeded' }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+/**
+ * Payment → Executor: give back `amount` of the executed order `orderId` at the bank, with the
+ * refund id as the bank's reference. Delivered at least once; the Executor records it before it
+ * calls the bank, and confirms it (`ConfirmExecuteRefund`).
+ */
+export type ExecuteRefund = {
+  readonly type: 'ExecuteRefund';
+  readonly refundId: string;
+  readonly orderId: string;
+  readonly merchantId: string;
+  readonly amount: bigint;
+  readonly currency: Currency;
+  /** When the refund was requested (persisted by the Payment, sent on every delivery). */
+  readonly requestedAt: number;
+  readonly payment: EntityAddress<PaymentInbox>;
+};
+
+/** Executor → Payment: the Executor holds this refund already; stop redelivering it. */
+export type ConfirmExecuteRefund = { readonly type: 'ConfirmExecuteRefund'; readonly refundId: string };
+
+/** Executor → Payment: the refund's outcome at the bank, recorded at `at`. Delivered at least once. */
+export type ProcessRefundResult = {
+  readonly type: 'ProcessRefundResult';
+  readonly refundId: string;
+  readonly outcome: RefundOutcome;
+  readonly at: number;
+  readonly executor: EntityAddress<ExecutorRefundInbox>;
+};
+
+/** Payment → Executor: the refund's result is recorded; stop redelivering it and forget the refund. */
+export type ConfirmRefundResult = { readonly type: 'ConfirmRefundResult'; readonly refundId: string };
+
 /** What a Merchant accepts from an Executor. */
 export type MerchantInbox = ConfirmExecuteOrder | ProcessExecutionResult;
+
+/** What a Payment accepts from an Executor. */
+export type PaymentInbox = ConfirmExecuteRefund | ProcessRefundResult;
 
 /** What an Executor accepts from a Merchant. */
 export type ExecutorInbox = ExecuteOrder | ConfirmResult;
 
+/** What an Executor accepts from a Payment. */
+export type ExecutorRefundInbox = ExecuteRefund | ConfirmRefundResult;
+
 export function merchantInbox(merchantId: string): EntityAddress<MerchantInbox> {
   return entityAddress<MerchantInbox>(merchantTypeName, merchantId);
+}
+
+export function paymentInbox(orderId: string): EntityAddress<PaymentInbox> {
+  return entityAddress<PaymentInbox>(paymentTypeName, orderId);
 }
 
 export function executorInbox(bank: BankId): EntityAddress<ExecutorInbox> {
