@@ -19,7 +19,8 @@ import {
   Registry as MetricsRegistry,
   type Registry,
 } from 'prom-client';
-import type { OrderQueries, OrderService, OrderView } from '../node/order-service.js';
+import type { OrderQueries, OrderService } from '../node/order-service.js';
+import { orderJson } from '../node/resource-json.js';
 import { brandOf, luhnValid } from '../payments/card.js';
 import { isCurrency } from '../payments/money.js';
 import { orderStatuses } from '../payments/order.js';
@@ -236,22 +237,6 @@ function assertDocumented(route: RouteOptions): void {
       schema.response !== undefined,
     `route ${String(route.method)} ${route.url} needs a schema with a summary, tags and responses`,
   );
-}
-
-function toJson(order: OrderView) {
-  return {
-    id: order.id,
-    status: order.status,
-    amount: Number(order.amount),
-    currency: order.currency,
-    card: order.card,
-    bank: order.bank ?? null,
-    reference: order.reference ?? null,
-    description: order.description ?? null,
-    reason: order.reason ?? null,
-    createdAt: new Date(order.createdAt).toISOString(),
-    updatedAt: new Date(order.updatedAt).toISOString(),
-  };
 }
 
 /** A cursor that is not an order of this merchant is the client's mistake: a 400, never a 500. */
@@ -577,7 +562,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
           reply.header('location', `/v1/orders/${order.id}`);
           return reply
             .code(order.status === 'new' || order.status === 'validated' ? 202 : 201)
-            .send(toJson(order));
+            .send(orderJson(order));
         },
       );
 
@@ -596,7 +581,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
           const { id } = request.params;
           const order = await dependencies.orders.get(request.merchantId, id);
           if (order === undefined) throw new ApiError(404, 'order_not_found', `No order ${id}.`, 'id');
-          return toJson(order);
+          return orderJson(order);
         },
       );
 
@@ -631,7 +616,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
             ...(query.status === undefined ? {} : { status: query.status }),
             ...(query.startingAfter === undefined ? {} : { startingAfter: query.startingAfter }),
           });
-          return { data: page.data.map(toJson), hasMore: page.hasMore };
+          return { data: page.data.map(orderJson), hasMore: page.hasMore };
         },
       );
 
