@@ -120,6 +120,83 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    description: "webhooks: merchants' endpoints, derived events, deliveries and their attempts",
+    // Configuration and delivery history, never rebuilt: unlike the read model these tables are
+    // not derived data that can be dropped. A delivery has no foreign key to its endpoint: a
+    // finished delivery stays readable after its endpoint is deleted (the pending ones go with it).
+    // `webhook_offset` is the journal offset the events are derived up to, written in the
+    // transaction that stores them; its row lock also keeps two derivations from interleaving.
+    sql: (schema) => `
+      CREATE TABLE ${schema}.webhook_endpoints (
+        endpoint_id text COLLATE "C" PRIMARY KEY,
+        merchant_id text COLLATE "C" NOT NULL,
+        url text NOT NULL,
+        event_types text[] NOT NULL CHECK (cardinality(event_types) >= 1),
+        status text NOT NULL CHECK (status IN ('enabled', 'disabled')),
+        disabled_reason text,
+        secret text NOT NULL CHECK (secret <> ''),
+        expiring_secret text,
+        expiring_secret_until bigint,
+        failing_since bigint,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL
+      );
+      CREATE INDEX webhook_endpoints_by_merchant
+        ON ${schema}.webhook_endpoints (merchant_id, created_at, endpoint_id);
+
+      CREATE TABLE ${schema}.webhook_events (
+        event_id text COLLATE "C" PRIMARY KEY,
+        merchant_id text COLLATE "C" NOT NULL,
+        event_type text NOT NULL,
+        subject_id text NOT NULL,
+        body text NOT NULL,
+        created_at bigint NOT NULL
+      );
+
+      CREATE TABLE ${schema}.webhook_offset (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        last_offset bigint NOT NULL CHECK (last_offset >= 0)
+      );
+      INSERT INTO ${schema}.webhook_offset (singleton, last_offset) VALUES (true, 0);
+
+      CREATE TABLE ${schema}.webhook_deliveries (
+        delivery_id text COLLATE "C" PRIMARY KEY,
+        endpoint_id text COLLATE "C" NOT NULL,
+        merchant_id text COLLATE "C" NOT NULL,
+        event_id text COLLATE "C" NOT NULL REFERENCES ${schema}.webhook_events (event_id),
+        event_type text NOT NULL,
+        status text NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+        attempts integer NOT NULL CHECK (attempts >= 0),
+        first_attempt_at bigint,
+        next_attempt_at bigint,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL)),
+        CONSTRAINT webhook_deliveries_event_endpoint UNIQUE (event_id, endpoint_id)
+      );
+      -- The dispatcher's poll: pending deliveries by due time.
+      CREATE INDEX webhook_deliveries_due
+        ON ${schema}.webhook_deliveries (next_attempt_at, delivery_id) WHERE status = 'pending';
+      -- An endpoint's deliveries, newest first (the API's listing, and deleting the pending ones).
+      CREATE INDEX webhook_deliveries_by_endpoint
+        ON ${schema}.webhook_deliveries (endpoint_id, created_at DESC, delivery_id DESC);
+
+      CREATE TABLE ${schema}.webhook_attempts (
+        attempt_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        delivery_id text COLLATE "C" NOT NULL
+          REFERENCES ${schema}.webhook_deliveries (delivery_id) ON DELETE CASCADE,
+        number integer NOT NULL CHECK (number >= 1),
+        started_at bigint NOT NULL,
+        duration_ms bigint NOT NULL CHECK (duration_ms >= 0),
+        http_status integer,
+        outcome text NOT NULL,
+        detail text
+      );
+      CREATE INDEX webhook_attempts_by_delivery ON ${schema}.webhook_attempts (delivery_id, attempt_id);
+    `,
+  },
 ];
 
 export const latestSchemaVersion = latestVersionOf(migrations);
