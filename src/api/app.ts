@@ -26,6 +26,7 @@ import { isCurrency } from '../payments/money.js';
 import { orderStatuses } from '../payments/order.js';
 import { InvalidCursorError } from '../readmodel/order-read-model.js';
 import { ApiError, installProblemHandlers } from './problem.js';
+import { registerWebhookRoutes, type WebhookApiDependencies } from './webhook-routes.js';
 
 /** The merchants' API keys, as SHA-256 hashes: a leaked key file does not leak keys. */
 export class MerchantDirectory {
@@ -86,6 +87,8 @@ export interface AppDependencies {
    * answered sees that order in them. Without it, queries answer from the read model as it is.
    */
   readonly readModelCaughtUp?: () => Promise<void>;
+  /** The webhook endpoints and deliveries (`webhook-routes.ts`); without it those routes do not exist. */
+  readonly webhooks?: WebhookApiDependencies;
 }
 
 declare module 'fastify' {
@@ -426,6 +429,10 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
       },
       tags: [
         { name: 'orders', description: 'Payment orders of the merchant whose API key is sent' },
+        {
+          name: 'webhooks',
+          description: 'Webhook endpoints and deliveries of the merchant whose API key is sent',
+        },
         { name: 'operations', description: 'Health, metrics and this document, without an API key' },
       ],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
@@ -667,6 +674,8 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
           };
         },
       );
+
+      if (dependencies.webhooks !== undefined) registerWebhookRoutes(plugin, dependencies.webhooks);
     },
     { prefix: '/v1' },
   );
