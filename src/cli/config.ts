@@ -66,6 +66,11 @@ const startSchema = z
       .number()
       .int('must be a whole number')
       .min(1, 'must be at least 1'),
+    // Whether webhook endpoints may be http and on any address (loopback, private): for development
+    // and tests whose receivers listen on 127.0.0.1. The node's `WebhookUrlPolicy.allowInsecure`.
+    webhooksAllowInsecure: z
+      .enum(['true', 'false'], { error: 'REMIT_WEBHOOKS_ALLOW_INSECURE must be true or false' })
+      .transform((value) => value === 'true'),
   })
   .strict();
 
@@ -188,6 +193,7 @@ const startOptions = {
   'database-pool-size': { type: 'string' },
   'database-statement-timeout-ms': { type: 'string' },
   'database-idle-in-transaction-timeout-ms': { type: 'string' },
+  'webhooks-allow-insecure': { type: 'boolean' },
 } as const;
 
 const nodeOptions = {
@@ -225,7 +231,7 @@ export function parseStartConfig(args: readonly string[], env: Environment): Sta
 
 /** The raw values of `remit start`'s settings, flags before environment before defaults. */
 function parseStartInput(
-  flags: Partial<Record<keyof typeof startOptions, string>>,
+  flags: FlagValues<typeof startOptions>,
   env: Environment,
 ): Record<string, string | undefined> {
   return {
@@ -254,6 +260,10 @@ function parseStartInput(
       flags['database-idle-in-transaction-timeout-ms'] ??
       env.REMIT_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS ??
       String(defaultPostgresSettings.idleInTransactionSessionTimeoutMs),
+    // The flag only turns it on; without the flag the variable decides.
+    webhooksAllowInsecure: flags['webhooks-allow-insecure']
+      ? 'true'
+      : (env.REMIT_WEBHOOKS_ALLOW_INSECURE ?? 'false'),
   };
 }
 
@@ -321,13 +331,17 @@ export function parseClusterConfig(args: readonly string[], env: Environment): C
   });
 }
 
-function parseFlags<O extends Record<string, { type: 'string' }>>(
-  args: readonly string[],
-  options: O,
-): Partial<Record<keyof O, string>> {
+type FlagOptions = Record<string, { type: 'string' } | { type: 'boolean' }>;
+
+/** The values of flags given: a string for a flag that takes one, `true` for a switch. */
+type FlagValues<O extends FlagOptions> = {
+  readonly [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : string;
+};
+
+function parseFlags<O extends FlagOptions>(args: readonly string[], options: O): FlagValues<O> {
   try {
     const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
-    return values as Partial<Record<keyof O, string>>;
+    return values as FlagValues<O>;
   } catch (error) {
     throw new ConfigError(error instanceof Error ? error.message : String(error));
   }

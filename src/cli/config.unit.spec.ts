@@ -60,6 +60,45 @@ describe('remit start: the database settings', () => {
   });
 });
 
+describe('remit start and remit node: insecure webhook URLs', () => {
+  const nodeArgs = [
+    '--node-id',
+    'node-1',
+    '--bank-url',
+    'http://127.0.0.1:8081',
+    '--database-url',
+    'postgresql://a@h/db',
+  ];
+  const nodeEnv = { REMIT_VAULT_KEY: Buffer.alloc(32, 7).toString('base64') };
+
+  it('refuses them unless the flag or REMIT_WEBHOOKS_ALLOW_INSECURE=true allows them', () => {
+    expect(parseStartConfig([], {}).webhooksAllowInsecure).toBe(false);
+    expect(parseStartConfig(['--webhooks-allow-insecure'], {}).webhooksAllowInsecure).toBe(true);
+    expect(parseStartConfig([], { REMIT_WEBHOOKS_ALLOW_INSECURE: 'true' }).webhooksAllowInsecure).toBe(true);
+    expect(parseStartConfig([], { REMIT_WEBHOOKS_ALLOW_INSECURE: 'false' }).webhooksAllowInsecure).toBe(
+      false,
+    );
+    expect(
+      parseStartConfig(['--webhooks-allow-insecure'], { REMIT_WEBHOOKS_ALLOW_INSECURE: 'false' })
+        .webhooksAllowInsecure,
+    ).toBe(true);
+    expect(parseNodeConfig(nodeArgs, nodeEnv).webhooksAllowInsecure).toBe(false);
+    expect(parseNodeConfig([...nodeArgs, '--webhooks-allow-insecure'], nodeEnv).webhooksAllowInsecure).toBe(
+      true,
+    );
+    expect(
+      parseNodeConfig(nodeArgs, { ...nodeEnv, REMIT_WEBHOOKS_ALLOW_INSECURE: 'true' }).webhooksAllowInsecure,
+    ).toBe(true);
+  });
+
+  it('refuses a variable that is not true or false, and a value given to the flag', () => {
+    expect(() => parseStartConfig([], { REMIT_WEBHOOKS_ALLOW_INSECURE: 'yes' })).toThrow(
+      'invalid --webhooks-allow-insecure: REMIT_WEBHOOKS_ALLOW_INSECURE must be true or false',
+    );
+    expect(() => parseStartConfig(['--webhooks-allow-insecure=false'], {})).toThrow(ConfigError);
+  });
+});
+
 describe('remit node: its configuration', () => {
   const vaultKey = Buffer.alloc(32, 7).toString('base64');
   const required = [

@@ -33,6 +33,8 @@ Commands:
             DATABASE_URL; without it, SQLite files in the data folder)
           --database-schema remit --database-pool-size 10 --database-statement-timeout-ms 10000
           --database-idle-in-transaction-timeout-ms 10000
+          --webhooks-allow-insecure (webhook URLs may be http and on private addresses: development
+            and tests only; also REMIT_WEBHOOKS_ALLOW_INSECURE=true)
   node    run one node of a cluster (PostgreSQL shared by every node; REMIT_VAULT_KEY required, the
           same on every node; the cluster secret is derived from it)
           --database-url URL --node-id ID --port 8080 --cluster-port 7070 --roles bank-a,bank-b
