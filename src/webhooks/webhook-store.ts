@@ -85,7 +85,10 @@ export interface WebhookStore {
   getEndpoint(merchantId: string, endpointId: string): Promise<WebhookEndpoint | undefined>;
   /** The merchant's endpoints, oldest first (at most `endpointsPerMerchantMax` exist). */
   listEndpoints(merchantId: string): Promise<WebhookEndpoint[]>;
-  /** Applies `change` to the endpoint; undefined if it does not exist. */
+  /**
+   * Applies `change` to the endpoint: a field named in it is set (to nothing when its value is
+   * `undefined`), a field not named is kept. Undefined if the endpoint does not exist.
+   */
   updateEndpoint(
     merchantId: string,
     endpointId: string,
@@ -100,7 +103,7 @@ export interface WebhookStore {
   deleteEndpoint(merchantId: string, endpointId: string): Promise<boolean>;
 
   // ---- derivation (the webhook projection) ----
-  /** The journal offset the webhook projection has derived events up to. */
+  /** The journal offset the webhook projection has derived events up to; it never moves back. */
   offset(): Promise<number>;
   /**
    * Stores the events (an event already stored is left as it is), a pending delivery due now for
@@ -113,7 +116,8 @@ export interface WebhookStore {
   /**
    * Pending deliveries due at `now` of these merchants (all merchants when `merchantIds` is
    * undefined), earliest due first, at most `limit`, skipping the endpoints in `excludeEndpoints`
-   * (full already), each with its event and endpoint.
+   * (full already), each with its event and endpoint. Deliveries of a disabled endpoint are not
+   * due: they wait, pending, until it is enabled again.
    */
   dueDeliveries(query: {
     readonly now: number;
@@ -130,7 +134,8 @@ export interface WebhookStore {
   /**
    * Records an attempt and the delivery's new state: `succeeded`, or `pending` again at
    * `nextAttemptAt`, or `failed` (no next attempt). An attempt of a delivery not in the state the
-   * caller read (another node delivered it meanwhile) is still recorded.
+   * caller read (another node delivered it meanwhile) is still recorded, but a succeeded delivery
+   * stays succeeded; an attempt of a delivery that no longer exists is dropped.
    */
   recordAttempt(
     attempt: WebhookAttempt,
@@ -140,7 +145,10 @@ export interface WebhookStore {
       readonly firstAttemptAt: number;
     },
   ): Promise<void>;
-  /** The endpoint's deliveries, newest first, paged by delivery id. */
+  /**
+   * The endpoint's deliveries, newest first (by creation time, then id), paged by delivery id: the
+   * page after `startingAfter`, empty when that is not a delivery of the endpoint.
+   */
   listDeliveries(query: {
     readonly merchantId: string;
     readonly endpointId: string;
@@ -149,7 +157,10 @@ export interface WebhookStore {
   }): Promise<{ readonly data: WebhookDelivery[]; readonly hasMore: boolean }>;
   getDelivery(merchantId: string, deliveryId: string): Promise<WebhookDelivery | undefined>;
   listAttempts(deliveryId: string): Promise<WebhookAttempt[]>;
-  /** Makes the delivery pending again, due at `now` (a resend on request); undefined if unknown. */
+  /**
+   * Makes the delivery pending again, due at `now` (a resend on request), keeping its attempts and
+   * first attempt time (so a failure retries only within its first window); undefined if unknown.
+   */
   resendDelivery(merchantId: string, deliveryId: string, now: number): Promise<WebhookDelivery | undefined>;
 
   close(): Promise<void>;
