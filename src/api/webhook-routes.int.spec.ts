@@ -4,6 +4,7 @@
  * merchant scoping, disable/enable, secret rotation, deliveries (paging, attempts, resend) and
  * deletion; secrets appear only in the answers that make them, never in a log line.
  */
+import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -525,6 +526,73 @@ describe('deliveries', () => {
     const resend = await call('POST', `/v1/webhook-deliveries/${deliveryId}/resend`);
     expect(resend.statusCode).toBe(404);
     expect(resend.json()).toMatchObject({ code: 'webhook_endpoint_not_found' });
+  });
+});
+
+describe('under arbitrary input', () => {
+  it('answers every request with a 2xx, or a 4xx problem+json with a code — never a 5xx', async () => {
+    const endpoint = await register();
+    const urls = fc.oneof(
+      fc.constantFrom(
+        'https://hooks.example.com/a',
+        'https://rebound.example.com/',
+        'http://127.0.0.1/',
+        'https://[fe80::1]/',
+        'https://0x7f.1/',
+        `https://hooks.example.com/${'x'.repeat(3000)}`,
+      ),
+      fc.webUrl(),
+      fc.string(),
+      fc.anything(),
+    );
+    const eventTypes = fc.oneof(
+      fc.array(fc.constantFrom('order.executed', 'refund.failed', 'order.unknown', '')),
+      fc.anything(),
+    );
+    const requests = fc.oneof(
+      fc
+        .record({ url: urls, eventTypes }, { requiredKeys: [] })
+        .map((body) => ['POST', '/v1/webhook-endpoints', body] as const),
+      fc
+        .oneof(fc.record({ overlapSeconds: fc.oneof(fc.integer(), fc.double(), fc.string()) }), fc.anything())
+        .map((body) => ['POST', `/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, body] as const),
+      fc
+        .tuple(fc.constantFrom('limit', 'startingAfter', 'other'), fc.string({ maxLength: 80 }))
+        .map(
+          ([name, value]) =>
+            [
+              'GET',
+              `/v1/webhook-endpoints/${endpoint.id}/deliveries?${name}=${encodeURIComponent(value)}`,
+              undefined,
+            ] as const,
+        ),
+      fc
+        .tuple(
+          fc.constantFrom('webhook-endpoints', 'webhook-deliveries'),
+          fc.string({ maxLength: 80 }),
+          fc.constantFrom('', '/resend', '/enable', '/deliveries'),
+        )
+        .map(
+          ([collection, id, action]) =>
+            ['GET', `/v1/${collection}/${encodeURIComponent(id)}${action}`, undefined] as const,
+        ),
+    );
+    await fc.assert(
+      fc.asyncProperty(requests, async ([method, path, body]) => {
+        const response = await app.inject({
+          method,
+          url: path,
+          headers: { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { payload: JSON.stringify(body) ?? 'null' }),
+        });
+        expect(response.statusCode, response.body).toBeLessThan(500);
+        if (response.statusCode >= 400) {
+          expect(response.headers['content-type']).toContain('application/problem+json');
+          expect(response.json()).toHaveProperty('code');
+        }
+      }),
+      { numRuns: 300, seed: 21 },
+    );
   });
 });
 

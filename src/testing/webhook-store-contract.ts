@@ -322,6 +322,21 @@ export function describeWebhookStoreContract(
         expect(await store.offset()).toBe(5);
       });
 
+      it('stores events derived at the same moment by several writers once, each delivery once', async () => {
+        await store.createEndpoint(endpoint('we_1'));
+        await store.createEndpoint(endpoint('we_2', { eventTypes: ['order.executed'] }));
+        const batch = Array.from({ length: 6 }, (_, index) => event(`evt_${index}`));
+        await Promise.all(
+          Array.from({ length: 4 }, (_, writer) =>
+            store.appendEvents(writer % 2 === 0 ? batch : [...batch].reverse(), 10 + writer, t0),
+          ),
+        );
+        const due = await store.dueDeliveries({ now: t0, limit: 100, ...everyMerchant });
+        expect(due).toHaveLength(12);
+        expect(new Set(due.map((entry) => `${entry.event.id} ${entry.endpoint.id}`)).size).toBe(12);
+        expect(await store.offset()).toBe(13);
+      });
+
       it('stores an event no endpoint wants (an endpoint added later does not get it)', async () => {
         await store.appendEvents([event('evt_1')], 1, t0);
         await store.createEndpoint(endpoint('we_1'));
