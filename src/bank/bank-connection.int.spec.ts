@@ -38,7 +38,14 @@ function payment(reference: string, overrides: Partial<PaymentRequest> = {}): Pa
 }
 
 function refund(reference: string, overrides: Partial<RefundRequest> = {}): RefundRequest {
-  return { reference, paymentReference: 'order-1', amount: 500n, currency: 'EUR', ...overrides };
+  return {
+    reference,
+    paymentReference: 'order-1',
+    merchantId: 'merchant-a',
+    amount: 500n,
+    currency: 'EUR',
+    ...overrides,
+  };
 }
 
 describe('BankConnection against the bank simulator', () => {

@@ -200,4 +200,55 @@ describe('assembled nodes as a cluster', () => {
       'failed',
     );
   });
+
+  it('refunds asked on any node reach the bank once, through the Executor of the order’s bank, even when its node dies with one in flight', async () => {
+    const { clock, bank, start } = world();
+    const nodes = [start('node-a', ['bank-a']), start('node-b', []), start('node-c', ['bank-a'])];
+    for (const each of nodes) await settled(clock, each.shards.start());
+    await settled(clock, clock.advanceAsync(1_000));
+    const nodeB = nodes[1];
+    if (nodeB === undefined) throw new Error('no node');
+    await settled(clock, nodeB.node.boot(merchants, 10_000));
+    const created = await settled(clock, nodeB.node.orders.create('merchant-a', 'to-refund', request, 5_000));
+    const orderId = created.order.id;
+    const refundOn = (node: AssembledNode, key: string, amount: bigint) =>
+      settled(
+        clock,
+        node.refunds.requestRefund(
+          'merchant-a',
+          orderId,
+          { amount, currency: undefined, reason: undefined },
+          key,
+        ),
+      );
+    for (const [index, each] of nodes.entries()) await refundOn(each.node, `refund-${index}`, 100n);
+    const listed = async () =>
+      (await settled(clock, nodeB.node.refunds.listRefunds('merchant-a', orderId))) ?? [];
+    await settled(clock, clock.advanceAsync(2_000));
+    expect((await listed()).map((refund) => refund.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+
+    // A refund whose answer the bank loses, then the Executor's node dies: the other node of the
+    // role recovers the Executor, which inquires instead of sending it again.
+    bank.faults = { errorRate: 0, lostAnswerRate: 1, declineRate: 0 };
+    const inFlight = await refundOn(nodeB.node, 'refund-in-flight', 500n);
+    await settled(clock, clock.advanceAsync(100));
+    expect(bank.refunds.has(inFlight.refund.id)).toBe(true);
+    const owner = nodes.find((each) =>
+      each.node.entities.runningAddresses().some((a) => persistenceIdOf(a) === executorId),
+    );
+    if (owner === undefined || owner === nodeB) throw new Error('the Executor runs nowhere');
+    owner.shards.halt();
+    await owner.transport.close();
+    await owner.node.system.terminate();
+    bank.faults = { errorRate: 0, lostAnswerRate: 0, declineRate: 0 };
+    await settled(clock, clock.advanceAsync(settings.leaseTtlMs + 3_000));
+    expect((await listed()).map((refund) => refund.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
+    for (const refund of await listed()) expect(bank.refunds.get(refund.id)?.requestCount).toBe(1);
+    expect(bank.refunded(orderId)).toBe(800n);
+  });
 });

@@ -9,6 +9,7 @@ import {
   OrderWaiters,
   type OrderWaitersSettings,
 } from '../payments/order-waiters.js';
+import { defaultPaymentSettings, type PaymentSettings, paymentDefinition } from '../payments/payment.js';
 import type { MerchantConfig } from '../payments/validator.js';
 import type { EntityObserver, EntitySettings } from '../persistence/entity.js';
 import { EntityNotOwnedError, type EntityOwnership, EntityRegistry } from '../persistence/entity-registry.js';
@@ -25,6 +26,13 @@ import {
   OrderService,
   type OrderServiceSettings,
 } from './order-service.js';
+import {
+  defaultPendingRefundSweepSettings,
+  PendingRefundSweep,
+  type PendingRefundSweepSettings,
+} from './pending-refund-sweep.js';
+import type { RefundQueries } from './refund-queries.js';
+import { defaultRefundServiceSettings, RefundService, type RefundServiceSettings } from './refund-service.js';
 
 /** Where a node keeps what outlives it. The node opens and closes none of them. */
 export interface NodeStores {
@@ -33,6 +41,11 @@ export interface NodeStores {
   readonly vault: VaultStorage;
   /** The read model as the API reads it. */
   readonly queries: OrderQueries;
+  /**
+   * The read model's refunds, if it projects them: refunds are read there first, and the node
+   * sweeps its pending refunds (`PendingRefundSweep`) so a delivery a crash cut short resumes.
+   */
+  readonly refunds?: RefundQueries;
 }
 
 /** The read model's writer, as far as the node drives it: told of every durable append, stopped last. */
@@ -44,7 +57,10 @@ export interface NodeProjection {
 export interface NodeSettings {
   readonly merchant: MerchantSettings;
   readonly executor: ExecutorSettings;
+  readonly payment: PaymentSettings;
   readonly orderService: OrderServiceSettings;
+  readonly refundService: RefundServiceSettings;
+  readonly refundSweep: PendingRefundSweepSettings;
   readonly orderWaiters: OrderWaitersSettings;
   /** Runtime settings of every entity (e.g. `passivateAfterMs`). */
   readonly entities: Partial<EntitySettings>;
@@ -53,7 +69,10 @@ export interface NodeSettings {
 export const defaultNodeSettings: NodeSettings = {
   merchant: defaultMerchantSettings,
   executor: defaultExecutorSettings,
+  payment: defaultPaymentSettings,
   orderService: defaultOrderServiceSettings,
+  refundService: defaultRefundServiceSettings,
+  refundSweep: defaultPendingRefundSweepSettings,
   orderWaiters: defaultOrderWaitersSettings,
   entities: {},
 };
@@ -124,6 +143,10 @@ export interface AssembledNode {
   readonly system: ActorSystem;
   readonly entities: EntityRegistry;
   readonly orders: OrderService;
+  /** What the API calls for refunds (`RefundOperations`). */
+  readonly refunds: RefundService;
+  /** Wakes the Payments of pending refunds; started by `boot`, present when the stores have `refunds`. */
+  readonly refundSweep: PendingRefundSweep | undefined;
   readonly vault: CardVault;
   /** The requests waiting for their orders to finish, and the orders finished last. */
   readonly waiters: OrderWaiters;
@@ -131,8 +154,8 @@ export interface AssembledNode {
   readonly settings: NodeSettings;
   /**
    * Starts (and so recovers) every merchant's Executor and Merchant, so that work in flight before a
-   * crash resumes without new traffic, and configures each Merchant. Rejects when a Merchant does
-   * not answer within `timeoutMs`.
+   * crash resumes without new traffic, configures each Merchant, then starts the pending-refund
+   * sweep. Rejects when a Merchant does not answer within `timeoutMs`.
    */
   boot(merchants: readonly NodeMerchant[], timeoutMs: number): Promise<void>;
   /**
@@ -145,8 +168,8 @@ export interface AssembledNode {
 }
 
 /**
- * One node of Remit: the actor system, the entity registry with the Merchant and Executor
- * definitions, the card vault and the order service, over stores, a bank port and a messenger the
+ * One node of Remit: the actor system, the entity registry with the Merchant, Executor and Payment
+ * definitions, the card vault, the order and refund services, over stores, a bank port and a messenger the
  * caller brings. The gateway wraps it in SQLite, HTTP and metrics; the simulator, the benchmarks
  * and the tests run the very same node over their own stores and transports.
  */
@@ -180,6 +203,11 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
     settings.executor,
   );
   entities.register(variants.executor?.(executor) ?? executor, settings.entities);
+  // Payments are per order: unlike Merchants and Executors they leave memory when idle.
+  entities.register(paymentDefinition(settings.payment), {
+    ...settings.entities,
+    passivateAfterMs: settings.payment.passivateAfterMs,
+  });
   const parts: OrderServiceParts = {
     entities: asker,
     vault,
@@ -190,11 +218,25 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
   const orders =
     variants.orderService?.(parts) ??
     new OrderService(parts.entities, parts.vault, parts.queries, parts.clock, parts.settings);
+  const refunds = new RefundService(
+    asker,
+    orders,
+    stores.refunds,
+    (text) => vault.fingerprint(text),
+    clock,
+    settings.refundService,
+  );
+  const refundSweep =
+    stores.refunds === undefined
+      ? undefined
+      : new PendingRefundSweep(stores.refunds, entities, clock, logger, settings.refundSweep);
 
   return {
     system,
     entities,
     orders,
+    refunds,
+    refundSweep,
     vault,
     waiters,
     projection,
@@ -217,6 +259,7 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
           ),
         ),
       );
+      refundSweep?.start();
     },
     entitiesOf(merchants) {
       const banks = [...new Set(merchants.map((each) => each.config.bank))];
@@ -226,6 +269,7 @@ export function assembleNode(options: AssembleNodeOptions): AssembledNode {
       ];
     },
     async close() {
+      refundSweep?.stop();
       await system.terminate();
       await projection?.stop();
     },

@@ -24,8 +24,9 @@ export interface ClusterShardGroups {
 }
 
 /**
- * One group for every Merchant (any node may run them) and one per bank for its Executors, with
- * that bank's role: only nodes holding the bank's credentials run its Executor. Every node derives
+ * One group for every Merchant and Payment (any node may run them; a Payment, `payment-<order id>`,
+ * is placed by its order id) and one per bank for its Executors, with that bank's role: only nodes
+ * holding the bank's credentials run its Executor. Every node derives
  * the same groups from the same merchants, so all of them place shards alike.
  */
 export function clusterShardGroups(merchants: readonly NodeMerchant[]): ClusterShardGroups {
@@ -38,6 +39,7 @@ export function clusterShardGroups(merchants: readonly NodeMerchant[]): ClusterS
   );
   return {
     groups: [merchantGroup, ...executorGroups.values()],
+    // Merchants and Payments alike fall in the merchants' group.
     groupOf: (address) =>
       address.typeName === executorTypeName
         ? (executorGroups.get(address.entityId) ?? merchantGroup)
@@ -46,9 +48,9 @@ export function clusterShardGroups(merchants: readonly NodeMerchant[]): ClusterS
 }
 
 /**
- * An authorization refused before it left: this node no longer owns the shard of the bank's
- * Executor (handed over, self-fenced, or the process is dead), so a call chain the Executor
- * started here must not charge. Nothing reached the bank: retryable, by whoever owns it now.
+ * An authorization or a refund refused before it left: this node no longer owns the shard of the
+ * bank's Executor (handed over, self-fenced, or the process is dead), so a call chain the Executor
+ * started here must not move money. Nothing reached the bank: retryable, by whoever owns it now.
  */
 export class ExecutorShardNotOwnedError extends Error {
   override readonly name = 'ExecutorShardNotOwnedError';
@@ -56,16 +58,16 @@ export class ExecutorShardNotOwnedError extends Error {
     readonly bank: string,
     readonly reference: string,
   ) {
-    super(`authorization of ${reference} not sent: this node no longer owns the shard of ${bank}'s Executor`);
+    super(`bank call for ${reference} not sent: this node no longer owns the shard of ${bank}'s Executor`);
   }
 }
 
 /**
- * The bank port of a cluster node: an authorization goes out only while this node holds a valid
- * lease of the shard of the merchant's bank's Executor. The fence keeps a stale owner from
- * writing; this keeps its bank-call chain — an inquiry's answer arriving after a handover or a
- * pause, then the authorization it leads to — from sending. (The bank's deduplication by
- * reference still stands behind it.) Inquiries and cancellations only read or settle, and go out.
+ * The bank port of a cluster node: an authorization or a refund goes out only while this node
+ * holds a valid lease of the shard of the merchant's bank's Executor. The fence keeps a stale owner
+ * from writing; this keeps its bank-call chain — an inquiry's answer arriving after a handover or a
+ * pause, then the call it leads to — from sending. (The bank's deduplication by reference still
+ * stands behind it.) Inquiries and cancellations only read or settle, and go out.
  */
 export function ownedBankPort(
   bank: BankPort,
@@ -73,18 +75,23 @@ export function ownedBankPort(
   merchants: readonly NodeMerchant[],
 ): BankPort {
   const bankOf = new Map(merchants.map((merchant) => [merchant.id, merchant.config.bank]));
+  const notOwned = (merchantId: string, reference: string): ExecutorShardNotOwnedError | undefined => {
+    const executorBank = bankOf.get(merchantId);
+    if (executorBank === undefined || ownership.fenceFor(executorAddress(executorBank)) !== undefined)
+      return undefined;
+    return new ExecutorShardNotOwnedError(executorBank, reference);
+  };
   return {
     authorize: (request) => {
-      const executorBank = bankOf.get(request.merchantId);
-      if (executorBank !== undefined && ownership.fenceFor(executorAddress(executorBank)) === undefined)
-        return Promise.reject(new ExecutorShardNotOwnedError(executorBank, request.reference));
-      return bank.authorize(request);
+      const refused = notOwned(request.merchantId, request.reference);
+      return refused === undefined ? bank.authorize(request) : Promise.reject(refused);
     },
     inquire: (reference) => bank.inquire(reference),
     cancel: (reference) => bank.cancel(reference),
-    // No entity sends refunds yet; when the Executor does, a refund must be gated like an
-    // authorization (it moves money), by the bank its payment was charged at.
-    refund: (request) => bank.refund(request),
+    refund: (request) => {
+      const refused = notOwned(request.merchantId, request.reference);
+      return refused === undefined ? bank.refund(request) : Promise.reject(refused);
+    },
     inquireRefund: (reference) => bank.inquireRefund(reference),
   };
 }

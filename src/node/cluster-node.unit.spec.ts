@@ -58,4 +58,41 @@ describe('ownedBankPort', () => {
     expect(sent).toEqual(['authorize ord_1', 'inquire ord_1', 'cancel ord_1']);
     expect(new Set(asked)).toEqual(new Set(['executor/bank-a']));
   });
+
+  it("sends a refund only while the node owns the shard of the bank's Executor; inquiries go out", async () => {
+    const sent: string[] = [];
+    const bank: BankPort = {
+      authorize: () => Promise.reject(new Error('not asked')),
+      inquire: () => Promise.reject(new Error('not asked')),
+      cancel: () => Promise.reject(new Error('not asked')),
+      refund: async (each) => {
+        sent.push(`refund ${each.reference}`);
+        return { kind: 'succeeded', reference: each.reference };
+      },
+      inquireRefund: async (reference) => {
+        sent.push(`inquireRefund ${reference}`);
+        return { kind: 'not_found', reference };
+      },
+    };
+    let owned = true;
+    const port = ownedBankPort(
+      bank,
+      {
+        fenceFor: () => (owned ? { shardId: 'executor-bank-a/0', epoch: 1, owner: 'node-a' } : undefined),
+      },
+      [{ id: 'merchant-a', config: demoConfig('bank-a') }],
+    );
+    const refund = {
+      reference: 're_1',
+      paymentReference: 'ord_1',
+      merchantId: 'merchant-a',
+      amount: 500n,
+      currency: 'EUR',
+    } as const;
+    expect(await port.refund(refund)).toEqual({ kind: 'succeeded', reference: 're_1' });
+    owned = false;
+    await expect(port.refund(refund)).rejects.toBeInstanceOf(ExecutorShardNotOwnedError);
+    await port.inquireRefund('re_1');
+    expect(sent).toEqual(['refund re_1', 'inquireRefund re_1']);
+  });
 });

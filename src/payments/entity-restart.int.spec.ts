@@ -26,7 +26,16 @@ import { defaultMerchantSettings, merchantDefinition } from './merchant.js';
 import type { ConfigureReply, MerchantCommand, NewOrder, ProcessOrderReply } from './merchant-protocol.js';
 import { orderIdFor } from './order.js';
 import { OrderWaiters } from './order-waiters.js';
-import { type ExecuteOrder, executorInbox, merchantInbox } from './protocol.js';
+import { paymentDefinition } from './payment.js';
+import type { GetRefundsReply, RequestRefundReply } from './payment-protocol.js';
+import {
+  type ExecuteOrder,
+  type ExecuteRefund,
+  executorInbox,
+  merchantInbox,
+  type ProcessRefundResult,
+  paymentInbox,
+} from './protocol.js';
 import type { MerchantConfig } from './validator.js';
 
 const start = Date.UTC(2026, 10, 24);
@@ -265,6 +274,168 @@ describe('Executor entity: recovery equals live state, and a restart keeps it', 
       'ResultConfirmed',
       'ResultConfirmed',
       'ResultConfirmed',
+    ]);
+  });
+});
+
+describe('Executor refunds: recovery equals live state (snapshots every two events), and a restart keeps it', () => {
+  it('through a refund, a duplicate, an unknown outcome resolved by inquiry, a pending one across a restart, and confirmations', async () => {
+    const w = world();
+    const bank = new SimulatedBank(w.random.fork());
+    await bank.authorize({
+      reference: 'ord_1',
+      merchantId: 'merchant-a',
+      amount: 2_500n,
+      currency: 'EUR',
+      card: { number: '4242424242424242', expMonth: 12, expYear: 2030 },
+    });
+    const kit = new EntityTestKit({
+      definition: executorDefinition(
+        { bank, cards: new InMemoryCards(), classify: classifySimulatedBankError },
+        { ...defaultExecutorSettings, snapshotEveryEvents: 2 },
+      ),
+      system: w.system,
+      journal: w.journal,
+      snapshots: w.snapshots,
+      clock: w.clock,
+      random: w.random.fork(),
+      entityId: 'bank-a',
+      messenger: w.messenger,
+    });
+    const refund = (n: number): ExecutorCommand & ExecuteRefund => ({
+      type: 'ExecuteRefund',
+      refundId: `re_${n}`,
+      orderId: 'ord_1',
+      merchantId: 'merchant-a',
+      amount: 500n,
+      currency: 'EUR',
+      requestedAt: start + n,
+      payment: paymentInbox('ord_1'),
+    });
+    const settledOf = (refundId: string) => () =>
+      kit.recoveryCount > 0 && kit.state.refunds.get(refundId)?.outcome !== undefined;
+    const sentFor = (type: string, refundId: string) =>
+      w.sent.filter(
+        (each) => each.message.type === type && (each.message as { refundId?: string }).refundId === refundId,
+      );
+
+    await kit.tellAndCheck(refund(1), settledOf('re_1'));
+    await kit.tellAndCheck(refund(1), () => sentFor('ConfirmExecuteRefund', 're_1').length === 2);
+    await kit.expectRestartKeepsState();
+
+    bank.faults.lostAnswerRate = 1;
+    kit.tell(refund(2));
+    await waitFor(() => bank.refunds.has('re_2'));
+    bank.faults.lostAnswerRate = 0;
+    w.clock.advance(defaultExecutorSettings.retryBackoff.maxBackoffMs * 2);
+    await waitFor(settledOf('re_2'));
+    await kit.expectRecoveryMatchesLive();
+
+    bank.faults.errorRate = 1;
+    await kit.tellAndCheck(refund(3), () => kit.state.refunds.has('re_3'));
+    await kit.expectRestartKeepsState();
+    bank.faults.errorRate = 0;
+    w.clock.advance(defaultExecutorSettings.retryBackoff.maxBackoffMs * 2);
+    await waitFor(settledOf('re_3'));
+    await kit.expectRecoveryMatchesLive();
+    // Results are delivered until confirmed: each at least once by now.
+    for (const id of ['re_1', 're_2', 're_3'])
+      expect(sentFor('ProcessRefundResult', id).length).toBeGreaterThan(0);
+
+    for (const id of ['re_1', 're_2', 're_3']) {
+      await kit.tellAndCheck({ type: 'ConfirmRefundResult', refundId: id }, () => !kit.state.refunds.has(id));
+    }
+    expect(kit.state.outbox.size).toBe(0);
+    await kit.expectRestartKeepsState();
+    // Forgotten by the state, remembered by the store: confirmed again, never sent again.
+    await kit.tellAndCheck(refund(1), () => sentFor('ConfirmExecuteRefund', 're_1').length === 3);
+    expect(kit.state.refunds.size).toBe(0);
+    for (const id of ['re_1', 're_2', 're_3']) expect(bank.refunds.get(id)?.requestCount).toBe(1);
+    expect(bank.refunded('ord_1')).toBe(1_500n);
+  });
+});
+
+describe('Payment entity: recovery equals live state, and a restart keeps it', () => {
+  it('through refunds requested, a replay, a refusal, confirmations and results', async () => {
+    const w = world();
+    const orderId = 'ord_1';
+    const kit = new EntityTestKit({
+      definition: paymentDefinition(),
+      system: w.system,
+      journal: w.journal,
+      clock: w.clock,
+      random: w.random.fork(),
+      entityId: orderId,
+      messenger: w.messenger,
+    });
+    const facts = {
+      orderId,
+      merchantId: 'merchant-a',
+      amount: 1_000n,
+      currency: 'EUR',
+      bank: 'bank-a',
+    } as const;
+    const request = (n: number, amount: bigint) =>
+      kit.ask<RequestRefundReply>((replyTo) => ({
+        type: 'RequestRefund',
+        refund: {
+          refundId: `re_${n}`,
+          idempotencyKey: `key-${n}`,
+          requestHash: `hash-${n}`,
+          amount,
+          reason: n === 1 ? 'damaged' : undefined,
+          receivedAt: start + n,
+        },
+        payment: facts,
+        replyTo,
+      }));
+    expect(await request(1, 600n)).toMatchObject({ type: 'RefundAccepted', refund: { status: 'pending' } });
+    expect(await request(1, 600n)).toMatchObject({ type: 'RefundExists', sameRequest: true });
+    expect(await request(2, 401n)).toEqual({ type: 'RefundExceedsPayment', amountRefundable: 400n });
+    expect(await request(3, 400n)).toMatchObject({ type: 'RefundAccepted' });
+    expect(w.sent.filter((each) => each.message.type === 'ExecuteRefund')).toHaveLength(2);
+    await kit.expectRestartKeepsState();
+    // Recovery sends the unconfirmed deliveries again.
+    expect(w.sent.filter((each) => each.message.type === 'ExecuteRefund')).toHaveLength(4);
+
+    await kit.tellAndCheck(
+      { type: 'ConfirmExecuteRefund', refundId: 're_1' },
+      () => !kit.state.outbox.has('re_1'),
+    );
+    const executor = { typeName: 'executor', entityId: 'bank-a' };
+    const result = (refundId: string, outcome: ProcessRefundResult['outcome']): ProcessRefundResult => ({
+      type: 'ProcessRefundResult',
+      refundId,
+      outcome,
+      at: start + 100,
+      executor,
+    });
+    await kit.tellAndCheck(
+      result('re_1', { kind: 'succeeded' }),
+      () => kit.state.refunds.get('re_1')?.status === 'succeeded',
+    );
+    await kit.tellAndCheck(
+      result('re_3', { kind: 'failed', reason: 'refund_declined' }),
+      () => kit.state.refunds.get('re_3')?.status === 'failed',
+    );
+    await kit.tellAndCheck(
+      result('re_1', { kind: 'failed', reason: 'refund_declined' }),
+      () => w.sent.filter((each) => each.message.type === 'ConfirmRefundResult').length === 3,
+    );
+    expect(kit.state.refunds.get('re_1')?.status).toBe('succeeded');
+    expect(kit.state.outbox.size).toBe(0);
+    await kit.expectRestartKeepsState();
+    const listed = await kit.ask<GetRefundsReply>((replyTo) => ({ type: 'GetRefunds', replyTo }));
+    expect(listed.refunds.map((each) => [each.id, each.status, each.reason])).toEqual([
+      ['re_1', 'succeeded', 'damaged'],
+      ['re_3', 'failed', undefined],
+    ]);
+    expect((await kit.events()).map((event) => event.type)).toEqual([
+      'RefundRequested',
+      'RefundRequested',
+      'ExecuteRefundConfirmed',
+      'RefundSucceeded',
+      'RefundFailed',
     ]);
   });
 });

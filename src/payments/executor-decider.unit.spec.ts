@@ -17,9 +17,17 @@ import { visaCardSummary } from '../testing/fixtures/card-summary.js';
 import { InMemoryCards } from '../testing/in-memory-cards.js';
 import type { CardSummary } from './card.js';
 import { defaultExecutorSettings, type ExecutorSettings, executorDefinition } from './executor.js';
-import type { ExecutorEvent } from './executor-events.js';
+import { type ExecutorEvent, executorSnapshotCodec } from './executor-events.js';
 import type { BankPort, ExecutorCommand, PaymentRequest, RefundRequest } from './executor-protocol.js';
-import { type ExecuteOrder, type ExecutionOutcome, executorInbox, merchantInbox } from './protocol.js';
+import {
+  type ExecuteOrder,
+  type ExecuteRefund,
+  type ExecutionOutcome,
+  executorInbox,
+  merchantInbox,
+  paymentInbox,
+  type RefundOutcome,
+} from './protocol.js';
 
 const bank = 'bank-a';
 const now = Date.UTC(2026, 10, 24);
@@ -517,5 +525,292 @@ describe('Executor: the Merchant confirms the result', () => {
       .given([requested(order)])
       .when({ type: 'ConfirmResult', orderId: order.orderId })
       .expectNothingPersisted();
+  });
+});
+
+// ---- refunds ----------------------------------------------------------------------------------
+
+const refundOrder = executeOrder(9);
+
+function executeRefund(n: number, changes: Partial<ExecuteRefund> = {}): ExecuteRefund {
+  return {
+    type: 'ExecuteRefund',
+    refundId: `re_${n}`,
+    orderId: refundOrder.orderId,
+    merchantId: 'merchant-a',
+    amount: 400n,
+    currency: 'EUR',
+    requestedAt: now,
+    payment: paymentInbox(refundOrder.orderId),
+    ...changes,
+  };
+}
+
+function refundRequested(refund: ExecuteRefund): ExecutorEvent {
+  return {
+    type: 'RefundExecutionRequested',
+    refundId: refund.refundId,
+    orderId: refund.orderId,
+    merchantId: refund.merchantId,
+    amount: refund.amount,
+    currency: refund.currency,
+    requestedAt: refund.requestedAt,
+  };
+}
+
+function refundSettled(refund: ExecuteRefund, outcome: RefundOutcome, at = now + 10): ExecutorEvent {
+  return { type: 'RefundExecutionSettled', refundId: refund.refundId, orderId: refund.orderId, outcome, at };
+}
+
+/** An executor whose bank has charged the order the refunds give back. */
+async function refundingExecutor(settings: ExecutorSettings = defaultExecutorSettings) {
+  const world = executor(settings);
+  await world.simulated.authorize({
+    reference: refundOrder.orderId,
+    merchantId: 'merchant-a',
+    amount: refundOrder.amount,
+    currency: 'EUR',
+    card: { number: '4242424242424242', expMonth: 12, expYear: 2030 },
+  });
+  return world;
+}
+
+describe('Executor: ExecuteRefund', () => {
+  it('a new refund is recorded and acknowledged before the bank call, which has the refund id as reference', async () => {
+    const { spec, context, bank: port, simulated } = await refundingExecutor();
+    const refund = executeRefund(1);
+    spec
+      .given([])
+      .when(refund)
+      .expectEvents([refundRequested(refund)]);
+    expect(context.sent).toEqual([
+      { to: paymentInbox(refundOrder.orderId), message: { type: 'ConfirmExecuteRefund', refundId: 're_1' } },
+    ]);
+    expect(await reported(context)).toEqual({
+      type: 'RecordRefundOutcome',
+      refundId: 're_1',
+      outcome: { kind: 'succeeded' },
+      at: now,
+    });
+    expect(port.operationsFor('re_1')).toEqual(['refund']);
+    expect(simulated.refunds.get('re_1')?.request).toMatchObject({
+      paymentReference: refundOrder.orderId,
+      amount: 400n,
+    });
+  });
+
+  it('a duplicate of a refund in flight, or one the store remembers, is confirmed again and never sent again', async () => {
+    const { spec, context, bank: port } = await refundingExecutor();
+    const refund = executeRefund(1);
+    spec
+      .given([refundRequested(refund)])
+      .when(refund)
+      .expectNothingPersisted();
+    spec.given([]).whenDuplicate(refund).expectNothingPersisted();
+    const confirmation = {
+      to: paymentInbox(refundOrder.orderId),
+      message: { type: 'ConfirmExecuteRefund', refundId: 're_1' },
+    };
+    expect(context.sent).toEqual([confirmation, confirmation]);
+    await settle();
+    expect(port.operations.filter((each) => each.reference === 're_1')).toEqual([]);
+  });
+
+  it('with refundsInFlightMax refunds in flight, a new refund gets no answer (the Payment redelivers)', async () => {
+    const { spec, context } = await refundingExecutor({ ...defaultExecutorSettings, refundsInFlightMax: 1 });
+    spec
+      .given([refundRequested(executeRefund(1))])
+      .when(executeRefund(2))
+      .expectNothingPersisted();
+    expect(context.sent).toEqual([]);
+  });
+});
+
+describe('Executor: the bank outcome of a refund', () => {
+  const refund = executeRefund(1);
+
+  it('is recorded and delivered to the Payment at least once; its retry timer is cancelled', () => {
+    const { spec, context } = executor();
+    const { state, delivered } = spec
+      .given([refundRequested(refund)])
+      .when({ type: 'RecordRefundOutcome', refundId: 're_1', outcome: { kind: 'succeeded' }, at: now + 10 })
+      .expectEvents([refundSettled(refund, { kind: 'succeeded' })]);
+    expect(delivered).toEqual(['re_1']);
+    expect(state.outbox.get('re_1')).toEqual({
+      deliveryId: 're_1',
+      destination: { typeName: 'payment', entityId: refundOrder.orderId },
+      message: {
+        type: 'ProcessRefundResult',
+        refundId: 're_1',
+        outcome: { kind: 'succeeded' },
+        at: now + 10,
+        executor: { typeName: 'executor', entityId: bank },
+      },
+    });
+    expect(context.timersCancelled).toEqual(['retry-refund-re_1']);
+  });
+
+  it('a second outcome, or one for a refund the Executor does not hold, changes nothing', () => {
+    const { spec } = executor();
+    spec
+      .given([refundRequested(refund), refundSettled(refund, { kind: 'succeeded' })])
+      .when({
+        type: 'RecordRefundOutcome',
+        refundId: 're_1',
+        outcome: { kind: 'failed', reason: 'refund_declined' },
+        at: now,
+      })
+      .expectNothingPersisted();
+    spec
+      .given([])
+      .when({ type: 'RecordRefundOutcome', refundId: 're_1', outcome: { kind: 'succeeded' }, at: now })
+      .expectNothingPersisted();
+  });
+
+  it('a bank refusal fails the refund with the bank’s stable code, and is not retried', async () => {
+    const { spec, context, bank: port } = executor(); // no payment at the bank: refund_payment_unknown
+    spec
+      .given([])
+      .when(refund)
+      .expectEvents([refundRequested(refund)]);
+    expect(await reported(context)).toMatchObject({
+      type: 'RecordRefundOutcome',
+      outcome: { kind: 'failed', reason: 'refund_payment_unknown' },
+    });
+    expect(port.operationsFor('re_1')).toEqual(['refund']);
+  });
+
+  it('a declined refund fails with refund_declined', async () => {
+    const { spec, context, simulated } = await refundingExecutor();
+    simulated.faults = { errorRate: 0, lostAnswerRate: 0, declineRate: 1 };
+    spec
+      .given([])
+      .when(refund)
+      .expectEvents([refundRequested(refund)]);
+    expect(await reported(context)).toMatchObject({
+      outcome: { kind: 'failed', reason: 'refund_declined' },
+    });
+  });
+
+  it('the Payment’s confirmation is persisted and the refund leaves the state; again, it changes nothing', () => {
+    const { spec } = executor();
+    const given = [refundRequested(refund), refundSettled(refund, { kind: 'succeeded' })];
+    const { state } = spec
+      .given(given)
+      .when({ type: 'ConfirmRefundResult', refundId: 're_1' })
+      .expectEvents([{ type: 'RefundResultConfirmed', refundId: 're_1', orderId: refundOrder.orderId }]);
+    expect(state.refunds.size).toBe(0);
+    expect(state.outbox.size).toBe(0);
+    spec
+      .given([...given, { type: 'RefundResultConfirmed', refundId: 're_1', orderId: refundOrder.orderId }])
+      .when({ type: 'ConfirmRefundResult', refundId: 're_1' })
+      .expectNothingPersisted();
+    spec
+      .given([refundRequested(refund)])
+      .when({ type: 'ConfirmRefundResult', refundId: 're_1' })
+      .expectNothingPersisted();
+  });
+});
+
+describe('Executor: a refund whose outcome is unknown', () => {
+  const refund = executeRefund(1);
+
+  it('is settled by an inquiry after a lost answer, never by a second refund', async () => {
+    const { spec, context, bank: port, simulated } = await refundingExecutor();
+    simulated.faults = { errorRate: 0, lostAnswerRate: 1, declineRate: 0 };
+    spec
+      .given([])
+      .when(refund)
+      .expectEvents([refundRequested(refund)]);
+    const failure = await reported(context);
+    expect(failure).toEqual({ type: 'RetryRefundLater', refundId: 're_1', reason: 'unknown_outcome' });
+    await settle();
+    simulated.faults = { errorRate: 0, lostAnswerRate: 0, declineRate: 0 };
+    spec
+      .given([refundRequested(refund)])
+      .when({ type: 'RetryRefund', refundId: 're_1' })
+      .expectNothingPersisted();
+    expect(await reported(context)).toMatchObject({
+      type: 'RecordRefundOutcome',
+      outcome: { kind: 'succeeded' },
+    });
+    expect(port.operationsFor('re_1')).toEqual(['refund', 'inquireRefund']);
+    expect(simulated.refunds.get('re_1')?.requestCount).toBe(1);
+  });
+
+  it('is sent again, under the same reference, when the inquiry finds nothing at the bank', async () => {
+    const { spec, context, bank: port, simulated } = await refundingExecutor();
+    simulated.faults = { errorRate: 1, lostAnswerRate: 0, declineRate: 0 };
+    spec
+      .given([])
+      .when(refund)
+      .expectEvents([refundRequested(refund)]);
+    expect(await reported(context)).toEqual({
+      type: 'RetryRefundLater',
+      refundId: 're_1',
+      reason: 'retryable',
+    });
+    await settle();
+    simulated.faults = { errorRate: 0, lostAnswerRate: 0, declineRate: 0 };
+    spec
+      .given([refundRequested(refund)])
+      .when({ type: 'RetryRefund', refundId: 're_1' })
+      .expectNothingPersisted();
+    expect(await reported(context)).toMatchObject({
+      type: 'RecordRefundOutcome',
+      outcome: { kind: 'succeeded' },
+    });
+    expect(port.operationsFor('re_1')).toEqual(['refund', 'inquireRefund', 'refund']);
+  });
+
+  it('after a restart, a pending refund is first inquired about', async () => {
+    const { definition, context, bank: port, simulated } = await refundingExecutor();
+    await simulated.refund({
+      reference: 're_1',
+      paymentReference: refundOrder.orderId,
+      merchantId: 'merchant-a',
+      amount: 400n,
+      currency: 'EUR',
+    });
+    const state = definition.evolve(definition.initialState(bank), refundRequested(refund));
+    definition.onRecoveryCompleted?.(state, context);
+    expect(await reported(context)).toMatchObject({
+      type: 'RecordRefundOutcome',
+      outcome: { kind: 'succeeded' },
+    });
+    expect(port.operationsFor('re_1')).toEqual(['inquireRefund']);
+  });
+
+  it('a failed attempt sets a retry timer within the retry backoff', () => {
+    const { spec, context } = executor();
+    spec
+      .given([refundRequested(refund)])
+      .when({ type: 'RetryRefundLater', refundId: 're_1', reason: 'retryable' })
+      .expectNothingPersisted();
+    expect(context.timersStarted).toEqual([
+      expect.objectContaining({
+        key: 'retry-refund-re_1',
+        message: { type: 'RetryRefund', refundId: 're_1' },
+      }),
+    ]);
+  });
+});
+
+describe('Executor: snapshots with refunds', () => {
+  it('a snapshot keeps refunds in flight and their unconfirmed results; a version 1 snapshot reads as none', () => {
+    const { definition } = executor();
+    const order = executeOrder(1);
+    const state = [
+      requested(order),
+      refundRequested(executeRefund(1)),
+      refundRequested(executeRefund(2)),
+      refundSettled(executeRefund(2), { kind: 'failed', reason: 'refund_declined' }),
+    ].reduce(definition.evolve, definition.initialState(bank));
+    const codec = executorSnapshotCodec;
+    const decoded = codec.decode(JSON.parse(JSON.stringify(codec.encode(state))));
+    expect(decoded.refunds.toJS()).toEqual(state.refunds.toJS());
+    expect(decoded.outbox.toJS()).toEqual(state.outbox.toJS());
+    const upcast = codec.upcasters?.[1]?.({ bank, executions: [] });
+    expect(codec.decode(upcast).refunds.size).toBe(0);
   });
 });

@@ -1,16 +1,23 @@
 import { type EntityAddress, entityAddress } from '../runtime/entity-address.js';
 import type { Currency } from './money.js';
-import { type ExecutionOutcome, type ExecutorInbox, executorTypeName } from './protocol.js';
+import {
+  type ExecutionOutcome,
+  type ExecutorInbox,
+  type ExecutorRefundInbox,
+  executorTypeName,
+  type RefundOutcome,
+} from './protocol.js';
 import type { BankId } from './validator.js';
 
 /**
  * Messages the Executor accepts, and the bank it talks to. `ExecuteOrder` and `ConfirmResult` come
- * from Merchants (`protocol.ts`); the others are the Executor's own bank calls reporting back and
- * its retry timers — the bank is called outside the actor, and what it said comes back in as a
+ * from Merchants, `ExecuteRefund` and `ConfirmRefundResult` from Payments (`protocol.ts`); the
+ * others are the Executor's own bank calls reporting back and its retry timers — the bank is called outside the actor, and what it said comes back in as a
  * command, so it is decided and persisted like any other.
  */
 export type ExecutorCommand =
   | ExecutorInbox
+  | ExecutorRefundInbox
   /** Record what the bank's answer came to (from an authorization, an inquiry or a cancellation). */
   | {
       readonly type: 'RecordBankOutcome';
@@ -21,7 +28,18 @@ export type ExecutorCommand =
   /** A bank call settled nothing (see `BankErrorKind`): try the order again after a backoff. */
   | { readonly type: 'RetryExecutionLater'; readonly orderId: string; readonly reason: BankErrorKind }
   /** The backoff is over: make the next bank call for the order. */
-  | { readonly type: 'RetryExecution'; readonly orderId: string };
+  | { readonly type: 'RetryExecution'; readonly orderId: string }
+  /** Record what a refund came to at the bank (from a refund or an inquiry, or a refusal's code). */
+  | {
+      readonly type: 'RecordRefundOutcome';
+      readonly refundId: string;
+      readonly outcome: RefundOutcome;
+      readonly at: number;
+    }
+  /** A refund's bank call settled nothing: try it again after a backoff. */
+  | { readonly type: 'RetryRefundLater'; readonly refundId: string; readonly reason: BankErrorKind }
+  /** The backoff is over: make the next bank call for the refund. */
+  | { readonly type: 'RetryRefund'; readonly refundId: string };
 
 export function executorAddress(bank: BankId): EntityAddress<ExecutorCommand> {
   return entityAddress<ExecutorCommand>(executorTypeName, bank);
@@ -55,6 +73,8 @@ export type BankResolution = BankAnswer | { readonly kind: 'cancelled'; readonly
 export interface RefundRequest {
   readonly reference: string;
   readonly paymentReference: string;
+  /** The payment's merchant: a cluster node sends a refund only while it owns the Executor of its bank. */
+  readonly merchantId: string;
   readonly amount: bigint;
   readonly currency: Currency;
 }

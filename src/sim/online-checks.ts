@@ -118,6 +118,11 @@ export class OnlineChecks {
   /** A call leaving for the bank. */
   onBankCall(operation: BankOperation, reference: string): void {
     if (!this.enabled) return;
+    if (operation === 'refund' || operation === 'inquireRefund') {
+      // A refund's reference is its refund id: the Executor must have recorded it first.
+      this.require(reference, 'RefundExecutionRequested', 'executor-', `bank ${operation}`);
+      return;
+    }
     this.require(reference, 'ExecutionRequested', 'executor-', `bank ${operation}`);
     if (operation === 'authorize' && this.log.has(reference, 'ExecutionSettled', 'executor-')) {
       // The outcome is known and durable: authorizing again is executing the order twice (the bank's

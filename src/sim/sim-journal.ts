@@ -143,8 +143,10 @@ export class DurableLog implements Journal {
     let seqNr = request.fromSeqNr;
     for (const event of request.events) {
       const payload = parseObject(event.payload);
-      const orderId = stringField(payload, 'orderId');
-      if (orderId !== undefined) {
+      // A refund's events are indexed under its order and under the refund id (its bank reference).
+      const keys = [stringField(payload, 'orderId'), stringField(payload, 'refundId')];
+      for (const orderId of keys) {
+        if (orderId === undefined) continue;
         const outcome = payload?.outcome;
         const fact: DurableFact = {
           persistenceId: request.persistenceId,

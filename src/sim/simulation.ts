@@ -14,7 +14,7 @@ import { demoConfig } from '../node/demo-merchants.js';
 import { type CreatedOrder, defaultOrderServiceSettings, orderRequestText } from '../node/order-service.js';
 import { CardVault, MemoryVaultStorage, vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultExecutorSettings } from '../payments/executor.js';
-import { executorEvents } from '../payments/executor-events.js';
+import { executorEvents, isRefundExecutionEvent } from '../payments/executor-events.js';
 import { executorAddress } from '../payments/executor-protocol.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
 import {
@@ -1056,6 +1056,8 @@ class World {
       } else if (persistenceId.startsWith('executor-')) {
         for (const row of rows) {
           const event = executorEvents.deserialize(row, { persistenceId, seqNr: row.seqNr });
+          // Refunds are the bank's other traffic: they count no execution of their order.
+          if (isRefundExecutionEvent(event)) continue;
           let execution = executions.get(event.orderId);
           if (execution === undefined) {
             execution = { requested: 0, settled: [], confirmed: 0 };
