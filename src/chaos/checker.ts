@@ -1,5 +1,7 @@
 import { type OrderStatus, terminalStatuses } from '../payments/order.js';
 import { assertNever } from '../runtime/assert-never.js';
+import { refundViolationKinds } from './refund-check.js';
+import { webhookViolationKinds } from './webhook-check.js';
 
 /**
  * The chaos run's judge: a pure function from the evidence gathered after the run (what the
@@ -42,6 +44,8 @@ export interface GatewayOrder {
   /** The merchant's reference from the body, if it sent one. */
   readonly reference: string | null;
   readonly reason: string | null;
+  /** What the gateway reports as refunded (succeeded refunds), in minor units. */
+  readonly amountRefunded: number;
 }
 
 /** A record of the bank's ledger; `reference` is the gateway's order id. */
@@ -94,11 +98,14 @@ export const violationKinds = [
   'key_many_orders',
   /** A persistence id's sequence numbers are not exactly 1..n. */
   'journal_gap',
+  ...refundViolationKinds,
+  ...webhookViolationKinds,
 ] as const;
 export type ViolationKind = (typeof violationKinds)[number];
 
 export interface Violation {
   readonly kind: ViolationKind;
+  /** The orders concerned; for a refund or a webhook, the refund or event ids. */
   readonly orderIds: readonly string[];
   readonly detail: string;
 }

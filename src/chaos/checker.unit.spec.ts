@@ -37,6 +37,7 @@ function gateway(id: string, key: string, overrides: Partial<GatewayOrder> = {})
     currency: 'EUR',
     reference: `ref-${key}`,
     reason: null,
+    amountRefunded: 0,
     ...overrides,
   };
 }

@@ -11,6 +11,12 @@ import { demoMerchants } from '../node/demo-merchants.js';
 import { terminalStatuses } from '../payments/order.js';
 import { SeededRandom } from '../runtime/random.js';
 import type { RunningPostgres } from '../store/postgres/embedded-postgres.js';
+import {
+  chaosReceiverFaults,
+  owedWebhookEvents,
+  receiverProcess,
+  registerEndpoints,
+} from './chaos-webhooks.js';
 import { checkRun, type GatewayOrder, type JournalSequence } from './checker.js';
 import {
   dropPostgresJournalEvent,
@@ -33,14 +39,18 @@ import {
   type LoadContext,
   type Merchant,
   type OrderRecord,
+  type RefundRecord,
   resendUnanswered,
   runLoad,
 } from './load.js';
 import { defaultProcessSettings, freePort, ManagedProcess } from './processes.js';
-import { listOrders, readLedger, setBankFaults } from './remit-api.js';
+import { checkRefunds, type GatewayRefund } from './refund-check.js';
+import { listOrders, listRefunds, readLedger, setBankFaults } from './remit-api.js';
 import { buildReport, type ChaosReport, type NodeReport } from './report.js';
 import { dropJournalEvent, type Sabotage, strayCharge } from './sabotage.js';
 import { monotonicMs, sleep } from './timing.js';
+import { checkWebhooks, missingWebhooks, tallyWebhooks } from './webhook-check.js';
+import { readReceiverLog } from './webhook-receiver.js';
 
 /**
  * The crash-and-retry chaos run (DESIGN §6, "real-process chaos"): a bank simulator and a gateway
@@ -95,6 +105,11 @@ export interface ChaosOptions {
   readonly executionDeadlineMs: number;
   /** The gateway's `--bank-timeout-ms`: short, so lost bank answers turn into inquiries quickly. */
   readonly bankTimeoutMs: number;
+  /**
+   * Webhooks: an endpoint per merchant pointing at a receiver process that fails on purpose (500s,
+   * closed connections, hangs, crashes); every event the gateway owes must reach it, once.
+   */
+  readonly webhooks: boolean;
   /** Progress lines (to stderr in the command). */
   readonly log: (line: string) => void;
   /** Aborting it ends the run early; everything is stopped and runChaos rejects. */
@@ -113,6 +128,7 @@ export const defaultChaosOptions: ChaosOptions = {
   settleTimeoutMs: 60_000,
   executionDeadlineMs: 5_000,
   bankTimeoutMs: 1_000,
+  webhooks: true,
   log: () => {},
 };
 
@@ -124,6 +140,13 @@ const limits = {
   listPagesMax: 10_000,
   /** How often the settle phase looks at the orders again. */
   settlePollIntervalMs: 1_000,
+  /** Refund listings the harness has in flight at once while settling and gathering evidence. */
+  refundListingsInFlightMax: 8,
+  /** The gateway's webhook retries in a run: a delay of at most 2 s, attempts cut at 2 s. */
+  webhookRetryDelayMaxMs: 2_000,
+  webhookAttemptTimeoutMs: 2_000,
+  /** How often the harness looks whether the receiver crashed (and starts it again). */
+  receiverWatchIntervalMs: 200,
   /** Attempts to switch the bank's faults off once the chaos is over. */
   faultsOffAttemptsMax: 20,
   /** Attempts to find each free port distinct from those found before it. */
@@ -185,7 +208,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const databaseArgs =
     database === undefined ? [] : ['--database-url', database.url, '--database-schema', database.schema];
   // The bank, then an HTTP port per node and, in a cluster, a node-to-node port each.
-  const ports = await distinctFreePorts(1 + options.nodes * (cluster ? 2 : 1));
+  // The last port is the webhook receiver's.
+  const ports = await distinctFreePorts(2 + options.nodes * (cluster ? 2 : 1));
+  const receiverPort = ports.at(-1) ?? 0;
+  const receiverUrl = `http://127.0.0.1:${receiverPort}`;
   const bankUrl = `http://127.0.0.1:${ports[0]}`;
   const bank = new ManagedProcess({
     name: 'bank',
@@ -212,6 +238,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     '--bank-timeout-ms',
     String(options.bankTimeoutMs),
     ...databaseArgs,
+    ...(options.webhooks
+      ? [
+          '--webhooks-allow-insecure',
+          '--webhook-retry-delay-max-ms',
+          String(limits.webhookRetryDelayMaxMs),
+          '--webhook-attempt-timeout-ms',
+          String(limits.webhookAttemptTimeoutMs),
+        ]
+      : []),
     '--log-level',
     'warn',
   ];
@@ -233,6 +268,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     connections: 1,
     authorizationBatchMax: 1,
   });
+  let receiver: { process: ManagedProcess; logPath: string } | undefined;
   const stopNodes = async (): Promise<void> => {
     await Promise.allSettled(nodes.map((node) => node.process.stop()));
   };
@@ -249,6 +285,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // A cluster's nodes start at once: they race to create the demo merchants, and one wins.
     await Promise.all(nodes.map((node) => node.process.start()));
     const merchants = readMerchants(nodes.map((node) => node.dataDir));
+    if (options.webhooks) {
+      const secrets = await registerEndpoints(
+        nodeUrls[0] ?? '',
+        merchants,
+        receiverUrl,
+        limits.callTimeoutMs,
+      );
+      receiver = receiverProcess(dataDir, receiverPort, options.seed, secrets, chaosReceiverFaults);
+      await receiver.process.start();
+      options.log(`webhook receiver ${receiverUrl}, an endpoint per merchant`);
+    }
 
     // One seed, independent streams: the load's orders and the chaos plan do not perturb each other.
     const root = new SeededRandom(options.seed);
@@ -279,6 +326,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       seed: loadSeed,
       stop: loadStop.signal,
       forgetKey: options.sabotage.includes('forget-key') ? { ordersMax: 3 } : undefined,
+      refunds: [],
     };
     // A failure on either side ends the other at once (the stop signal), and both are awaited to
     // the end before anything is torn down: nothing keeps running behind a rejected promise.
@@ -303,7 +351,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     );
     const load = endOnFailure(runLoad(context));
     const timer = sleep(options.durationMs, loadStop.signal).then(() => loadStop.abort());
-    const [loaded, chaosDone] = await Promise.allSettled([load, chaos, timer]);
+    const watch = endOnFailure(keepRunning(receiver?.process, loadStop.signal));
+    const [loaded, chaosDone, , watched] = await Promise.allSettled([load, chaos, timer, watch]);
+    if (watched.status === 'rejected') throw watched.reason;
     options.signal?.removeEventListener('abort', onAbort);
     if (loaded.status === 'rejected') throw loaded.reason;
     if (chaosDone.status === 'rejected') throw chaosDone.reason;
@@ -321,6 +371,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       context,
       jitter,
       options,
+      receiver,
     });
     options.log(`settled: ${settle.settled} in ${Math.round(settle.ms)} ms; gathering evidence`);
 
@@ -328,15 +379,35 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // look charged-but-not-executed; this way a late execution can only show as not terminal.
     const ledger = await readLedger(auditor);
     const gatewayOrders = await listAllOrders(nodeUrls, merchants);
+    const gatewayRefunds = await listAllRefunds(nodeUrls, context.refunds);
+    const owedEvents = owedWebhookEvents(gatewayOrders, gatewayRefunds);
+    await receiver?.process.stop();
+    const receiverLog = receiver === undefined ? [] : readReceiverLog(receiver.logPath);
     await stopNodes();
     await bank.stop();
     const journal = await readJournal(database, nodes[0]?.dataDir ?? dataDir, options);
-    const violations = checkRun({
-      orders: records.map((record) => record.toSentOrder()),
-      gatewayOrders,
-      ledger: ledger.payments,
-      journal,
-    });
+    const refundedIds = new Set(context.refunds.map((refund) => refund.orderId));
+    const violations = [
+      ...checkRun({
+        orders: records.map((record) => record.toSentOrder()),
+        gatewayOrders,
+        ledger: ledger.payments,
+        journal,
+      }),
+      ...checkRefunds({
+        sent: context.refunds.map((refund) => refund.toSentRefund()),
+        gatewayRefunds,
+        orders: gatewayOrders.filter((order) => refundedIds.has(order.id) || order.amountRefunded !== 0),
+        ledgerRefunds: ledger.refunds,
+        ledgerPayments: ledger.payments,
+      }).map(({ ids, ...violation }) => ({ ...violation, orderIds: ids })),
+      ...(receiver === undefined ? [] : checkWebhooks(owedEvents, receiverLog)).map(
+        ({ eventIds, ...violation }) => ({
+          ...violation,
+          orderIds: eventIds,
+        }),
+      ),
+    ];
     keep = options.keepData || !ownDir || violations.length > 0;
     dropTheSchema = !options.keepData && violations.length === 0;
     return buildReport({
@@ -372,6 +443,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       gatewayOrders,
       ledger: ledger.payments,
       ledgerTotals: ledger.totals,
+      refunds: context.refunds,
+      gatewayRefunds,
+      webhooks:
+        receiver === undefined
+          ? undefined
+          : { ...tallyWebhooks(owedEvents, receiverLog), receiverRestarts: receiver.process.unexpectedExits },
       journal,
       settle: { settled: settle.settled, ms: Math.round(settle.ms), timeoutMs: options.settleTimeoutMs },
       wallTimeMs: monotonicMs() - startedMs,
@@ -380,7 +457,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       violations,
     });
   } finally {
-    await Promise.allSettled([stopNodes(), bank.stop(), faultSetter.close(), auditor.close()]);
+    await Promise.allSettled([
+      stopNodes(),
+      bank.stop(),
+      receiver?.process.stop(),
+      faultSetter.close(),
+      auditor.close(),
+    ]);
     await closeRunDatabase(database, dropTheSchema, options.log);
     if (!keep) rmSync(dataDir, { recursive: true, force: true });
   }
@@ -531,6 +614,66 @@ async function readJournal(
   return readPostgresJournalSequences(database.url, database.schema);
 }
 
+/**
+ * Every refund the clients asked for is finished, and (with webhooks) the receiver has processed
+ * every event the gateway owes for the orders and refunds as they stand.
+ */
+async function refundsAndWebhooksSettled(
+  inputs: SettleInputs,
+  orders: readonly GatewayOrder[],
+): Promise<boolean> {
+  const refunds = await listAllRefunds(inputs.nodeUrls, inputs.context.refunds);
+  if (refunds.some((refund) => refund.status === 'pending')) return false;
+  if (inputs.receiver === undefined) return true;
+  const missing = missingWebhooks(
+    owedWebhookEvents(orders, refunds),
+    readReceiverLog(inputs.receiver.logPath),
+  );
+  if (missing.length > 0) inputs.options.log(`settle: ${missing.length} webhook events not processed yet`);
+  return missing.length === 0;
+}
+
+/** Starts the process again whenever it exits on its own, until `stop`; nothing when undefined. */
+async function keepRunning(process: ManagedProcess | undefined, stop: AbortSignal): Promise<void> {
+  if (process === undefined) return;
+  while (!stop.aborted) {
+    if (process.crashed) await process.start();
+    await sleep(limits.receiverWatchIntervalMs, stop);
+  }
+}
+
+/**
+ * The refunds of every order the clients asked to refund, through the first node that answers;
+ * throws when none does.
+ */
+async function listAllRefunds(
+  nodeUrls: readonly string[],
+  refunds: readonly RefundRecord[],
+): Promise<GatewayRefund[]> {
+  const orders = [...new Map(refunds.map((refund) => [refund.orderId, refund.merchant])).entries()];
+  let lastError: unknown;
+  for (const url of nodeUrls) {
+    try {
+      const listed: GatewayRefund[] = [];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: limits.refundListingsInFlightMax }, async () => {
+          for (let order = orders[next++]; order !== undefined; order = orders[next++]) {
+            const [orderId, merchant] = order;
+            for (const refund of await listRefunds(url, merchant.apiKey, orderId, limits.callTimeoutMs)) {
+              listed.push({ ...refund, merchantId: merchant.id });
+            }
+          }
+        }),
+      );
+      return listed;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError instanceof Error ? lastError : new Error(String(lastError));
+}
+
 /** `count` distinct free ports: a port just closed may be handed out again by the next request. */
 async function distinctFreePorts(count: number): Promise<number[]> {
   const ports: number[] = [];
@@ -603,6 +746,7 @@ interface SettleInputs {
   readonly context: LoadContext;
   readonly jitter: SeededRandom;
   readonly options: ChaosOptions;
+  readonly receiver: { readonly process: ManagedProcess; readonly logPath: string } | undefined;
 }
 
 /**
@@ -612,7 +756,11 @@ interface SettleInputs {
  */
 async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: number }> {
   const { options } = inputs;
-  const everyProcess = [inputs.bank, ...inputs.nodes];
+  const everyProcess = [
+    inputs.bank,
+    ...inputs.nodes,
+    ...(inputs.receiver === undefined ? [] : [inputs.receiver.process]),
+  ];
   const startedMs = monotonicMs();
   const deadlineMs = startedMs + options.settleTimeoutMs;
   for (const target of everyProcess) {
@@ -647,7 +795,9 @@ async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: 
           const status = statusById.get(id);
           return status === undefined || !terminalStatuses.has(status);
         });
-      if (!pending) return { settled: true, ms: monotonicMs() - startedMs };
+      if (!pending && (await refundsAndWebhooksSettled(inputs, orders))) {
+        return { settled: true, ms: monotonicMs() - startedMs };
+      }
     } catch (error) {
       options.log(
         `settle: listing failed (${error instanceof Error ? error.message : String(error)}); trying again`,

@@ -4,7 +4,18 @@ import { assertNever } from '../runtime/assert-never.js';
 import type { Random } from '../runtime/random.js';
 import { SeededRandom } from '../runtime/random.js';
 import type { Expectation, SentOrder } from './checker.js';
-import { getOrder, type OrderBody, type OrderJson, type PostOutcome, postOrder } from './remit-api.js';
+import type { SentRefund } from './refund-check.js';
+import {
+  getOrder,
+  getRefund,
+  type OrderBody,
+  type OrderJson,
+  type PostOutcome,
+  postOrder,
+  postRefund,
+  type RefundJson,
+  type RefundOutcome,
+} from './remit-api.js';
 import { sleep } from './timing.js';
 
 /**
@@ -45,6 +56,8 @@ export interface LoadSettings {
   readonly concurrentDuplicateRate: number;
   /** Chance an order is sent once more after its answer (a merchant's late retry). */
   readonly lateDuplicateRate: number;
+  /** Chance an executed order is then refunded (in full, in two parts, or after one too large). */
+  readonly refundRate: number;
 }
 
 export const defaultLoadSettings: LoadSettings = {
@@ -60,6 +73,7 @@ export const defaultLoadSettings: LoadSettings = {
   ordersPerClientMax: 100_000,
   concurrentDuplicateRate: 0.05,
   lateDuplicateRate: 0.08,
+  refundRate: 0.25,
 };
 
 /** Counters of what the clients did, for the report. */
@@ -76,6 +90,9 @@ export interface LoadCounts {
   duplicatesOnPurpose: number;
   /** Orders without any definite answer when the load stopped, sent again while settling. */
   resentAfterRun: number;
+  /** Refund requests made (each with its own key), and how many of them were refused. */
+  refundsSent: number;
+  refundRefusals: number;
   /** Requests sent to each node, by its URL's position in `nodeUrls`. */
   requestsByNode: number[];
 }
@@ -93,6 +110,8 @@ export function emptyLoadCounts(nodes: number): LoadCounts {
     polls: 0,
     duplicatesOnPurpose: 0,
     resentAfterRun: 0,
+    refundsSent: 0,
+    refundRefusals: 0,
     requestsByNode: Array.from({ length: nodes }, () => 0),
   };
 }
@@ -135,6 +154,46 @@ export class OrderRecord {
         [...statuses].map((status) => ({ id, status })),
       ),
       refusals: [...this.refusals],
+    };
+  }
+}
+
+/** One refund request (one idempotency key, one amount) and what its client learned of it. */
+export class RefundRecord {
+  readonly acceptedIds = new Set<string>();
+  readonly terminalSeen = new Map<string, Set<string>>();
+  readonly refusals: Array<{ status: number; code: string }> = [];
+
+  constructor(
+    readonly key: string,
+    readonly merchant: Merchant,
+    readonly orderId: string,
+    readonly amount: number,
+  ) {}
+
+  get answered(): boolean {
+    return this.acceptedIds.size > 0 || this.refusals.length > 0;
+  }
+
+  noteRefund(refund: RefundJson): void {
+    if (refund.status === 'pending') return;
+    this.terminalSeen.set(
+      refund.id,
+      (this.terminalSeen.get(refund.id) ?? new Set<string>()).add(refund.status),
+    );
+  }
+
+  toSentRefund(): SentRefund {
+    return {
+      key: this.key,
+      merchantId: this.merchant.id,
+      orderId: this.orderId,
+      amount: this.amount,
+      acceptedIds: [...this.acceptedIds],
+      refusals: [...this.refusals],
+      terminalSeen: [...this.terminalSeen].flatMap(([id, statuses]) =>
+        [...statuses].map((status) => ({ id, status })),
+      ),
     };
   }
 }
@@ -243,6 +302,8 @@ export interface LoadContext {
   /** Stops new orders, retries and polls; requests already sent finish within their timeout. */
   readonly stop: AbortSignal;
   readonly forgetKey?: ForgetKeySabotage | undefined;
+  /** Every refund request the clients made, in the order they made them. */
+  readonly refunds: RefundRecord[];
 }
 
 /** Runs every client until `stop` aborts; resolves with every order they sent. */
@@ -277,6 +338,14 @@ export async function runLoad(context: LoadContext): Promise<OrderRecord[]> {
           context.counts.duplicatesOnPurpose++;
           await send(record, sabotaged ? `${key}-forgotten` : key, context, pickNode(stream.jitter, context));
         }
+        const executedId = executedOrderId(record);
+        if (
+          executedId !== undefined &&
+          stream.jitter.chance(context.settings.refundRate) &&
+          !context.stop.aborted
+        ) {
+          await refundOrder(record, executedId, context, stream.jitter, context.stop);
+        }
         await sleep(stream.jitter.int(context.settings.thinkTimeMaxMs + 1), context.stop);
       }
     }),
@@ -295,12 +364,21 @@ export async function resendUnanswered(
   jitter: Random,
 ): Promise<void> {
   const pending = records.filter((record) => !record.answered);
-  context.counts.resentAfterRun += pending.length;
+  const pendingRefunds = context.refunds.filter((refund) => !refund.answered);
+  context.counts.resentAfterRun += pending.length + pendingRefunds.length;
   let next = 0;
+  let nextRefund = 0;
   await Promise.all(
     Array.from({ length: context.settings.clients }, async () => {
       for (let record = pending[next++]; record !== undefined; record = pending[next++]) {
         await placeOrder(record, context, jitter, false, context.stop);
+      }
+      for (
+        let refund = pendingRefunds[nextRefund++];
+        refund !== undefined;
+        refund = pendingRefunds[nextRefund++]
+      ) {
+        await placeRefund(refund, context, jitter, context.stop);
       }
     }),
   );
@@ -314,28 +392,144 @@ async function placeOrder(
   concurrentDuplicate: boolean,
   stop: AbortSignal,
 ): Promise<void> {
-  const { settings, counts } = context;
-  // The single gateway takes no draw, so a single-node run's timing streams stay as they are.
-  let node = pickNode(jitter, context);
-  for (let attempt = 0; attempt < settings.orderAttemptsMax && !stop.aborted; attempt++) {
-    if (attempt > 0) {
-      counts.retries++;
-      node = (node + 1) % context.nodeUrls.length;
-      const ceilingMs = Math.min(settings.retryBackoffMaxMs, settings.retryBackoffMinMs * 2 ** (attempt - 1));
-      await sleep(ceilingMs / 2 + jitter.int(Math.ceil(ceilingMs / 2)), stop);
-      if (stop.aborted) return;
-    }
+  await withRetries(context, jitter, stop, async (node, attempt) => {
     if (attempt === 0 && concurrentDuplicate) {
-      counts.duplicatesOnPurpose++;
+      context.counts.duplicatesOnPurpose++;
       // Two nodes at once when there are several: the key's one order must come out of both.
       const twin = (node + 1) % context.nodeUrls.length;
       await Promise.all([send(record, record.key, context, node), send(record, record.key, context, twin)]);
     } else {
       await send(record, record.key, context, node);
     }
-    if (record.answered) break;
-  }
+    return record.answered;
+  });
   await pollUntilTerminal(record, context, jitter, stop);
+}
+
+/**
+ * Calls `attempt` until it says the request was answered or `orderAttemptsMax` attempts are spent,
+ * backing off (equal jitter, doubling) and moving to the next node between attempts.
+ */
+async function withRetries(
+  context: LoadContext,
+  jitter: Random,
+  stop: AbortSignal,
+  attempt: (node: number, attempt: number) => Promise<boolean>,
+): Promise<void> {
+  const { settings, counts } = context;
+  // The single gateway takes no draw, so a single-node run's timing streams stay as they are.
+  let node = pickNode(jitter, context);
+  for (let index = 0; index < settings.orderAttemptsMax && !stop.aborted; index++) {
+    if (index > 0) {
+      counts.retries++;
+      node = (node + 1) % context.nodeUrls.length;
+      const ceilingMs = Math.min(settings.retryBackoffMaxMs, settings.retryBackoffMinMs * 2 ** (index - 1));
+      await sleep(ceilingMs / 2 + jitter.int(Math.ceil(ceilingMs / 2)), stop);
+      if (stop.aborted) return;
+    }
+    if (await attempt(node, index)) return;
+  }
+}
+
+/** The id of the order's execution, once the client has seen it executed. */
+function executedOrderId(record: OrderRecord): string | undefined {
+  for (const [id, statuses] of record.terminalSeen) if (statuses.has('executed')) return id;
+  return undefined;
+}
+
+/**
+ * A merchant refunding an executed order, one request after the other: in full (a third of the
+ * time), in two parts that add up to the amount, or first one unit more than the amount (refused,
+ * `refund_exceeds_payment`) and then in full. Each request has its own key.
+ */
+async function refundOrder(
+  order: OrderRecord,
+  orderId: string,
+  context: LoadContext,
+  jitter: Random,
+  stop: AbortSignal,
+): Promise<void> {
+  const amount = order.body.amount;
+  const part = 1 + jitter.int(amount - 1);
+  const shape = jitter.int(3);
+  const amounts = shape === 0 ? [amount] : shape === 1 ? [part, amount - part] : [amount + 1, amount];
+  for (const [index, value] of amounts.entries()) {
+    if (stop.aborted) return;
+    const refund = new RefundRecord(`${order.key}-refund-${index}`, order.merchant, orderId, value);
+    context.refunds.push(refund);
+    context.counts.refundsSent++;
+    await placeRefund(refund, context, jitter, stop);
+  }
+}
+
+/** Sends until the refund request is answered or the attempts run out, then polls it to its end. */
+async function placeRefund(refund: RefundRecord, context: LoadContext, jitter: Random, stop: AbortSignal) {
+  await withRetries(context, jitter, stop, async (node) => {
+    await sendRefund(refund, context, node);
+    return refund.answered;
+  });
+  const { settings, counts } = context;
+  for (const id of refund.acceptedIds) {
+    for (let poll = 0; poll < settings.pollAttemptsMax && !stop.aborted; poll++) {
+      if (refund.terminalSeen.has(id)) break;
+      await sleep(settings.pollIntervalMs, stop);
+      counts.polls++;
+      const url = nodeUrl(context, pickNode(jitter, context));
+      const seen = await getRefund(url, refund.merchant.apiKey, id, settings.requestTimeoutMs);
+      if (seen !== undefined) refund.noteRefund(seen);
+    }
+  }
+}
+
+async function sendRefund(refund: RefundRecord, context: LoadContext, node: number): Promise<RefundOutcome> {
+  const outcome = await postRefund({
+    gatewayUrl: nodeUrl(context, countRequest(context, node)),
+    apiKey: refund.merchant.apiKey,
+    idempotencyKey: refund.key,
+    orderId: refund.orderId,
+    body: { amount: refund.amount },
+    timeoutMs: context.settings.requestTimeoutMs,
+  });
+  if (outcome.kind === 'accepted') {
+    refund.acceptedIds.add(outcome.refund.id);
+    refund.noteRefund(outcome.refund);
+    if (outcome.replayed) context.counts.replays++;
+  } else {
+    if (outcome.kind === 'refused') {
+      refund.refusals.push({ status: outcome.status, code: outcome.code });
+      context.counts.refundRefusals++;
+    }
+    countFailure(context, outcome);
+  }
+  return outcome;
+}
+
+/** Counts one request to `node`; returns the node's index. */
+function countRequest(context: LoadContext, node: number): number {
+  context.counts.requests++;
+  const index = node % context.nodeUrls.length;
+  context.counts.requestsByNode[index] = (context.counts.requestsByNode[index] ?? 0) + 1;
+  return index;
+}
+
+/** Counts a refusal or a retryable outcome of any request. */
+function countFailure(
+  context: LoadContext,
+  outcome: Exclude<PostOutcome, { readonly kind: 'accepted' }>,
+): void {
+  const { counts } = context;
+  switch (outcome.kind) {
+    case 'refused':
+      counts.refusals++;
+      break;
+    case 'retryable':
+      if (outcome.reason === 'timeout') counts.timeouts++;
+      else if (outcome.reason === 'connection') counts.connectionErrors++;
+      else counts.serverErrors++;
+      break;
+    default:
+      assertNever(outcome, 'outcome');
+  }
 }
 
 function pickNode(random: Random, context: LoadContext): number {
@@ -354,35 +548,21 @@ async function send(
   context: LoadContext,
   node: number,
 ): Promise<PostOutcome> {
-  const { counts, settings } = context;
-  counts.requests++;
-  const index = node % context.nodeUrls.length;
-  counts.requestsByNode[index] = (counts.requestsByNode[index] ?? 0) + 1;
   const outcome = await postOrder({
-    gatewayUrl: nodeUrl(context, index),
+    gatewayUrl: nodeUrl(context, countRequest(context, node)),
     apiKey: record.merchant.apiKey,
     idempotencyKey,
     body: record.body,
-    waitSeconds: settings.waitSeconds,
-    timeoutMs: settings.requestTimeoutMs,
+    waitSeconds: context.settings.waitSeconds,
+    timeoutMs: context.settings.requestTimeoutMs,
   });
-  switch (outcome.kind) {
-    case 'accepted':
-      record.acceptedIds.add(outcome.order.id);
-      record.noteOrder(outcome.order);
-      if (outcome.replayed) counts.replays++;
-      break;
-    case 'refused':
-      record.refusals.push({ status: outcome.status, code: outcome.code });
-      counts.refusals++;
-      break;
-    case 'retryable':
-      if (outcome.reason === 'timeout') counts.timeouts++;
-      else if (outcome.reason === 'connection') counts.connectionErrors++;
-      else counts.serverErrors++;
-      break;
-    default:
-      assertNever(outcome, 'outcome');
+  if (outcome.kind === 'accepted') {
+    record.acceptedIds.add(outcome.order.id);
+    record.noteOrder(outcome.order);
+    if (outcome.replayed) context.counts.replays++;
+  } else {
+    if (outcome.kind === 'refused') record.refusals.push({ status: outcome.status, code: outcome.code });
+    countFailure(context, outcome);
   }
   return outcome;
 }

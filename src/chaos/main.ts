@@ -8,7 +8,7 @@ import { parseSabotage } from './sabotage.js';
 /**
  * `npm run chaos -- --duration 60 --kill-interval 5 --seed 7 [--clients 16] [--json FILE]
  * [--data DIR] [--keep-data] [--settle-timeout 60] [--sabotage stray-charge,forget-key,drop-event]
- * [--store sqlite|postgres] [--database-url URL] [--nodes N]`
+ * [--store sqlite|postgres] [--database-url URL] [--nodes N] [--no-webhooks]`
  *
  * Prints the JSON report on stdout (progress goes to stderr) and exits 0 when every check passed,
  * 1 on any violation, 2 when the run itself could not be carried out (bad flags, a process that
@@ -32,7 +32,9 @@ const usage = `Usage: npm run chaos -- [flags]
   --json FILE         also write the report to FILE
   --data DIR          an empty folder for the processes' data (default: a fresh temporary one)
   --keep-data         keep the data folder (and the PostgreSQL schema) after a clean run
-  --sabotage LIST     break the run on purpose to see the checker fail: stray-charge, forget-key, drop-event`;
+  --sabotage LIST     break the run on purpose to see the checker fail: stray-charge, forget-key, drop-event
+  --no-webhooks       no webhook endpoints and no receiver (by default every merchant has an endpoint
+                      on a receiver process that answers 500s, hangs, drops connections and crashes)`;
 
 class UsageError extends Error {}
 
@@ -59,6 +61,7 @@ function parseOptions(argv: readonly string[]): {
         sabotage: { type: 'string' },
         store: { type: 'string' },
         'database-url': { type: 'string' },
+        'no-webhooks': { type: 'boolean' },
         help: { type: 'boolean' },
       },
     }));
@@ -108,6 +111,7 @@ function parseOptions(argv: readonly string[]): {
       dataDir: text('data'),
       keepData: values['keep-data'] === true,
       sabotage,
+      webhooks: values['no-webhooks'] !== true,
     },
     jsonPath: text('json'),
   };

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { monotonicMs, sleep } from './timing.js';
 
 /**
- * A `remit` process the chaos harness can kill, pause and start again on the same port.
+ * A `remit` process (or another script of the run, the webhook receiver) the chaos harness can kill, pause and start again on the same port.
  *
  * A variant of `src/testing/processes.ts` for two reasons: readiness is read from the health
  * endpoint rather than the "ready" log line (the chaos run starts processes with `--log-level
@@ -38,6 +38,8 @@ export interface ProcessSpec {
   readonly name: string;
   /** Arguments of `remit`, e.g. `['bank', '--port', '41234', ...]`. */
   readonly args: readonly string[];
+  /** The script to run (through tsx); `remit` itself (src/cli/main.ts) when undefined. */
+  readonly entry?: string | undefined;
   /** Answers 200 once the process serves requests. */
   readonly healthUrl: string;
   /** Variables added to the harness's environment (a cluster's shared `REMIT_VAULT_KEY`). */
@@ -102,11 +104,15 @@ export class ManagedProcess {
   /** Spawns the process and resolves once its health check answers 200. */
   async start(): Promise<void> {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
-    const child = spawn(process.execPath, ['--import', 'tsx', mainPath, ...this.spec.args], {
-      cwd: repositoryRoot,
-      env: { ...childEnvironment(), ...this.spec.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', this.spec.entry ?? mainPath, ...this.spec.args],
+      {
+        cwd: repositoryRoot,
+        env: { ...childEnvironment(), ...this.spec.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.child = child;
     liveChildren.add(child);
     this.paused = false;

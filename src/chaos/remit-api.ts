@@ -3,6 +3,7 @@ import type { BankClient } from '../bank/bank-client.js';
 import type { BankFaults, LedgerTotalsBody } from '../bank/bank-protocol.js';
 import { orderStatuses } from '../payments/order.js';
 import type { GatewayOrder, LedgerPayment } from './checker.js';
+import type { LedgerRefund } from './refund-check.js';
 
 /**
  * The calls the harness makes: over HTTP to the gateway as a merchant, and to the bank simulator
@@ -17,6 +18,7 @@ const orderJson = z.object({
   currency: z.string(),
   reference: z.string().nullable(),
   reason: z.string().nullable(),
+  amountRefunded: z.number(),
 });
 export type OrderJson = z.infer<typeof orderJson>;
 
@@ -67,15 +69,102 @@ export interface PostRequest {
 }
 
 export async function postOrder(request: PostRequest): Promise<PostOutcome> {
+  const answer = await postResource(
+    `${request.gatewayUrl}/v1/orders`,
+    request,
+    orderJson,
+    request.waitSeconds,
+  );
+  return answer.kind === 'accepted'
+    ? { kind: 'accepted', order: answer.value, replayed: answer.replayed }
+    : answer;
+}
+
+const refundJson = z.object({
+  id: z.string().min(1),
+  orderId: z.string().min(1),
+  status: z.enum(['pending', 'succeeded', 'failed']),
+  amount: z.number(),
+  currency: z.string(),
+  failureReason: z.string().nullable(),
+});
+export type RefundJson = z.infer<typeof refundJson>;
+const refundList = z.object({ data: z.array(refundJson) });
+
+export type RefundOutcome =
+  | { readonly kind: 'accepted'; readonly refund: RefundJson; readonly replayed: boolean }
+  | Exclude<PostOutcome, { readonly kind: 'accepted' }>;
+
+export interface RefundRequest {
+  readonly gatewayUrl: string;
+  readonly apiKey: string;
+  readonly idempotencyKey: string;
+  readonly orderId: string;
+  readonly body: { readonly amount: number; readonly reason?: string };
+  readonly timeoutMs: number;
+}
+
+/** POST /v1/orders/:id/refunds, told apart as a merchant's client must (as `postOrder`). */
+export async function postRefund(request: RefundRequest): Promise<RefundOutcome> {
+  const url = `${request.gatewayUrl}/v1/orders/${encodeURIComponent(request.orderId)}/refunds`;
+  const answer = await postResource(url, request, refundJson, undefined);
+  return answer.kind === 'accepted'
+    ? { kind: 'accepted', refund: answer.value, replayed: answer.replayed }
+    : answer;
+}
+
+/** GET /v1/refunds/:id; undefined when there is no usable answer (a courtesy poll). */
+export async function getRefund(
+  gatewayUrl: string,
+  apiKey: string,
+  refundId: string,
+  timeoutMs: number,
+): Promise<RefundJson | undefined> {
+  return getResource(
+    `${gatewayUrl}/v1/refunds/${encodeURIComponent(refundId)}`,
+    apiKey,
+    refundJson,
+    timeoutMs,
+  );
+}
+
+/** GET /v1/orders/:id/refunds; throws when there is no usable answer (the harness needs them all). */
+export async function listRefunds(
+  gatewayUrl: string,
+  apiKey: string,
+  orderId: string,
+  timeoutMs: number,
+): Promise<RefundJson[]> {
+  const url = `${gatewayUrl}/v1/orders/${encodeURIComponent(orderId)}/refunds`;
+  const page = await getResource(url, apiKey, refundList, timeoutMs);
+  if (page === undefined) throw new Error(`no usable answer listing the refunds of ${orderId}`);
+  return page.data;
+}
+
+type PostAnswer<T> =
+  | { readonly kind: 'accepted'; readonly value: T; readonly replayed: boolean }
+  | Exclude<PostOutcome, { readonly kind: 'accepted' }>;
+
+async function postResource<T>(
+  url: string,
+  request: {
+    readonly apiKey: string;
+    readonly idempotencyKey: string;
+    readonly body: unknown;
+    readonly timeoutMs: number;
+  },
+  schema: z.ZodType<T>,
+  waitSeconds: number | undefined,
+): Promise<PostAnswer<T>> {
   let response: Response;
   try {
-    response = await fetch(`${request.gatewayUrl}/v1/orders`, {
+    response = await fetch(url, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${request.apiKey}`,
         'content-type': 'application/json',
         'idempotency-key': request.idempotencyKey,
-        prefer: `wait=${request.waitSeconds}`,
+        ...(waitSeconds === undefined ? {} : { prefer: `wait=${waitSeconds}` }),
       },
       body: JSON.stringify(request.body),
       signal: AbortSignal.timeout(request.timeoutMs),
@@ -103,12 +192,31 @@ export async function postOrder(request: PostRequest): Promise<PostOutcome> {
   if (response.status >= 200 && response.status < 300) {
     return {
       kind: 'accepted',
-      order: orderJson.parse(JSON.parse(text)),
+      value: schema.parse(JSON.parse(text)),
       replayed: response.headers.get('idempotent-replayed') === 'true',
     };
   }
   const problem = problemJson.safeParse(safeJson(text));
   return { kind: 'refused', status: response.status, code: problem.success ? problem.data.code : 'unknown' };
+}
+
+async function getResource<T>(
+  url: string,
+  apiKey: string,
+  schema: z.ZodType<T>,
+  timeoutMs: number,
+): Promise<T | undefined> {
+  try {
+    const response = await fetch(url, {
+      headers: { authorization: `Bearer ${apiKey}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    if (response.status !== 200) return undefined;
+    return schema.parse(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
 }
 
 /** GET /v1/orders/:id; undefined when there is no usable answer (the poll is only a courtesy). */
@@ -118,17 +226,7 @@ export async function getOrder(
   orderId: string,
   timeoutMs: number,
 ): Promise<OrderJson | undefined> {
-  try {
-    const response = await fetch(`${gatewayUrl}/v1/orders/${encodeURIComponent(orderId)}`, {
-      headers: { authorization: `Bearer ${apiKey}` },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.text();
-    if (response.status !== 200) return undefined;
-    return orderJson.parse(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
+  return getResource(`${gatewayUrl}/v1/orders/${encodeURIComponent(orderId)}`, apiKey, orderJson, timeoutMs);
 }
 
 /** Every order of one merchant, newest first, page by page; throws if it cannot read them all. */
@@ -159,6 +257,7 @@ export async function listOrders(
 
 export interface Ledger {
   readonly payments: LedgerPayment[];
+  readonly refunds: LedgerRefund[];
   readonly totals: LedgerTotals;
 }
 
@@ -179,6 +278,15 @@ export async function readLedger(bank: BankClient): Promise<Ledger> {
       amount: Number(payment.amount),
       currency: payment.currency,
       requestCount: payment.requestCount,
+    })),
+    refunds: report.refunds.map((refund) => ({
+      reference: refund.reference,
+      paymentReference: refund.paymentReference,
+      merchantId: refund.merchantId,
+      status: refund.status,
+      amount: Number(refund.amount),
+      currency: refund.currency,
+      requestCount: refund.requestCount,
     })),
     totals,
   };

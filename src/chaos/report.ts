@@ -1,7 +1,9 @@
 import type { GatewayOrder, JournalSequence, LedgerPayment, Violation } from './checker.js';
 import type { DisruptionCounts } from './faults.js';
-import type { LoadCounts, OrderRecord } from './load.js';
+import type { LoadCounts, OrderRecord, RefundRecord } from './load.js';
+import type { GatewayRefund } from './refund-check.js';
 import type { LedgerTotals } from './remit-api.js';
+import type { WebhookTally } from './webhook-check.js';
 
 /** The chaos run's JSON report: what was done to the system, what it did, and what is wrong. */
 export interface ChaosReport {
@@ -46,6 +48,18 @@ export interface ChaosReport {
     /** How many references got 1, 2, 3, … requests. */
     readonly requestsPerReference: Readonly<Record<string, number>>;
   };
+  readonly refunds: {
+    /** Refund requests the clients made (each its own key), and those refused (4xx). */
+    readonly requested: number;
+    readonly refused: number;
+    /** The gateway's refunds by final status. */
+    readonly byStatus: Readonly<Record<string, number>>;
+    /** The bank's refund records, and requests beyond the first per refund reference. */
+    readonly atBank: number;
+    readonly duplicateRequestsAtBank: number;
+  };
+  /** The receiver's tally and its crashes; undefined when the run had no webhooks. */
+  readonly webhooks: (WebhookTally & { readonly receiverRestarts: number }) | undefined;
   readonly settle: { readonly settled: boolean; readonly ms: number; readonly timeoutMs: number };
   readonly journal: { readonly persistenceIds: number; readonly events: number };
   readonly wallTimeMs: number;
@@ -93,6 +107,9 @@ export interface ReportInputs {
   readonly gatewayOrders: readonly GatewayOrder[];
   readonly ledger: readonly LedgerPayment[];
   readonly ledgerTotals: LedgerTotals;
+  readonly refunds: readonly RefundRecord[];
+  readonly gatewayRefunds: readonly GatewayRefund[];
+  readonly webhooks: ChaosReport['webhooks'];
   readonly journal: readonly JournalSequence[];
   readonly settle: ChaosReport['settle'];
   readonly wallTimeMs: number;
@@ -141,6 +158,14 @@ export function buildReport(inputs: ReportInputs): ChaosReport {
       rejectedRequests: totals.rejectedRequests,
       requestsPerReference,
     },
+    refunds: {
+      requested: inputs.refunds.length,
+      refused: inputs.refunds.filter((refund) => refund.refusals.length > 0).length,
+      byStatus: countBy(inputs.gatewayRefunds.map((refund) => refund.status)),
+      atBank: totals.refunds,
+      duplicateRequestsAtBank: totals.duplicateRefundRequests,
+    },
+    webhooks: inputs.webhooks,
     settle: inputs.settle,
     journal: {
       persistenceIds: inputs.journal.length,
@@ -156,6 +181,12 @@ export function buildReport(inputs: ReportInputs): ChaosReport {
 /** 0: every check passed; 1: at least one violation. (2, the run itself failed, is main's.) */
 export function exitCodeFor(report: ChaosReport): number {
   return report.violations.length === 0 ? 0 : 1;
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const key of keys) increment(counts, key);
+  return counts;
 }
 
 function increment(counts: Record<string, number>, key: string): void {

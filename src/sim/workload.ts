@@ -158,3 +158,45 @@ export function generateWorkload(random: Random, settings: WorkloadSettings): Wo
     .sort((left, right) => left.request.at - right.request.at || left.order - right.order)
     .map(({ request }) => request);
 }
+
+/** A client's refund of an order it sent: one key, one amount, sent at `at`, retried until answered. */
+export interface RefundWorkload {
+  readonly merchantId: string;
+  readonly orderId: string;
+  readonly idempotencyKey: string;
+  readonly amount: number;
+  readonly at: number;
+}
+
+/**
+ * Refunds of a share of the orders meant to be approved, each some time after the order: in full,
+ * in two parts that add up to the amount, or one unit more than the amount (refused) and then in
+ * full. A refund of an order not executed yet is refused (`order_not_refundable`) and sent again.
+ */
+export function generateRefunds(
+  random: Random,
+  orders: readonly WorkloadRequest[],
+  settings: { readonly refundRate: number; readonly sendWithinMs: number },
+): RefundWorkload[] {
+  const refunds: RefundWorkload[] = [];
+  for (const order of orders) {
+    if (order.variant !== 'first' || order.kind !== 'approved' || !random.chance(settings.refundRate))
+      continue;
+    const amount = order.body.amount;
+    const part = 1 + random.int(amount - 1);
+    const shape = random.int(3);
+    const amounts = shape === 0 ? [amount] : shape === 1 ? [part, amount - part] : [amount + 1, amount];
+    let at = order.at + random.int(settings.sendWithinMs);
+    for (const [index, value] of amounts.entries()) {
+      refunds.push({
+        merchantId: order.merchantId,
+        orderId: order.orderId,
+        idempotencyKey: `${order.idempotencyKey}-refund-${index}`,
+        amount: value,
+        at,
+      });
+      at += random.int(settings.sendWithinMs / 4);
+    }
+  }
+  return refunds.sort((left, right) => left.at - right.at);
+}
