@@ -212,6 +212,12 @@ function refundChangeOf(
 ): OrderChange {
   switch (event.type) {
     case 'RefundRequested':
+      if (event.orderId !== orderId) {
+        throw new InconsistentEventError(
+          `a refund of order ${event.orderId} is in ${row.persistenceId}`,
+          position,
+        );
+      }
       return {
         kind: 'refundRequested',
         position,

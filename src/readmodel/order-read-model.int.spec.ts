@@ -590,6 +590,18 @@ describe('order read model: refunds', () => {
       /refund event for unknown order o9 \(offset 1, persistence id payment-o9/,
     );
 
+    const elsewhere = harness();
+    await appendMerchant(
+      elsewhere,
+      'm1',
+      created('o1', start),
+      validated('o1', start),
+      executed('o1', start),
+    );
+    await appendPayment(elsewhere, 'o2', refundRequested('o1', 're_1', 300n, start));
+    elsewhere.projection.notify();
+    await expect(elsewhere.done).rejects.toThrow(/a refund of order o1 is in payment-o2 \(offset 4/);
+
     const again = harness();
     await appendMerchant(again, 'm1', created('o1', start), validated('o1', start), executed('o1', start));
     await appendPayment(
