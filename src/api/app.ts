@@ -20,13 +20,17 @@ import {
   type Registry,
 } from 'prom-client';
 import type { OrderQueries, OrderService } from '../node/order-service.js';
+import type { RefundOperations } from '../node/refund-operations.js';
 import { orderJson } from '../node/resource-json.js';
-import { brandOf, luhnValid } from '../payments/card.js';
 import { isCurrency } from '../payments/money.js';
 import { orderStatuses } from '../payments/order.js';
 import { InvalidCursorError } from '../readmodel/order-read-model.js';
 import { ApiError, installProblemHandlers } from './problem.js';
+import { registerRefundRoutes } from './refund-routes.js';
+import { containsCardNumber, idempotencyKeyOf } from './request-checks.js';
 import { registerWebhookRoutes, type WebhookApiDependencies } from './webhook-routes.js';
+
+export { containsCardNumber };
 
 /** The merchants' API keys, as SHA-256 hashes: a leaked key file does not leak keys. */
 export class MerchantDirectory {
@@ -89,6 +93,8 @@ export interface AppDependencies {
   readonly readModelCaughtUp?: () => Promise<void>;
   /** The webhook endpoints and deliveries (`webhook-routes.ts`); without it those routes do not exist. */
   readonly webhooks?: WebhookApiDependencies;
+  /** Refunds of executed orders (`refund-routes.ts`); without it those routes do not exist. */
+  readonly refunds?: RefundOperations;
 }
 
 declare module 'fastify' {
@@ -131,6 +137,10 @@ const orderSchema = {
     reference: nullableString,
     description: nullableString,
     reason: nullableString,
+    amountRefunded: {
+      type: 'integer',
+      description: 'The sum of the order’s succeeded refunds, in minor units; 0 when none.',
+    },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
   },
@@ -144,6 +154,7 @@ const orderSchema = {
     'reference',
     'description',
     'reason',
+    'amountRefunded',
     'createdAt',
     'updatedAt',
   ],
@@ -255,21 +266,6 @@ async function listOrSayWhy(queries: OrderQueries, query: Parameters<OrderQuerie
 }
 
 /**
- * Free text is stored in events and shown in listings, so a card number pasted into it would
- * leak past the vault: a whole run of 13 to 19 digits (spaces or dashes between) that passes Luhn
- * and starts like a card of a known brand. Substrings are not searched: long references would
- * trip it far too often.
- */
-export function containsCardNumber(text: string | undefined): boolean {
-  if (text === undefined) return false;
-  for (const match of text.matchAll(/(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])/g)) {
-    const digits = match[0].replace(/[ -]/g, '');
-    if (luhnValid(digits) && brandOf(digits) !== 'unknown') return true;
-  }
-  return false;
-}
-
-/**
  * Waits for the read model to catch up, at most `maxMs`; a read model that is slow or failing
  * does not fail the query (it answers with what it holds, as without a `caughtUp`).
  */
@@ -294,27 +290,6 @@ export function preferredWaitMs(header: string | undefined, defaultMs: number, m
   const match = header?.match(/(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])/);
   if (match?.[1] === undefined) return defaultMs;
   return Math.min(Number(match[1]) * 1000, maxMs);
-}
-
-function idempotencyKeyOf(request: FastifyRequest): string {
-  const key = request.headers['idempotency-key'];
-  if (key === undefined || key === '') {
-    throw new ApiError(
-      400,
-      'idempotency_key_missing',
-      'Send an Idempotency-Key header (1 to 255 characters).',
-      'Idempotency-Key',
-    );
-  }
-  if (Array.isArray(key) || key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
-    throw new ApiError(
-      400,
-      'idempotency_key_invalid',
-      'The Idempotency-Key must be 1 to 255 visible ASCII characters.',
-      'Idempotency-Key',
-    );
-  }
-  return key;
 }
 
 function routeOf(request: FastifyRequest): string {
@@ -429,6 +404,10 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
       },
       tags: [
         { name: 'orders', description: 'Payment orders of the merchant whose API key is sent' },
+        {
+          name: 'refunds',
+          description: 'Refunds of the executed orders of the merchant whose API key is sent',
+        },
         {
           name: 'webhooks',
           description: 'Webhook endpoints and deliveries of the merchant whose API key is sent',
@@ -676,6 +655,9 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
       );
 
       if (dependencies.webhooks !== undefined) registerWebhookRoutes(plugin, dependencies.webhooks);
+      if (dependencies.refunds !== undefined) {
+        registerRefundRoutes(plugin, { refunds: dependencies.refunds, readModelFresh });
+      }
     },
     { prefix: '/v1' },
   );

@@ -4,7 +4,7 @@
  * ground truth. Covers every outcome (executed, rejected, declined, failed), idempotent retries,
  * merchant isolation, bad input, a SIGKILL with orders in flight, the absence of card numbers from
  * disk and logs (the quickstart's test card included), and the quickstart curl as built for the
- * terminal banner and as the README writes it.
+ * terminal banner and as the README writes it, and the README's refund examples as written.
  *
  * It runs on both stores: in full on SQLite, and on PostgreSQL (the test run's server, a schema per
  * gateway) every test that touches a store — orders, replays, listings and audit trails, the bank
@@ -44,6 +44,7 @@ interface OrderJson {
   card: { brand: string; last4: string };
   bank: string | null;
   reason: string | null;
+  amountRefunded: number;
 }
 
 /** The full suite on SQLite; on PostgreSQL every test but the few that do not touch a store. */
@@ -397,6 +398,68 @@ describe.each(stores)('on %s', (store) => {
       expect(JSON.parse(stdout)).toMatchObject({ status: 'executed', amount: 1250, currency: 'EUR' });
     });
 
+    it.skipIf(store === 'postgres')(
+      "runs the README's refund examples as written, in one shell (port aside), and the bank refunds once",
+      async () => {
+        const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+        const section = readme.match(/\n### Refunds\n([\s\S]*?)\n##/)?.[1] ?? '';
+        const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => String(match[1]));
+        expect(blocks).toHaveLength(4);
+        // The blocks run as one script, so the variables of the first reach the others; a marker
+        // between them splits the output into each block's answer.
+        const marker = '<<<readme block>>>';
+        const script = blocks
+          .map((block) => block.replaceAll('http://127.0.0.1:8080', gateway.url))
+          .join(`printf '\\n%s\\n' '${marker}'\n`);
+        const { stdout } = await promisify(execFile)('bash', ['-e', '-c', script], { cwd: dirname(dataDir) });
+        const answers = stdout
+          .split(`\n${marker}\n`)
+          .map((part) => JSON.parse(part) as Record<string, unknown>);
+        expect(answers).toHaveLength(4);
+        const [created, listed, got, exceeding] = answers;
+        expect(created).toMatchObject({
+          id: expect.stringMatching(/^re_/),
+          orderId: expect.stringMatching(/^ord_/),
+          status: expect.stringMatching(/^(pending|succeeded)$/),
+          amount: 500,
+          currency: 'EUR',
+          reason: 'one of two mugs returned',
+          failureReason: null,
+        });
+        const refundId = String(created?.id);
+        const orderId = String(created?.orderId);
+        expect(listed).toEqual({ data: [expect.objectContaining({ id: refundId, amount: 500 })] });
+        expect(got).toMatchObject({ id: refundId, orderId, amount: 500 });
+        expect(exceeding).toMatchObject({ status: 422, code: 'refund_exceeds_payment' });
+        expect(String(exceeding?.detail)).toContain('750');
+
+        // The refund reaches the bank once and succeeds; the order then shows it.
+        await expect
+          .poll(async () => (await getOrder(keyA, orderId)).json.amountRefunded, { timeout: 15_000 })
+          .toBe(500);
+        const refund = await fetch(`${gateway.url}/v1/refunds/${refundId}`, {
+          headers: { authorization: `Bearer ${keyA}` },
+        });
+        expect(await refund.json()).toMatchObject({ status: 'succeeded', failureReason: null });
+        const atBank = (await auditor.ledger('merchant-a')).refunds.filter(
+          (entry) => entry.reference === refundId,
+        );
+        expect(atBank).toEqual([
+          expect.objectContaining({ paymentReference: orderId, amount: 500n, status: 'succeeded' }),
+        ]);
+        const events = await fetch(`${gateway.url}/v1/orders/${orderId}/events`, {
+          headers: { authorization: `Bearer ${keyA}` },
+        });
+        const types = ((await events.json()) as { data: Array<{ type: string }> }).data.map(
+          (entry) => entry.type,
+        );
+        expect(types).toEqual(
+          expect.arrayContaining(['OrderExecuted', 'RefundRequested', 'RefundSucceeded']),
+        );
+      },
+      60_000,
+    );
+
     it('answers metrics, readiness and the OpenAPI document', async () => {
       expect((await fetch(`${gateway.url}/health/ready`)).status).toBe(200);
       const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
@@ -408,7 +471,14 @@ describe.each(stores)('on %s', (store) => {
       const openapi = (await (await fetch(`${gateway.url}/openapi.json`)).json()) as {
         paths: Record<string, unknown>;
       };
-      expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/v1/orders', '/v1/orders/{id}']));
+      expect(Object.keys(openapi.paths)).toEqual(
+        expect.arrayContaining([
+          '/v1/orders',
+          '/v1/orders/{id}',
+          '/v1/orders/{id}/refunds',
+          '/v1/refunds/{id}',
+        ]),
+      );
       expect((await fetch(`${gateway.url}/docs/`)).status).toBe(200);
       // One access-log line per request, naming the route.
       expect(gateway.output()).not.toContain('"incoming request"');

@@ -28,6 +28,8 @@ export interface OrderView {
   readonly description: string | undefined;
   readonly reason: string | undefined;
   readonly requestHash: string;
+  /** The sum of the order's succeeded refunds (0 when none), as the read model projects them. */
+  readonly amountRefunded: bigint;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -311,6 +313,9 @@ export function viewOf(order: Order): OrderView {
     description: order.description,
     reason: order.reason,
     requestHash: order.requestHash,
+    // The Merchant knows nothing of refunds: an order it holds is in flight or just finished, and
+    // only an executed order has refunds, which the read model shows once it has them.
+    amountRefunded: 0n,
     createdAt: order.createdAt,
     updatedAt: order.updatedAt,
   };

@@ -17,6 +17,7 @@ export function orderJson(order: OrderView) {
     reference: order.reference ?? null,
     description: order.description ?? null,
     reason: order.reason ?? null,
+    amountRefunded: Number(order.amountRefunded),
     createdAt: new Date(order.createdAt).toISOString(),
     updatedAt: new Date(order.updatedAt).toISOString(),
   };

@@ -1,11 +1,12 @@
 import { executorEvents } from '../payments/executor-events.js';
 import { merchantEvents } from '../payments/merchant-events.js';
+import { paymentEvents } from '../payments/payment-events.js';
 import type { Journal, OffsetEvent } from '../store/journal.js';
 import { type DecodedEvent, decodeJournalRow } from './order-projection.js';
 import type { ListOrdersQuery, OrderPage, OrderRow } from './order-read-model.js';
 
 /**
- * An order's audit trail: its Merchant and Executor events, read from the journal at the offsets
+ * An order's audit trail: its Merchant, Executor and Payment (refund) events, read from the journal at the offsets
  * the read model lists for the order. The read model keeps only those offsets (one short text
  * column per order): a copy of every event there cost the projection a row in a table keyed by
  * order id per event — a random page written per event — and made the read model larger than the
@@ -109,6 +110,11 @@ function auditData(row: OffsetEvent, decoded: DecodedEvent): string {
     return executorEvents.isCurrent(row.type, row.version)
       ? row.payload
       : executorEvents.serialize(decoded.event).payload;
+  }
+  if (decoded.source === 'payment') {
+    return paymentEvents.isCurrent(row.type, row.version)
+      ? row.payload
+      : paymentEvents.serialize(decoded.event).payload;
   }
   return merchantEvents.isCurrent(row.type, row.version)
     ? row.payload

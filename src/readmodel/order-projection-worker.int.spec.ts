@@ -22,6 +22,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CardSummary } from '../payments/card.js';
 import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
+import { type PaymentEvent, paymentEvents } from '../payments/payment-events.js';
 import { systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
@@ -201,6 +202,60 @@ describe.each<Placement>(['own thread', 'writer thread'])(
         /opened for queries only/,
       );
       expect(() => h.readModel.reset()).toThrow(/opened for queries only/);
+    });
+
+    it("projects an order's refunds in its thread; this thread reads them over its read-only connection", async () => {
+      const h = harness(placement);
+      h.projection.start();
+      await appendOrders(h, 'm1', ['o1']);
+      const executed: MerchantEvent = {
+        type: 'OrderExecuted',
+        orderId: 'o1',
+        authorizationCode: '1',
+        at: start,
+      };
+      await h.store.journal.append({
+        persistenceId: 'merchant-m1',
+        fromSeqNr: 3,
+        events: [merchantEvents.serialize(executed)],
+        timestamp: start,
+      });
+      const requested: PaymentEvent = {
+        type: 'RefundRequested',
+        refundId: 're_1',
+        orderId: 'o1',
+        merchantId: 'm1',
+        idempotencyKey: 'key-re_1',
+        requestHash: 'hash-re_1',
+        amount: 400n,
+        currency: 'EUR',
+        reason: undefined,
+        paymentAmount: 1_000n,
+        bank: 'bank-a',
+        at: start + 1,
+      };
+      const succeeded: PaymentEvent = { type: 'RefundSucceeded', refundId: 're_1', at: start + 2 };
+      await h.store.journal.append({
+        persistenceId: 'payment-o1',
+        fromSeqNr: 1,
+        events: [requested, succeeded].map((event) => paymentEvents.serialize(event)),
+        timestamp: start,
+      });
+      h.projection.notify();
+      await h.projection.waitForOffset(lastOffset(h));
+
+      expect(h.readModel.getOrder('m1', 'o1')).toMatchObject({ status: 'executed', amountRefunded: 400n });
+      expect(await h.readModel.listRefunds('m1', 'o1')).toEqual([
+        expect.objectContaining({ id: 're_1', status: 'succeeded', amount: 400n, updatedAt: start + 2 }),
+      ]);
+      const trail = await orderAuditTrail(h.readModel, h.store.journal, 'm1', 'o1');
+      expect(trail?.map((entry) => entry.type)).toEqual([
+        'OrderCreated',
+        'OrderValidated',
+        'OrderExecuted',
+        'RefundRequested',
+        'RefundSucceeded',
+      ]);
     });
 
     it("logs the thread's lines on this thread with every key once", async () => {

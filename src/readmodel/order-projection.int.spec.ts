@@ -241,6 +241,8 @@ async function expectAgreesWithMerchant(g: Gateway, { merchantId, orderId }: Sub
     authorizationCode: order?.authorizationCode,
     idempotencyKey: order?.idempotencyKey,
     requestHash: order?.requestHash,
+    // No refunds in this flow: the Merchant knows nothing of them.
+    amountRefunded: 0n,
     createdAt: order?.createdAt,
     updatedAt: order?.updatedAt,
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ExecutorEvent, executorEvents } from '../payments/executor-events.js';
 import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
+import { type PaymentEvent, paymentEvents } from '../payments/payment-events.js';
 import { SerializationError } from '../persistence/serialization.js';
 import { assertNever } from '../runtime/assert-never.js';
 import type { Cancellable, Clock } from '../runtime/clock.js';
@@ -25,8 +26,8 @@ export interface ProjectedReadModel {
 }
 
 /**
- * The order projection: follows the journal's global stream and applies Merchant and Executor
- * events to the order read model.
+ * The order projection: follows the journal's global stream and applies Merchant, Executor and
+ * Payment events to the order read model (Payment events are the order's refunds).
  *
  * Life of a batch: read at most `batchSize` events after the read model's stored offset, decode
  * each with the registry its persistence id names, turn it into table changes (a pure step), and
@@ -116,15 +117,17 @@ export class OrderProjectionBusyError extends Error {
 
 export type DecodedEvent =
   | { readonly source: 'merchant'; readonly merchantId: string; readonly event: MerchantEvent }
-  | { readonly source: 'executor'; readonly bank: string; readonly event: ExecutorEvent };
+  | { readonly source: 'executor'; readonly bank: string; readonly event: ExecutorEvent }
+  | { readonly source: 'payment'; readonly orderId: string; readonly event: PaymentEvent };
 
 const merchantPrefix = 'merchant-';
 const executorPrefix = 'executor-';
+const paymentPrefix = 'payment-';
 
 /**
- * Decodes a journal row of a Merchant or Executor entity (upcasting old versions), or returns
- * undefined for another entity type. Throws `SerializationError` for a row it should read but
- * cannot.
+ * Decodes a journal row of a Merchant, Executor or Payment entity (upcasting old versions), or
+ * returns undefined for another entity type. Throws `SerializationError` for a row it should read
+ * but cannot.
  */
 export function decodeJournalRow(row: OffsetEvent): DecodedEvent | undefined {
   const location = { persistenceId: row.persistenceId, seqNr: row.seqNr };
@@ -135,6 +138,10 @@ export function decodeJournalRow(row: OffsetEvent): DecodedEvent | undefined {
   if (row.persistenceId.startsWith(executorPrefix)) {
     const event = executorEvents.deserialize(row, location);
     return { source: 'executor', bank: row.persistenceId.slice(executorPrefix.length), event };
+  }
+  if (row.persistenceId.startsWith(paymentPrefix)) {
+    const event = paymentEvents.deserialize(row, location);
+    return { source: 'payment', orderId: row.persistenceId.slice(paymentPrefix.length), event };
   }
   return undefined;
 }
@@ -151,6 +158,7 @@ export function orderChangesOf(row: OffsetEvent, decoded: DecodedEvent): OrderCh
     // Merchant's events, which record the outcome once the Merchant has accepted it.
     return [audited(position, row, decoded.event.orderId)];
   }
+  if (decoded.source === 'payment') return [refundChangeOf(position, row, decoded.orderId, decoded.event)];
   const { event } = decoded;
   if (event.type === 'MerchantConfigured') return [];
   const orderId = event.orderId;
@@ -193,6 +201,59 @@ export function orderChangesOf(row: OffsetEvent, decoded: DecodedEvent): OrderCh
     default:
       return assertNever(event);
   }
+}
+
+/** A Payment's event: its order is the one the persistence id names (`payment-<order id>`). */
+function refundChangeOf(
+  position: JournalPosition,
+  row: OffsetEvent,
+  orderId: string,
+  event: PaymentEvent,
+): OrderChange {
+  switch (event.type) {
+    case 'RefundRequested':
+      if (event.orderId !== orderId) {
+        throw new InconsistentEventError(
+          `a refund of order ${event.orderId} is in ${row.persistenceId}`,
+          position,
+        );
+      }
+      return {
+        kind: 'refundRequested',
+        position,
+        orderId,
+        refund: {
+          id: event.refundId,
+          orderId: event.orderId,
+          merchantId: event.merchantId,
+          idempotencyKey: event.idempotencyKey,
+          requestHash: event.requestHash,
+          amount: event.amount,
+          currency: event.currency,
+          reason: event.reason,
+          createdAt: event.at,
+        },
+      };
+    case 'ExecuteRefundConfirmed':
+      return audited(position, row, orderId);
+    case 'RefundSucceeded':
+      return settled(position, orderId, event.refundId, 'succeeded', undefined, event.at);
+    case 'RefundFailed':
+      return settled(position, orderId, event.refundId, 'failed', event.reason, event.at);
+    default:
+      return assertNever(event);
+  }
+}
+
+function settled(
+  position: JournalPosition,
+  orderId: string,
+  refundId: string,
+  status: 'succeeded' | 'failed',
+  failureReason: string | undefined,
+  at: number,
+): OrderChange {
+  return { kind: 'refundSettled', position, orderId, refundId, status, failureReason, at };
 }
 
 function audited(position: JournalPosition, row: OffsetEvent, orderId: string): OrderChange {

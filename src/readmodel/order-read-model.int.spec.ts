@@ -16,6 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CardSummary } from '../payments/card.js';
 import { type ExecutorEvent, executorEvents } from '../payments/executor-events.js';
 import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
+import { type PaymentEvent, paymentEvents } from '../payments/payment-events.js';
 import { SimulatedClock, settle } from '../runtime/clock.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { waitFor } from '../testing/entity-test-kit.js';
@@ -72,6 +73,29 @@ function rejected(orderId: string, at: number): MerchantEvent {
 
 function executed(orderId: string, at: number): MerchantEvent {
   return { type: 'OrderExecuted', orderId, authorizationCode: '123456', at };
+}
+
+function refundRequested(
+  orderId: string,
+  refundId: string,
+  amount: bigint,
+  at: number,
+  merchantId = 'm1',
+): PaymentEvent {
+  return {
+    type: 'RefundRequested',
+    refundId,
+    orderId,
+    merchantId,
+    idempotencyKey: `key-${refundId}`,
+    requestHash: `hash-${refundId}`,
+    amount,
+    currency: 'EUR',
+    reason: refundId.endsWith('1') ? 'one mug broken' : undefined,
+    paymentAmount: 1_000n,
+    bank: 'bank-a',
+    at,
+  };
 }
 
 // ---- harness --------------------------------------------------------------------------------
@@ -138,6 +162,13 @@ async function appendExecutor(h: Harness, bank: string, ...events: ExecutorEvent
   await h.journal.append({ persistenceId, fromSeqNr, events: serialized, timestamp: h.clock.now() });
 }
 
+async function appendPayment(h: Harness, orderId: string, ...events: PaymentEvent[]): Promise<void> {
+  const persistenceId = `payment-${orderId}`;
+  const fromSeqNr = (await h.journal.highestSeqNr(persistenceId)) + 1;
+  const serialized = events.map((event) => paymentEvents.serialize(event));
+  await h.journal.append({ persistenceId, fromSeqNr, events: serialized, timestamp: h.clock.now() });
+}
+
 /** All pages of a listing, following the cursor, with each page's `hasMore`. */
 function allPages(
   readModel: OrderReadModel,
@@ -178,6 +209,7 @@ describe('order read model: projecting orders', () => {
       authorizationCode: undefined,
       idempotencyKey: 'key-o1',
       requestHash: 'hash-o1',
+      amountRefunded: 0n,
       createdAt: start,
       updatedAt: start,
     } satisfies OrderRow);
@@ -388,6 +420,200 @@ describe('order read model: audit trail', () => {
     ).toEqual(['OrderCreated']);
     expect(await orderAuditTrail(h.readModel, h.journal, 'm1', 'missing')).toBeUndefined();
     expect(await orderAuditTrail(h.readModel, h.journal, 'm2', 'o1')).toBeUndefined();
+  });
+});
+
+describe('order read model: refunds', () => {
+  /** An executed order o1 of m1 (1000 EUR) with two refunds: r1 succeeds, r2 fails. */
+  async function refundedOrder(h: Harness): Promise<void> {
+    await appendMerchant(h, 'm1', created('o1', start), validated('o1', start + 1));
+    await appendMerchant(h, 'm1', executed('o1', start + 2));
+    h.clock.advance(100);
+    await appendPayment(h, 'o1', refundRequested('o1', 're_1', 300n, start + 100));
+    h.clock.advance(10);
+    await appendPayment(h, 'o1', { type: 'ExecuteRefundConfirmed', refundId: 're_1' });
+    await appendPayment(h, 'o1', refundRequested('o1', 're_2', 200n, start + 110));
+    h.clock.advance(10);
+    await appendPayment(h, 'o1', { type: 'RefundSucceeded', refundId: 're_1', at: start + 120 });
+    await appendPayment(h, 'o1', {
+      type: 'RefundFailed',
+      refundId: 're_2',
+      reason: 'refund_declined',
+      at: start + 120,
+    });
+  }
+
+  it('projects each refund, and the sum of the succeeded ones as the order amountRefunded', async () => {
+    const h = harness();
+    await appendMerchant(h, 'm1', created('o1', start), validated('o1', start + 1));
+    await appendMerchant(h, 'm1', executed('o1', start + 2));
+    await appendPayment(h, 'o1', refundRequested('o1', 're_1', 300n, start + 100));
+    await h.projection.caughtUp();
+    expect(await h.readModel.getRefund('m1', 're_1')).toEqual({
+      id: 're_1',
+      orderId: 'o1',
+      merchantId: 'm1',
+      idempotencyKey: 'key-re_1',
+      requestHash: 'hash-re_1',
+      status: 'pending',
+      amount: 300n,
+      currency: 'EUR',
+      reason: 'one mug broken',
+      failureReason: undefined,
+      createdAt: start + 100,
+      updatedAt: start + 100,
+    });
+    // Pending refunds count for nothing yet.
+    expect(h.readModel.getOrder('m1', 'o1')).toMatchObject({ amountRefunded: 0n, updatedAt: start + 2 });
+
+    await appendPayment(h, 'o1', { type: 'ExecuteRefundConfirmed', refundId: 're_1' });
+    await appendPayment(h, 'o1', refundRequested('o1', 're_2', 200n, start + 110));
+    await appendPayment(h, 'o1', refundRequested('o1', 're_3', 250n, start + 110));
+    await appendPayment(h, 'o1', { type: 'RefundSucceeded', refundId: 're_1', at: start + 120 });
+    await appendPayment(h, 'o1', {
+      type: 'RefundFailed',
+      refundId: 're_2',
+      reason: 'refund_declined',
+      at: start + 130,
+    });
+    await appendPayment(h, 'o1', { type: 'RefundSucceeded', refundId: 're_3', at: start + 125 });
+    await h.projection.caughtUp();
+
+    const refunds = await h.readModel.listRefunds('m1', 'o1');
+    expect(refunds.map((refund) => [refund.id, refund.status, refund.amount, refund.failureReason])).toEqual([
+      ['re_1', 'succeeded', 300n, undefined],
+      ['re_2', 'failed', 200n, 'refund_declined'],
+      ['re_3', 'succeeded', 250n, undefined],
+    ]);
+    expect(refunds.map((refund) => refund.updatedAt)).toEqual([start + 120, start + 130, start + 125]);
+    // The failed refund adds nothing; updatedAt is the latest refund that succeeded.
+    expect(h.readModel.getOrder('m1', 'o1')).toMatchObject({
+      status: 'executed',
+      amount: 1_000n,
+      amountRefunded: 550n,
+      updatedAt: start + 125,
+    });
+    expect(await h.readModel.pendingRefunds(10)).toEqual([]);
+  });
+
+  it('isolates merchants: another merchant sees neither the refund nor the order refunds', async () => {
+    const h = harness();
+    await refundedOrder(h);
+    await h.projection.caughtUp();
+    expect(await h.readModel.getRefund('m1', 're_1')).toBeDefined();
+    expect(await h.readModel.getRefund('m2', 're_1')).toBeUndefined();
+    expect(await h.readModel.getRefund('m1', 're_missing')).toBeUndefined();
+    expect(await h.readModel.listRefunds('m2', 'o1')).toEqual([]);
+    expect(await h.readModel.listRefunds('m1', 'missing')).toEqual([]);
+  });
+
+  it('lists pending refunds in refund id order, a bounded page after a given id', async () => {
+    const h = harness();
+    await appendMerchant(h, 'm1', created('o1', start), validated('o1', start), executed('o1', start));
+    await appendMerchant(h, 'm2', created('o2', start), validated('o2', start), executed('o2', start));
+    await appendPayment(h, 'o2', refundRequested('o2', 're_c', 1n, start, 'm2'));
+    await appendPayment(
+      h,
+      'o1',
+      refundRequested('o1', 're_b', 1n, start),
+      refundRequested('o1', 're_a', 1n, start),
+    );
+    await appendPayment(h, 'o1', refundRequested('o1', 're_d', 1n, start));
+    await appendPayment(h, 'o1', { type: 'RefundSucceeded', refundId: 're_b', at: start });
+    await h.projection.caughtUp();
+    expect(await h.readModel.pendingRefunds(2)).toEqual([
+      { orderId: 'o1', merchantId: 'm1', refundId: 're_a' },
+      { orderId: 'o2', merchantId: 'm2', refundId: 're_c' },
+    ]);
+    expect(await h.readModel.pendingRefunds(2, 're_c')).toEqual([
+      { orderId: 'o1', merchantId: 'm1', refundId: 're_d' },
+    ]);
+    expect(await h.readModel.pendingRefunds(5, 're_d')).toEqual([]);
+  });
+
+  it("puts the Payment's events in the order's audit trail, in journal order", async () => {
+    const h = harness();
+    await refundedOrder(h);
+    await h.projection.caughtUp();
+    const trail = (await orderAuditTrail(h.readModel, h.journal, 'm1', 'o1')) ?? [];
+    expect(trail.map((entry) => [entry.type, entry.persistenceId, entry.seqNr])).toEqual([
+      ['OrderCreated', 'merchant-m1', 1],
+      ['OrderValidated', 'merchant-m1', 2],
+      ['OrderExecuted', 'merchant-m1', 3],
+      ['RefundRequested', 'payment-o1', 1],
+      ['ExecuteRefundConfirmed', 'payment-o1', 2],
+      ['RefundRequested', 'payment-o1', 3],
+      ['RefundSucceeded', 'payment-o1', 4],
+      ['RefundFailed', 'payment-o1', 5],
+    ]);
+    expect(trail[3]?.data).toMatchObject({ type: 'RefundRequested', refundId: 're_1', amount: '300' });
+    expect(trail[7]?.data).toEqual({
+      type: 'RefundFailed',
+      refundId: 're_2',
+      reason: 'refund_declined',
+      at: start + 120,
+    });
+  });
+
+  it('gives the same tables in one batch, one event per batch, and rebuilt from offset 0', async () => {
+    const h = harness({ batchSize: 1 });
+    await refundedOrder(h);
+    await h.projection.caughtUp();
+    const path = readModelPath(h.directory);
+    const one = dumpReadModel(path);
+    expect(one.refunds).toHaveLength(2);
+    await h.projection.stop();
+    h.readModel.reset();
+    await restartProjection(h, { batchSize: 100 });
+    await h.projection.caughtUp();
+    expect(dumpReadModel(path)).toEqual(one);
+  });
+
+  it('stops at a refund settled twice, or one of an unknown order, naming the event', async () => {
+    const twice = harness();
+    await refundedOrder(twice);
+    await appendPayment(twice, 'o1', {
+      type: 'RefundFailed',
+      refundId: 're_1',
+      reason: 'refund_declined',
+      at: start,
+    });
+    twice.projection.notify();
+    await expect(twice.done).rejects.toThrow(
+      /refund re_1 of order o1 cannot become failed: it is succeeded, not pending \(offset 9, persistence id payment-o1, seqNr 6\)/,
+    );
+
+    const unknown = harness();
+    await appendPayment(unknown, 'o9', refundRequested('o9', 're_1', 300n, start));
+    unknown.projection.notify();
+    await expect(unknown.done).rejects.toThrow(
+      /refund event for unknown order o9 \(offset 1, persistence id payment-o9/,
+    );
+
+    const elsewhere = harness();
+    await appendMerchant(
+      elsewhere,
+      'm1',
+      created('o1', start),
+      validated('o1', start),
+      executed('o1', start),
+    );
+    await appendPayment(elsewhere, 'o2', refundRequested('o1', 're_1', 300n, start));
+    elsewhere.projection.notify();
+    await expect(elsewhere.done).rejects.toThrow(/a refund of order o1 is in payment-o2 \(offset 4/);
+
+    const again = harness();
+    await appendMerchant(again, 'm1', created('o1', start), validated('o1', start), executed('o1', start));
+    await appendPayment(
+      again,
+      'o1',
+      refundRequested('o1', 're_1', 300n, start),
+      refundRequested('o1', 're_1', 300n, start),
+    );
+    again.projection.notify();
+    await expect(again.done).rejects.toThrow(/refund re_1 is requested a second time \(offset 5/);
+    expect(again.readModel.offset()).toBe(0);
+    expect(await again.readModel.getRefund('m1', 're_1')).toBeUndefined();
   });
 });
 
@@ -616,10 +842,12 @@ describe('order projection: running', () => {
  * several orders interleave and wherever the batches are cut.
  */
 describe('order read model: changes folded per order within a batch', () => {
-  const lifecycles: ReadonlyArray<
-    ReadonlyArray<'validated' | 'rejected' | 'executed' | 'declined' | 'failed' | 'audit'>
-  > = [
+  type Step = 'validated' | 'rejected' | 'executed' | 'declined' | 'failed' | 'audit';
+  /** Refunds: `refund` requests one, `succeed`/`fail` settle the oldest still pending. */
+  type RefundStep = 'refund' | 'succeed' | 'fail' | 'confirm';
+  const lifecycles: ReadonlyArray<ReadonlyArray<Step | RefundStep>> = [
     ['validated', 'audit', 'audit', 'executed', 'audit'],
+    ['validated', 'executed', 'refund', 'confirm', 'refund', 'succeed', 'refund', 'fail', 'succeed'],
     ['validated', 'audit', 'declined'],
     ['rejected'],
     ['validated', 'audit', 'audit', 'failed', 'audit', 'audit'],
@@ -653,8 +881,43 @@ describe('order read model: changes folded per order within a batch', () => {
       }),
     ];
     let status: 'new' | 'validated' = 'new';
+    const pending: string[] = [];
     lifecycle.forEach((step, n) => {
-      if (step === 'audit') {
+      if (step === 'refund') {
+        const refundId = `re_${index}_${n}`;
+        pending.push(refundId);
+        steps.push((offset) => ({
+          kind: 'refundRequested',
+          position: { offset, persistenceId: `payment-${orderId}`, seqNr: offset },
+          orderId,
+          refund: {
+            id: refundId,
+            orderId,
+            merchantId: 'm1',
+            idempotencyKey: `key-${refundId}`,
+            requestHash: `hash-${refundId}`,
+            amount: BigInt(n) * 10n,
+            currency: 'EUR',
+            reason: n % 2 === 0 ? 'returned' : undefined,
+            createdAt: at + 10 * (n + 1),
+          },
+        }));
+        return;
+      }
+      if (step === 'succeed' || step === 'fail') {
+        const refundId = pending.shift() ?? 'none';
+        steps.push((offset) => ({
+          kind: 'refundSettled',
+          position: { offset, persistenceId: `payment-${orderId}`, seqNr: offset },
+          orderId,
+          refundId,
+          status: step === 'succeed' ? 'succeeded' : 'failed',
+          failureReason: step === 'fail' ? 'refund_declined' : undefined,
+          at: at + 10 * (n + 1),
+        }));
+        return;
+      }
+      if (step === 'audit' || step === 'confirm') {
         steps.push((offset) => ({
           kind: 'audited',
           position: position(offset),

@@ -2,16 +2,20 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { z } from 'zod';
+import type { RefundQueries } from '../node/refund-queries.js';
 import type { CardBrand } from '../payments/card.js';
 import { type Currency, isCurrency } from '../payments/money.js';
 import { type OrderStatus, orderStatuses } from '../payments/order.js';
+import { type Refund, type RefundStatus, refundStatuses } from '../payments/refund.js';
 import { assertNever } from '../runtime/assert-never.js';
 
 /**
- * The order read model: the journal projected into a queryable SQLite table — one row per order
+ * The order read model: the journal projected into queryable SQLite tables — one row per order
  * (listing, filtering, paging), which also lists where each of the order's events sits in the
  * journal (its global offsets, in journal order): the audit trail is read from the journal by
- * those offsets (`audit-trail.ts`), not copied here.
+ * those offsets (`audit-trail.ts`), not copied here. The events of the order's Payment (its
+ * refunds) are listed there too; each refund has a row of its own in `refunds`, and the order's
+ * `amount_refunded` is the sum of its succeeded refunds.
  *
  * It lives in its own database file, never in the journal's: it is derived data and can always be
  * rebuilt by deleting the file (or calling `reset()`) and projecting the journal again from offset
@@ -35,10 +39,16 @@ export function readModelPath(dataDirectory: string): string {
 }
 
 /** Bumped whenever the tables change; a file with another version is emptied and rebuilt. */
-export const readModelSchemaVersion = 2;
+export const readModelSchemaVersion = 3;
 
 /** The largest page `listOrders` returns. */
 export const listLimitMax = 100;
+
+/**
+ * The most refunds `listRefunds` returns for one order: far above what a Payment accepts per order
+ * (its `refundsPerOrderMax`), so it never cuts a real list short; it bounds the query all the same.
+ */
+export const refundsListedMax = 1_000;
 
 /** The name the order projection's offset is stored under in `projection_offsets`. */
 export const orderProjectionName = 'orders';
@@ -64,6 +74,8 @@ export interface OrderRow {
   readonly authorizationCode: string | undefined;
   readonly idempotencyKey: string;
   readonly requestHash: string;
+  /** The sum of the order's succeeded refunds; 0 when none. */
+  readonly amountRefunded: bigint;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -116,8 +128,21 @@ export interface NewOrderRecord {
   readonly createdAt: number;
 }
 
+/** A refund as its `RefundRequested` records it: `pending` from then on, until it is settled. */
+export interface NewRefundRecord {
+  readonly id: string;
+  readonly orderId: string;
+  readonly merchantId: string;
+  readonly idempotencyKey: string;
+  readonly requestHash: string;
+  readonly amount: bigint;
+  readonly currency: Currency;
+  readonly reason: string | undefined;
+  readonly createdAt: number;
+}
+
 /**
- * A change to the table, derived from one event: each one also appends its event's offset to the
+ * A change to the tables, derived from one event: each one also appends its event's offset to the
  * order's list of events (the audit trail). An event yields at most one.
  */
 export type OrderChange =
@@ -140,7 +165,34 @@ export type OrderChange =
       readonly position: JournalPosition;
       readonly orderId: string;
       readonly type: string;
+    }
+  | {
+      /** A refund of the order was requested: a new `pending` refund. */
+      readonly kind: 'refundRequested';
+      readonly position: JournalPosition;
+      readonly orderId: string;
+      readonly refund: NewRefundRecord;
+    }
+  | {
+      /**
+       * A `pending` refund was settled; a succeeded one adds its amount to the order's
+       * `amount_refunded` (and moves its `updated_at`).
+       */
+      readonly kind: 'refundSettled';
+      readonly position: JournalPosition;
+      readonly orderId: string;
+      readonly refundId: string;
+      readonly status: Exclude<RefundStatus, 'pending'>;
+      readonly failureReason: string | undefined;
+      readonly at: number;
     };
+
+/** The changes that write a `refunds` row (besides the order's audit trail). */
+export type RefundChange = Extract<OrderChange, { kind: 'refundRequested' | 'refundSettled' }>;
+
+export function isRefundChange(change: OrderChange): change is RefundChange {
+  return change.kind === 'refundRequested' || change.kind === 'refundSettled';
+}
 
 export interface OrderBatch {
   /** The offset the read model must be at; anything else means another writer or a lost batch. */
@@ -172,7 +224,7 @@ export class InconsistentEventError extends Error {
 /** The columns a query of orders returns (shared by the PostgreSQL read model). */
 export const orderColumns =
   'order_id, merchant_id, status, amount, currency, card_brand, card_last4, bank, reference, description, ' +
-  'reason, authorization_code, idempotency_key, request_hash, created_at, updated_at';
+  'reason, authorization_code, idempotency_key, request_hash, amount_refunded, created_at, updated_at';
 
 const optionalText = z
   .string()
@@ -182,16 +234,17 @@ const timestamp = z.number().int().nonnegative();
 const statusSchema = z.enum(orderStatuses as [OrderStatus, ...OrderStatus[]]);
 const currencySchema = z.custom<Currency>((value) => typeof value === 'string' && isCurrency(value));
 const brandSchema = z.enum(['visa', 'mastercard', 'amex', 'discover', 'jcb', 'unknown']);
+const decimalAmount = z
+  .string()
+  .regex(/^-?\d+$/)
+  .transform(BigInt);
 
 export const orderRowSchema = z
   .object({
     order_id: z.string().min(1),
     merchant_id: z.string().min(1),
     status: statusSchema,
-    amount: z
-      .string()
-      .regex(/^-?\d+$/)
-      .transform(BigInt),
+    amount: decimalAmount,
     currency: currencySchema,
     card_brand: brandSchema,
     card_last4: z.string().regex(/^\d{4}$/),
@@ -202,6 +255,7 @@ export const orderRowSchema = z
     authorization_code: optionalText,
     idempotency_key: z.string().min(1),
     request_hash: z.string().min(1),
+    amount_refunded: decimalAmount,
     created_at: timestamp,
     updated_at: timestamp,
   })
@@ -221,10 +275,61 @@ export const orderRowSchema = z
       authorizationCode: row.authorization_code,
       idempotencyKey: row.idempotency_key,
       requestHash: row.request_hash,
+      amountRefunded: row.amount_refunded,
       createdAt: row.created_at,
       updatedAt: row.updated_at,
     }),
   );
+
+/** The columns a query of refunds returns (shared by the PostgreSQL read model). */
+export const refundColumns =
+  'id, order_id, merchant_id, idempotency_key, request_hash, status, amount, currency, reason, ' +
+  'failure_reason, created_at, updated_at';
+
+export const refundRowSchema = z
+  .object({
+    id: z.string().min(1),
+    order_id: z.string().min(1),
+    merchant_id: z.string().min(1),
+    idempotency_key: z.string().min(1),
+    request_hash: z.string().min(1),
+    status: z.enum(refundStatuses as [RefundStatus, ...RefundStatus[]]),
+    amount: decimalAmount,
+    currency: currencySchema,
+    reason: optionalText,
+    failure_reason: optionalText,
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .strict()
+  .transform(
+    (row): Refund => ({
+      id: row.id,
+      orderId: row.order_id,
+      merchantId: row.merchant_id,
+      idempotencyKey: row.idempotency_key,
+      requestHash: row.request_hash,
+      status: row.status,
+      amount: row.amount,
+      currency: row.currency,
+      reason: row.reason,
+      failureReason: row.failure_reason,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    }),
+  );
+
+export type PendingRefund = Awaited<ReturnType<RefundQueries['pendingRefunds']>>[number];
+
+export const pendingRefundRowSchema = z
+  .object({ order_id: z.string().min(1), merchant_id: z.string().min(1), id: z.string().min(1) })
+  .strict()
+  .transform(
+    (row): PendingRefund => ({ orderId: row.order_id, merchantId: row.merchant_id, refundId: row.id }),
+  );
+
+/** The amount of a refund just settled, as the settling statement returns it. */
+export const settledRefundRowSchema = z.object({ amount: decimalAmount }).strict();
 
 /** Comma-separated global offsets, ascending. */
 export const eventOffsetsRowSchema = z
@@ -262,6 +367,8 @@ const schemaSql = `
     authorization_code TEXT,
     idempotency_key TEXT NOT NULL,
     request_hash TEXT NOT NULL,
+    -- The sum of the order's succeeded refunds, decimal text like amount.
+    amount_refunded TEXT NOT NULL DEFAULT '0',
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     -- The global offsets of the order's events, comma-separated, in journal order: its audit trail
@@ -274,6 +381,26 @@ const schemaSql = `
   CREATE INDEX orders_by_merchant ON orders (merchant_id, created_at DESC, order_id DESC);
   CREATE INDEX orders_by_merchant_status ON orders (merchant_id, status, created_at DESC, order_id DESC);
 
+  -- One row per refund, from its Payment's events; its order lists those events' offsets.
+  CREATE TABLE refunds (
+    id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    reason TEXT,
+    failure_reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+
+  -- An order's refunds, oldest first; the pending ones in id order (the node's sweep).
+  CREATE INDEX refunds_by_order ON refunds (order_id, created_at, id);
+  CREATE INDEX refunds_pending ON refunds (id) WHERE status = 'pending';
+
   CREATE TABLE projection_offsets (
     name TEXT PRIMARY KEY,
     "offset" INTEGER NOT NULL CHECK ("offset" >= 0)
@@ -283,6 +410,7 @@ const schemaSql = `
 const dropSql = `
   DROP TABLE IF EXISTS orders;
   DROP TABLE IF EXISTS order_events;
+  DROP TABLE IF EXISTS refunds;
   DROP TABLE IF EXISTS projection_offsets;
 `;
 
@@ -318,7 +446,7 @@ function openFile(path: string): Database {
 
 type Params = unknown[];
 
-export class OrderReadModel {
+export class OrderReadModel implements RefundQueries {
   private readonly selectOrder: Statement<[string], unknown>;
   private readonly selectCursor: Statement<[string, string], unknown>;
   private readonly listAll: Statement<[string, number], unknown>;
@@ -332,9 +460,16 @@ export class OrderReadModel {
   private readonly updateStatus: Statement<Params>;
   private readonly appendEvent: Statement<[string, string]>;
   private readonly upsertOffset: Statement<[string, number]>;
+  private readonly selectRefund: Statement<[string], unknown>;
+  private readonly listOrderRefunds: Statement<[string, string, number], unknown>;
+  private readonly listPending: Statement<[string, number], unknown>;
+  private readonly insertRefund: Statement<Params>;
+  private readonly settleRefund: Statement<Params, unknown>;
+  private readonly selectRefunded: Statement<[string], unknown>;
+  private readonly updateRefunded: Statement<[string, number, string]>;
   private readonly writeBatch: { immediate(batch: OrderBatch): void };
   /** A savepoint inside the batch's transaction: folded writes undone whole if any is refused. */
-  private readonly writeFolded: (folded: readonly FoldedOrder[]) => void;
+  private readonly writeFolded: (folded: readonly FoldedOrder[], refunds: readonly RefundChange[]) => void;
 
   private constructor(
     private readonly database: Database,
@@ -390,10 +525,36 @@ export class OrderReadModel {
       'INSERT INTO projection_offsets (name, "offset") VALUES (?, ?) ' +
         'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
     );
+    this.selectRefund = database.prepare(`SELECT ${refundColumns} FROM refunds WHERE id = ?`);
+    this.listOrderRefunds = database.prepare(
+      `SELECT ${refundColumns} FROM refunds WHERE order_id = ? AND merchant_id = ? ` +
+        'ORDER BY created_at, id LIMIT ?',
+    );
+    this.listPending = database.prepare(
+      "SELECT order_id, merchant_id, id FROM refunds WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
+    );
+    this.insertRefund = database.prepare(
+      `INSERT INTO refunds (${refundColumns}) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, NULL, ?, ?) ` +
+        'ON CONFLICT (id) DO NOTHING',
+    );
+    // RETURNING the amount: a succeeded refund adds it to its order.
+    this.settleRefund = database.prepare(
+      'UPDATE refunds SET status = ?, failure_reason = ?, updated_at = ? ' +
+        "WHERE id = ? AND order_id = ? AND status = 'pending' RETURNING amount",
+    );
+    this.selectRefunded = database.prepare('SELECT amount_refunded FROM orders WHERE order_id = ?').pluck();
+    this.updateRefunded = database.prepare(
+      'UPDATE orders SET amount_refunded = ?, updated_at = max(updated_at, ?) WHERE order_id = ?',
+    );
     this.writeBatch = database.transaction((batch: OrderBatch) => this.applyInTransaction(batch));
-    this.writeFolded = database.transaction((folded: readonly FoldedOrder[]) => {
-      for (const order of folded) this.writeFoldedOrder(order);
-    });
+    this.writeFolded = database.transaction(
+      (folded: readonly FoldedOrder[], refunds: readonly RefundChange[]) => {
+        for (const order of folded) this.writeFoldedOrder(order);
+        for (const change of refunds) {
+          if (!this.writeRefund(change)) throw new FoldRefused();
+        }
+      },
+    );
   }
 
   /** Opens (creating, or rebuilding on a schema change) the read model file at `path`. */
@@ -477,6 +638,28 @@ export class OrderReadModel {
     return parsed.merchantId === merchantId ? parsed.offsets : undefined;
   }
 
+  /** The merchant's refund, or undefined — also when it is another merchant's. */
+  async getRefund(merchantId: string, refundId: string): Promise<Refund | undefined> {
+    const row = this.selectRefund.get(refundId);
+    const refund = row === undefined ? undefined : parseRow(refundRowSchema, row, 'refunds');
+    return refund?.merchantId === merchantId ? refund : undefined;
+  }
+
+  /** The merchant's order's refunds, oldest first (ties by refund id); none for another's order. */
+  async listRefunds(merchantId: string, orderId: string): Promise<Refund[]> {
+    return this.listOrderRefunds
+      .all(orderId, merchantId, refundsListedMax)
+      .map((row) => parseRow(refundRowSchema, row, 'refunds'));
+  }
+
+  /** Refunds still `pending`, in refund id order after `afterRefundId`, at most `limit`. */
+  async pendingRefunds(limit: number, afterRefundId?: string): Promise<PendingRefund[]> {
+    assert.ok(Number.isSafeInteger(limit) && limit >= 1, `limit must be an integer >= 1, got ${limit}`);
+    return this.listPending
+      .all(afterRefundId ?? '', limit)
+      .map((row) => parseRow(pendingRefundRowSchema, row, 'refunds pending'));
+  }
+
   /** The global offset of the last event projected; 0 before the first. */
   offset(): number {
     const stored = this.selectOffset.get(orderProjectionName);
@@ -509,7 +692,7 @@ export class OrderReadModel {
     this.assertWritable();
     this.database
       .transaction(() => {
-        this.database.exec('DELETE FROM orders; DELETE FROM projection_offsets;');
+        this.database.exec('DELETE FROM orders; DELETE FROM refunds; DELETE FROM projection_offsets;');
       })
       .immediate();
   }
@@ -536,7 +719,7 @@ export class OrderReadModel {
         'another projection writes to the same file, or a batch was lost',
     );
     const folded = foldByOrder(batch.changes);
-    if (folded === undefined || !this.triedFolded(folded)) {
+    if (folded === undefined || !this.triedFolded(folded, batch.changes.filter(isRefundChange))) {
       // Something does not add up (an order created twice, a transition from the wrong status, an
       // event of an unknown order): the folded writes were undone, and the changes are applied one
       // by one, which stops at the very change that is wrong and names it.
@@ -545,10 +728,13 @@ export class OrderReadModel {
     this.upsertOffset.run(orderProjectionName, batch.toOffset);
   }
 
-  /** Writes the folded changes, or undoes them all and answers false if the table refuses one. */
-  private triedFolded(folded: readonly FoldedOrder[]): boolean {
+  /**
+   * Writes the folded changes, then the refunds' rows in journal order, or undoes them all and
+   * answers false if a table refuses one.
+   */
+  private triedFolded(folded: readonly FoldedOrder[], refunds: readonly RefundChange[]): boolean {
     try {
-      this.writeFolded(folded);
+      this.writeFolded(folded, refunds);
       return true;
     } catch (error) {
       if (error instanceof FoldRefused) return false;
@@ -611,9 +797,70 @@ export class OrderReadModel {
       case 'audited':
         this.audit(change);
         break;
+      case 'refundRequested':
+      case 'refundSettled':
+        this.refund(change);
+        break;
       default:
         assertNever(change);
     }
+  }
+
+  /**
+   * A refund's row: inserted `pending`, or settled from `pending` (a succeeded one adding its
+   * amount to the order). False when the table refuses it: a refund requested twice, or settled
+   * while not pending or not there.
+   */
+  private writeRefund(change: RefundChange): boolean {
+    if (change.kind === 'refundRequested') {
+      const { refund } = change;
+      const inserted = this.insertRefund.run(
+        refund.id,
+        refund.orderId,
+        refund.merchantId,
+        refund.idempotencyKey,
+        refund.requestHash,
+        refund.amount.toString(),
+        refund.currency,
+        refund.reason ?? null,
+        refund.createdAt,
+        refund.createdAt,
+      );
+      return inserted.changes === 1;
+    }
+    const settled = this.settleRefund.get(
+      change.status,
+      change.failureReason ?? null,
+      change.at,
+      change.refundId,
+      change.orderId,
+    );
+    if (settled === undefined) return false;
+    if (change.status === 'succeeded') {
+      const { amount } = parseRow(settledRefundRowSchema, settled, 'refunds settled');
+      const stored = this.selectRefunded.get(change.orderId);
+      if (stored === undefined) return false;
+      const refunded = parseRow(decimalAmount, stored, 'orders amount_refunded');
+      this.updateRefunded.run((refunded + amount).toString(), change.at, change.orderId);
+    }
+    return true;
+  }
+
+  private refund(change: RefundChange): void {
+    const listed = this.appendEvent.run(String(change.position.offset), change.orderId);
+    if (listed.changes === 0) {
+      throw new InconsistentEventError(`a refund event for unknown order ${change.orderId}`, change.position);
+    }
+    if (this.writeRefund(change)) return;
+    const refundId = change.kind === 'refundRequested' ? change.refund.id : change.refundId;
+    const current = this.selectRefund.get(refundId);
+    const status = current === undefined ? undefined : parseRow(refundRowSchema, current, 'refunds').status;
+    throw new InconsistentEventError(
+      change.kind === 'refundRequested'
+        ? `refund ${refundId} is requested a second time`
+        : `refund ${refundId} of order ${change.orderId} cannot become ${change.status}: it is ${status ?? 'unknown'}, not pending`,
+      change.position,
+    );
   }
 
   private create(order: NewOrderRecord, position: JournalPosition): void {
@@ -725,7 +972,8 @@ export function foldByOrder(changes: readonly OrderChange[]): FoldedOrder[] | un
       byOrder.set(orderId, folded);
     }
     folded.offsets.push(String(change.position.offset));
-    if (change.kind === 'audited') continue;
+    // A refund's own row is written apart (`writeRefund`); here it is an entry of the audit trail.
+    if (change.kind !== 'transitioned') continue;
     if (folded.status === undefined) folded.firstFrom = change.from;
     else if (folded.status !== change.from) return undefined;
     folded.status = change.to;

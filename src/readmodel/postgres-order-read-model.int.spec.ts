@@ -15,6 +15,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { PostgresClusterStore } from '../cluster/postgres-cluster-store.js';
 import type { CardSummary } from '../payments/card.js';
 import { type MerchantEvent, merchantEvents } from '../payments/merchant-events.js';
+import { type PaymentEvent, paymentEvents } from '../payments/payment-events.js';
 import { SimulatedClock } from '../runtime/clock.js';
 import { type Journal, StaleEpochError } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
@@ -70,6 +71,24 @@ function confirmed(orderId: string): MerchantEvent {
 
 function executed(orderId: string, at: number): MerchantEvent {
   return { type: 'OrderExecuted', orderId, authorizationCode: '123456', at };
+}
+
+/** A refund of `orderId` (whose merchant is `merchantId`), requested at `at`. */
+function refundRequested(merchantId: string, orderId: string, refundId: string, at: number): PaymentEvent {
+  return {
+    type: 'RefundRequested',
+    refundId,
+    orderId,
+    merchantId,
+    idempotencyKey: `key-${refundId}`,
+    requestHash: `hash-${refundId}`,
+    amount: 100n + BigInt(refundId.length),
+    currency: 'EUR',
+    reason: refundId.endsWith('a') ? 'returned' : undefined,
+    paymentAmount: 1_000n,
+    bank: 'bank-a',
+    at,
+  };
 }
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -134,7 +153,21 @@ async function appendMerchant(s: Sides, merchantId: string, ...events: MerchantE
   });
 }
 
-/** A day of orders: created in pairs (same millisecond, so ties are broken by id), then moved on. */
+async function appendPayment(s: Sides, orderId: string, ...events: PaymentEvent[]): Promise<void> {
+  const persistenceId = `payment-${orderId}`;
+  const fromSeqNr = (await s.journal.highestSeqNr(persistenceId)) + 1;
+  await s.journal.append({
+    persistenceId,
+    fromSeqNr,
+    events: events.map((event) => paymentEvents.serialize(event)),
+    timestamp: s.clock.now(),
+  });
+}
+
+/**
+ * A day of orders: created in pairs (same millisecond, so ties are broken by id), then moved on;
+ * executed ones are refunded in part — one refund succeeds, one fails, one stays pending.
+ */
 async function writeOrders(s: Sides, count: number, firstIndex = 0): Promise<string[]> {
   const ids: string[] = [];
   for (let index = firstIndex; index < firstIndex + count; index++) {
@@ -146,7 +179,25 @@ async function writeOrders(s: Sides, count: number, firstIndex = 0): Promise<str
     if (index % 5 === 4) await appendMerchant(s, merchantId, rejected(orderId, at + 1));
     else if (index % 3 !== 0) await appendMerchant(s, merchantId, validated(orderId, at + 2));
     if (index % 5 !== 4 && index % 3 !== 0) await appendMerchant(s, merchantId, confirmed(orderId));
-    if (index % 5 !== 4 && index % 3 === 1) await appendMerchant(s, merchantId, executed(orderId, at + 3));
+    if (index % 5 !== 4 && index % 3 === 1) {
+      await appendMerchant(s, merchantId, executed(orderId, at + 3));
+      const [a, b, c] = ['a', 'b', 'c'].map((suffix) => `re_${orderId}_${suffix}`);
+      await appendPayment(s, orderId, refundRequested(merchantId, orderId, `${a}`, at + 4));
+      await appendPayment(
+        s,
+        orderId,
+        { type: 'ExecuteRefundConfirmed', refundId: `${a}` },
+        refundRequested(merchantId, orderId, `${b}`, at + 4),
+        refundRequested(merchantId, orderId, `${c}`, at + 5),
+      );
+      await appendPayment(s, orderId, { type: 'RefundSucceeded', refundId: `${a}`, at: at + 6 });
+      await appendPayment(s, orderId, {
+        type: 'RefundFailed',
+        refundId: `${b}`,
+        reason: 'refund_declined',
+        at: at + 7,
+      });
+    }
   }
   return ids;
 }
@@ -163,7 +214,17 @@ async function everything(
       orders.push(await readModel.getOrder(merchantId, id));
       orders.push(await readModel.orderEventOffsets(merchantId, id));
       orders.push(await orderAuditTrail(readModel, journal, merchantId, id));
+      orders.push(await readModel.listRefunds(merchantId, id));
+      orders.push(await readModel.getRefund(merchantId, `re_${id}_a`));
     }
+  }
+  const pending = [];
+  let afterRefundId: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const result = await readModel.pendingRefunds(3, afterRefundId);
+    pending.push(result);
+    afterRefundId = result.at(-1)?.refundId;
+    if (afterRefundId === undefined) break;
   }
   const pages = [];
   for (const merchantId of merchants) {
@@ -178,7 +239,7 @@ async function everything(
       }
     }
   }
-  return { orders, pages, offset: await readModel.offset() };
+  return { orders, pages, pending, offset: await readModel.offset() };
 }
 
 describe('order read model on PostgreSQL', () => {
@@ -194,6 +255,9 @@ describe('order read model on PostgreSQL', () => {
 
       const expected = await everything(s.sqlite, ids, s.journal);
       expect(expected.offset).toBeGreaterThan(0);
+      // Refunds were projected: one succeeded of an executed order, and pending ones to sweep.
+      expect(await s.sqlite.getOrderById('o001')).toMatchObject({ status: 'executed', amountRefunded: 109n });
+      expect(expected.pending.flat().length).toBeGreaterThan(3);
       expect(expected.pages.some((page) => page.data.length > 0)).toBe(true);
       expect(await everything(s.postgres, ids, s.journal)).toEqual(expected);
 
@@ -287,6 +351,33 @@ describe('order read model on PostgreSQL', () => {
 
     expect(await s.postgres.offset()).toBe(before);
     expect(await s.postgres.getOrderById('o100')).toBeUndefined();
+    expect(await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal)).toEqual(beforeOrders);
+  });
+
+  it('stops at a refund settled twice, naming it, and writes nothing of its batch', async () => {
+    const s = await sides();
+    await writeOrders(s, 3);
+    const first = project(s, s.postgres, 100);
+    await first.projection.caughtUp();
+    const before = await s.postgres.offset();
+    const beforeOrders = await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal);
+
+    // o001 is executed, its refund re_o001_a succeeded; its pending re_o001_c succeeds now, in the
+    // same batch as a second settlement of re_o001_a.
+    await appendPayment(
+      s,
+      'o001',
+      { type: 'RefundSucceeded', refundId: 're_o001_c', at: start + 500 },
+      { type: 'RefundFailed', refundId: 're_o001_a', reason: 'refund_declined', at: start + 501 },
+    );
+    const failed = first.projection.caughtUp();
+    await expect(failed).rejects.toThrow(
+      /refund re_o001_a of order o001 cannot become failed: it is succeeded, not pending/,
+    );
+    await expect(first.done).rejects.toBeInstanceOf(OrderProjectionError);
+
+    expect(await s.postgres.offset()).toBe(before);
+    expect((await s.postgres.getRefund('m2', 're_o001_c'))?.status).toBe('pending');
     expect(await everything(s.postgres, ['o000', 'o001', 'o002'], s.journal)).toEqual(beforeOrders);
   });
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import type pg from 'pg';
+import type { RefundQueries } from '../node/refund-queries.js';
+import type { Refund } from '../payments/refund.js';
 import { type Fence, StaleEpochError } from '../store/journal.js';
 import {
   integerArrayLiteral,
@@ -15,6 +17,7 @@ import {
   foldByOrder,
   InconsistentEventError,
   InvalidCursorError,
+  isRefundChange,
   type JournalPosition,
   type ListOrdersQuery,
   listLimitMax,
@@ -26,8 +29,14 @@ import {
   orderColumns,
   orderProjectionName,
   orderRowSchema,
+  type PendingRefund,
   parseRow,
+  pendingRefundRowSchema,
+  type RefundChange,
   readModelSchemaVersion,
+  refundColumns,
+  refundRowSchema,
+  refundsListedMax,
 } from './order-read-model.js';
 
 /**
@@ -46,7 +55,7 @@ import {
  * writer's epoch and owner, as a fenced journal append does, so a node that lost the lease writes
  * nothing, and a takeover waits for a batch in flight to commit before the new holder starts.
  */
-export class PostgresOrderReadModel {
+export class PostgresOrderReadModel implements RefundQueries {
   private readonly sql: ReturnType<typeof statements>;
 
   private constructor(
@@ -134,6 +143,32 @@ export class PostgresOrderReadModel {
     return parsed.merchantId === merchantId ? parsed.offsets : undefined;
   }
 
+  /** The merchant's refund, or undefined — also when it is another merchant's. */
+  async getRefund(merchantId: string, refundId: string): Promise<Refund | undefined> {
+    const result = await this.pool.query({ ...this.sql.selectRefund, values: [refundId] });
+    const row: unknown = result.rows[0];
+    const refund = row === undefined ? undefined : parseRow(refundRowSchema, row, 'refunds');
+    return refund?.merchantId === merchantId ? refund : undefined;
+  }
+
+  /** The merchant's order's refunds, oldest first (ties by refund id); none for another's order. */
+  async listRefunds(merchantId: string, orderId: string): Promise<Refund[]> {
+    const result = await this.pool.query({
+      ...this.sql.listRefunds,
+      values: [orderId, merchantId, refundsListedMax],
+    });
+    const rows: unknown[] = result.rows;
+    return rows.map((row) => parseRow(refundRowSchema, row, 'refunds'));
+  }
+
+  /** Refunds still `pending`, in refund id order after `afterRefundId`, at most `limit`. */
+  async pendingRefunds(limit: number, afterRefundId?: string): Promise<PendingRefund[]> {
+    assert.ok(Number.isSafeInteger(limit) && limit >= 1, `limit must be an integer >= 1, got ${limit}`);
+    const result = await this.pool.query({ ...this.sql.listPending, values: [afterRefundId ?? '', limit] });
+    const rows: unknown[] = result.rows;
+    return rows.map((row) => parseRow(pendingRefundRowSchema, row, 'refunds pending'));
+  }
+
   /** The global offset of the last event projected; 0 before the first. */
   async offset(): Promise<number> {
     const result = await this.pool.query<unknown[]>({
@@ -183,6 +218,7 @@ export class PostgresOrderReadModel {
       await client.query('BEGIN');
       try {
         await client.query(this.sql.deleteOrders);
+        await client.query(this.sql.deleteRefunds);
         await client.query(this.sql.resetOffset, [orderProjectionName]);
         await client.query('COMMIT');
       } catch (error) {
@@ -225,7 +261,10 @@ export class PostgresOrderReadModel {
         'another projection writes to the same schema, or a batch was lost',
     );
     const folded = foldByOrder(batch.changes);
-    if (folded === undefined || !(await this.triedFolded(client, folded))) {
+    if (
+      folded === undefined ||
+      !(await this.triedFolded(client, folded, batch.changes.filter(isRefundChange)))
+    ) {
       // Something does not add up: the folded writes were undone, and the changes are applied one
       // by one, which stops at the very change that is wrong and names it.
       for (const change of batch.changes) await this.applyChange(client, change);
@@ -235,10 +274,16 @@ export class PostgresOrderReadModel {
 
   /**
    * Writes the folded changes in two statements — one multi-row insert of the orders the batch
-   * creates, one multi-row update of the others — or undoes them and answers false if the table
-   * refuses any (an order already there, or not in the status its first transition requires).
+   * creates, one multi-row update of the others — then the refunds' rows one by one in journal
+   * order (they are few), or undoes them all and answers false if a table refuses any (an order
+   * already there, or not in the status its first transition requires; a refund requested twice,
+   * or settled while not pending).
    */
-  private async triedFolded(client: pg.PoolClient, folded: readonly FoldedOrder[]): Promise<boolean> {
+  private async triedFolded(
+    client: pg.PoolClient,
+    folded: readonly FoldedOrder[],
+    refunds: readonly RefundChange[],
+  ): Promise<boolean> {
     const created: Array<FoldedOrder & { readonly created: NewOrderRecord }> = [];
     const updated: FoldedOrder[] = [];
     for (const order of folded) {
@@ -252,7 +297,8 @@ export class PostgresOrderReadModel {
           created.length) &&
       (updated.length === 0 ||
         (await client.query({ ...this.sql.updateOrders, values: updateValues(updated) })).rowCount ===
-          updated.length);
+          updated.length) &&
+      (await this.wroteRefunds(client, refunds));
     await client.query(fits ? 'RELEASE SAVEPOINT folded' : 'ROLLBACK TO SAVEPOINT folded');
     return fits;
   }
@@ -265,9 +311,80 @@ export class PostgresOrderReadModel {
         return this.transition(client, change);
       case 'audited':
         return this.audit(client, change);
+      case 'refundRequested':
+      case 'refundSettled':
+        return this.refund(client, change);
       default:
         assertNever(change);
     }
+  }
+
+  private async wroteRefunds(client: pg.PoolClient, refunds: readonly RefundChange[]): Promise<boolean> {
+    for (const change of refunds) {
+      if (!(await this.writeRefund(client, change))) return false;
+    }
+    return true;
+  }
+
+  /**
+   * A refund's row: inserted `pending`, or settled from `pending` (a succeeded one adding its
+   * amount to the order). False when the table refuses it: a refund requested twice, or settled
+   * while not pending or not there.
+   */
+  private async writeRefund(client: pg.PoolClient, change: RefundChange): Promise<boolean> {
+    if (change.kind === 'refundRequested') {
+      const { refund } = change;
+      const inserted = await client.query({
+        ...this.sql.insertRefund,
+        values: [
+          refund.id,
+          refund.orderId,
+          refund.merchantId,
+          refund.idempotencyKey,
+          refund.requestHash,
+          refund.amount.toString(),
+          refund.currency,
+          refund.reason ?? null,
+          refund.createdAt,
+        ],
+      });
+      return inserted.rowCount === 1;
+    }
+    const settled = await client.query<{ amount: unknown }>({
+      ...this.sql.settleRefund,
+      values: [change.status, change.failureReason ?? null, change.at, change.refundId, change.orderId],
+    });
+    const amount = settled.rows[0]?.amount;
+    if (amount === undefined) return false;
+    if (change.status === 'succeeded') {
+      const added = await client.query({
+        ...this.sql.addRefunded,
+        values: [change.orderId, String(amount), change.at],
+      });
+      if (added.rowCount !== 1) return false;
+    }
+    return true;
+  }
+
+  private async refund(client: pg.PoolClient, change: RefundChange): Promise<void> {
+    const listed = await client.query({
+      ...this.sql.appendEvent,
+      values: [String(change.position.offset), change.orderId],
+    });
+    if (listed.rowCount === 0) {
+      throw new InconsistentEventError(`a refund event for unknown order ${change.orderId}`, change.position);
+    }
+    if (await this.writeRefund(client, change)) return;
+    const refundId = change.kind === 'refundRequested' ? change.refund.id : change.refundId;
+    const found = await client.query({ ...this.sql.selectRefund, values: [refundId] });
+    const row: unknown = found.rows[0];
+    const status = row === undefined ? undefined : parseRow(refundRowSchema, row, 'refunds').status;
+    throw new InconsistentEventError(
+      change.kind === 'refundRequested'
+        ? `refund ${refundId} is requested a second time`
+        : `refund ${refundId} of order ${change.orderId} cannot become ${change.status}: it is ${status ?? 'unknown'}, not pending`,
+      change.position,
+    );
   }
 
   private async create(
@@ -400,6 +517,7 @@ function parseOffset(stored: unknown): number {
 function schemaSql(schema: string): string {
   return `
     DROP TABLE IF EXISTS ${schema}.orders;
+    DROP TABLE IF EXISTS ${schema}.refunds;
     DROP TABLE IF EXISTS ${schema}.projection_offsets;
 
     CREATE TABLE ${schema}.orders (
@@ -418,6 +536,7 @@ function schemaSql(schema: string): string {
       authorization_code text,
       idempotency_key text NOT NULL,
       request_hash text NOT NULL,
+      amount_refunded text NOT NULL DEFAULT '0' CHECK (amount_refunded ~ '^[0-9]+$'),
       created_at bigint NOT NULL,
       updated_at bigint NOT NULL,
       event_offsets text NOT NULL
@@ -425,6 +544,23 @@ function schemaSql(schema: string): string {
     CREATE INDEX orders_by_merchant ON ${schema}.orders (merchant_id, created_at DESC, order_id DESC);
     CREATE INDEX orders_by_merchant_status
       ON ${schema}.orders (merchant_id, status, created_at DESC, order_id DESC);
+
+    CREATE TABLE ${schema}.refunds (
+      id text COLLATE "C" PRIMARY KEY,
+      order_id text COLLATE "C" NOT NULL,
+      merchant_id text COLLATE "C" NOT NULL,
+      idempotency_key text NOT NULL,
+      request_hash text NOT NULL,
+      status text NOT NULL,
+      amount text NOT NULL CHECK (amount ~ '^[0-9]+$'),
+      currency text NOT NULL,
+      reason text,
+      failure_reason text,
+      created_at bigint NOT NULL,
+      updated_at bigint NOT NULL
+    );
+    CREATE INDEX refunds_by_order ON ${schema}.refunds (order_id, created_at, id);
+    CREATE INDEX refunds_pending ON ${schema}.refunds (id) WHERE status = 'pending';
 
     CREATE TABLE ${schema}.projection_offsets (
       name text PRIMARY KEY,
@@ -438,6 +574,7 @@ function statements(schema: string) {
   const named = (name: string, text: string) => ({ name: statementName(`readmodel-${name}`, schema), text });
   const orders = `${schema}.orders`;
   const offsets = `${schema}.projection_offsets`;
+  const refunds = `${schema}.refunds`;
   const insertColumns =
     'order_id, merchant_id, status, amount, currency, card_brand, card_last4, card_bin, bank, reference, ' +
     'description, reason, authorization_code, idempotency_key, request_hash, created_at, updated_at, event_offsets';
@@ -504,8 +641,37 @@ function statements(schema: string) {
       'append-event',
       `UPDATE ${orders} SET event_offsets = event_offsets || ',' || $1 WHERE order_id = $2`,
     ),
+    selectRefund: named('select-refund', `SELECT ${refundColumns} FROM ${refunds} WHERE id = $1`),
+    listRefunds: named(
+      'list-refunds',
+      `SELECT ${refundColumns} FROM ${refunds} WHERE order_id = $1 AND merchant_id = $2 ` +
+        'ORDER BY created_at, id LIMIT $3',
+    ),
+    listPending: named(
+      'list-pending-refunds',
+      `SELECT order_id, merchant_id, id FROM ${refunds} WHERE status = 'pending' AND id > $1 ` +
+        'ORDER BY id LIMIT $2',
+    ),
+    insertRefund: named(
+      'insert-refund',
+      `INSERT INTO ${refunds} (${refundColumns}) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, NULL, ` +
+        '$9, $9) ON CONFLICT (id) DO NOTHING',
+    ),
+    // RETURNING the amount: a succeeded refund adds it to its order.
+    settleRefund: named(
+      'settle-refund',
+      `UPDATE ${refunds} SET status = $1, failure_reason = $2, updated_at = $3 ` +
+        "WHERE id = $4 AND order_id = $5 AND status = 'pending' RETURNING amount",
+    ),
+    // numeric, not bigint: exact whatever the sum.
+    addRefunded: named(
+      'add-refunded',
+      `UPDATE ${orders} SET amount_refunded = (amount_refunded::numeric + $2::numeric)::text, ` +
+        'updated_at = greatest(updated_at, $3) WHERE order_id = $1',
+    ),
     upsertOffset: named('upsert-offset', `UPDATE ${offsets} SET "offset" = $2 WHERE name = $1`),
     deleteOrders: `DELETE FROM ${orders}`,
+    deleteRefunds: `DELETE FROM ${refunds}`,
     resetOffset: `UPDATE ${offsets} SET "offset" = 0 WHERE name = $1`,
   };
 }
