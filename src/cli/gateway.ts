@@ -11,6 +11,7 @@ import { ApiError } from '../node/api-error.js';
 import { assembleNode, type NodeProjection, type NodeStores } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
 import type { OrderQueries } from '../node/order-service.js';
+import type { RefundQueries } from '../node/refund-queries.js';
 import { vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
@@ -134,6 +135,7 @@ export async function startGateway(
       metrics,
       orders,
       queries,
+      refunds: node.refunds,
       merchants: new MerchantDirectory(
         merchants.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
@@ -320,6 +322,7 @@ function openSqliteStores(
         snapshots: store.snapshots,
         vault,
         queries: orderQueries(readModel, store.journal),
+        refunds: readModel,
       },
       projection,
       reachable: () => true,
@@ -396,6 +399,7 @@ export async function openPostgresNodeStores(
         snapshots: store.snapshots,
         vault: store.vault,
         queries: answeringUnavailable(orderQueries(readModel, store.journal)),
+        refunds: refundsAnsweringUnavailable(readModel),
       },
       postgres: store,
       readModel,
@@ -413,18 +417,29 @@ export async function openPostgresNodeStores(
  * The read model's queries, with a database that cannot be used now answered as a 503 the client
  * may retry: an outage is no bug, and a 500 is kept for bugs.
  */
+function answered<T>(query: Promise<T>): Promise<T> {
+  return query.catch((error: unknown) => {
+    if (!isDatabaseUnavailable(error)) throw error;
+    throw new ApiError(
+      503,
+      'store_unavailable',
+      'The gateway cannot read its database just now; retry shortly.',
+      undefined,
+      { 'retry-after': '1' },
+    );
+  });
+}
+
+/** The read model's refunds, with a lost database answered as `answeringUnavailable` does. */
+function refundsAnsweringUnavailable(queries: RefundQueries): RefundQueries {
+  return {
+    getRefund: (merchantId, refundId) => answered(queries.getRefund(merchantId, refundId)),
+    listRefunds: (merchantId, orderId) => answered(queries.listRefunds(merchantId, orderId)),
+    pendingRefunds: (limit, afterRefundId) => answered(queries.pendingRefunds(limit, afterRefundId)),
+  };
+}
+
 function answeringUnavailable(queries: OrderQueries): OrderQueries {
-  const answered = <T>(query: Promise<T>): Promise<T> =>
-    query.catch((error: unknown) => {
-      if (!isDatabaseUnavailable(error)) throw error;
-      throw new ApiError(
-        503,
-        'store_unavailable',
-        'The gateway cannot read its database just now; retry shortly.',
-        undefined,
-        { 'retry-after': '1' },
-      );
-    });
   return {
     getOrder: (merchantId, orderId) => answered(queries.getOrder(merchantId, orderId)),
     listOrders: (query) => answered(queries.listOrders(query)),

@@ -208,6 +208,7 @@ export async function startClusterNode(
       metrics,
       orders: node.orders,
       queries: opened.stores.queries,
+      refunds: node.refunds,
       merchants: new MerchantDirectory(
         stored.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
