@@ -154,6 +154,11 @@ async function main(): Promise<number> {
     addTo(totals, 'apiReplays', stats.answers.replay ?? 0);
     addTo(totals, 'apiKeyReused', stats.answers['422 idempotency_key_reused'] ?? 0);
     addTo(totals, 'clientAnswersLost', stats.clientRepliesLost);
+    addTo(totals, 'refundRequests', stats.refunds.requests);
+    addTo(totals, 'refundsAccepted', stats.refunds.refundsAccepted);
+    addTo(totals, 'refundsRefused', stats.refunds.refundsRefused);
+    addTo(totals, 'bankRefunds', stats.refunds.bankRefunds);
+    addTo(totals, 'bankRefundSends', stats.bank.refundSent);
     totals.bankRequestCountMax = Math.max(totals.bankRequestCountMax ?? 0, stats.bankRequestCountMax);
     totals.authorizationsPerReferenceMax = Math.max(
       totals.authorizationsPerReferenceMax ?? 0,

@@ -7,6 +7,7 @@ import {
 } from '../chaos/refund-check.js';
 import { ApiError } from '../node/api-error.js';
 import type { RefundOperations } from '../node/refund-operations.js';
+import type { BankErrorKind, BankPort } from '../payments/executor-protocol.js';
 import { paymentEvents } from '../payments/payment-events.js';
 import type { PersistedEvent } from '../store/journal.js';
 import type { Violation } from './invariants.js';
@@ -247,4 +248,60 @@ export function checkSimRefunds(evidence: SimRefundEvidence): Violation[] {
     invariant: `refunds.${violation.kind}`,
     detail: `${violation.ids.join(', ')}: ${violation.detail}`,
   }));
+}
+
+/**
+ * Watches every refund call the gateway's Executors make, on every node, for a resend the rules
+ * forbid: a refund sent again while the outcome of an earlier send is unknown (it timed out, or its
+ * node died with it in flight) and no inquiry has since answered `not_found`, or sent again after
+ * an answer settled it. Such a resend is what can give money back twice at a bank that does not
+ * deduplicate; the simulated bank does, so only this watch sees it. A send the bank refused before
+ * processing (`retryable`, e.g. a 503) leaves the reference clear.
+ */
+export class RefundSendWatch {
+  /** Per reference: `unknown` after a send whose outcome is not known; `settled` once answered. */
+  private readonly state = new Map<string, 'clear' | 'unknown' | 'settled'>();
+  readonly violations: Violation[] = [];
+
+  constructor(
+    private readonly classify: (error: unknown) => BankErrorKind,
+    private readonly now: () => number,
+  ) {}
+
+  /** The port with its refund calls watched. */
+  watch(port: BankPort): BankPort {
+    return {
+      ...port,
+      refund: (request) => {
+        const before = this.state.get(request.reference) ?? 'clear';
+        if (before !== 'clear') {
+          this.violations.push({
+            invariant: 'refunds.sent-once',
+            detail: `refund ${request.reference} sent again while its outcome was ${before === 'unknown' ? 'unknown and not inquired' : 'known'}`,
+            at: this.now(),
+          });
+        }
+        this.state.set(request.reference, 'unknown');
+        return port.refund(request).then(
+          (answer) => {
+            this.state.set(request.reference, 'settled');
+            return answer;
+          },
+          (error: unknown) => {
+            const kind = this.classify(error);
+            if (kind === 'refused') this.state.set(request.reference, 'settled');
+            else if (kind === 'retryable' && this.state.get(request.reference) === 'unknown') {
+              this.state.set(request.reference, 'clear');
+            }
+            throw error;
+          },
+        );
+      },
+      inquireRefund: (reference) =>
+        port.inquireRefund(reference).then((answer) => {
+          this.state.set(reference, answer.kind === 'not_found' ? 'clear' : 'settled');
+          return answer;
+        }),
+    };
+  }
 }

@@ -27,6 +27,7 @@ import {
 import { merchantEvents } from '../payments/merchant-events.js';
 import { type GetOrderReply, type MerchantCommand, merchantAddress } from '../payments/merchant-protocol.js';
 import { isTerminal, type Order } from '../payments/order.js';
+import { paymentTypeName } from '../payments/protocol.js';
 import { persistenceIdOf } from '../persistence/entity.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
@@ -37,7 +38,7 @@ import { SimulatedClock } from '../runtime/clock.js';
 import type { EntityAddress, EntityAsker } from '../runtime/entity-address.js';
 import { silentLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
-import type { FenceCheck } from '../store/journal.js';
+import type { FenceCheck, PersistedEvent } from '../store/journal.js';
 import { MemoryJournal } from '../store/memory/memory-journal.js';
 import { MemorySnapshotStore } from '../store/memory/memory-snapshot-store.js';
 import {
@@ -72,9 +73,17 @@ import {
   simRolesOf,
 } from './sim-cluster.js';
 import { DurableLog, NodeJournal, NodeSnapshots } from './sim-journal.js';
+import {
+  checkSimRefunds,
+  type RefundClientCounters,
+  RefundSendWatch,
+  refundedOrders,
+  refundsFromJournal,
+  SimRefundClient,
+} from './sim-refunds.js';
 import { Trace } from './trace.js';
 import { traceLogger } from './trace-logger.js';
-import { generateWorkload, simMerchants, type WorkloadRequest } from './workload.js';
+import { generateRefunds, generateWorkload, simMerchants, type WorkloadRequest } from './workload.js';
 
 /**
  * One seed of the deterministic simulation: a fresh world — simulated clock, seeded randomness,
@@ -154,6 +163,8 @@ export interface SeedStats {
   clientRepliesLost: number;
   /** The API's answers by kind: `order` (a new request), `replay` (the key again), or `<status> <code>`. */
   answers: Record<string, number>;
+  /** Refund requests of the workload, attempts, answers, and the bank's refund records. */
+  refunds: RefundClientCounters & { requests: number; bankRefunds: number };
   simulatedMs: number;
   healMs: number;
 }
@@ -184,6 +195,8 @@ const clientRetryAfterMs = 1_000;
 /** How long a request may wait for a terminal status: the API's default, as a client that says nothing gets. */
 const clientWaitMs = defaultOrderServiceSettings.waitDefaultMs;
 const clientAttemptsMax = 500;
+/** Share of the orders meant to be approved that the client then refunds. */
+const simRefundRate = 0.3;
 const startMs = Date.UTC(2026, 10, 24, 12, 0, 0);
 
 /** One incarnation of a node: what a process holds between its start and its crash. */
@@ -293,6 +306,8 @@ class World {
   /** The ids of the node incarnations that run; a crashed one's chains can send nothing any more. */
   private readonly live = new Set<number>();
   private readonly requests: ClientRequest[];
+  private readonly refunds: SimRefundClient;
+  private readonly refundSends = new RefundSendWatch(classifyBankError, () => this.clock.now() - startMs);
   private readonly extraViolations: Violation[] = [];
 
   private nodeCount = 0;
@@ -336,6 +351,8 @@ class World {
     const profileRandom = root.fork();
     // Forked last, so a seed of one node draws exactly what it drew before clusters existed.
     const clusterRandom = root.fork();
+    // After the cluster's: refunds perturb none of the streams before them.
+    const refundRandom = root.fork();
     const nodes = options.nodes ?? 1;
     if (!Number.isSafeInteger(nodes) || nodes < 1) throw new Error('nodes must be an integer >= 1');
     const drawn = options.faults ?? drawFaultProfile(profileRandom);
@@ -424,6 +441,18 @@ class World {
       ordersMax: options.ordersMax ?? 40,
       sendWithinMs: Math.floor(this.profile.faultPhaseMs * 0.8),
     });
+    this.refunds = new SimRefundClient(
+      generateRefunds(refundRandom, workload, {
+        refundRate: simRefundRate,
+        sendWithinMs: Math.floor(this.profile.faultPhaseMs * 0.5),
+      }),
+      {
+        attemptTimeoutMs: clientAttemptTimeoutMs,
+        attemptsMax: clientAttemptsMax,
+        retryAfterMs: clientRetryAfterMs,
+      },
+      (line) => this.trace.record(line),
+    );
     this.requests = workload.map((request, index) => ({
       index,
       workload: request,
@@ -538,13 +567,14 @@ class World {
             random: this.nodeRandom.fork(),
             logger: silentLogger,
           });
-    const bank = this.bank.endpoint(id, alive);
+    const bank = this.refundSends.watch(this.bank.endpoint(id, alive));
     const nodeOptions = {
       stores: {
         journal,
         snapshots,
         vault: this.vaultStorage,
         queries: orderQueries(readModel, journal),
+        refunds: readModel,
       },
       vaultKey: simVaultKey,
       bank: freeze === undefined ? bank : frozenBank(bank, freeze),
@@ -915,6 +945,13 @@ class World {
       if (waiting || request.attempts >= clientAttemptsMax) continue;
       this.sendAttempt(request);
     }
+    this.refunds.tick(
+      now,
+      now - startMs,
+      this.readyNodes().map((node) => ({ id: node.id, refunds: node.parts.refunds })),
+      (nodeId) => this.live.has(nodeId),
+      () => !this.healed && this.clientRandom.chance(this.profile.clientReplyLossRate),
+    );
   }
 
   /** One POST /orders with the request's Idempotency-Key, through the node's OrderService. */
@@ -1009,6 +1046,10 @@ class World {
       const confirmed = facts.filter((fact) => fact.type === 'ResultConfirmed').length;
       if (confirmed < settled) pending.push(`order ${orderId} result unconfirmed`);
     }
+    pending.push(...this.refunds.pending());
+    for (const refund of refundsFromJournal(this.paymentJournals())) {
+      if (refund.status === 'pending') pending.push(`refund ${refund.id} pending`);
+    }
     if (this.memory.pendingAppends() > 0) pending.push(`${this.memory.pendingAppends()} appends pending`);
     for (const { node, index } of this.slots) {
       if (node === undefined) pending.push(`node ${index} down`);
@@ -1069,6 +1110,7 @@ class World {
         }
       }
     }
+    const refunds = refundsFromJournal(this.paymentJournals());
     const readModel = new Map<string, ObservedOrder>();
     const node = this.observedNode();
     if (node !== undefined) {
@@ -1108,8 +1150,37 @@ class World {
         declineReason: record.status === 'declined' ? record.declineReason : undefined,
         requestCount: record.requestCount,
       })),
-      online: [...this.online.violations, ...this.extraViolations, ...memoryViolations],
+      online: [
+        ...this.online.violations,
+        ...this.extraViolations,
+        ...memoryViolations,
+        ...this.refundSends.violations,
+        ...checkSimRefunds({
+          sent: this.refunds.sent(),
+          remit: refunds,
+          orders: refundedOrders(
+            refunds,
+            node === undefined
+              ? undefined
+              : (orderId) => readAmountRefunded(node.readModel.getOrderById(orderId)),
+          ),
+          bank: this.bank.ledger.listRefunds(),
+          payments: this.bank.ledger.list().map((record) => ({
+            reference: record.reference,
+            status: record.status,
+            amount: record.status === 'cancelled' ? 0 : record.amount,
+          })),
+        }),
+      ],
     };
+  }
+
+  /** The Payments' journals (`payment-<order id>`), as stored. */
+  private paymentJournals(): Array<{ persistenceId: string; rows: PersistedEvent[] }> {
+    return [...this.memory.persistenceIds()]
+      .filter((persistenceId) => persistenceId.startsWith(`${paymentTypeName}-`))
+      .sort()
+      .map((persistenceId) => ({ persistenceId, rows: this.memory.eventsOf(persistenceId) }));
   }
 
   /** The live Merchants' view of every order, asked as a client would (GetOrder). */
@@ -1167,6 +1238,11 @@ class World {
       statuses,
       ...this.counters,
       answers: { ...this.answerKinds },
+      refunds: {
+        requests: this.refunds.size,
+        ...this.refunds.counters,
+        bankRefunds: this.bank.ledger.listRefunds().length,
+      },
       failedAppends: this.memory.stats().failedAppends,
       journalEvents: this.memory.stats().events,
       network: { ...this.network.stats },
@@ -1247,6 +1323,11 @@ function rowOrder(row: OrderRow): ObservedOrder {
     reason: row.reason,
     authorizationCode: row.authorizationCode,
   };
+}
+
+/** What the read model shows as refunded of an order, in minor units; undefined for no row. */
+function readAmountRefunded(row: OrderRow | undefined): number | undefined {
+  return row === undefined ? undefined : Number(row.amountRefunded);
 }
 
 /** An error as the API would answer it: its status and code, or a 500 for anything else. */
