@@ -206,6 +206,16 @@ export class OrderService {
   }
 
   /**
+   * The order, awaited (at most `waitMs`) if it is seen in flight: the Merchant answers for one it
+   * still runs, the read model (read again until the wait ends) for one that finished meanwhile.
+   */
+  async getSettled(merchantId: string, orderId: string, waitMs: number): Promise<OrderView | undefined> {
+    const order = await this.get(merchantId, orderId);
+    if (order === undefined || isTerminal(order.status)) return order;
+    return this.awaitTerminal(order, this.clock.now() + waitMs);
+  }
+
+  /**
    * No answer within the request's wait: the order is in flight (answered with its status now; the
    * client polls), or it was never accepted — then the client may retry with the same key.
    */

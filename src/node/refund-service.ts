@@ -19,15 +19,25 @@ import type { RefundQueries } from './refund-queries.js';
 export interface RefundServiceSettings {
   /** How long to wait for the order's Payment to answer before telling the client to retry. */
   readonly askTimeoutMs: number;
+  /**
+   * How long a refund request waits for an order seen in flight to finish: the read model may
+   * trail an order the client was already told is executed.
+   */
+  readonly orderSettleWaitMs: number;
 }
 
 export const defaultRefundServiceSettings: RefundServiceSettings = {
   askTimeoutMs: 10_000,
+  orderSettleWaitMs: 2_000,
 };
 
-/** How the refund service reads an order: as `OrderService.get` does (read model, else the Merchant). */
+/**
+ * How the refund service reads an order: as `OrderService.getSettled` does (read model, else the
+ * Merchant; an order seen in flight awaited, bounded, so a read model that trails the Merchant
+ * never makes an executed order look not refundable).
+ */
 export interface OrderReader {
-  get(merchantId: string, orderId: string): Promise<OrderView | undefined>;
+  getSettled(merchantId: string, orderId: string, waitMs: number): Promise<OrderView | undefined>;
 }
 
 /**
@@ -63,7 +73,7 @@ export class RefundService implements RefundOperations {
         'amount',
       );
     }
-    const order = await this.orders.get(merchantId, orderId);
+    const order = await this.orders.getSettled(merchantId, orderId, this.settings.orderSettleWaitMs);
     if (order === undefined) throw orderNotFound();
     const payment = paymentFactsOf(order, request.currency);
     const refundId = refundIdFor(merchantId, orderId, idempotencyKey);
@@ -131,7 +141,7 @@ export class RefundService implements RefundOperations {
    * order can have refunds: for any other no Payment is asked (nor started).
    */
   private async fromPayment(merchantId: string, orderId: string): Promise<readonly Refund[] | undefined> {
-    const order = await this.orders.get(merchantId, orderId);
+    const order = await this.orders.getSettled(merchantId, orderId, this.settings.orderSettleWaitMs);
     if (order === undefined) return undefined;
     if (order.status !== 'executed') return [];
     const reply = await this.ask<GetRefundsReply>(orderId, (replyTo) => ({ type: 'GetRefunds', replyTo }));
