@@ -2,13 +2,13 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { RefundQueries } from '../node/refund-queries.js';
+import { JournalRefunds } from '../node/journal-refunds.js';
 import { orderJson, refundJson } from '../node/resource-json.js';
 import type { MerchantEvent } from '../payments/merchant-events.js';
 import { merchantEvents } from '../payments/merchant-events.js';
 import { orderIdFor } from '../payments/order.js';
 import { type PaymentEvent, paymentEvents } from '../payments/payment-events.js';
-import { type Refund, refundIdFor } from '../payments/refund.js';
+import { refundIdFor } from '../payments/refund.js';
 import { orderQueries } from '../readmodel/audit-trail.js';
 import { OrderProjection } from '../readmodel/order-projection.js';
 import { OrderReadModel, readModelPath } from '../readmodel/order-read-model.js';
@@ -22,8 +22,8 @@ import type { WebhookEndpoint } from './webhook-store.js';
 /**
  * The webhook projection over a journal holding a merchant's orders (executed, declined, failed,
  * rejected, one still in flight) and an order's refunds (one succeeded, one failed), with the real
- * SQLite order read model kept by the real order projection. The refunds' read side is folded
- * from the journal here (the read model's refunds are built elsewhere against `RefundQueries`).
+ * SQLite order read model kept by the real order projection, and refunds read from their
+ * Payment's events (`JournalRefunds`).
  *
  * It checks that every outcome becomes exactly one event with its stable id and the order or
  * refund as the API renders it; that nothing is derived while the read model has not caught up;
@@ -41,51 +41,6 @@ const card = {
   expYear: 2030,
   luhnValid: true,
 } as const;
-
-/** A stand-in for the read model's refunds: the Payments' events folded as the read model would. */
-class JournalRefunds implements Pick<RefundQueries, 'getRefund'> {
-  constructor(private readonly journal: MemoryJournal) {}
-
-  async getRefund(merchant: string, refundId: string): Promise<Refund | undefined> {
-    const refunds = new Map<string, Refund>();
-    for (const persistenceId of this.journal.persistenceIds()) {
-      if (!persistenceId.startsWith('payment-')) continue;
-      for (const row of this.journal.eventsOf(persistenceId)) {
-        const event = paymentEvents.deserialize(row);
-        if (event.type === 'RefundRequested') {
-          refunds.set(event.refundId, {
-            id: event.refundId,
-            orderId: event.orderId,
-            merchantId: event.merchantId,
-            idempotencyKey: event.idempotencyKey,
-            requestHash: event.requestHash,
-            status: 'pending',
-            amount: event.amount,
-            currency: event.currency,
-            reason: event.reason,
-            failureReason: undefined,
-            createdAt: event.at,
-            updatedAt: event.at,
-          });
-        }
-        const refund = refunds.get(event.refundId);
-        if (refund === undefined) continue;
-        if (event.type === 'RefundSucceeded')
-          refunds.set(refund.id, { ...refund, status: 'succeeded', updatedAt: event.at });
-        if (event.type === 'RefundFailed') {
-          refunds.set(refund.id, {
-            ...refund,
-            status: 'failed',
-            failureReason: event.reason,
-            updatedAt: event.at,
-          });
-        }
-      }
-    }
-    const refund = refunds.get(refundId);
-    return refund?.merchantId === merchant ? refund : undefined;
-  }
-}
 
 describe('WebhookProjection', () => {
   let dir: string;
@@ -208,7 +163,7 @@ describe('WebhookProjection', () => {
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'remit-webhook-projection-'));
-    for (const name of ['a', 'b']) mkdirSync(join(dir, name));
+    for (const name of ['a', 'b', 'c']) mkdirSync(join(dir, name));
     journal = new MemoryJournal();
     readModel = OrderReadModel.open(readModelPath(dir));
     orderProjection = new OrderProjection({
@@ -322,6 +277,37 @@ describe('WebhookProjection', () => {
       status: 'failed',
       failureReason: 'refund_declined',
     });
+  });
+
+  it('stores only the events an enabled endpoint subscribes to', async () => {
+    orderProjectionRun = orderProjection.start();
+    await orderProjection.caughtUp();
+    const store = openStore('c');
+    await store.createEndpoint({
+      id: 'we_refunds',
+      merchantId,
+      url: 'https://example.com/refunds',
+      eventTypes: ['refund.failed'],
+      status: 'enabled',
+      disabledReason: undefined,
+      secret: 'whsec_y',
+      expiringSecret: undefined,
+      expiringSecretUntil: undefined,
+      failingSince: undefined,
+      createdAt: t0,
+      updatedAt: t0,
+    });
+    webhookProjection(store).start();
+    await vi.waitFor(async () => expect(await store.offset()).toBe(await lastOffset()));
+    const due = await store.dueDeliveries({
+      now: Date.now(),
+      limit: 10,
+      merchantIds: undefined,
+      excludeEndpoints: [],
+    });
+    expect(due.map(({ event }) => [event.type, event.subjectId])).toEqual([
+      ['refund.failed', ids['refund-ko']],
+    ]);
   });
 
   it('derives the same events again from scratch, in other batches, and stores new outcomes as they come', async () => {

@@ -16,7 +16,8 @@ import type { StoredWebhookEvent, WebhookStore } from './webhook-store.js';
  *
  * Life of a batch: read at most `batchSize` journal events after the store's offset; pick the
  * outcomes — a Merchant's `OrderExecuted`, `OrderDeclined`, `OrderFailed` (`order.*`) and a
- * Payment's `RefundSucceeded`, `RefundFailed` (`refund.*`); wait until the read model has applied
+ * Payment's `RefundSucceeded`, `RefundFailed` (`refund.*`), keeping those an enabled endpoint of
+ * their merchant subscribes to; wait until the read model has applied
  * the journal up to the last of them (polling its offset every `readModelPollIntervalMs`, for at
  * most `readModelWaitMaxMs`, then the batch is tried again); render each order or refund from the
  * read model exactly as the API shows it (`orderJson`, `refundJson`); and store the events with the
@@ -46,7 +47,7 @@ export interface WebhookProjectionSettings {
 
 export const defaultWebhookProjectionSettings: WebhookProjectionSettings = {
   batchSize: 500,
-  pollIntervalMs: 1_000,
+  pollIntervalMs: 250,
   readModelPollIntervalMs: 20,
   readModelWaitMaxMs: 5_000,
   retryDelayMs: 500,
@@ -251,10 +252,11 @@ export class WebhookProjection {
       const outcome = webhookOutcomeOf(row);
       if (outcome !== undefined) outcomes.push(outcome);
     }
-    const last = outcomes.at(-1);
+    const wanted = await this.subscribed(outcomes);
+    const last = wanted.at(-1);
     if (last !== undefined && !(await this.readModelReached(last.offset))) return 'behind';
     const events: StoredWebhookEvent[] = [];
-    for (const outcome of outcomes) events.push(await this.render(outcome));
+    for (const { outcome, merchantId } of wanted) events.push(await this.render(outcome, merchantId));
     if (this.stopping) return rows.length;
     await this.store.appendEvents(events, toOffset, this.clock.now());
     this.lastOffset = toOffset;
@@ -264,8 +266,33 @@ export class WebhookProjection {
     return rows.length;
   }
 
-  private async render(outcome: WebhookOutcome): Promise<StoredWebhookEvent> {
-    const merchantId = outcome.merchantId ?? (await this.merchantOfPayment(outcome.persistenceId));
+  /**
+   * The outcomes some enabled endpoint of their merchant subscribes to, with their merchant. An
+   * event no endpoint would receive is not stored: nothing could ever deliver it (an endpoint
+   * registered later receives the events derived after it), and rendering it would cost the
+   * read model a query per order for nothing.
+   */
+  private async subscribed(
+    outcomes: readonly WebhookOutcome[],
+  ): Promise<
+    Array<{ readonly outcome: WebhookOutcome; readonly merchantId: string; readonly offset: number }>
+  > {
+    const subscriptions = new Map<string, Set<WebhookEventType>>();
+    const wanted: Array<{ outcome: WebhookOutcome; merchantId: string; offset: number }> = [];
+    for (const outcome of outcomes) {
+      const merchantId = outcome.merchantId ?? (await this.merchantOfPayment(outcome.persistenceId));
+      let types = subscriptions.get(merchantId);
+      if (types === undefined) {
+        const endpoints = await this.store.listEndpoints(merchantId);
+        types = new Set(endpoints.filter((e) => e.status === 'enabled').flatMap((e) => e.eventTypes));
+        subscriptions.set(merchantId, types);
+      }
+      if (types.has(outcome.type)) wanted.push({ outcome, merchantId, offset: outcome.offset });
+    }
+    return wanted;
+  }
+
+  private async render(outcome: WebhookOutcome, merchantId: string): Promise<StoredWebhookEvent> {
     const data = outcome.type.startsWith('order.')
       ? await this.orderData(merchantId, outcome)
       : await this.refundData(merchantId, outcome);
