@@ -66,6 +66,10 @@ const startSchema = z
       .number()
       .int('must be a whole number')
       .min(1, 'must be at least 1'),
+    // Development and tests only: webhook endpoints may be http and at any address (url-policy.ts).
+    webhooksAllowInsecure: z
+      .enum(['true', 'false'], { error: 'must be true or false' })
+      .transform((v) => v === 'true'),
   })
   .strict();
 
@@ -188,6 +192,7 @@ const startOptions = {
   'database-pool-size': { type: 'string' },
   'database-statement-timeout-ms': { type: 'string' },
   'database-idle-in-transaction-timeout-ms': { type: 'string' },
+  'webhooks-allow-insecure': { type: 'boolean' },
 } as const;
 
 const nodeOptions = {
@@ -225,7 +230,7 @@ export function parseStartConfig(args: readonly string[], env: Environment): Sta
 
 /** The raw values of `remit start`'s settings, flags before environment before defaults. */
 function parseStartInput(
-  flags: Partial<Record<keyof typeof startOptions, string>>,
+  flags: FlagValues<typeof startOptions>,
   env: Environment,
 ): Record<string, string | undefined> {
   return {
@@ -254,6 +259,8 @@ function parseStartInput(
       flags['database-idle-in-transaction-timeout-ms'] ??
       env.REMIT_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS ??
       String(defaultPostgresSettings.idleInTransactionSessionTimeoutMs),
+    webhooksAllowInsecure:
+      flags['webhooks-allow-insecure'] === true ? 'true' : (env.REMIT_WEBHOOKS_ALLOW_INSECURE ?? 'false'),
   };
 }
 
@@ -321,13 +328,17 @@ export function parseClusterConfig(args: readonly string[], env: Environment): C
   });
 }
 
-function parseFlags<O extends Record<string, { type: 'string' }>>(
+type FlagValues<O extends Record<string, { type: 'string' | 'boolean' }>> = {
+  [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string;
+};
+
+function parseFlags<O extends Record<string, { type: 'string' | 'boolean' }>>(
   args: readonly string[],
   options: O,
-): Partial<Record<keyof O, string>> {
+): FlagValues<O> {
   try {
     const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
-    return values as Partial<Record<keyof O, string>>;
+    return values as FlagValues<O>;
   } catch (error) {
     throw new ConfigError(error instanceof Error ? error.message : String(error));
   }
