@@ -10,6 +10,7 @@ import { type RunningBankServer, startBankServer } from '../bank/bank-server.js'
 import { ApiError } from '../node/api-error.js';
 import { assembleNode, type NodeProjection, type NodeStores } from '../node/assemble-node.js';
 import { demoConfig } from '../node/demo-merchants.js';
+import { JournalRefunds } from '../node/journal-refunds.js';
 import type { OrderQueries } from '../node/order-service.js';
 import { vaultKeyBytes } from '../payments/card-vault.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
@@ -31,7 +32,12 @@ import { describeDatabase, isDatabaseUnavailable } from '../store/postgres/postg
 import type { PostgresSettings } from '../store/postgres/postgres-settings.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
+import { SqliteWebhookStore, webhooksPath } from '../store/sqlite/sqlite-webhook-store.js';
 import { ThreadWriter } from '../store/sqlite/sqlite-writer.js';
+import { WebhookDispatcher } from '../webhooks/webhook-dispatcher.js';
+import { WebhookProjection } from '../webhooks/webhook-projection.js';
+import { UndiciWebhookSender } from '../webhooks/webhook-sender.js';
+import type { WebhookStore } from '../webhooks/webhook-store.js';
 import { reverseClosers } from './closers.js';
 import { databaseSettings, type StartConfig } from './config.js';
 import { loadOrCreateMerchants } from './demo-merchants.js';
@@ -41,6 +47,8 @@ export interface RunningGateway {
   readonly port: number;
   readonly bankUrl: string;
   readonly dataDir: string;
+  /** The webhook store (`webhooks.db` in the data folder): endpoints, events, deliveries. */
+  readonly webhooks: WebhookStore;
   /** Stops taking requests, lets those in flight finish, then stops everything and closes the stores. */
   close(): Promise<void>;
 }
@@ -127,6 +135,16 @@ export async function startGateway(
     // A worker that crashes is restarted; one that keeps crashing is reported (logs, metrics, ready).
     projection.start();
     await projection.caughtUp();
+    const webhooks = startWebhooks({
+      dataDir,
+      config,
+      clock,
+      logger,
+      journal: opened.stores.journal,
+      queries,
+      readModelOffset: opened.readModelOffset,
+    });
+    closers.push(() => webhooks.stop());
 
     const orders = node.orders;
     addGatewayMetrics(metrics, opened.stores.journal, projection);
@@ -157,11 +175,74 @@ export async function startGateway(
       // The last line: whoever reads the log knows the gateway ended as asked, not mid-flight.
       logger.info({ url: address }, 'gateway stopped');
     };
-    return { url: address, port: boundPort, bankUrl, dataDir, close };
+    return { url: address, port: boundPort, bankUrl, dataDir, webhooks: webhooks.store, close };
   } catch (error) {
     await closeAll();
     throw error;
   }
+}
+
+interface RunningWebhooks {
+  readonly store: WebhookStore;
+  /** Stops the dispatcher (attempts in flight finish, bounded), the projection, then the store. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Webhooks on one node: the store in `webhooks.db` of the data folder, the projection deriving
+ * events from the journal once the read model shows their orders and refunds, and the dispatcher
+ * sending every merchant's deliveries (all merchants are this node's).
+ */
+function startWebhooks(options: {
+  readonly dataDir: string;
+  readonly config: Pick<StartConfig, 'webhooksAllowInsecure'>;
+  readonly clock: Clock;
+  readonly logger: PinoLogger;
+  readonly journal: Journal;
+  readonly queries: OrderQueries;
+  readonly readModelOffset: () => Promise<number>;
+}): RunningWebhooks {
+  const { clock, journal } = options;
+  const logger = options.logger.child({ component: 'webhooks' });
+  const store = SqliteWebhookStore.open(webhooksPath(options.dataDir), clock.now());
+  const sender = new UndiciWebhookSender();
+  const dispatcher = new WebhookDispatcher({
+    store,
+    sender,
+    clock,
+    random: systemRandom,
+    policy: { allowInsecure: options.config.webhooksAllowInsecure },
+    merchantIds: () => undefined,
+    logger,
+  });
+  const projection = new WebhookProjection({
+    journal,
+    store,
+    orders: options.queries,
+    // A refund is read from its Payment's events, which hold everything its body shows.
+    refunds: new JournalRefunds(journal),
+    readModelOffset: options.readModelOffset,
+    clock,
+    logger,
+    onEvents: () => dispatcher.poke(),
+  });
+  projection.start();
+  dispatcher.start();
+  if (options.config.webhooksAllowInsecure) {
+    logger.warn(
+      {},
+      'webhooks may go to http and private addresses (--webhooks-allow-insecure): development only',
+    );
+  }
+  return {
+    store,
+    stop: async () => {
+      await dispatcher.stop();
+      await projection.stop();
+      await sender.close();
+      await store.close();
+    },
+  };
 }
 
 /** The vault key from the configuration, or (for development) one generated into the data folder. */
@@ -263,6 +344,8 @@ export interface GatewayProjection extends NodeProjection {
 export interface GatewayStores {
   readonly stores: NodeStores;
   readonly projection: GatewayProjection;
+  /** The journal offset the read model has applied, as its queries see it. */
+  readModelOffset(): Promise<number>;
   /** False while the database does not answer (PostgreSQL); SQLite is a file, always there. */
   reachable(): boolean;
   /** Where the stores are, for the log: never a password. */
@@ -322,6 +405,7 @@ function openSqliteStores(
         queries: orderQueries(readModel, store.journal),
       },
       projection,
+      readModelOffset: async () => readModel.offset(),
       reachable: () => true,
       where: `sqlite:${dataDir}`,
       close: () => closeInReverse(closers, logger),
@@ -399,6 +483,7 @@ export async function openPostgresNodeStores(
       },
       postgres: store,
       readModel,
+      readModelOffset: () => readModel.offset(),
       reachable: () => probe.reachable,
       where: `postgresql:${describeDatabase(settings.url)} schema ${settings.schema}`,
       close: () => closeInReverse(closers, logger),
