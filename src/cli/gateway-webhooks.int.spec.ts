@@ -142,5 +142,8 @@ describe('gateway webhooks', () => {
       });
       expect(listed.data.map((d) => d.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     });
+    const metrics = await (await fetch(`${restarted.url}/metrics`)).text();
+    expect(metrics).toMatch(/^remit_webhook_attempts_total 1$/m);
+    expect(metrics).toMatch(/^remit_webhook_deliveries_in_flight 0$/m);
   }, 90_000);
 });

@@ -148,6 +148,7 @@ export async function startGateway(
 
     const orders = node.orders;
     addGatewayMetrics(metrics, opened.stores.journal, projection);
+    addWebhookMetrics(metrics, webhooks);
     const app = await buildApp({
       metrics,
       orders,
@@ -184,6 +185,8 @@ export async function startGateway(
 
 interface RunningWebhooks {
   readonly store: WebhookStore;
+  readonly dispatcher: Pick<WebhookDispatcher, 'stats'>;
+  readonly projection: Pick<WebhookProjection, 'status'>;
   /** Stops the dispatcher (attempts in flight finish, bounded), the projection, then the store. */
   stop(): Promise<void>;
 }
@@ -236,6 +239,8 @@ function startWebhooks(options: {
   }
   return {
     store,
+    dispatcher,
+    projection,
     stop: async () => {
       await dispatcher.stop();
       await projection.stop();
@@ -330,6 +335,55 @@ export function addGatewayMetrics(
       this.set(projection.status().state === 'failed' ? 1 : 0);
     },
   });
+}
+
+/** The webhook dispatcher's counters and queues, and the webhook projection's progress. */
+function addWebhookMetrics(
+  registry: Registry,
+  webhooks: Pick<RunningWebhooks, 'dispatcher' | 'projection'>,
+): void {
+  const gauges: Array<[string, string, () => number]> = [
+    [
+      'remit_webhook_attempts_total',
+      'Webhook delivery attempts since start',
+      () => webhooks.dispatcher.stats().attempts,
+    ],
+    [
+      'remit_webhook_attempts_failed_total',
+      'Webhook delivery attempts that did not get a 2xx, since start',
+      () => webhooks.dispatcher.stats().failedAttempts,
+    ],
+    [
+      'remit_webhook_deliveries_queued',
+      'Webhook deliveries held in memory (queued or in flight)',
+      () => webhooks.dispatcher.stats().queued,
+    ],
+    [
+      'remit_webhook_deliveries_in_flight',
+      'Webhook attempts in flight',
+      () => webhooks.dispatcher.stats().inFlight,
+    ],
+    [
+      'remit_webhook_projection_offset',
+      'The journal offset webhook events are derived up to',
+      () => webhooks.projection.status().offset,
+    ],
+    [
+      'remit_webhook_projection_consecutive_failures',
+      'Webhook projection batches failed since the last that succeeded',
+      () => webhooks.projection.status().consecutiveFailures,
+    ],
+  ];
+  for (const [name, help, read] of gauges) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
 }
 
 /** The read model's writer as the gateway drives and watches it, on either store. */
