@@ -211,6 +211,44 @@ describe('WebhookDispatcher queues', () => {
     });
   });
 
+  it('holds a delivery whose attempt could not be recorded until its next attempt would be due', async () => {
+    await dispatcher.stop();
+    let failRecords = true;
+    const failing: SqliteWebhookStore = Object.create(store);
+    failing.recordAttempt = (attempt, next) =>
+      failRecords ? Promise.reject(new Error('disk full')) : store.recordAttempt(attempt, next);
+    dispatcher = new WebhookDispatcher({
+      store: failing,
+      sender,
+      clock,
+      random: new SeededRandom(3),
+      policy: { allowInsecure: true },
+      merchantIds: () => undefined,
+      delivery: { firstRetryDelayMs: 1_000, retryDelayMaxMs: 10_000, retryWindowMs: 60_000 },
+      settings: { pollIntervalMs: 100 },
+    });
+    await endpoint('fast');
+    await events(1, 'order.executed');
+    dispatcher.start();
+    await vi.waitFor(() => expect(sender.to('/fast')).toHaveLength(1));
+    sender.to('/fast')[0]?.answer({ kind: 'answered', status: 500 });
+    await vi.waitFor(() => expect(dispatcher.stats().inFlight).toBe(0));
+    failRecords = false;
+
+    // Still due in the store, but not sent again before the retry's earliest time (half of 1 s).
+    while (clock.now() < t0 + 450) {
+      clock.advance(50);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(sender.sent).toBe(1);
+    }
+    await vi.waitFor(() => {
+      clock.advance(50);
+      expect(sender.to('/fast')).toHaveLength(1);
+    });
+    expect(sender.sent).toBe(2);
+    expect(clock.now()).toBeLessThanOrEqual(t0 + 1_200);
+  });
+
   it('stops after the attempts in flight, aborting those still running past stopTimeoutMs', async () => {
     await endpoint('fast');
     await events(2, 'order.executed');

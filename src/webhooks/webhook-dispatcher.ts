@@ -117,6 +117,8 @@ export class WebhookDispatcher {
   /** Delivery ids held (queued or in flight), so a poll never takes one twice. */
   private readonly held = new Set<string>();
   private readonly attemptsInFlight = new Map<Promise<void>, AbortController>();
+  /** Deliveries held after their attempt could not be recorded, released by these. */
+  private readonly releaseTimers = new Set<Cancellable>();
   /** Each endpoint's health updates, one after another; the last one's promise. */
   private readonly healthUpdates = new Map<string, Promise<void>>();
   private timer: Cancellable | undefined;
@@ -183,6 +185,8 @@ export class WebhookDispatcher {
     this.stopping = true;
     this.running = false;
     this.timer?.cancel();
+    for (const timer of this.releaseTimers) timer.cancel();
+    this.releaseTimers.clear();
     await this.polling;
     for (const queue of this.queues.values()) {
       for (const job of queue.waiting.splice(0)) this.held.delete(job.delivery.id);
@@ -211,6 +215,15 @@ export class WebhookDispatcher {
     let inFlight = 0;
     for (const queue of this.queues.values()) inFlight += queue.inFlight;
     return { ...this.counters, queued: this.held.size, inFlight };
+  }
+
+  /** Keeps `deliveryId` from being fetched again until `at`. */
+  private release(deliveryId: string, at: number): void {
+    const timer = this.clock.schedule(at - this.clock.now(), () => {
+      this.releaseTimers.delete(timer);
+      this.held.delete(deliveryId);
+    });
+    this.releaseTimers.add(timer);
   }
 
   private scheduleNextPoll(): void {
@@ -281,8 +294,13 @@ export class WebhookDispatcher {
       if (job === undefined) break;
       queue.inFlight++;
       const controller = new AbortController();
+      let holdUntil: number | undefined;
       const attempt = this.attempt(job, controller.signal)
         .catch((error: unknown) => {
+          // The store still says it is due: left to the next poll, it would be sent again at once,
+          // and again, for as long as the store fails. It is held (counted in `held`, so bounded)
+          // until the time its next attempt would have had.
+          holdUntil = error instanceof UnrecordedAttemptError ? error.holdUntil : undefined;
           this.log.error(
             { deliveryId: job.delivery.id, error: messageOf(error) },
             'webhook attempt could not be recorded; the delivery stays pending',
@@ -290,7 +308,8 @@ export class WebhookDispatcher {
         })
         .finally(() => {
           this.attemptsInFlight.delete(attempt);
-          this.held.delete(job.delivery.id);
+          if (holdUntil === undefined) this.held.delete(job.delivery.id);
+          else this.release(job.delivery.id, holdUntil);
           queue.inFlight--;
           if (queue.inFlight === 0 && queue.waiting.length === 0) this.queues.delete(endpointId);
           else this.startWaiting(endpointId, queue);
@@ -317,7 +336,7 @@ export class WebhookDispatcher {
     this.counters.attempts++;
     if (ok) this.counters.succeeded++;
     else this.counters.failedAttempts++;
-    await this.store.recordAttempt(
+    const record = this.store.recordAttempt(
       {
         deliveryId: delivery.id,
         number,
@@ -333,6 +352,11 @@ export class WebhookDispatcher {
         firstAttemptAt,
       },
     );
+    try {
+      await record;
+    } catch (error) {
+      throw new UnrecordedAttemptError(next ?? finishedAt + this.delivery.retryDelayMaxMs, error);
+    }
     this.log.debug(
       {
         deliveryId: delivery.id,
@@ -458,6 +482,17 @@ export class WebhookDispatcher {
         if (this.healthUpdates.get(endpoint.id) === update) this.healthUpdates.delete(endpoint.id);
       });
     this.healthUpdates.set(endpoint.id, update);
+  }
+}
+
+/** An attempt was made but its record failed; the delivery should wait until `holdUntil`. */
+class UnrecordedAttemptError extends Error {
+  override readonly name = 'UnrecordedAttemptError';
+  constructor(
+    readonly holdUntil: number,
+    cause: unknown,
+  ) {
+    super(`the attempt could not be recorded: ${messageOf(cause)}`, { cause });
   }
 }
 
