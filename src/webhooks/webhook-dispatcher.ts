@@ -33,8 +33,10 @@ import type { StoredWebhookEvent, WebhookDelivery, WebhookEndpoint, WebhookStore
  * failing for `endpointDisableAfterFailingMs` is disabled (`failing`); a success clears the mark.
  *
  * **At least once.** A delivery stays pending in the store until an attempt's outcome is
- * recorded: a crash mid-attempt sends it again (the receiver deduplicates by event id). Store
- * errors are logged and the delivery comes back at the next poll.
+ * recorded: a crash mid-attempt sends it again (the receiver deduplicates by event id). A failed
+ * poll is logged and tried at the next; a delivery whose attempt could not be recorded is held
+ * in memory until the time its next attempt would have had, so a failing store never turns into
+ * a stream of resends.
  */
 
 export interface WebhookDispatcherSettings {
