@@ -8,6 +8,7 @@ import {
   type PostgresSettings,
   postgresSettings,
 } from '../store/postgres/postgres-settings.js';
+import { defaultWebhookDeliverySettings } from '../webhooks/retry-schedule.js';
 
 /**
  * Configuration of `remit start` and `remit bank`: flags first, then `REMIT_*` environment
@@ -66,6 +67,10 @@ const startSchema = z
       .number()
       .int('must be a whole number')
       .min(1, 'must be at least 1'),
+    // The webhook retry schedule's cap and each attempt's timeout (retry-schedule.ts): short ones
+    // let a test or a chaos run see every delivery through within the run.
+    webhookRetryDelayMaxMs: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1'),
+    webhookAttemptTimeoutMs: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1'),
     // Whether webhook endpoints may be http and on any address (loopback, private): for development
     // and tests whose receivers listen on 127.0.0.1. The node's `WebhookUrlPolicy.allowInsecure`.
     webhooksAllowInsecure: z
@@ -194,6 +199,8 @@ const startOptions = {
   'database-statement-timeout-ms': { type: 'string' },
   'database-idle-in-transaction-timeout-ms': { type: 'string' },
   'webhooks-allow-insecure': { type: 'boolean' },
+  'webhook-retry-delay-max-ms': { type: 'string' },
+  'webhook-attempt-timeout-ms': { type: 'string' },
 } as const;
 
 const nodeOptions = {
@@ -261,6 +268,14 @@ function parseStartInput(
       env.REMIT_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS ??
       String(defaultPostgresSettings.idleInTransactionSessionTimeoutMs),
     // The flag only turns it on; without the flag the variable decides.
+    webhookRetryDelayMaxMs:
+      flags['webhook-retry-delay-max-ms'] ??
+      env.REMIT_WEBHOOK_RETRY_DELAY_MAX_MS ??
+      String(defaultWebhookDeliverySettings.retryDelayMaxMs),
+    webhookAttemptTimeoutMs:
+      flags['webhook-attempt-timeout-ms'] ??
+      env.REMIT_WEBHOOK_ATTEMPT_TIMEOUT_MS ??
+      String(defaultWebhookDeliverySettings.attemptTimeoutMs),
     webhooksAllowInsecure: flags['webhooks-allow-insecure']
       ? 'true'
       : (env.REMIT_WEBHOOKS_ALLOW_INSECURE ?? 'false'),

@@ -250,3 +250,15 @@ describe('remit cluster: its configuration', () => {
     );
   });
 });
+
+describe('remit start: webhooks to insecure addresses', () => {
+  it('are refused unless the flag or REMIT_WEBHOOKS_ALLOW_INSECURE=true allows them', () => {
+    expect(parseStartConfig([], {}).webhooksAllowInsecure).toBe(false);
+    expect(parseStartConfig(['--webhooks-allow-insecure'], {}).webhooksAllowInsecure).toBe(true);
+    expect(parseStartConfig([], { REMIT_WEBHOOKS_ALLOW_INSECURE: 'true' }).webhooksAllowInsecure).toBe(true);
+    expect(parseStartConfig([], { REMIT_WEBHOOKS_ALLOW_INSECURE: 'false' }).webhooksAllowInsecure).toBe(
+      false,
+    );
+    expect(() => parseStartConfig([], { REMIT_WEBHOOKS_ALLOW_INSECURE: 'yes' })).toThrow(ConfigError);
+  });
+});

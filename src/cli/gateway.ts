@@ -30,18 +30,24 @@ import { openPostgresStore, type PostgresStore } from '../store/postgres/open-po
 import type { PostgresJournal } from '../store/postgres/postgres-journal.js';
 import { describeDatabase, isDatabaseUnavailable } from '../store/postgres/postgres-pool.js';
 import type { PostgresSettings } from '../store/postgres/postgres-settings.js';
+import { PostgresWebhookStore } from '../store/postgres/postgres-webhook-store.js';
 import { openSqliteStore } from '../store/sqlite/open-database.js';
 import { SqliteVaultStorage } from '../store/sqlite/sqlite-vault-storage.js';
+import { SqliteWebhookStore, webhooksPath } from '../store/sqlite/sqlite-webhook-store.js';
 import { ThreadWriter } from '../store/sqlite/sqlite-writer.js';
+import type { WebhookStore } from '../webhooks/webhook-store.js';
 import { reverseClosers } from './closers.js';
 import { databaseSettings, type StartConfig } from './config.js';
 import { loadOrCreateMerchants } from './demo-merchants.js';
+import { addWebhookMetrics, WebhookRuntime } from './webhooks.js';
 
 export interface RunningGateway {
   readonly url: string;
   readonly port: number;
   readonly bankUrl: string;
   readonly dataDir: string;
+  /** The webhook store (`webhooks.db` in the data folder): endpoints, events, deliveries. */
+  readonly webhooks: WebhookStore;
   /** Stops taking requests, lets those in flight finish, then stops everything and closes the stores. */
   close(): Promise<void>;
 }
@@ -86,7 +92,7 @@ export async function startGateway(
     const metrics = new Registry();
     const onCommitted = commitDurationObserver(metrics);
     const database = databaseSettings(config);
-    const opened =
+    const opened: GatewayStores & { readonly postgres?: PostgresStore } =
       database === undefined
         ? openSqliteStores(dataDir, clock, logger, onCommitted)
         : await openPostgresStores(database, clock, logger, onCommitted);
@@ -128,14 +134,34 @@ export async function startGateway(
     // A worker that crashes is restarted; one that keeps crashing is reported (logs, metrics, ready).
     projection.start();
     await projection.caughtUp();
+    const webhooks = new WebhookRuntime({
+      // On PostgreSQL in the database's schema, as every other store; on SQLite its own file.
+      store:
+        opened.postgres === undefined
+          ? SqliteWebhookStore.open(webhooksPath(dataDir), clock.now())
+          : new PostgresWebhookStore(opened.postgres.pool, opened.postgres.quotedSchema),
+      config,
+      clock,
+      logger,
+      journal: opened.stores.journal,
+      queries,
+      readModelOffset: opened.readModelOffset,
+      // Every merchant is this node's.
+      merchantIds: () => undefined,
+    });
+    closers.push(() => webhooks.stop());
+    webhooks.holdProjection();
+    webhooks.start();
 
     const orders = node.orders;
     addGatewayMetrics(metrics, opened.stores.journal, projection);
+    addWebhookMetrics(metrics, webhooks);
     const app = await buildApp({
       metrics,
       orders,
       queries,
       refunds: node.refunds,
+      webhooks: webhooks.api(config),
       merchants: new MerchantDirectory(
         merchants.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
@@ -159,7 +185,7 @@ export async function startGateway(
       // The last line: whoever reads the log knows the gateway ended as asked, not mid-flight.
       logger.info({ url: address }, 'gateway stopped');
     };
-    return { url: address, port: boundPort, bankUrl, dataDir, close };
+    return { url: address, port: boundPort, bankUrl, dataDir, webhooks: webhooks.store, close };
   } catch (error) {
     await closeAll();
     throw error;
@@ -253,6 +279,8 @@ export function addGatewayMetrics(
   });
 }
 
+/** The webhook dispatcher's counters and queues, and the webhook projection's progress. */
+
 /** The read model's writer as the gateway drives and watches it, on either store. */
 export interface GatewayProjection extends NodeProjection {
   start(): void;
@@ -265,6 +293,8 @@ export interface GatewayProjection extends NodeProjection {
 export interface GatewayStores {
   readonly stores: NodeStores;
   readonly projection: GatewayProjection;
+  /** The journal offset the read model has applied, as its queries see it. */
+  readModelOffset(): Promise<number>;
   /** False while the database does not answer (PostgreSQL); SQLite is a file, always there. */
   reachable(): boolean;
   /** Where the stores are, for the log: never a password. */
@@ -325,6 +355,7 @@ function openSqliteStores(
         refunds: readModel,
       },
       projection,
+      readModelOffset: async () => readModel.offset(),
       reachable: () => true,
       where: `sqlite:${dataDir}`,
       close: () => closeInReverse(closers, logger),
@@ -403,6 +434,7 @@ export async function openPostgresNodeStores(
       },
       postgres: store,
       readModel,
+      readModelOffset: () => readModel.offset(),
       reachable: () => probe.reachable,
       where: `postgresql:${describeDatabase(settings.url)} schema ${settings.schema}`,
       close: () => closeInReverse(closers, logger),
