@@ -15,6 +15,7 @@ import type { NodeMerchant } from '../node/assemble-node.js';
 import { assembleClusterNode } from '../node/cluster-node.js';
 import { demoConfig, demoMerchants } from '../node/demo-merchants.js';
 import { defaultMerchantSettings } from '../payments/merchant.js';
+import { merchantAddress } from '../payments/merchant-protocol.js';
 import { persistenceIdOf } from '../persistence/entity.js';
 import { LeasedOrderProjection } from '../readmodel/leased-order-projection.js';
 import { AskTimeoutError } from '../runtime/actor.js';
@@ -22,9 +23,11 @@ import { type Clock, systemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { systemRandom } from '../runtime/random.js';
 import { PostgresMerchants, type StoredMerchant } from '../store/postgres/postgres-merchants.js';
+import { PostgresWebhookStore } from '../store/postgres/postgres-webhook-store.js';
 import { reverseClosers } from './closers.js';
 import { ConfigError, databaseSettings, type NodeConfig } from './config.js';
 import { addGatewayMetrics, commitDurationObserver, openPostgresNodeStores } from './gateway.js';
+import { addWebhookMetrics, WebhookRuntime } from './webhooks.js';
 
 export interface RunningClusterNode {
   readonly nodeId: string;
@@ -83,6 +86,14 @@ export async function bootPatiently(
  */
 export const readModelGroup = shardGroup('read-model', undefined, 1);
 export const readModelShard = shardIdOf(readModelGroup, 0);
+/**
+ * The webhook projection's shard group: one shard, any node. Its lease names the one node that
+ * derives webhook events from the journal; every node sends the deliveries of the merchants whose
+ * shards it owns.
+ */
+export const webhooksGroup = shardGroup('webhooks', undefined, 1);
+export const webhooksShard = shardIdOf(webhooksGroup, 0);
+const webhookProjectionEntity = 'webhook-projection';
 /** The name `GET /admin/cluster` lists in the read model shard's entities. */
 const orderProjectionEntity = 'order-projection';
 
@@ -166,6 +177,19 @@ export async function startClusterNode(
     closers.push(() => transport.close());
 
     const clusterStore = new PostgresClusterStore(postgres.pool, postgres.quotedSchema, cluster);
+    // Assigned below: the dispatcher asks it which merchants' shards this node owns at every poll.
+    let ownedMerchants: () => readonly string[] = () => [];
+    const webhooks = new WebhookRuntime({
+      store: new PostgresWebhookStore(postgres.pool, postgres.quotedSchema),
+      config,
+      clock,
+      logger,
+      journal: opened.stores.journal,
+      queries: opened.stores.queries,
+      readModelOffset: opened.readModelOffset,
+      merchantIds: () => ownedMerchants(),
+    });
+    closers.push(() => webhooks.stop());
     const { node, shards } = assembleClusterNode({
       store: clusterStore,
       transport,
@@ -177,6 +201,11 @@ export async function startClusterNode(
           group: readModelGroup,
           hold: (fence) => void projection.hold(fence),
           release: () => projection.release(),
+        },
+        {
+          group: webhooksGroup,
+          hold: () => webhooks.holdProjection(),
+          release: () => webhooks.releaseProjection(),
         },
       ],
       stores: opened.stores,
@@ -195,7 +224,15 @@ export async function startClusterNode(
     });
     closers.push(() => node.close());
 
+    ownedMerchants = () => {
+      const owned = new Set(shards.ownedShards());
+      return merchants.flatMap((merchant) =>
+        owned.has(shards.shardOf(merchantAddress(merchant.id))) ? [merchant.id] : [],
+      );
+    };
+    webhooks.start();
     addGatewayMetrics(metrics, opened.stores.journal, projection);
+    addWebhookMetrics(metrics, webhooks);
     new Gauge({
       name: 'remit_read_model_projection_held',
       help: '1 while this node holds the read model lease and runs the order projection',
@@ -209,6 +246,7 @@ export async function startClusterNode(
       orders: node.orders,
       queries: opened.stores.queries,
       refunds: node.refunds,
+      webhooks: webhooks.api(config),
       merchants: new MerchantDirectory(
         stored.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
@@ -235,6 +273,7 @@ export async function startClusterNode(
         entitiesByShard.set(shardId, [...(entitiesByShard.get(shardId) ?? []), persistenceIdOf(address)]);
       }
       entitiesByShard.set(readModelShard, [orderProjectionEntity]);
+      entitiesByShard.set(webhooksShard, [webhookProjectionEntity]);
       return {
         members: membership.members.map((member) => ({
           nodeId: member.nodeId,
