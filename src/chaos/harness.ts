@@ -147,6 +147,8 @@ const limits = {
   webhookAttemptTimeoutMs: 2_000,
   /** How often the harness looks whether the receiver crashed (and starts it again). */
   receiverWatchIntervalMs: 200,
+  /** Starts of the receiver in a row that may fail (it crashed again before it was ready). */
+  receiverStartAttemptsMax: 50,
   /** Attempts to switch the bank's faults off once the chaos is over. */
   faultsOffAttemptsMax: 20,
   /** Attempts to find each free port distinct from those found before it. */
@@ -637,8 +639,25 @@ async function refundsAndWebhooksSettled(
 async function keepRunning(process: ManagedProcess | undefined, stop: AbortSignal): Promise<void> {
   if (process === undefined) return;
   while (!stop.aborted) {
-    if (process.crashed) await process.start();
+    if (process.crashed) await startAgain(process);
     await sleep(limits.receiverWatchIntervalMs, stop);
+  }
+}
+
+/**
+ * Starts a process that crashes on purpose (the receiver) again. It can crash again before its
+ * health check answers — deliveries come in at once — so a failed start is tried again, at most
+ * `receiverStartAttemptsMax` times in a row.
+ */
+async function startAgain(process: ManagedProcess): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await process.start();
+      return;
+    } catch (error) {
+      if (attempt >= limits.receiverStartAttemptsMax) throw error;
+      await sleep(limits.receiverWatchIntervalMs);
+    }
   }
 }
 
@@ -765,7 +784,9 @@ async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: 
   const deadlineMs = startedMs + options.settleTimeoutMs;
   for (const target of everyProcess) {
     target.resume();
-    if (!target.running) await target.start();
+    if (target.running) continue;
+    if (target === inputs.receiver?.process) await startAgain(target);
+    else await target.start();
   }
   let faultsOff = false;
   for (let attempt = 0; attempt < limits.faultsOffAttemptsMax && !faultsOff; attempt++) {
@@ -785,7 +806,11 @@ async function settleRun(inputs: SettleInputs): Promise<{ settled: boolean; ms: 
   while (monotonicMs() < deadlineMs) {
     if (options.signal?.aborted === true) throw new Error('the chaos run was interrupted');
     // A process that died on its own while settling is started again: settling needs them all.
-    for (const target of everyProcess) if (target.crashed) await target.start();
+    for (const target of everyProcess) {
+      if (!target.crashed) continue;
+      if (target === inputs.receiver?.process) await startAgain(target);
+      else await target.start();
+    }
     try {
       const orders = await listAllOrders(inputs.nodeUrls, inputs.merchants);
       const statusById = new Map(orders.map((order) => [order.id, order.status]));
