@@ -2,8 +2,10 @@
  * The chaos harness end to end, the short version CI runs on every change (about five
  * minutes on two cores: 75 s of load on SQLite, 35 s on PostgreSQL, 30 s on a three-node cluster,
  * each then settling, then a 10 s sabotaged run). First a real run: a bank and a gateway as real
- * processes, merchant clients under load, the gateway SIGKILLed (the plan always starts with
- * that), the bank killed and paused, bank faults changing; it must settle and pass every check.
+ * processes, merchant clients under load (refunding some executed orders), the gateway SIGKILLed
+ * (the plan always starts with that), the bank killed and paused, bank faults changing, and every
+ * merchant's webhooks going to a receiver that answers 500s, hangs, drops connections and crashes;
+ * it must settle and pass every check: orders, refunds against the bank's ledger, and webhooks.
  * Then the same on PostgreSQL, on a server the harness runs itself and SIGKILLs under load too.
  * Then three `remit node`s on a PostgreSQL of the run's own, the load spread over them, nodes
  * SIGKILLed, stopped gracefully and paused past their leases one at a time. Then the checker must
@@ -54,6 +56,10 @@ async function runClean(options: Partial<ChaosOptions>): Promise<{ report: Chaos
   expect(disruptions.databaseRestarts, context).toBe(disruptions.databaseKills);
   expect(disruptions.unexpectedExits, context).toBe(0);
   expect(report.orders.byFinalStatus.executed ?? 0, context).toBeGreaterThan(0);
+  // Refunds were made and finished; every webhook the gateway owed reached the failing receiver.
+  expect(report.refunds.byStatus.succeeded ?? 0, context).toBeGreaterThan(0);
+  expect(report.webhooks?.expected ?? 0, context).toBeGreaterThan(0);
+  expect(report.webhooks?.processed, context).toBe(report.webhooks?.expected);
   expect(report.dataKept).toBe(false);
   return { report, context };
 }
