@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { z } from 'zod';
 import { type WebhookEventType, webhookEventTypes } from '../../webhooks/webhook-event.js';
+import { webhookDeliveryIdFor } from '../../webhooks/webhook-ids.js';
 import type {
   StoredWebhookEvent,
   WebhookAttempt,
@@ -107,6 +107,16 @@ export const webhookMigrations: readonly Migration[] = [
         name TEXT PRIMARY KEY,
         "offset" INTEGER NOT NULL CHECK ("offset" >= 0)
       ) STRICT;
+    `,
+  },
+  {
+    version: 2,
+    description: "an endpoint's deliveries indexed by creation time, then id",
+    // Delivery ids are hashes of (event, endpoint): listing newest first needs the creation time.
+    sql: `
+      DROP INDEX webhook_deliveries_by_endpoint;
+      CREATE INDEX webhook_deliveries_by_endpoint
+        ON webhook_deliveries (endpoint_id, created_at DESC, delivery_id DESC);
     `,
   },
 ];
@@ -274,15 +284,6 @@ function unprefixed(row: Record<string, unknown>, prefix: string, columns: reado
   return Object.fromEntries(columns.map((column) => [column, row[`${prefix}_${column}`]]));
 }
 
-/**
- * A delivery id: `wd_`, the creation time in milliseconds (12 hex digits, so ids sort by time
- * until the year 10889), then 64 random bits. Listing by id is listing by age.
- */
-export function newDeliveryId(now: number, random: (size: number) => Uint8Array = randomBytes): string {
-  assert.ok(Number.isSafeInteger(now) && now >= 0, `a delivery's time must be ms since the epoch: ${now}`);
-  return `wd_${now.toString(16).padStart(12, '0')}${Buffer.from(random(8)).toString('hex')}`;
-}
-
 type EndpointChange = Parameters<WebhookStore['updateEndpoint']>[2];
 
 const endpointChangeColumns = {
@@ -389,9 +390,6 @@ export class SqliteWebhookStore implements WebhookStore {
   async appendEvents(events: readonly StoredWebhookEvent[], toOffset: number, now: number): Promise<void> {
     assert.ok(Number.isSafeInteger(toOffset) && toOffset >= 0, `a journal offset, got ${toOffset}`);
     this.write('normal', () => {
-      const current = this.currentOffset();
-      // Going back would mean a second projection writing, or a lost batch: refuse, write nothing.
-      assert.ok(toOffset >= current, `webhook events up to ${toOffset} after ${current}: offsets go forward`);
       for (const event of events) {
         const inserted = this.statements.insertEvent.run(
           event.id,
@@ -404,7 +402,7 @@ export class SqliteWebhookStore implements WebhookStore {
         if (inserted.changes === 0) continue;
         for (const endpointId of this.subscribedEndpoints(event.merchantId, event.type)) {
           this.statements.insertDelivery.run(
-            newDeliveryId(now),
+            webhookDeliveryIdFor(event.id, endpointId),
             endpointId,
             event.merchantId,
             event.id,
@@ -568,8 +566,9 @@ function prepare(database: Database) {
     ),
     selectOffset: database.prepare('SELECT "offset" FROM webhook_projection WHERE name = ?').pluck(),
     upsertOffset: database.prepare(
+      // Never back: a projection that lost its lease may still write an older batch.
       'INSERT INTO webhook_projection (name, "offset") VALUES (?, ?) ' +
-        'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
+        'ON CONFLICT (name) DO UPDATE SET "offset" = max("offset", excluded."offset")',
     ),
     insertEvent: database.prepare(
       `INSERT INTO webhook_events (${eventColumns.join(', ')}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
@@ -617,7 +616,10 @@ function prepare(database: Database) {
     listDeliveries: database.prepare(
       `SELECT ${deliveryColumns.join(', ')} FROM webhook_deliveries ` +
         'WHERE endpoint_id = @endpointId AND merchant_id = @merchantId ' +
-        'AND (@after IS NULL OR delivery_id < @after) ORDER BY delivery_id DESC LIMIT @limit',
+        // An unknown cursor makes the row comparison NULL: an empty page.
+        'AND (@after IS NULL OR (created_at, delivery_id) < (SELECT created_at, delivery_id ' +
+        'FROM webhook_deliveries WHERE delivery_id = @after AND endpoint_id = @endpointId AND merchant_id = @merchantId)) ' +
+        'ORDER BY created_at DESC, delivery_id DESC LIMIT @limit',
     ),
     getDelivery: database.prepare(
       `SELECT ${deliveryColumns.join(', ')} FROM webhook_deliveries WHERE delivery_id = ? AND merchant_id = ?`,
