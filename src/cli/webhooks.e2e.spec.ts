@@ -287,6 +287,9 @@ describe.each(stores)('webhooks end to end on %s', (store) => {
     await until(() => receiverOutput, new RegExp(`handled order\\.executed ${nextEvent}`), 'the receiver');
     expect(handledLines('refund.succeeded', refundEvent)).toBe(1);
     expect(handledLines('order.executed', orderEvent)).toBe(1);
+    // The secrets were shown in the two answers only, never in the gateway's log.
+    for (const shownSecret of [secret, String(rotated.secret)])
+      expect(gateway.output()).not.toContain(shownSecret);
     // No attempt was refused by the receiver's check (a 400): every signature verified.
     for (const { id } of await deliveries()) {
       const { attempts } = (await api<DeliveryJson>('GET', `/v1/webhook-deliveries/${id}`)).json;
