@@ -4,7 +4,8 @@
  * run as written in a process of its own beside a copy of verify.ts. The README's Webhooks
  * commands run as written, in one shell, in order (the gateway's port and the receiver's aside):
  * register an endpoint, list its deliveries, resend the newest, show it with its attempts, rotate
- * its secret. Between them this test places an order and a refund over HTTP; the receiver must
+ * its secret. Between them this test places an order over HTTP before the receiver listens (its
+ * delivery fails and is retried) and a refund after; the receiver must
  * handle `order.executed` and `refund.succeeded` once each, with verified signatures (it handles
  * nothing it cannot verify), answer a resent delivery 200 without handling it twice, and still
  * verify deliveries signed during the rotation. Runs on SQLite and on PostgreSQL (the run's
@@ -208,6 +209,20 @@ describe.each(stores)('webhooks end to end on %s', (store) => {
     });
     const secret = String(endpoint.secret);
 
+    const endpointId = String(endpoint.id);
+    const deliveries = async (): Promise<DeliveryJson[]> =>
+      (await api<{ data: DeliveryJson[] }>('GET', `/v1/webhook-endpoints/${endpointId}/deliveries`)).json
+        .data;
+
+    // An order before the receiver listens: its delivery fails, and is retried.
+    const orderId = await executedOrder('4111111111111111');
+    await expect
+      .poll(async () => (await deliveries())[0]?.attemptCount ?? 0, { timeout: waitTimeoutMs })
+      .toBeGreaterThanOrEqual(1);
+    expect(await deliveries()).toEqual([
+      expect.objectContaining({ eventType: 'order.executed', status: 'pending' }),
+    ]);
+
     // The README's receiver, as a merchant runs it: its code beside a copy of verify.ts.
     const receiverCode = readmeBlocks('Verifying webhook signatures', 'ts')[0];
     expect(receiverCode).toBeDefined();
@@ -225,8 +240,7 @@ describe.each(stores)('webhooks end to end on %s', (store) => {
     receiver.stderr?.on('data', collect);
     await until(() => receiverOutput, /listening .*port: \d+/, 'the receiver');
 
-    // An order and a refund of part of it; each outcome reaches the receiver, verified, once.
-    const orderId = await executedOrder('4111111111111111');
+    // The order's delivery retried, and a refund of part of it: each reaches the receiver, verified.
     const refund = await api<{ id: string }>('POST', `/v1/orders/${orderId}/refunds`, { amount: 500 });
     expect(refund.status).toBe(201);
     const orderEvent = webhookEventIdFor({ merchantId, type: 'order.executed', subjectId: orderId });
@@ -245,10 +259,6 @@ describe.each(stores)('webhooks end to end on %s', (store) => {
     // The gateway records both as succeeded, a moment after the receiver's answer. Deliveries are
     // newest first by creation time, then id: two made in one batch of the projection may come
     // either way.
-    const endpointId = String(endpoint.id);
-    const deliveries = async (): Promise<DeliveryJson[]> =>
-      (await api<{ data: DeliveryJson[] }>('GET', `/v1/webhook-endpoints/${endpointId}/deliveries`)).json
-        .data;
     const bothSucceeded = [
       expect.objectContaining({ eventId: refundEvent, eventType: 'refund.succeeded', status: 'succeeded' }),
       expect.objectContaining({ eventId: orderEvent, eventType: 'order.executed', status: 'succeeded' }),
