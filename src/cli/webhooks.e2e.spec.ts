@@ -306,4 +306,11 @@ describe.each(stores)('webhooks end to end on %s', (store) => {
       expect(attempts?.some((attempt) => attempt.httpStatus === 400)).toBe(false);
     }
   }, 90_000);
+
+  it('stops cleanly on SIGTERM with its dispatcher and projection running, and says so last', async () => {
+    expect(await gateway.kill('SIGTERM')).toBe(0);
+    const lines = gateway.output().trimEnd().split('\n');
+    expect(JSON.parse(lines.at(-1) ?? '')).toMatchObject({ msg: 'gateway stopped' });
+    expect(gateway.output()).not.toContain('"level":50');
+  });
 });
