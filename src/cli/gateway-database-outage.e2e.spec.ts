@@ -182,6 +182,19 @@ describe('remit on PostgreSQL, the database lost under load', () => {
     // The load goes on against a gateway without its database for a while: answered, never hung.
     const sentBefore = sent.length;
     await until(async () => sent.length >= sentBefore + 2 * clients, 'requests answered during the outage');
+    // The read routes too: orders and webhook endpoints, whose store is the same database.
+    for (const path of ['/v1/orders?limit=1', '/v1/webhook-endpoints']) {
+      const response = await fetch(`${gateway.url}${path}`, {
+        headers: { authorization: `Bearer ${apiKey}` },
+        signal: AbortSignal.timeout(requestTimeoutMs),
+      });
+      expect([path, response.status, ((await response.json()) as { code?: string }).code]).toEqual([
+        path,
+        503,
+        'store_unavailable',
+      ]);
+      expect(response.headers.get('retry-after')).toBe('1');
+    }
     await database.restart();
     await until(async () => (await ready()) === 200, 'readiness turning 200 again');
     const acceptedAfter = sent.filter((order) => order.id !== undefined).length;

@@ -477,6 +477,14 @@ describe.each(stores)('on %s', (store) => {
           '/v1/orders/{id}',
           '/v1/orders/{id}/refunds',
           '/v1/refunds/{id}',
+          '/v1/webhook-endpoints',
+          '/v1/webhook-endpoints/{id}',
+          '/v1/webhook-endpoints/{id}/disable',
+          '/v1/webhook-endpoints/{id}/enable',
+          '/v1/webhook-endpoints/{id}/rotate-secret',
+          '/v1/webhook-endpoints/{id}/deliveries',
+          '/v1/webhook-deliveries/{id}',
+          '/v1/webhook-deliveries/{id}/resend',
         ]),
       );
       expect((await fetch(`${gateway.url}/docs/`)).status).toBe(200);

@@ -161,7 +161,11 @@ export async function startGateway(
       orders,
       queries,
       refunds: node.refunds,
-      webhooks: webhooks.api(config),
+      // On PostgreSQL a lost database is answered 503 (retry) on the webhook routes too, as on the orders'.
+      webhooks:
+        opened.postgres === undefined
+          ? webhooks.api(config)
+          : { ...webhooks.api(config), store: webhookStoreAnsweringUnavailable(webhooks.store) },
       merchants: new MerchantDirectory(
         merchants.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
@@ -468,6 +472,28 @@ function refundsAnsweringUnavailable(queries: RefundQueries): RefundQueries {
     getRefund: (merchantId, refundId) => answered(queries.getRefund(merchantId, refundId)),
     listRefunds: (merchantId, orderId) => answered(queries.listRefunds(merchantId, orderId)),
     pendingRefunds: (limit, afterRefundId) => answered(queries.pendingRefunds(limit, afterRefundId)),
+  };
+}
+
+/** The webhook store as the API uses it, with a lost database answered as `answeringUnavailable` does. */
+export function webhookStoreAnsweringUnavailable(store: WebhookStore): WebhookStore {
+  return {
+    createEndpoint: (endpoint) => answered(store.createEndpoint(endpoint)),
+    getEndpoint: (merchantId, endpointId) => answered(store.getEndpoint(merchantId, endpointId)),
+    listEndpoints: (merchantId) => answered(store.listEndpoints(merchantId)),
+    updateEndpoint: (merchantId, endpointId, change) =>
+      answered(store.updateEndpoint(merchantId, endpointId, change)),
+    deleteEndpoint: (merchantId, endpointId) => answered(store.deleteEndpoint(merchantId, endpointId)),
+    offset: () => answered(store.offset()),
+    appendEvents: (events, toOffset, now) => answered(store.appendEvents(events, toOffset, now)),
+    dueDeliveries: (query) => answered(store.dueDeliveries(query)),
+    recordAttempt: (attempt, outcome) => answered(store.recordAttempt(attempt, outcome)),
+    listDeliveries: (query) => answered(store.listDeliveries(query)),
+    getDelivery: (merchantId, deliveryId) => answered(store.getDelivery(merchantId, deliveryId)),
+    listAttempts: (deliveryId) => answered(store.listAttempts(deliveryId)),
+    resendDelivery: (merchantId, deliveryId, now) =>
+      answered(store.resendDelivery(merchantId, deliveryId, now)),
+    close: () => store.close(),
   };
 }
 

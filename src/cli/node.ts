@@ -26,7 +26,12 @@ import { PostgresMerchants, type StoredMerchant } from '../store/postgres/postgr
 import { PostgresWebhookStore } from '../store/postgres/postgres-webhook-store.js';
 import { reverseClosers } from './closers.js';
 import { ConfigError, databaseSettings, type NodeConfig } from './config.js';
-import { addGatewayMetrics, commitDurationObserver, openPostgresNodeStores } from './gateway.js';
+import {
+  addGatewayMetrics,
+  commitDurationObserver,
+  openPostgresNodeStores,
+  webhookStoreAnsweringUnavailable,
+} from './gateway.js';
 import { addWebhookMetrics, WebhookRuntime } from './webhooks.js';
 
 export interface RunningClusterNode {
@@ -246,7 +251,8 @@ export async function startClusterNode(
       orders: node.orders,
       queries: opened.stores.queries,
       refunds: node.refunds,
-      webhooks: webhooks.api(config),
+      // A lost database is answered 503 (retry) on the webhook routes, as on the orders'.
+      webhooks: { ...webhooks.api(config), store: webhookStoreAnsweringUnavailable(webhooks.store) },
       merchants: new MerchantDirectory(
         stored.map((merchant) => ({ merchantId: merchant.id, apiKeyHash: merchant.apiKeyHash })),
       ),
