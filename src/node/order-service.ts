@@ -206,13 +206,37 @@ export class OrderService {
   }
 
   /**
-   * The order, awaited (at most `waitMs`) if it is seen in flight: the Merchant answers for one it
-   * still runs, the read model (read again until the wait ends) for one that finished meanwhile.
+   * The order, awaited (at most `waitMs`) if it is seen in flight. The Merchant answers for one it
+   * still runs (still in flight after the wait: returned as it is). One the Merchant no longer holds
+   * has finished, and the read model, which may trail it (on a cluster, by a failover of its
+   * projection), is read again until the wait ends; if it still shows the order in flight, the
+   * answer is 503 `order_not_yet_visible`, safe to retry — never a status the order no longer has.
    */
   async getSettled(merchantId: string, orderId: string, waitMs: number): Promise<OrderView | undefined> {
     const order = await this.get(merchantId, orderId);
     if (order === undefined || isTerminal(order.status)) return order;
-    return this.awaitTerminal(order, this.clock.now() + waitMs);
+    const deadline = this.clock.now() + waitMs;
+    let reply: AwaitOrderReply;
+    try {
+      reply = await this.ask<AwaitOrderReply>(merchantId, waitMs, (replyTo) => ({
+        type: 'AwaitOrder',
+        orderId,
+        replyTo,
+      }));
+    } catch (error) {
+      if (error instanceof AskTimeoutError) return order;
+      throw error;
+    }
+    if (reply.type === 'OrderFinished') return viewOf(reply.order);
+    const row = await this.terminalFromReadModel(order, deadline);
+    if (isTerminal(row.status)) return row;
+    throw new ApiError(
+      503,
+      'order_not_yet_visible',
+      'The order has finished but is not readable yet; retry shortly.',
+      undefined,
+      { 'retry-after': '1' },
+    );
   }
 
   /**

@@ -18,7 +18,8 @@ export interface RequestedRefund {
  * What the API asks of refunds. Errors are `ApiError`s with stable codes:
  * 404 `order_not_found`; 409 `order_not_refundable` (not executed); 422 `refund_currency_mismatch`,
  * `refund_exceeds_payment` (counting pending refunds), `idempotency_key_reused`; 409
- * `too_many_refunds`; 503 `gateway_busy` / `merchant_unavailable` with `Retry-After`.
+ * `too_many_refunds`; 503 `gateway_busy` / `merchant_unavailable` / `order_not_yet_visible` (the order
+ * finished but the read model does not show it yet) with `Retry-After`.
  */
 export interface RefundOperations {
   requestRefund(
