@@ -28,6 +28,7 @@ import { InvalidCursorError } from '../readmodel/order-read-model.js';
 import { ApiError, installProblemHandlers } from './problem.js';
 import { registerRefundRoutes } from './refund-routes.js';
 import { containsCardNumber, idempotencyKeyOf } from './request-checks.js';
+import { idParams, problemSchema } from './schemas.js';
 import { registerWebhookRoutes, type WebhookApiDependencies } from './webhook-routes.js';
 
 export { containsCardNumber };
@@ -103,18 +104,7 @@ declare module 'fastify' {
   }
 }
 
-export const problemSchema = {
-  type: 'object',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    code: { type: 'string' },
-    detail: { type: 'string' },
-    param: { type: 'string' },
-  },
-  required: ['type', 'title', 'status', 'code', 'detail'],
-} as const;
+export { problemSchema };
 
 const nullableString = { type: ['string', 'null'] } as const;
 
@@ -186,13 +176,6 @@ const orderRequestSchema = {
     description: { type: 'string', maxLength: 500 },
     reference: { type: 'string', minLength: 1, maxLength: 255 },
   },
-} as const;
-
-const orderIdParams = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
 } as const;
 
 const listQuery = {
@@ -559,7 +542,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
             summary: 'Get an order',
             tags: ['orders'],
             security: [{ bearer: [] }],
-            params: orderIdParams,
+            params: idParams,
             response: { 200: orderSchema, ...errorResponses },
           },
         },
@@ -613,7 +596,7 @@ export async function buildApp(dependencies: AppDependencies): Promise<FastifyIn
             summary: "An order's audit trail: its events, oldest first",
             tags: ['orders'],
             security: [{ bearer: [] }],
-            params: orderIdParams,
+            params: idParams,
             response: {
               200: {
                 type: 'object',

@@ -6,6 +6,7 @@ import { isCurrency } from '../payments/money.js';
 import { refundReasonLengthMax, refundStatuses } from '../payments/refund.js';
 import { ApiError } from './problem.js';
 import { containsCardNumber, idempotencyKeyOf } from './request-checks.js';
+import { idParams, problemResponses } from './schemas.js';
 
 /**
  * The refunds of the merchant whose API key is sent: `POST /v1/orders/:id/refunds`,
@@ -74,36 +75,6 @@ const refundRequestSchema = {
   },
 } as const;
 
-/** Duplicated from `app.ts` (which imports this file) rather than imported in a cycle. */
-const problemSchema = {
-  type: 'object',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    code: { type: 'string' },
-    detail: { type: 'string' },
-    param: { type: 'string' },
-  },
-  required: ['type', 'title', 'status', 'code', 'detail'],
-} as const;
-
-const errorResponses = {
-  400: problemSchema,
-  401: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-  422: problemSchema,
-  503: problemSchema,
-} as const;
-
-const idParams = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
-} as const;
-
 const refundListSchema = {
   type: 'object',
   additionalProperties: false,
@@ -137,7 +108,7 @@ export function registerRefundRoutes(plugin: FastifyInstance, dependencies: Refu
         },
         params: idParams,
         body: refundRequestSchema,
-        response: { 200: refundSchema, 201: refundSchema, ...errorResponses },
+        response: { 200: refundSchema, 201: refundSchema, ...problemResponses },
       },
     },
     async (request, reply) => {
@@ -180,7 +151,7 @@ export function registerRefundRoutes(plugin: FastifyInstance, dependencies: Refu
         tags,
         security,
         params: idParams,
-        response: { 200: refundListSchema, ...errorResponses },
+        response: { 200: refundListSchema, ...problemResponses },
       },
     },
     async (request) => {
@@ -200,7 +171,7 @@ export function registerRefundRoutes(plugin: FastifyInstance, dependencies: Refu
         tags,
         security,
         params: idParams,
-        response: { 200: refundSchema, ...errorResponses },
+        response: { 200: refundSchema, ...problemResponses },
       },
     },
     async (request) => {

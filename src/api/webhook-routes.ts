@@ -13,6 +13,7 @@ import type {
   WebhookStore,
 } from '../webhooks/webhook-store.js';
 import { ApiError } from './problem.js';
+import { idParams, problemResponses } from './schemas.js';
 
 /**
  * The merchants' webhook endpoints and deliveries: `/v1/webhook-endpoints` and
@@ -164,35 +165,6 @@ const deliveryWithAttemptsSchema = {
   additionalProperties: false,
   properties: { ...deliveryProperties, attempts: { type: 'array', items: attemptSchema } },
   required: [...deliveryRequired, 'attempts'],
-} as const;
-
-const problemSchema = {
-  type: 'object',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    code: { type: 'string' },
-    detail: { type: 'string' },
-    param: { type: 'string' },
-  },
-  required: ['type', 'title', 'status', 'code', 'detail'],
-} as const;
-
-const errorResponses = {
-  400: problemSchema,
-  401: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-  422: problemSchema,
-  503: problemSchema,
-} as const;
-
-const idParams = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
 } as const;
 
 const createBody = {
@@ -358,7 +330,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
         tags,
         security,
         body: createBody,
-        response: { 201: endpointWithSecretSchema, ...errorResponses },
+        response: { 201: endpointWithSecretSchema, ...problemResponses },
       },
     },
     async (request, reply) => {
@@ -412,7 +384,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
             properties: { data: { type: 'array', items: endpointSchema } },
             required: ['data'],
           },
-          ...errorResponses,
+          ...problemResponses,
         },
       },
     },
@@ -431,7 +403,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
         tags,
         security,
         params: idParams,
-        response: { 200: endpointSchema, ...errorResponses },
+        response: { 200: endpointSchema, ...problemResponses },
       },
     },
     async (request) => endpointJson(await endpointOf(request.merchantId, request.params.id), clock.now()),
@@ -445,7 +417,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
         tags,
         security,
         params: idParams,
-        response: { 200: endpointSchema, ...errorResponses },
+        response: { 200: endpointSchema, ...problemResponses },
       },
     },
     async (request) => {
@@ -468,7 +440,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
         tags,
         security,
         params: idParams,
-        response: { 200: endpointSchema, ...errorResponses },
+        response: { 200: endpointSchema, ...problemResponses },
       },
     },
     async (request) => {
@@ -499,7 +471,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
             properties: { id: { type: 'string' }, deleted: { type: 'boolean', enum: [true] } },
             required: ['id', 'deleted'],
           },
-          ...errorResponses,
+          ...problemResponses,
         },
       },
     },
@@ -529,7 +501,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
             overlapSeconds: { type: 'integer', minimum: 0, maximum: settings.secretOverlapMaxSeconds },
           },
         },
-        response: { 200: endpointWithSecretSchema, ...errorResponses },
+        response: { 200: endpointWithSecretSchema, ...problemResponses },
       },
     },
     async (request) => {
@@ -572,7 +544,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
             properties: { data: { type: 'array', items: deliverySchema }, hasMore: { type: 'boolean' } },
             required: ['data', 'hasMore'],
           },
-          ...errorResponses,
+          ...problemResponses,
         },
       },
     },
@@ -614,7 +586,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
         tags,
         security,
         params: idParams,
-        response: { 200: deliveryWithAttemptsSchema, ...errorResponses },
+        response: { 200: deliveryWithAttemptsSchema, ...problemResponses },
       },
     },
     async (request) => {
@@ -637,7 +609,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
         tags,
         security,
         params: idParams,
-        response: { 200: deliverySchema, ...errorResponses },
+        response: { 200: deliverySchema, ...problemResponses },
       },
     },
     async (request) => {
