@@ -8,12 +8,19 @@
  * executed, every executed order charged. The cluster runs on short timings (a 3 s lease, a 0.5 s
  * heartbeat), so failover takes a few seconds; times are measured and printed, never asserted.
  *
+ * Webhooks on the same cluster: deliveries of merchant-a that its receiver keeps failing, pending
+ * with retries on the node owning merchant-a's shard, are delivered (signed, each event once to the
+ * receiver, which deduplicates) by the node that takes the shard over when that node is SIGKILLed.
+ *
  * The tests share one cluster and run in order; each leaves every node up for the next.
  */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Merchant, OrderRecord } from '../chaos/load.js';
+import { type Merchant, type OrderRecord, randomCardNumber } from '../chaos/load.js';
+import { getOrder, postOrder } from '../chaos/remit-api.js';
 import { monotonicMs, sleep } from '../chaos/timing.js';
 import { clusterSettings } from '../cluster/cluster-settings.js';
+import { SeededRandom } from '../runtime/random.js';
 import {
   ClusterLoad,
   defaultClusterLoadSettings,
@@ -22,6 +29,8 @@ import {
   settleOrders,
 } from '../testing/cluster-load.js';
 import { type ClusterNode, type ClusterView, NodeCluster, shardHolding } from '../testing/node-cluster.js';
+import { verifyWebhookSignature, webhookSignatureHeader } from '../webhooks/verify.js';
+import { webhookEventIdFor, webhookEventTypes } from '../webhooks/webhook-event.js';
 
 const settings = clusterSettings({
   heartbeatIntervalMs: 500,
@@ -53,6 +62,14 @@ beforeAll(async () => {
     // Long enough that no order fails while its merchant or executor fails over.
     executionDeadlineMs: 30_000,
     bankTimeoutMs: 2_000,
+    // The receiver is on 127.0.0.1 over http; retries come within half a second.
+    nodeArgs: [
+      '--webhooks-allow-insecure',
+      '--webhook-retry-delay-max-ms',
+      '500',
+      '--webhook-attempt-timeout-ms',
+      '2000',
+    ],
   });
   merchants = cluster.credentials.merchants;
   await until('every shard has an owner', async () =>
@@ -71,6 +88,139 @@ async function until(what: string, condition: () => boolean | Promise<boolean>):
     await sleep(lookIntervalMs);
   }
   throw new Error(`${what} did not happen; the nodes' latest warnings:\n${cluster.warnings()}`);
+}
+
+/** One delivery attempt as it reached the receiver. */
+interface Arrival {
+  readonly eventId: string | undefined;
+  readonly verified: boolean;
+  readonly answered: number;
+}
+
+/** Bodies larger than this are refused: no event of Remit's comes near it. */
+const receiverBodyMaxBytes = 1024 * 1024;
+
+/**
+ * A merchant's webhook receiver on 127.0.0.1: it records every attempt that arrives, verifies its
+ * signature with verify.ts, answers `answer` (500 until told otherwise), and when it answers 200
+ * handles each event id once, counting the deliveries of an id it already handled as duplicates.
+ */
+class Receiver {
+  answer = 500;
+  secret = '';
+  readonly arrivals: Arrival[] = [];
+  /** Event id → verified deliveries answered 200: the first handled it, the rest are duplicates. */
+  readonly accepted = new Map<string, number>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<Receiver> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('the receiver has no port');
+    const receiver = new Receiver(server, `http://127.0.0.1:${address.port}/webhooks`);
+    server.on('request', (request, response) => {
+      void receiver.take(request).then((status) => response.writeHead(status).end());
+    });
+    return receiver;
+  }
+
+  private async take(request: IncomingMessage): Promise<number> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > receiverBodyMaxBytes) return 413;
+      chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks).toString('utf8');
+    const verified = verifyWebhookSignature({
+      header: request.headers[webhookSignatureHeader.toLowerCase()],
+      body,
+      secret: this.secret,
+    }).ok;
+    const eventId = verified ? (JSON.parse(body) as { id?: string }).id : undefined;
+    const answered = verified ? this.answer : 400;
+    this.arrivals.push({ eventId, verified, answered });
+    if (answered === 200 && eventId !== undefined)
+      this.accepted.set(eventId, (this.accepted.get(eventId) ?? 0) + 1);
+    return answered;
+  }
+
+  /** Attempts of one event that arrived, answered `status`. */
+  arrivalsOf(eventId: string, status: number): number {
+    return this.arrivals.filter((arrival) => arrival.eventId === eventId && arrival.answered === status)
+      .length;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A counter of a node's `/metrics`; undefined when the node does not answer. */
+async function metricOf(node: ClusterNode, name: string): Promise<number | undefined> {
+  const response = await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(5_000) }).catch(
+    () => undefined,
+  );
+  if (response?.status !== 200) return undefined;
+  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(await response.text());
+  return match === null ? undefined : Number(match[1]);
+}
+
+/** A merchant's API call through one node, its JSON body parsed. */
+async function merchantCall<T>(
+  node: ClusterNode,
+  merchant: Merchant,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: T }> {
+  const response = await fetch(`${node.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${merchant.apiKey}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: response.status, json: (await response.json()) as T };
+}
+
+/** An order of `merchant`, through `node`, executed: the order's id. */
+async function executedOrder(node: ClusterNode, merchant: Merchant, number: string): Promise<string> {
+  const idempotencyKey = crypto.randomUUID();
+  let orderId: string | undefined;
+  await until(`an order of ${merchant.id} accepted through ${node.nodeId}`, async () => {
+    const outcome = await postOrder({
+      gatewayUrl: node.url,
+      apiKey: merchant.apiKey,
+      idempotencyKey,
+      body: {
+        amount: 1250,
+        currency: 'EUR',
+        card: { number, expMonth: 12, expYear: 2030, cvc: '123' },
+        reference: `webhooks-${idempotencyKey}`,
+      },
+      waitSeconds: 10,
+      timeoutMs: 15_000,
+    });
+    if (outcome.kind === 'refused') throw new Error(`the order was refused: ${JSON.stringify(outcome)}`);
+    if (outcome.kind === 'accepted') orderId = outcome.order.id;
+    return orderId !== undefined;
+  });
+  const id = orderId ?? '';
+  await until(
+    `order ${id} executed`,
+    async () => (await getOrder(node.url, merchant.apiKey, id, 5_000))?.status === 'executed',
+  );
+  return id;
 }
 
 function targets(): LoadTarget[] {
@@ -227,6 +377,116 @@ describe('a cluster of three remit node processes, under load, when a node fails
     );
     await executeThrough(victim, 'after-restart');
   }, 150_000);
+
+  it('webhooks: merchant-a’s deliveries pending on the node serving it are delivered by the node that takes its shard over', async () => {
+    const merchant = merchants.find((one) => one.id === 'merchant-a');
+    if (merchant === undefined) throw new Error('no merchant-a');
+    const receiver = await Receiver.start();
+    let killed: ClusterNode | undefined;
+    try {
+      const registered = await merchantCall<{ id: string; secret: string }>(
+        [...cluster.nodes.values()][0] ?? cluster.node('node-1'),
+        merchant,
+        'POST',
+        '/v1/webhook-endpoints',
+        { url: receiver.url, eventTypes: [...webhookEventTypes] },
+      );
+      expect(registered.status).toBe(201);
+      receiver.secret = registered.json.secret;
+      // One page holds them all: besides this test's orders, only events of merchant-a's earlier
+      // orders that the webhook projection derives after the endpoint is registered are delivered.
+      const deliveriesPath = `/v1/webhook-endpoints/${registered.json.id}/deliveries?limit=100`;
+
+      // Orders while the receiver answers 500: their deliveries stay pending, retried.
+      const random = new SeededRandom(4);
+      const ownerBefore = shardHolding(await viewThrough([...cluster.nodes.values()]), 'merchant-merchant-a');
+      const through = othersThan(ownerBefore?.owner ?? '')[0] ?? cluster.node('node-1');
+      const orderIds: string[] = [];
+      for (let index = 0; index < 3; index++)
+        orderIds.push(await executedOrder(through, merchant, randomCardNumber(random)));
+      const eventIds = orderIds.map((orderId) =>
+        webhookEventIdFor({ merchantId: merchant.id, type: 'order.executed', subjectId: orderId }),
+      );
+      await until('every order’s event attempted twice, answered 500', () =>
+        eventIds.every((eventId) => receiver.arrivalsOf(eventId, 500) >= 2),
+      );
+
+      // The node owning merchant-a's shard is the one retrying them: its failed attempts grow.
+      let victimId: string | undefined;
+      let failedBefore: number | undefined;
+      await until('the node owning merchant-a’s shard retrying its deliveries', async () => {
+        const owner = shardHolding(
+          await viewThrough([...cluster.nodes.values()]),
+          'merchant-merchant-a',
+        )?.owner;
+        if (owner === undefined || owner === null) return false;
+        const failed = await metricOf(cluster.node(owner), 'remit_webhook_attempts_failed_total');
+        if (failed === undefined) return false;
+        const retrying = owner === victimId && failedBefore !== undefined && failed > failedBefore;
+        victimId = owner;
+        failedBefore = failed;
+        return retrying;
+      });
+      if (victimId === undefined) throw new Error('nobody owns merchant-a');
+      const victim = cluster.node(victimId);
+      const survivors = othersThan(victimId);
+      const pending = await merchantCall<{ data: Array<{ eventId: string; status: string }> }>(
+        survivors[0] ?? victim,
+        merchant,
+        'GET',
+        deliveriesPath,
+      );
+      expect(pending.json.data.filter((delivery) => eventIds.includes(delivery.eventId))).toEqual(
+        eventIds.map(() => expect.objectContaining({ status: 'pending' })),
+      );
+
+      const killedAtMs = monotonicMs();
+      killed = victim;
+      await victim.process.kill();
+      receiver.answer = 200;
+      await until('merchant-a’s shard owned by another node', async () => {
+        const owner = shardHolding(await viewThrough(survivors), 'merchant-merchant-a')?.owner;
+        return owner !== undefined && owner !== null && owner !== victimId;
+      });
+      const newOwner = shardHolding(await viewThrough(survivors), 'merchant-merchant-a')?.owner;
+      await until('every order’s event delivered and verified', () =>
+        eventIds.every((eventId) => receiver.accepted.has(eventId)),
+      );
+      console.info(
+        `[cluster-failover] webhooks: SIGKILL ${victimId} → merchant-a's shard on ${newOwner}, ` +
+          `its ${eventIds.length} pending deliveries delivered after ${Math.round(monotonicMs() - killedAtMs)} ms; ` +
+          `${receiver.accepted.size} events handled in all, duplicates ${[...receiver.accepted.values()].reduce((sum, count) => sum + count - 1, 0)}, ` +
+          `attempts that arrived ${receiver.arrivals.length}`,
+      );
+      // Every attempt was signed with the endpoint's secret.
+      expect(receiver.arrivals.filter((arrival) => !arrival.verified)).toEqual([]);
+      // Every surviving node shows them succeeded, recorded by the node that took the shard over.
+      for (const node of survivors) {
+        await until(`deliveries shown succeeded through ${node.nodeId}`, async () => {
+          const { status, json } = await merchantCall<{
+            data: Array<{ eventId: string; status: string; attemptCount: number }>;
+          }>(node, merchant, 'GET', deliveriesPath);
+          const ours = json.data.filter((delivery) => eventIds.includes(delivery.eventId));
+          return (
+            status === 200 &&
+            ours.length === eventIds.length &&
+            ours.every((delivery) => delivery.status === 'succeeded' && delivery.attemptCount >= 2)
+          );
+        });
+      }
+
+      // The same node id again: it rejoins and takes shards, so the next test has every node.
+      killed = undefined;
+      await victim.process.start();
+      await until(`${victimId} owns a shard again`, async () =>
+        (await cluster.view(victim)).shards.some((shard) => shard.owner === victimId),
+      );
+    } finally {
+      await receiver.close();
+      // Failed between the kill and the restart: the next tests still get every node.
+      await killed?.process.start();
+    }
+  }, 120_000);
 
   // Whether the paused node still attempts a write after the takeover is up to timing: on SIGCONT
   // its overdue timers run before any I/O callback, and the first thing they do is fence the node

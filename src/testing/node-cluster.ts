@@ -28,6 +28,8 @@ export interface NodeClusterOptions {
   readonly executionDeadlineMs: number;
   /** The nodes' `--bank-timeout-ms`. */
   readonly bankTimeoutMs: number;
+  /** More arguments every node is started with (webhook flags, say). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface ClusterNode {
@@ -167,6 +169,7 @@ export class NodeCluster {
             String(options.settings.shardCount),
             '--rebalance-shards-max',
             String(options.settings.rebalanceShardsMax),
+            ...(options.nodeArgs ?? []),
           ],
           healthUrl: `${url}/health/ready`,
           env,
