@@ -105,6 +105,21 @@ export class SchemaTooNewError extends Error {
 
 /** Brings the database to the latest schema in one IMMEDIATE transaction; a no-op when it is there. */
 export function migrate(database: Database, path: string, appliedAt: number): MigrationResult {
+  return migrateTo(database, path, appliedAt, migrations);
+}
+
+/**
+ * Applies the `migrations` the file has not had yet (its `schema_migrations` says which), in one
+ * IMMEDIATE transaction; refuses a file newer than them. Every SQLite file of Remit's (the
+ * journal's, `webhooks.db`) migrates through it, each with its own list.
+ */
+export function migrateTo(
+  database: Database,
+  path: string,
+  appliedAt: number,
+  list: readonly Migration[],
+): MigrationResult {
+  const latest = latestVersionOf(list);
   const run = database.transaction((): MigrationResult => {
     database.exec(
       'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT',
@@ -115,15 +130,15 @@ export function migrate(database: Database, path: string, appliedAt: number): Mi
       typeof fromVersion === 'number' && Number.isSafeInteger(fromVersion) && fromVersion >= 0,
       `schema_migrations of ${path} holds a malformed version: ${String(current)}`,
     );
-    if (fromVersion > latestSchemaVersion) {
-      throw new SchemaTooNewError(path, fromVersion, latestSchemaVersion);
+    if (fromVersion > latest) {
+      throw new SchemaTooNewError(path, fromVersion, latest);
     }
     const record = database.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
-    for (const migration of migrations.slice(fromVersion)) {
+    for (const migration of list.slice(fromVersion)) {
       database.exec(migration.sql);
       record.run(migration.version, appliedAt);
     }
-    return { fromVersion, toVersion: latestSchemaVersion };
+    return { fromVersion, toVersion: latest };
   });
   // IMMEDIATE: two processes opening the same new file must not both try to create the tables.
   return run.immediate();

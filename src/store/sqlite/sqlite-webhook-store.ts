@@ -12,8 +12,7 @@ import type {
   WebhookEndpoint,
   WebhookStore,
 } from '../../webhooks/webhook-store.js';
-import { latestVersionOf, type MigrationResult } from '../migration-sequence.js';
-import { type Migration, SchemaTooNewError } from './migrations.js';
+import { type Migration, migrateTo } from './migrations.js';
 import { busyTimeoutMs, openWriterDatabase } from './open-database.js';
 
 /**
@@ -120,8 +119,6 @@ export const webhookMigrations: readonly Migration[] = [
     `,
   },
 ];
-
-const latestWebhookSchemaVersion = latestVersionOf(webhookMigrations);
 
 /** The single row of `webhook_projection`. */
 const projectionName = 'webhooks';
@@ -310,7 +307,7 @@ export class SqliteWebhookStore implements WebhookStore {
   static open(path: string, now: number): SqliteWebhookStore {
     const database = openWriterDatabase(path, busyTimeoutMs, webhooksCacheSizeBytes);
     try {
-      migrateWebhooks(database, path, now);
+      migrateTo(database, path, now, webhookMigrations);
       return new SqliteWebhookStore(database, path);
     } catch (error) {
       database.close();
@@ -634,29 +631,4 @@ function prepare(database: Database) {
     ),
   };
   return statements;
-}
-
-/** Brings `webhooks.db` to the latest schema in one IMMEDIATE transaction. */
-function migrateWebhooks(database: Database, path: string, appliedAt: number): MigrationResult {
-  const run = database.transaction((): MigrationResult => {
-    database.exec(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT',
-    );
-    const current: unknown = database.prepare('SELECT max(version) FROM schema_migrations').pluck().get();
-    const fromVersion = current === null || current === undefined ? 0 : current;
-    assert.ok(
-      typeof fromVersion === 'number' && Number.isSafeInteger(fromVersion) && fromVersion >= 0,
-      `schema_migrations of ${path} holds a malformed version: ${String(current)}`,
-    );
-    if (fromVersion > latestWebhookSchemaVersion) {
-      throw new SchemaTooNewError(path, fromVersion, latestWebhookSchemaVersion);
-    }
-    const record = database.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
-    for (const migration of webhookMigrations.slice(fromVersion)) {
-      database.exec(migration.sql);
-      record.run(migration.version, appliedAt);
-    }
-    return { fromVersion, toVersion: latestWebhookSchemaVersion };
-  });
-  return run.immediate();
 }
