@@ -27,9 +27,17 @@ interface RefundRequestState {
   retryAt: number;
   inFlight: number | undefined;
   answered: boolean;
+  /** `order_not_refundable` answers so far: the order may not be executed yet, or never will be. */
+  notRefundable: number;
   readonly acceptedIds: Set<string>;
   readonly refusals: Array<{ status: number; code: string }>;
 }
+
+/**
+ * A refund of an order not executed is asked again this many times, a second apart, then given up:
+ * by then an order still in flight would have finished (its deadline is shorter).
+ */
+const notRefundableAnswersMax = 60;
 
 export interface RefundClientSettings {
   readonly attemptTimeoutMs: number;
@@ -60,6 +68,7 @@ export class SimRefundClient {
       retryAt: Number.NEGATIVE_INFINITY,
       inFlight: undefined,
       answered: false,
+      notRefundable: 0,
       acceptedIds: new Set(),
       refusals: [],
     }));
@@ -110,6 +119,9 @@ export class SimRefundClient {
           request.acceptedIds.add(refundId);
           request.answered = true;
           this.counters.refundsAccepted++;
+        } else if (code === 'order_not_refundable' && ++request.notRefundable >= notRefundableAnswersMax) {
+          // The order ended without being executed (declined, failed): the merchant gives up.
+          request.answered = true;
         } else if (
           status >= 400 &&
           status < 500 &&
