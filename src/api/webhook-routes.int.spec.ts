@@ -59,6 +59,9 @@ function countingBytes(size: number): Uint8Array {
   return bytes;
 }
 
+/** How often the routes told the dispatcher that deliveries became due at once. */
+let dueSignals = 0;
+
 function webhooks(overrides: Partial<WebhookApiDependencies> = {}): WebhookApiDependencies {
   return {
     store,
@@ -66,6 +69,9 @@ function webhooks(overrides: Partial<WebhookApiDependencies> = {}): WebhookApiDe
     clock,
     randomBytes: countingBytes,
     lookup,
+    onDeliveriesDue: () => {
+      dueSignals += 1;
+    },
     ...overrides,
   };
 }
@@ -472,13 +478,17 @@ describe('deliveries', () => {
       ],
     });
     expect((await call('GET', `/v1/webhook-deliveries/${deliveryId}`, undefined, keyB)).statusCode).toBe(404);
+    const signalsBefore = dueSignals;
     expect(
       (await call('POST', `/v1/webhook-deliveries/${deliveryId}/resend`, undefined, keyB)).statusCode,
     ).toBe(404);
+    expect(dueSignals).toBe(signalsBefore);
 
     clock.advance(60_000);
     const resent = await call('POST', `/v1/webhook-deliveries/${deliveryId}/resend`);
     expect(resent.statusCode).toBe(200);
+    // The dispatcher is told at once, so the resend goes out without waiting for its next poll.
+    expect(dueSignals).toBe(signalsBefore + 1);
     expect(resent.json()).toMatchObject({
       id: deliveryId,
       status: 'pending',

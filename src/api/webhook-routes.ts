@@ -52,6 +52,8 @@ export interface WebhookApiDependencies {
   /** Resolves a URL's host at registration; the system's DNS unless a test gives a table. */
   readonly lookup?: HostLookup;
   readonly settings?: WebhookApiSettings;
+  /** Told when deliveries became due at once (a resend, an endpoint enabled): the dispatcher looks now. */
+  readonly onDeliveriesDue?: () => void;
 }
 
 const nullableDateTime = { type: ['string', 'null'], format: 'date-time' } as const;
@@ -451,6 +453,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
         failingSince: undefined,
         updatedAt: now,
       });
+      dependencies.onDeliveriesDue?.();
       return endpointJson(endpoint, now);
     },
   );
@@ -627,6 +630,7 @@ export function registerWebhookRoutes(plugin: FastifyInstance, dependencies: Web
       }
       const resent = await store.resendDelivery(merchantId, id, clock.now());
       if (resent === undefined) throw deliveryNotFound(id);
+      dependencies.onDeliveriesDue?.();
       return deliveryJson(resent);
     },
   );

@@ -79,6 +79,7 @@ export class WebhookRuntime {
       store: this.store,
       urlPolicy: { allowInsecure: config.webhooksAllowInsecure },
       clock: this.options.clock,
+      onDeliveriesDue: () => this.dispatcher.poke(),
     };
   }
 
